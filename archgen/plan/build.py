@@ -1,0 +1,104 @@
+"""Spec -> Plan: the graph, its legal sizes, and every shape, crop, param and FLOP."""
+
+from __future__ import annotations
+
+from math import prod
+
+from archgen.errors import PlanError
+from archgen.plan.graph import build_graph, down_factor
+from archgen.plan.ir import LayerPlan, Node, Plan, SizeRule
+from archgen.plan.shapes import SizeError, infer_axis
+from archgen.plan.sizes import solve_sizes
+from archgen.spec.model import ArchSpec
+
+AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def make_plan(spec: ArchSpec) -> Plan:
+    """Plan every layer of ``spec``; raises ``PlanError`` for an input size that does not tile.
+
+    >>> from archgen.spec import load_spec
+    >>> make_plan(load_spec("conf/unet.yaml")).output_shapes
+    {'logits': (388, 388, 2)}
+    """
+    graph = build_graph(spec)
+    nodes = list(graph.nodes.values())
+    heads = {h.name: f"head_{h.name}" for h in spec.heads}
+    bottleneck_in = graph.nodes["bottleneck_conv1"].inputs[0]
+    rule = solve_sizes(nodes, down_factor(spec), heads, bottleneck_in)
+
+    axes = []  # per spatial axis: (sizes, amounts, dynamic)
+    solved: dict[int, tuple] = {}
+    for axis, n in enumerate(spec.input.shape[:-1]):
+        if n is None:
+            axes.append((*_dynamic_axis(spec, nodes, rule, axis), True))
+            continue
+        if n not in solved:
+            try:
+                solved[n] = infer_axis(nodes, n)
+            except SizeError as exc:
+                raise _size_error(spec, exc, rule, axis) from None
+        axes.append((*solved[n], False))
+
+    layers = []
+    for node in nodes:
+        spatial = tuple(None if dyn else sizes[node.name] for sizes, _, dyn in axes)
+        attrs = dict(node.attrs)
+        if node.kind == "crop":
+            attrs["cropping"] = tuple(amounts[node.name] for _, amounts, _ in axes)
+        elif node.kind == "pad":
+            attrs["padding"] = tuple(amounts[node.name] for _, amounts, _ in axes)
+        elif node.kind == "resize":
+            attrs["size"] = tuple(sizes[node.like] for sizes, _, _ in axes)
+        in_spatial = tuple(None if dyn else sizes[node.inputs[0]] for sizes, _, dyn in axes) if node.inputs else ()
+        layers.append(LayerPlan(
+            name=node.name, kind=node.kind, inputs=node.inputs, shape=(*spatial, node.channels),
+            params=node.params, flops=layer_flops(node, graph.nodes, spatial, in_spatial, spec.ndim),
+            group=node.group, attrs=attrs))
+    return Plan(name=spec.name, ndim=spec.ndim, input_shape=tuple(spec.input.shape), layers=tuple(layers),
+                outputs=heads, sizes=rule, depth=spec.encoder.depth)
+
+
+def layer_flops(node: Node, nodes: dict[str, Node], spatial: tuple, in_spatial: tuple, ndim: int) -> int | None:
+    """2 x multiply-adds of convolutions, one sample; other layers count 0 (they are < 0.1%)."""
+    if node.kind not in ("conv", "conv_transpose"):
+        return 0
+    # A transposed conv does its multiply-adds per input position, a conv per output position.
+    positions = in_spatial if node.kind == "conv_transpose" else spatial
+    if any(p is None for p in positions):
+        return None
+    cin = nodes[node.inputs[0]].channels
+    return 2 * prod(positions) * node.attrs["kernel"] ** ndim * cin * node.attrs["filters"]
+
+
+def _dynamic_axis(spec: ArchSpec, nodes: list[Node], rule: SizeRule | None, axis: int):
+    """Sizes at the smallest legal size, after checking crops do not vary with the size."""
+    if rule is None:
+        raise PlanError("no rule for legal input sizes could be derived for this network, so this size "
+                        "cannot be left open; give a number", path=f"input.shape[{axis}]", value=None)
+    sizes, amounts = infer_axis(nodes, rule.first)
+    _, later = infer_axis(nodes, rule.first + rule.period)
+    for name, amount in amounts.items():
+        if later[name] != amount:
+            raise PlanError(f"{name} would crop or pad {amount} at size {rule.first} but {later[name]} at "
+                            f"{rule.first + rule.period}; a Keras layer needs a fixed amount, so give a number",
+                            path=f"input.shape[{axis}]", value=None)
+    return sizes, amounts
+
+
+def _size_error(spec: ArchSpec, exc: SizeError, rule: SizeRule | None, axis: int) -> PlanError:
+    names = AXIS_NAMES[spec.ndim]
+    n = spec.input.shape[axis]
+    where = f" on axis {names[axis]}" if spec.ndim > 1 else ""
+    context = f"with encoder.depth={spec.encoder.depth} and padding={spec.padding}, "
+    message = f"{context}{exc.node.name} gets {exc.size}{where}, which is {exc.reason}"
+    if exc.reason.startswith(("its inputs", "cannot")):
+        message = f"{context}{exc.node.name} gets {exc.size}{where}: {exc.reason}"
+    hint = ""
+    if rule is not None:
+        head = next(iter(rule.outputs))
+        nearest = ", ".join(f"{m} (output {rule.output_size(head, m)})" for m in rule.nearest(n))
+        hint = f"legal sizes: {rule.describe(names[axis])}; nearest: {nearest}"
+    else:
+        message += "; no input size works for this network"
+    return PlanError(message, path="input.shape", value=list(spec.input.shape), hint=hint)

@@ -1,0 +1,113 @@
+"""Spatial sizes along one axis, one small function per layer kind.
+
+Every op acts on each spatial axis alone and alike, so a whole input shape is solved one
+axis at a time, and the legal-size solver probes a single axis.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from archgen.plan.ir import Node
+
+
+class SizeError(Exception):
+    """A layer cannot take the size it is given on one axis."""
+
+    def __init__(self, node: Node, size: int, reason: str):
+        self.node, self.size, self.reason = node, size, reason
+        super().__init__(f"{node.name} gets {size}: {reason}")
+
+
+def conv_size(node: Node, n: int) -> int:
+    a = node.attrs
+    k, s, d = a["kernel"], a["stride"], a["dilation"]
+    reach = (k - 1) * d + 1
+    if a["padding"] == "valid":
+        if n < reach:
+            raise SizeError(node, n, f"smaller than the kernel's reach of {reach}")
+        if (n - reach) % s:
+            raise SizeError(node, n, f"a valid conv of kernel {k}, stride {s} leaves a remainder "
+                                     f"(needs {reach} + a multiple of {s})")
+        return (n - reach) // s + 1
+    if n % s:
+        raise SizeError(node, n, f"not a multiple of the stride {s}, so it does not tile seamlessly")
+    return n // s
+
+
+def transpose_size(node: Node, n: int) -> int:
+    # Padding "same" makes a transposed conv scale the size exactly by its stride.
+    return n * node.attrs["stride"]
+
+
+def pool_size(node: Node, n: int) -> int:
+    f = node.attrs["factor"]
+    if n % f:
+        raise SizeError(node, n, f"not a multiple of the pool size {f}, so it does not tile seamlessly")
+    return n // f
+
+
+def upsample_size(node: Node, n: int) -> int:
+    return n * node.attrs["factor"]
+
+
+def same_size(node: Node, n: int) -> int:
+    return n
+
+
+def crop_amount(node: Node, n: int, target: int) -> tuple[int, int]:
+    """Centre crop of ``n`` down to ``target``; the odd pixel goes to the end."""
+    if n < target:
+        raise SizeError(node, n, f"cannot be cropped to {target}, which is larger")
+    before = (n - target) // 2
+    return before, n - target - before
+
+
+def pad_amount(node: Node, n: int, target: int) -> tuple[int, int]:
+    """Zero padding of ``n`` up to ``target``; the odd pixel goes to the end."""
+    if n > target:
+        raise SizeError(node, n, f"cannot be padded to {target}, which is smaller")
+    before = (target - n) // 2
+    return before, target - n - before
+
+
+UNARY: dict[str, Callable[[Node, int], int]] = {
+    "conv": conv_size,
+    "conv_transpose": transpose_size,
+    "maxpool": pool_size,
+    "avgpool": pool_size,
+    "upsample": upsample_size,
+    "norm": same_size,
+    "activation": same_size,
+    "dropout": same_size,
+}
+ALIGN: dict[str, Callable[[Node, int, int], tuple[int, int]]] = {"crop": crop_amount, "pad": pad_amount}
+
+
+def infer_axis(nodes: list[Node], n: int) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """Sizes of every node on one axis for input size ``n``, and each crop/pad as (before, after).
+
+    Raises ``SizeError`` at the first layer that cannot take its size.
+    """
+    sizes: dict[str, int] = {}
+    amounts: dict[str, tuple[int, int]] = {}
+    for node in nodes:
+        kind = node.kind
+        if kind == "input":
+            sizes[node.name] = n
+        elif kind in UNARY:
+            sizes[node.name] = UNARY[kind](node, sizes[node.inputs[0]])
+        elif kind in ALIGN:
+            target = sizes[node.like]
+            amounts[node.name] = ALIGN[kind](node, sizes[node.inputs[0]], target)
+            sizes[node.name] = target
+        elif kind == "resize":
+            sizes[node.name] = sizes[node.like]
+        else:  # merges: concat, add, multiply
+            first, *rest = (sizes[i] for i in node.inputs)
+            for other in rest:
+                if other != first:
+                    raise SizeError(node, first, f"its inputs differ in size ({first} vs {other}); "
+                                                 f"align the skip (decoder.align: crop, pad or resize)")
+            sizes[node.name] = first
+    return sizes, amounts

@@ -1,0 +1,54 @@
+"""Which input sizes tile seamlessly, derived by probing the planner on one axis.
+
+Every down-sampling divides by its factor exactly and every conv shifts the size by a
+constant, so the legal sizes of an axis form one arithmetic progression
+``n = P*k + c`` (``P`` = product of down-sampling factors, ``k`` = size entering the
+bottleneck) from some smallest ``k`` on, and each head's size is affine in ``n``. The
+solver finds the residue by probing one large size per residue class, the smallest ``k``
+by bisection, and the affine output maps from two legal sizes.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from archgen.plan.ir import Node, SizeRule
+from archgen.plan.shapes import SizeError, infer_axis
+
+# Probing is P inferences; beyond this the rule is not derived (such a net is absurd anyway).
+MAX_PERIOD = 4096
+_FAR = 1 << 20  # k this large clears every lower bound that valid convs put on a size
+
+
+def _legal(nodes: list[Node], n: int) -> dict[str, int] | None:
+    try:
+        return infer_axis(nodes, n)[0]
+    except SizeError:
+        return None
+
+
+def solve_sizes(nodes: list[Node], period: int, heads: dict[str, str], bottleneck_in: str) -> SizeRule | None:
+    """The legal-size rule of one axis, or None when there is none (or it is not one progression)."""
+    if period > MAX_PERIOD:
+        return None
+    residues = [r for r in range(period) if _legal(nodes, period * _FAR + r) is not None]
+    if len(residues) != 1:
+        return None
+    r = residues[0]
+    lo, hi = 0, _FAR  # hi is legal; find the smallest legal k with n = P*k + r
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _legal(nodes, period * mid + r) is not None:
+            hi = mid
+        else:
+            lo = mid + 1
+    n0 = period * lo + r
+    first, second = _legal(nodes, n0), _legal(nodes, n0 + period)
+    if first is None or second is None or _legal(nodes, n0 + 2 * period) is None:
+        return None  # legality is not monotone in k: no single progression describes it
+    k0 = first[bottleneck_in]
+    outputs = {}
+    for head, layer in heads.items():
+        scale = Fraction(second[layer] - first[layer], period)
+        outputs[head] = (scale, first[layer] - scale * n0)
+    return SizeRule(period=period, offset=n0 - period * k0, k_min=k0, outputs=outputs)

@@ -1,0 +1,231 @@
+"""Pydantic models of the archgen YAML: the only place that knows the file format.
+
+Every option is a name in a closed set (a ``Literal`` or a union discriminated on
+``type``); a config never names Python code to import.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+Padding = Literal["valid", "same"]
+Norm = Literal["none", "batch", "group", "layer"]
+# Keras activation names that need no arguments; "linear" means none.
+Activation = Literal[
+    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish",
+    "mish", "tanh", "sigmoid", "hard_sigmoid", "softplus", "softsign", "softmax",
+]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class InputSpec(Strict):
+    """The model's input tensor, without the batch axis."""
+
+    shape: list[PositiveInt | None] = Field(min_length=2, max_length=4)
+    """Spatial sizes then channels: [L, C] (1D), [H, W, C] (2D) or [D, H, W, C] (3D).
+    A spatial size may be null: the model then accepts any legal size at run time."""
+
+    @model_validator(mode="after")
+    def _channels_known(self) -> InputSpec:
+        if self.shape[-1] is None:
+            raise ValueError("the channel count (last entry of input.shape) must be a number")
+        return self
+
+
+class _BlockBase(Strict):
+    convs: PositiveInt = 2
+    """Convolutions per level."""
+    kernel_size: PositiveInt | list[PositiveInt] = 3
+    """Kernel size of every conv, or one per level (encoder level 1 first, bottleneck last)."""
+    dilation: PositiveInt = 1
+    """Dilation rate of every conv."""
+    activation: Activation = "relu"
+    """Activation after each conv (after the normalisation, if any)."""
+    norm: Norm = "none"
+    """Normalisation after each conv. With a norm the conv has no bias (the norm's shift replaces it)."""
+    groups: PositiveInt = 8
+    """Groups of a group norm; must divide the channel count of every level."""
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Dropout rate applied at the end of each block; 0 adds no layer."""
+    padding: Padding | None = None
+    """Padding of this block's convs; null takes the top-level ``padding``."""
+
+
+class ConvBlock(_BlockBase):
+    """``convs`` convolutions in a row (the original U-Net block)."""
+
+    type: Literal["conv"] = "conv"
+
+
+class ResidualBlock(_BlockBase):
+    """Convolutions with an identity shortcut (a 1x1 projection where channels change)."""
+
+    type: Literal["residual"] = "residual"
+
+
+Block = Annotated[Union[ConvBlock, ResidualBlock], Field(discriminator="type")]
+
+
+class MaxPool(Strict):
+    """Max pooling with window = stride = ``factor``."""
+
+    type: Literal["maxpool"] = "maxpool"
+    factor: int = Field(default=2, ge=2)
+    """Down-sampling factor on every spatial axis."""
+
+
+class AvgPool(Strict):
+    """Average pooling with window = stride = ``factor``."""
+
+    type: Literal["avgpool"] = "avgpool"
+    factor: int = Field(default=2, ge=2)
+    """Down-sampling factor on every spatial axis."""
+
+
+class StridedConv(Strict):
+    """A convolution with stride ``factor`` (kernel = factor unless given)."""
+
+    type: Literal["conv"] = "conv"
+    factor: int = Field(default=2, ge=2)
+    """Down-sampling factor on every spatial axis."""
+    kernel_size: PositiveInt | None = None
+    """Kernel size; null means ``factor``."""
+    activation: Activation = "relu"
+    """Activation after the strided conv."""
+
+
+Downsample = Annotated[Union[MaxPool, AvgPool, StridedConv], Field(discriminator="type")]
+
+
+class TransposeUp(Strict):
+    """A transposed convolution with stride ``factor`` (the paper's "up-convolution")."""
+
+    type: Literal["transpose"] = "transpose"
+    factor: int = Field(default=2, ge=2)
+    """Up-sampling factor on every spatial axis."""
+    kernel_size: PositiveInt | None = None
+    """Kernel size; null means ``factor``."""
+    activation: Activation = "linear"
+    """Activation of the transposed conv (the seed U-Net uses relu)."""
+
+
+class ResizeUp(Strict):
+    """Nearest or bilinear up-sampling followed by a convolution (padding same)."""
+
+    type: Literal["resize"] = "resize"
+    factor: int = Field(default=2, ge=2)
+    """Up-sampling factor on every spatial axis."""
+    interpolation: Literal["nearest", "bilinear"] = "nearest"
+    """Interpolation of the up-sampling; bilinear works on 2D inputs only."""
+    kernel_size: PositiveInt = 2
+    """Kernel size of the conv after the resize."""
+    activation: Activation = "linear"
+    """Activation of the conv after the resize."""
+
+
+Upsample = Annotated[Union[TransposeUp, ResizeUp], Field(discriminator="type")]
+
+
+class ConcatMerge(Strict):
+    """Concatenate the up-sampled feature and the skip on the channel axis."""
+
+    type: Literal["concat"] = "concat"
+
+
+class AddMerge(Strict):
+    """Add the skip to the up-sampled feature (a 1x1 projection where channels differ)."""
+
+    type: Literal["add"] = "add"
+
+
+class AttentionMerge(Strict):
+    """Attention gate on the skip (Oktay et al. 2018), then concatenate."""
+
+    type: Literal["attention"] = "attention"
+    inter_filters: PositiveInt | None = None
+    """Channels of the gate's intermediate 1x1 convs; null means half the skip's channels."""
+
+
+Merge = Annotated[Union[ConcatMerge, AddMerge, AttentionMerge], Field(discriminator="type")]
+
+Align = Literal["crop", "pad", "resize", "none"]
+
+
+class EncoderSpec(Strict):
+    """The contracting path: ``depth`` levels each ending in a down-sampling, then the bottleneck."""
+
+    depth: int = Field(default=4, ge=0, le=12)
+    """Number of down-sampling steps (levels 1..depth, then the bottleneck)."""
+    filters: PositiveInt | list[PositiveInt] = 64
+    """Filters of level 1 (each deeper level multiplies by ``multiplier``), or one per level
+    (depth + 1 entries, bottleneck last)."""
+    multiplier: float = Field(default=2.0, gt=0)
+    """Channel growth per level when ``filters`` is a single number."""
+    max_filters: PositiveInt | None = None
+    """Cap on the filters of any level (nnU-Net caps at 320 in 3D, 512 in 2D)."""
+    block: Block = ConvBlock()
+    """The block applied at each level and at the bottleneck."""
+    downsample: Downsample = MaxPool()
+    """How each level is down-sampled."""
+
+
+class DecoderSpec(Strict):
+    """The expanding path: one level per encoder level, deepest first."""
+
+    skips: Literal["all", "none"] | list[PositiveInt] = "all"
+    """Which encoder levels send a skip connection: all (U-Net), none (plain
+    encoder-decoder), or a list of levels (1 = full resolution)."""
+    align: Align | list[Align] = "crop"
+    """How a skip is brought to the up-sampled feature's size: crop the skip (centre,
+    asymmetric when the difference is odd), pad the up-sampled feature, resize the skip, or
+    none (sizes must already match). One value, or one per level (level 1 first)."""
+    merge: Merge = ConcatMerge()
+    """How the aligned skip joins the up-sampled feature."""
+    upsample: Upsample = TransposeUp()
+    """How each level is up-sampled."""
+    block: Block | None = None
+    """The block of each decoder level; null reuses the encoder's."""
+
+
+class HeadSpec(Strict):
+    """One output of the model: a conv on a decoder level."""
+
+    name: Name
+    """Output name; its layer is ``head_<name>``."""
+    filters: PositiveInt
+    """Output channels (classes for segmentation, maps for regression)."""
+    activation: Activation = "linear"
+    """softmax or sigmoid for segmentation, linear for logits or regression."""
+    kernel_size: PositiveInt = 1
+    """Kernel size of the head conv."""
+    level: PositiveInt = 1
+    """Decoder level the head reads (1 = full resolution; deeper levels give
+    deep-supervision outputs; depth + 1 reads the bottleneck)."""
+
+
+class ArchSpec(Strict):
+    """An encoder-decoder network: input, encoder, decoder, heads."""
+
+    name: Name = "unet"
+    """Model name; also the default output file stem."""
+    input: InputSpec
+    """The input tensor."""
+    padding: Padding = "same"
+    """Padding of every conv whose block does not set its own."""
+    encoder: EncoderSpec = EncoderSpec()
+    """The contracting path."""
+    decoder: DecoderSpec = DecoderSpec()
+    """The expanding path."""
+    heads: list[HeadSpec] = Field(min_length=1)
+    """The model's outputs."""
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes (1, 2 or 3)."""
+        return len(self.input.shape) - 1
