@@ -94,6 +94,8 @@ def infer_axis(nodes: list[Node], n: int) -> tuple[dict[str, int], dict[str, tup
     for node in nodes:
         kind = node.kind
         if kind == "input":
+            if n < 1:
+                raise SizeError(node, n, "not a positive size")
             sizes[node.name] = n
         elif kind in UNARY:
             sizes[node.name] = UNARY[kind](node, sizes[node.inputs[0]])

@@ -75,7 +75,8 @@ def _compose_error(exc: BaseException, overrides: Sequence[str]) -> SpecError:
         hint = did_you_mean(parts[-1], known_keys(parts))
         value = next((o.split("=", 1)[1] for o in overrides if o.startswith(key + "=")), ...)
         known = parts[-1] in known_keys(parts)
-        why = ("is not in the file; add it with +" + key + "=..." if known else "no such key" + hint)
+        shown = "..." if value is ... else value
+        why = (f"is not in the file; add it with +{key}={shown}" if known else "no such key" + hint)
         return SpecError(why, path=key, value=value)
     return SpecError(f"bad override: {text}", path="overrides")
 
@@ -164,5 +165,6 @@ def _field_doc(loc: Sequence[Any]) -> str:
     for model in _models_at(list(loc)[:-1]):
         field = model.model_fields.get(str(loc[-1]))
         if field and field.description:
-            return ": " + field.description.splitlines()[0]
+            doc = field.description.splitlines()[0]
+            return f" ({doc[0].lower()}{doc[1:].rstrip('.')})"
     return ""

@@ -1,0 +1,171 @@
+"""``archgen`` command line: parse, call the library, print. Exit 0 ok, 2 bad input, 1 internal error.
+
+Everything after the config path that is not an option is a Hydra override
+(``key=value``, ``+key=value``, ``~key``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from archgen.errors import ArchgenError
+
+COMMANDS = {
+    "build": "plan the model, build it with Keras and save it as .keras",
+    "summary": "print the planned model (no TensorFlow import)",
+    "validate": "check a config and its overrides; exit 0 or 2",
+    "schema": "print the JSON Schema of the config format",
+}
+
+
+class UsageError(ArchgenError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse exits 2 too, but with its own wording
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+
+def _parser(command: str) -> argparse.ArgumentParser:
+    p = _Parser(prog=f"archgen {command}", description=COMMANDS[command])
+    if command == "schema":
+        return p
+    p.add_argument("config", help="the YAML file (ending in .yaml)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, +key=value, ~key")
+    if command in ("summary", "build"):
+        p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    if command == "build":
+        p.add_argument("-o", "--output", type=Path, help="where to write the model (default: <name>.keras)")
+        p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+        p.add_argument("--keras-summary", action="store_true", help="also print Keras's model.summary()")
+    return p
+
+
+def _top_usage() -> str:
+    lines = ["usage: archgen COMMAND CONFIG [OVERRIDES...] [OPTIONS]", "", "commands:"]
+    lines += [f"  {name:<9} {text}" for name, text in COMMANDS.items()]
+    lines += ["", "archgen COMMAND --help for its options"]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(argv)
+    except ArchgenError as exc:
+        print(f"error: {exc.render()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug of ours: one line, the traceback only on request
+        if os.environ.get("ARCHGEN_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (set ARCHGEN_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _run(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_top_usage())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "--version":
+        from archgen import __version__
+
+        print(f"archgen {__version__}")
+        return 0
+    if command not in COMMANDS:
+        from archgen.errors import did_you_mean
+
+        raise UsageError(f"unknown command{did_you_mean(command, COMMANDS)}\n{_top_usage()}", path="command",
+                         value=command)
+    try:
+        args = _parser(command).parse_intermixed_args(rest)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema}[command](args)
+
+
+def _plan(args: argparse.Namespace):
+    from archgen.plan import make_plan
+    from archgen.spec import load_spec
+
+    spec = load_spec(args.config, args.overrides)
+    return spec, make_plan(spec)
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:  # piped: rich would wrap at 80 columns
+        console.width = max(console.width, 120)
+    return console
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    _, plan = _plan(args)
+    if args.json:
+        from archgen.report.data import plan_to_dict
+
+        print(json.dumps(plan_to_dict(plan), indent=2))
+        return 0
+    from archgen.report.summary import print_summary
+
+    print_summary(plan, _console())
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    _, plan = _plan(args)
+    shapes = ", ".join(f"{head} {list(shape)}" for head, shape in plan.output_shapes.items())
+    print(f"ok: {args.config} is valid: {plan.total_params:,} params, outputs {shapes}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from archgen.spec.schema import schema_json
+
+    print(schema_json())
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from archgen.output import check_target, write_atomic
+
+    spec, plan = _plan(args)
+    target = check_target(args.output or Path(f"{spec.name}.keras"), force=args.force, suffix=".keras")
+    start = time.perf_counter()
+    from archgen.emit import emit_model
+
+    model = emit_model(plan)
+    built = time.perf_counter() - start
+    write_atomic(target, lambda tmp: model.save(tmp), suffix=".keras")
+    if args.json:
+        from archgen.report.data import plan_to_dict
+
+        data = plan_to_dict(plan)
+        data.update(output=str(target), build_seconds=round(built, 3), keras_params=model.count_params())
+        print(json.dumps(data, indent=2))
+        return 0
+    console = _console()
+    from archgen.report.summary import print_summary
+
+    print_summary(plan, console)
+    if args.keras_summary:
+        model.summary(print_fn=lambda line, **_: console.print(line, markup=False))
+    size = target.stat().st_size / 2**20
+    console.print(f"wrote {target} ({size:.1f} MiB; built in {built:.2f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

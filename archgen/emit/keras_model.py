@@ -1,0 +1,141 @@
+"""Plan -> ``keras.Model`` (functional API): one small function per layer kind.
+
+The emitter translates; it computes no shapes. Crops, pads and resize targets come solved
+in ``LayerPlan.attrs``. Only built-in layers are used, so a saved model loads with
+``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+# Before TensorFlow loads: keep its C++ start-up chatter (e.g. "failed call to cuInit") off stderr.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+
+from archgen.errors import EmitError, did_you_mean  # noqa: E402
+from archgen.plan.ir import LayerPlan, Plan  # noqa: E402
+
+L = keras.layers
+Emitter = Callable[[LayerPlan, list[Any], int], Any]
+
+
+def _nd(base: str, ndim: int, suffix: str = "") -> type:
+    return getattr(L, f"{base}{ndim}D{suffix}")
+
+
+def emit_conv(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    a = layer.attrs
+    return _nd("Conv", ndim)(a["filters"], a["kernel"], strides=a["stride"], padding=a["padding"],
+                             dilation_rate=a["dilation"], activation=a["activation"], use_bias=a["use_bias"],
+                             name=layer.name)(xs[0])
+
+
+def emit_conv_transpose(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    a = layer.attrs
+    return _nd("Conv", ndim, "Transpose")(a["filters"], a["kernel"], strides=a["stride"], padding="same",
+                                          activation=a["activation"], use_bias=a["use_bias"],
+                                          name=layer.name)(xs[0])
+
+
+def emit_maxpool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    f = layer.attrs["factor"]
+    return _nd("MaxPooling", ndim)(pool_size=f, strides=f, name=layer.name)(xs[0])
+
+
+def emit_avgpool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    f = layer.attrs["factor"]
+    return _nd("AveragePooling", ndim)(pool_size=f, strides=f, name=layer.name)(xs[0])
+
+
+def emit_upsample(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    a = layer.attrs
+    if ndim == 2:
+        return L.UpSampling2D(a["factor"], interpolation=a["interpolation"], name=layer.name)(xs[0])
+    return _nd("UpSampling", ndim)(a["factor"], name=layer.name)(xs[0])
+
+
+def emit_norm(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    kind = layer.attrs["norm"]
+    if kind == "batch":
+        return L.BatchNormalization(name=layer.name)(xs[0])
+    if kind == "group":
+        return L.GroupNormalization(groups=layer.attrs["groups"], name=layer.name)(xs[0])
+    return L.LayerNormalization(axis=-1, name=layer.name)(xs[0])
+
+
+def emit_activation(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return L.Activation(layer.attrs["activation"], name=layer.name)(xs[0])
+
+
+def emit_dropout(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return L.Dropout(layer.attrs["rate"], name=layer.name)(xs[0])
+
+
+def emit_crop(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    crop = layer.attrs["cropping"]
+    return _nd("Cropping", ndim)(crop[0] if ndim == 1 else crop, name=layer.name)(xs[0])
+
+
+def emit_pad(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    pad = layer.attrs["padding"]
+    return _nd("ZeroPadding", ndim)(pad[0] if ndim == 1 else pad, name=layer.name)(xs[0])
+
+
+def emit_resize(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    height, width = layer.attrs["size"]
+    return L.Resizing(height, width, interpolation="bilinear", name=layer.name)(xs[0])
+
+
+def emit_concat(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return L.Concatenate(axis=-1, name=layer.name)(xs)
+
+
+def emit_add(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return L.Add(name=layer.name)(xs)
+
+
+def emit_multiply(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return L.Multiply(name=layer.name)(xs)
+
+
+EMITTERS: dict[str, Emitter] = {
+    "conv": emit_conv,
+    "conv_transpose": emit_conv_transpose,
+    "maxpool": emit_maxpool,
+    "avgpool": emit_avgpool,
+    "upsample": emit_upsample,
+    "norm": emit_norm,
+    "activation": emit_activation,
+    "dropout": emit_dropout,
+    "crop": emit_crop,
+    "pad": emit_pad,
+    "resize": emit_resize,
+    "concat": emit_concat,
+    "add": emit_add,
+    "multiply": emit_multiply,
+}
+
+
+def emit_model(plan: Plan) -> keras.Model:
+    """Build the functional model of ``plan``; layer names are the plan's names.
+
+    Returns a model with one output per head (a single tensor when there is one head).
+    """
+    tensors: dict[str, Any] = {}
+    for layer in plan.layers:
+        if layer.kind == "input":
+            tensors[layer.name] = keras.Input(shape=layer.shape, name=layer.name)
+            continue
+        emitter = EMITTERS.get(layer.kind)
+        if emitter is None:
+            raise EmitError(f"no emitter for layer kind '{layer.kind}'{did_you_mean(layer.kind, EMITTERS)}",
+                            path=layer.name)
+        try:
+            tensors[layer.name] = emitter(layer, [tensors[i] for i in layer.inputs], plan.ndim)
+        except (ValueError, TypeError) as exc:
+            raise EmitError(f"Keras refused this layer: {' '.join(str(exc).split())[:400]}", path=layer.name) from None
+    outputs = [tensors[name] for name in plan.outputs.values()]
+    return keras.Model(tensors["input"], outputs[0] if len(outputs) == 1 else outputs, name=plan.name)

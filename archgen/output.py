@@ -1,0 +1,39 @@
+"""Writing outputs without ever leaving a partial file or clobbering one by accident."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from archgen.errors import OutputError
+
+
+def check_target(path: Path, *, force: bool, suffix: str) -> Path:
+    """Refuse early (before any expensive work) a target that cannot or must not be written."""
+    if path.suffix != suffix:
+        raise OutputError(f"must end in {suffix}", path="--output", value=str(path))
+    if not path.parent.is_dir():
+        raise OutputError(f"folder {str(path.parent)!r} does not exist", path="--output", value=str(path))
+    if path.is_dir():
+        raise OutputError("is a directory", path="--output", value=str(path))
+    if path.exists() and not force:
+        raise OutputError("already exists; pass --force to overwrite it", path="--output", value=str(path))
+    return path
+
+
+def write_atomic(path: Path, write: Callable[[Path], None], *, suffix: str) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
+
+    On any failure the temporary file is removed and an existing ``path`` is left untouched.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

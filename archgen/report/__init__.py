@@ -1,0 +1,1 @@
+"""Reports that read a Plan: rich tables and JSON."""

@@ -1,0 +1,65 @@
+"""Plan -> plain data (the ``--json`` output). Reads only the Plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archgen.plan.build import AXIS_NAMES
+from archgen.plan.ir import Plan
+
+GROUP_TITLES = {"input": "input", "bottleneck": "bottleneck", "head": "heads"}
+
+
+def group_title(group: str) -> str:
+    """``enc2`` -> ``encoder level 2``; ``dec3`` -> ``decoder level 3``."""
+    if group.startswith("enc"):
+        return f"encoder level {group[3:]}"
+    if group.startswith("dec"):
+        return f"decoder level {group[3:]}"
+    return GROUP_TITLES.get(group, group)
+
+
+def size_rules(plan: Plan) -> dict[str, Any] | None:
+    """The legal-size rule as text and numbers, or None when none was derived."""
+    rule = plan.sizes
+    if rule is None:
+        return None
+    axis = AXIS_NAMES[plan.ndim][0] if plan.ndim == 1 else "n"
+    return {
+        "rule": rule.describe(axis),
+        "period": rule.period,
+        "offset": rule.offset,
+        "k_min": rule.k_min,
+        "first": [rule.first + j * rule.period for j in range(5)],
+        "outputs": {head: rule.describe_output(head, axis) for head in rule.outputs},
+    }
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """Everything a script needs: totals, input/outputs, and every layer."""
+    layers = []
+    for layer in plan.layers:
+        row: dict[str, Any] = {
+            "name": layer.name,
+            "kind": layer.kind,
+            "group": layer.group,
+            "inputs": list(layer.inputs),
+            "output_shape": list(layer.shape),
+            "params": layer.params,
+            "flops": layer.flops,
+        }
+        if layer.kind == "crop":
+            row["crop"] = [list(pair) for pair in layer.attrs["cropping"]]
+        elif layer.kind == "pad":
+            row["pad"] = [list(pair) for pair in layer.attrs["padding"]]
+        layers.append(row)
+    return {
+        "name": plan.name,
+        "input_shape": list(plan.input_shape),
+        "outputs": {head: list(shape) for head, shape in plan.output_shapes.items()},
+        "total_params": plan.total_params,
+        "total_flops": plan.total_flops,
+        "flops_convention": "2 x multiply-adds of conv layers, one sample",
+        "legal_sizes": size_rules(plan),
+        "layers": layers,
+    }

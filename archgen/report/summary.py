@@ -1,0 +1,86 @@
+"""A rich table of the Plan that reads like the diagram: encoder down, bottleneck, decoder up, heads."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from archgen.plan.build import AXIS_NAMES
+from archgen.plan.ir import LayerPlan, Plan
+from archgen.report.data import group_title
+
+
+def fmt_shape(shape: tuple) -> str:
+    return "x".join("?" if s is None else str(s) for s in shape)
+
+
+def fmt_count(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, scale in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
+def _note(layer: LayerPlan) -> str:
+    a = layer.attrs
+    if layer.kind == "crop":
+        return "crop " + ", ".join(f"{b}+{e}" for b, e in a["cropping"])
+    if layer.kind == "pad":
+        return "pad " + ", ".join(f"{b}+{e}" for b, e in a["padding"])
+    if layer.kind in ("conv", "conv_transpose"):
+        act = "" if a["activation"] == "linear" else f" {a['activation']}"
+        stride = f"/{a['stride']}" if a["stride"] > 1 and layer.kind == "conv" else ""
+        up = f"x{a['stride']}" if layer.kind == "conv_transpose" else ""
+        return f"k{a['kernel']}{stride}{up} {a['padding'] if layer.kind == 'conv' else ''}{act}".replace("  ", " ")
+    if layer.kind in ("maxpool", "avgpool"):
+        return f"/{a['factor']}"
+    if layer.kind == "upsample":
+        return f"x{a['factor']} {a['interpolation']}"
+    if layer.kind in ("norm", "activation"):
+        return a.get("norm") or a.get("activation")
+    if layer.kind == "dropout":
+        return f"rate {a['rate']}"
+    return ""
+
+
+def summary_table(plan: Plan) -> Table:
+    table = Table(title=f"[bold]{plan.name}[/]", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("layer", style="cyan", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("output", justify="right", no_wrap=True)
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("FLOPs", justify="right", no_wrap=True)
+    table.add_column("note", style="dim", no_wrap=True)
+    for group, layers in groupby(plan.layers, key=lambda layer: layer.group):
+        layers = list(layers)
+        table.add_row(f"[bold]{group_title(group)}[/]", "", "", "", "", "", end_section=False)
+        for layer in layers:
+            table.add_row("  " + layer.name, layer.kind, fmt_shape(layer.shape), f"{layer.params:,}",
+                          fmt_count(layer.flops), _note(layer))
+        table.add_section()
+    table.add_row("[bold]total[/]", "", "", f"[bold]{plan.total_params:,}[/]", f"[bold]{fmt_count(plan.total_flops)}[/]", "")
+    return table
+
+
+def footer_lines(plan: Plan) -> list[str]:
+    lines = [f"input {fmt_shape(plan.input_shape)} -> "
+             + ", ".join(f"{head} {fmt_shape(shape)}" for head, shape in plan.output_shapes.items())]
+    lines.append(f"params {plan.total_params:,}; FLOPs {fmt_count(plan.total_flops)} (2 x multiply-adds, one sample)")
+    rule = plan.sizes
+    if rule is not None:
+        names = "/".join(AXIS_NAMES[plan.ndim])
+        outs = "; ".join(f"{head}: {rule.describe_output(head, 'n')}" for head in rule.outputs)
+        firsts = ", ".join(str(rule.first + j * rule.period) for j in range(4))
+        lines.append(f"legal sizes ({names}): {rule.describe('n')} ({firsts}, ...); output {outs}")
+    return lines
+
+
+def print_summary(plan: Plan, console: Console) -> None:
+    console.print(summary_table(plan))
+    for line in footer_lines(plan):
+        console.print(line, highlight=False)
