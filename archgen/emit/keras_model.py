@@ -7,16 +7,13 @@ in ``LayerPlan.attrs``. Only built-in layers are used, so a saved model loads wi
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
-# Before TensorFlow loads: keep its C++ start-up chatter (e.g. "failed call to cuInit") off stderr.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from archgen.emit.backend import import_keras
+from archgen.errors import EmitError, did_you_mean
+from archgen.plan.ir import LayerPlan, Plan
 
-import keras  # noqa: E402
-
-from archgen.errors import EmitError, did_you_mean  # noqa: E402
-from archgen.plan.ir import LayerPlan, Plan  # noqa: E402
+keras = import_keras()
 
 L = keras.layers
 Emitter = Callable[[LayerPlan, list[Any], int], Any]

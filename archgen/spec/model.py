@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PositiveInt, Tag, model_validator
 
 Padding = Literal["valid", "same"]
 Norm = Literal["none", "batch", "group", "layer"]
@@ -18,6 +18,18 @@ Activation = Literal[
     "mish", "tanh", "sigmoid", "hard_sigmoid", "softplus", "softsign", "softmax",
 ]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+
+
+def tagged(default: str, *models: type[BaseModel]):
+    """A union discriminated on ``type``, where a mapping without ``type`` means ``default``."""
+
+    def tag(value):
+        if isinstance(value, dict):
+            return value.get("type", default)
+        return getattr(value, "type", default)
+
+    members = tuple(Annotated[m, Tag(m.model_fields["type"].default)] for m in models)
+    return Annotated[Union[members], Discriminator(tag)]
 
 
 class Strict(BaseModel):
@@ -69,7 +81,7 @@ class ResidualBlock(_BlockBase):
     type: Literal["residual"] = "residual"
 
 
-Block = Annotated[Union[ConvBlock, ResidualBlock], Field(discriminator="type")]
+Block = tagged("conv", ConvBlock, ResidualBlock)
 
 
 class MaxPool(Strict):
@@ -100,7 +112,7 @@ class StridedConv(Strict):
     """Activation after the strided conv."""
 
 
-Downsample = Annotated[Union[MaxPool, AvgPool, StridedConv], Field(discriminator="type")]
+Downsample = tagged("maxpool", MaxPool, AvgPool, StridedConv)
 
 
 class TransposeUp(Strict):
@@ -129,7 +141,7 @@ class ResizeUp(Strict):
     """Activation of the conv after the resize."""
 
 
-Upsample = Annotated[Union[TransposeUp, ResizeUp], Field(discriminator="type")]
+Upsample = tagged("transpose", TransposeUp, ResizeUp)
 
 
 class ConcatMerge(Strict):
@@ -152,7 +164,7 @@ class AttentionMerge(Strict):
     """Channels of the gate's intermediate 1x1 convs; null means half the skip's channels."""
 
 
-Merge = Annotated[Union[ConcatMerge, AddMerge, AttentionMerge], Field(discriminator="type")]
+Merge = tagged("concat", ConcatMerge, AddMerge, AttentionMerge)
 
 Align = Literal["crop", "pad", "resize", "none"]
 

@@ -1,0 +1,140 @@
+"""The command line: output, JSON, errors and exit codes, atomic builds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import CONF
+
+UNET = CONF / "unet.yaml"
+
+
+def test_summary_reads_like_the_diagram(cli):
+    code, out, err = cli("summary", UNET)
+    assert code == 0, err
+    for text in ("encoder level 1", "bottleneck", "decoder level 4", "heads", "dec4_crop", "crop 4+4, 4+4",
+                 "31,030,658", "388x388x2", "n = 16k + 60, k >= 8", "n - 184"):
+        assert text in out
+    assert out.index("encoder level 4") < out.index("bottleneck") < out.index("decoder level 4") \
+        < out.index("decoder level 1") < out.index("heads")
+
+
+def test_summary_with_overrides(cli):
+    code, out, _ = cli("summary", UNET, "encoder.depth=3", "padding=same", "input.shape=[568,568,1]")
+    assert code == 0
+    assert "enc4_conv1" not in out and "enc3_pool" in out
+    assert "568x568x2" in out
+
+
+def test_summary_json(cli):
+    code, out, _ = cli("summary", UNET, "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["total_params"] == 31_030_658
+    assert data["input_shape"] == [572, 572, 1]
+    assert data["outputs"] == {"logits": [388, 388, 2]}
+    assert sum(layer["params"] for layer in data["layers"]) == data["total_params"]
+    crops = {layer["name"]: layer["crop"] for layer in data["layers"] if layer["kind"] == "crop"}
+    assert crops == {"dec4_crop": [[4, 4], [4, 4]], "dec3_crop": [[16, 16], [16, 16]],
+                     "dec2_crop": [[40, 40], [40, 40]], "dec1_crop": [[88, 88], [88, 88]]}
+    first = data["layers"][1]
+    assert first == {**first, "name": "enc1_conv1", "kind": "conv", "output_shape": [570, 570, 64], "params": 640}
+    assert data["legal_sizes"]["first"][:3] == [188, 204, 220]
+
+
+def test_asymmetric_crop_when_difference_is_odd(cli):
+    # One 2x2 valid conv per level and 3x down/up-sampling: the skip is 30 wide, the up-sampled
+    # feature 27, so 3 columns go: 1 before, 2 after.
+    code, out, err = cli("summary", UNET, "--json", "encoder.depth=1", "encoder.block.convs=1",
+                         "encoder.block.kernel_size=2", "encoder.downsample.factor=3", "decoder.upsample.factor=3",
+                         "input.shape=[31,34,1]")
+    assert code == 0, err
+    crops = [layer["crop"] for layer in json.loads(out)["layers"] if layer["kind"] == "crop"]
+    assert crops == [[[1, 2], [1, 2]]]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["summary", UNET, "encoder.dept=3"], "encoder.dept=3: no such key (did you mean 'depth'?)"),
+    (["summary", UNET, "+encoder.dept=3"], "encoder.dept=3: unknown key (did you mean 'depth'?)"),
+    (["summary", UNET, "padding=vaild"], "padding=vaild: input should be 'valid' or 'same'"),
+    (["summary", UNET, "encoder.depth=-1"], "encoder.depth=-1: input should be greater than or equal to 0"),
+    (["summary", UNET, "encoder.block.type=resid"], "did you mean 'residual'?"),
+    (["summary", UNET, "encoder.block.norm=batch"], "add it with +encoder.block.norm=batch"),
+    (["summary", UNET, "~heads"], "heads: is required"),
+    (["summary", UNET, "input.shape=[570,570,1]"], "nearest: 556 (output 372), 572 (output 388)"),
+    (["summary", CONF / "missing.yaml"], "no such file"),
+    (["summary", CONF], "is a directory"),
+    (["sumary", UNET], "did you mean 'summary'?"),
+    (["summary"], "required"),
+    (["summary", UNET, "--nope"], "unrecognized arguments: --nope"),
+])
+def test_errors_exit_2_with_one_clear_message(cli, argv, expected):
+    code, out, err = cli(*argv)
+    assert code == 2
+    assert err.startswith("error: ")
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_validate(cli):
+    assert cli("validate", UNET)[0] == 0
+    code, _, err = cli("validate", UNET, "encoder.depth=6")
+    assert code == 2 and "input.shape" in err
+
+
+def test_schema_is_json(cli):
+    code, out, _ = cli("schema")
+    assert code == 0
+    assert "encoder" in json.loads(out)["properties"]
+
+
+@pytest.mark.slow
+def test_build_writes_atomically_and_refuses_to_overwrite(cli, tmp_path):
+    keras = pytest.importorskip("keras")
+    target = tmp_path / "small.keras"
+    args = ["build", CONF / "unet_same.yaml", "input.shape=[32,32,1]", "encoder.filters=2", "-o", target]
+    code, out, err = cli(*args)
+    assert code == 0, err
+    assert "wrote" in out
+    model = keras.saving.load_model(target, safe_mode=True)
+    assert model.layers[-1].name == "head_logits"
+    before = target.read_bytes()
+
+    code, _, err = cli(*args[:-2], "encoder.filters=4", "-o", target)
+    assert code == 2 and "--force" in err
+    assert target.read_bytes() == before
+
+    code, _, err = cli(*args[:-2], "encoder.filters=4", "-o", target, "--force")
+    assert code == 0, err
+    assert keras.saving.load_model(target).count_params() != model.count_params()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.keras"]
+
+
+@pytest.mark.slow
+def test_failed_build_leaves_old_file_and_no_partial(cli, tmp_path, monkeypatch):
+    pytest.importorskip("keras")
+    import keras
+
+    target = tmp_path / "m.keras"
+    target.write_bytes(b"old model")
+
+    def broken_save(self, path, *a, **k):
+        with open(path, "wb") as fh:
+            fh.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", broken_save)
+    code, _, err = cli("build", CONF / "unet_same.yaml", "input.shape=[32,32,1]", "encoder.filters=2",
+                       "-o", target, "--force")
+    assert code != 0
+    assert target.read_bytes() == b"old model"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
+
+
+def test_build_refuses_bad_output_before_building(cli, tmp_path):
+    code, _, err = cli("build", UNET, "-o", tmp_path / "model.h5")
+    assert code == 2 and "must end in .keras" in err
+    code, _, err = cli("build", UNET, "-o", tmp_path / "nope" / "m.keras")
+    assert code == 2 and "does not exist" in err
