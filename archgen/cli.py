@@ -134,7 +134,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from archgen.spec.schema import schema_json
 
-    print(schema_json())
+    sys.stdout.write(schema_json())
     return 0
 
 
