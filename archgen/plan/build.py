@@ -23,7 +23,7 @@ def make_plan(spec: ArchSpec) -> Plan:
     """
     graph = build_graph(spec)
     nodes = list(graph.nodes.values())
-    heads = {h.name: f"head_{h.name}" for h in spec.heads}
+    heads = graph.outputs
     bottleneck_in = graph.nodes["bottleneck_conv1"].inputs[0]
     rule = solve_sizes(nodes, down_factor(spec), heads, bottleneck_in)
 

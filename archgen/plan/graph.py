@@ -31,6 +31,7 @@ class Graph:
     def __init__(self, ndim: int):
         self.ndim = ndim
         self.nodes: dict[str, Node] = {}
+        self.outputs: dict[str, str] = {}  # output name -> head layer
 
     def add(self, name: str, kind: str, inputs: tuple[str, ...], channels: int, *, group: str,
             path: str, params: int = 0, like: str | None = None, **attrs: Any) -> str:
@@ -110,7 +111,7 @@ def build_graph(spec: ArchSpec) -> Graph:
             merged = plan_merge(g, spec, up, skips[level], level, aligns[level - 1])
         x = plan_block(g, spec, merged, f"dec{level}", level, filters[level - 1], decoder=True)
         features[level] = x
-    plan_heads(g, spec, features)
+    g.outputs = plan_heads(g, spec, features)
     return g
 
 
@@ -134,14 +135,17 @@ def plan_block(g: Graph, spec: ArchSpec, x: str, prefix: str, level: int, filter
     kernel = per_level(block.kernel_size, spec.encoder.depth + 1, path + ".kernel_size", spec.encoder.depth)[level - 1]
     padding = block.padding or spec.padding
     residual = isinstance(block, ResidualBlock)
+    with_norm = block.norm != "none"
+    use_bias = not with_norm if block.bias is None else block.bias
+    inner = max(1, round(filters * block.inner_ratio))
     block_in = x
     for i in range(1, block.convs + 1):
         last = i == block.convs
         # A residual block activates after the addition, not after its last conv.
         act = "linear" if residual and last else block.activation
-        with_norm = block.norm != "none"
-        x = g.conv(f"{prefix}_conv{i}", x, filters, kernel=kernel, dilation=block.dilation, padding=padding,
-                   activation="linear" if with_norm else act, use_bias=not with_norm, group=prefix, path=path)
+        x = g.conv(f"{prefix}_conv{i}", x, filters if last else inner, kernel=kernel, dilation=block.dilation,
+                   padding=padding, activation="linear" if with_norm else act, use_bias=use_bias,
+                   group=prefix, path=path)
         if with_norm:
             x = g.norm(f"{prefix}_norm{i}", x, block.norm, block.groups, group=prefix, path=path)
             if act != "linear":
@@ -149,9 +153,9 @@ def plan_block(g: Graph, spec: ArchSpec, x: str, prefix: str, level: int, filter
     if residual:
         shortcut = block_in
         if g.channels(shortcut) != filters:
-            shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=1, use_bias=block.norm == "none",
+            shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=1, use_bias=use_bias,
                               group=prefix, path=path)
-            if block.norm != "none":
+            if with_norm:
                 shortcut = g.norm(f"{prefix}_proj_norm", shortcut, block.norm, block.groups, group=prefix, path=path)
         if padding == "valid" and (kernel - 1) * block.dilation > 0:
             shortcut = g.add(f"{prefix}_shortcut_crop", "crop", (shortcut,), filters, like=x, group=prefix, path=path)
@@ -177,9 +181,11 @@ def plan_downsample(g: Graph, spec: ArchSpec, x: str, level: int) -> str:
 def plan_upsample(g: Graph, spec: ArchSpec, x: str, level: int, filters: int) -> str:
     up = spec.decoder.upsample
     group, path = f"dec{level}", "decoder.upsample"
+    if up.keep_channels:
+        filters = g.channels(x)
     if isinstance(up, TransposeUp):
         return g.conv(f"dec{level}_up", x, filters, kernel=up.kernel_size or up.factor, stride=up.factor,
-                      activation=up.activation, transpose=True, group=group, path=path)
+                      activation=up.activation, use_bias=up.bias, transpose=True, group=group, path=path)
     assert isinstance(up, ResizeUp)
     if up.interpolation == "bilinear" and spec.ndim != 2:
         raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{spec.ndim}D has no "
@@ -223,19 +229,23 @@ def plan_attention_gate(g: Graph, gate: str, skip: str, p: str, inter: int, path
     return g.add(f"{p}_attn_gate", "multiply", (skip, psi), g.channels(skip), group=p, path=path)
 
 
-def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> None:
+def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, str]:
+    """One conv per head (and per deep-supervision level); returns output name -> layer name."""
     depth = spec.encoder.depth
-    seen: set[str] = set()
+    outputs: dict[str, str] = {}
     for i, head in enumerate(spec.heads):
         path = f"heads[{i}]"
-        if head.name in seen:
-            raise PlanError("two heads share this name", path=path + ".name", value=head.name)
-        seen.add(head.name)
-        if head.level not in features:
-            raise PlanError(f"no decoder level {head.level}; with encoder.depth={depth} heads read levels "
-                            f"1..{depth + 1} ({depth + 1} = bottleneck)", path=path + ".level", value=head.level)
-        g.conv(f"head_{head.name}", features[head.level], head.filters, kernel=head.kernel_size,
-               padding=spec.padding, activation=head.activation, group="head", path=path)
+        extra = [(f"{head.name}_dec{lv}", lv, f"{path}.deep_supervision[{j}]")
+                 for j, lv in enumerate(head.deep_supervision)]
+        for name, level, where in [(head.name, head.level, path + ".level"), *extra]:
+            if name in outputs:
+                raise PlanError("two outputs share this name", path=path + ".name", value=name)
+            if level not in features:
+                raise PlanError(f"no decoder level {level}; with encoder.depth={depth} heads read levels "
+                                f"1..{depth + 1} ({depth + 1} = bottleneck)", path=where, value=level)
+            outputs[name] = g.conv(f"head_{name}", features[level], head.filters, kernel=head.kernel_size,
+                                   padding=spec.padding, activation=head.activation, group="head", path=path)
+    return outputs
 
 
 def down_factor(spec: ArchSpec) -> int:

@@ -60,7 +60,12 @@ class _BlockBase(Strict):
     activation: Activation = "relu"
     """Activation after each conv (after the normalisation, if any)."""
     norm: Norm = "none"
-    """Normalisation after each conv. With a norm the conv has no bias (the norm's shift replaces it)."""
+    """Normalisation after each conv."""
+    bias: bool | None = None
+    """Whether the convs have a bias; null means only without a norm (a norm's shift makes it redundant)."""
+    inner_ratio: float = Field(default=1.0, gt=0)
+    """Filters of every conv but the block's last, as a fraction of the level's filters
+    (the 3D U-Net's encoder uses 0.5: 32 then 64 at level 1)."""
     groups: PositiveInt = 8
     """Groups of a group norm; must divide the channel count of every level."""
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -125,6 +130,10 @@ class TransposeUp(Strict):
     """Kernel size; null means ``factor``."""
     activation: Activation = "linear"
     """Activation of the transposed conv (the seed U-Net uses relu)."""
+    bias: bool = True
+    """Whether the transposed conv has a bias."""
+    keep_channels: bool = False
+    """Keep the input's channels (as the 3D U-Net does) instead of taking the target level's."""
 
 
 class ResizeUp(Strict):
@@ -139,6 +148,8 @@ class ResizeUp(Strict):
     """Kernel size of the conv after the resize."""
     activation: Activation = "linear"
     """Activation of the conv after the resize."""
+    keep_channels: bool = False
+    """Keep the input's channels instead of taking the target level's."""
 
 
 Upsample = tagged("transpose", TransposeUp, ResizeUp)
@@ -217,8 +228,10 @@ class HeadSpec(Strict):
     kernel_size: PositiveInt = 1
     """Kernel size of the head conv."""
     level: PositiveInt = 1
-    """Decoder level the head reads (1 = full resolution; deeper levels give
-    deep-supervision outputs; depth + 1 reads the bottleneck)."""
+    """Decoder level the head reads (1 = full resolution; depth + 1 reads the bottleneck)."""
+    deep_supervision: list[PositiveInt] = []
+    """Deeper decoder levels that get a copy of this head (nnU-Net's deep supervision);
+    each output is named ``<name>_dec<level>``."""
 
 
 class ArchSpec(Strict):
