@@ -45,3 +45,13 @@ def seed_unet_source() -> str:
     match = re.search(r"^inputs = layers\.Input.*?^model = tf\.keras\.Model\(.*?\)$", text, re.S | re.M)
     assert match, f"no U-Net cell found in {path}"
     return match.group(0)
+
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# CI runs "ci"; `HYPOTHESIS_PROFILE=slow pytest -m slow` runs the long profile.
+_common = dict(deadline=None, derandomize=False, print_blob=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+settings.register_profile("ci", max_examples=30, **_common)
+settings.register_profile("slow", max_examples=500, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -24,8 +24,7 @@ def make_plan(spec: ArchSpec) -> Plan:
     graph = build_graph(spec)
     nodes = list(graph.nodes.values())
     heads = graph.outputs
-    bottleneck_in = graph.nodes["bottleneck_conv1"].inputs[0]
-    rule = solve_sizes(nodes, down_factor(spec), heads, bottleneck_in)
+    rule = _size_rule(spec, graph)
 
     axes = []  # per spatial axis: (sizes, amounts, dynamic)
     solved: dict[int, tuple] = {}
@@ -59,6 +58,16 @@ def make_plan(spec: ArchSpec) -> Plan:
                 outputs=heads, sizes=rule, depth=spec.encoder.depth)
 
 
+def size_rule(spec: ArchSpec) -> SizeRule | None:
+    """The legal input sizes of ``spec`` (the same rule on every spatial axis), whatever its input shape."""
+    return _size_rule(spec, build_graph(spec))
+
+
+def _size_rule(spec: ArchSpec, graph) -> SizeRule | None:
+    bottleneck_in = graph.nodes["bottleneck_conv1"].inputs[0]
+    return solve_sizes(list(graph.nodes.values()), down_factor(spec), graph.outputs, bottleneck_in)
+
+
 def layer_flops(node: Node, nodes: dict[str, Node], spatial: tuple, in_spatial: tuple, ndim: int) -> int | None:
     """2 x multiply-adds of convolutions, one sample; other layers count 0 (they are < 0.1%)."""
     if node.kind not in ("conv", "conv_transpose"):
@@ -76,6 +85,10 @@ def _dynamic_axis(spec: ArchSpec, nodes: list[Node], rule: SizeRule | None, axis
     if rule is None:
         raise PlanError("no rule for legal input sizes could be derived for this network, so this size "
                         "cannot be left open; give a number", path=f"input.shape[{axis}]", value=None)
+    resized = [node.name for node in nodes if node.kind == "resize"]
+    if resized:
+        raise PlanError(f"{resized[0]} resizes the skip to a fixed size, so this size cannot be left open; "
+                        f"give a number or use decoder.align crop or pad", path=f"input.shape[{axis}]", value=None)
     sizes, amounts = infer_axis(nodes, rule.first)
     _, later = infer_axis(nodes, rule.first + rule.period)
     for name, amount in amounts.items():

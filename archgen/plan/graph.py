@@ -39,6 +39,18 @@ class Graph:
         self.nodes[name] = Node(name, kind, inputs, channels, params, group, path, attrs, like)
         return name
 
+    def prune(self) -> None:
+        """Drop layers no output depends on (e.g. the decoder above a head that reads the bottleneck):
+        Keras leaves them out of the model, so the plan must too."""
+        needed, stack = set(), list(self.outputs.values())
+        while stack:
+            name = stack.pop()
+            if name not in needed:
+                needed.add(name)
+                node = self.nodes[name]
+                stack.extend(node.inputs + ((node.like,) if node.like else ()))
+        self.nodes = {name: node for name, node in self.nodes.items() if name in needed}
+
     def channels(self, name: str) -> int:
         return self.nodes[name].channels
 
@@ -112,6 +124,7 @@ def build_graph(spec: ArchSpec) -> Graph:
         x = plan_block(g, spec, merged, f"dec{level}", level, filters[level - 1], decoder=True)
         features[level] = x
     g.outputs = plan_heads(g, spec, features)
+    g.prune()
     return g
 
 
@@ -159,7 +172,7 @@ def plan_block(g: Graph, spec: ArchSpec, x: str, prefix: str, level: int, filter
                 shortcut = g.norm(f"{prefix}_proj_norm", shortcut, block.norm, block.groups, group=prefix, path=path)
         if padding == "valid" and (kernel - 1) * block.dilation > 0:
             shortcut = g.add(f"{prefix}_shortcut_crop", "crop", (shortcut,), filters, like=x, group=prefix, path=path)
-        x = g.add(f"{prefix}_add", "add", (x, shortcut), filters, group=prefix, path=path)
+        x = g.add(f"{prefix}_residual", "add", (x, shortcut), filters, group=prefix, path=path)
         if block.activation != "linear":
             x = g.activation(f"{prefix}_act", x, block.activation, group=prefix, path=path)
     if block.dropout > 0:
@@ -240,6 +253,9 @@ def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, 
         for name, level, where in [(head.name, head.level, path + ".level"), *extra]:
             if name in outputs:
                 raise PlanError("two outputs share this name", path=path + ".name", value=name)
+            if head.activation == "softmax" and head.filters == 1:
+                raise PlanError("a softmax over 1 channel always outputs 1; use sigmoid for one class, "
+                                "or filters >= 2", path=path + ".activation", value="softmax")
             if level not in features:
                 raise PlanError(f"no decoder level {level}; with encoder.depth={depth} heads read levels "
                                 f"1..{depth + 1} ({depth + 1} = bottleneck)", path=where, value=level)

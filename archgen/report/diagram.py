@@ -1,0 +1,222 @@
+"""Plan -> pictures: a U-shaped SVG of the levels, and Graphviz DOT of every layer.
+
+Stdlib only, so a diagram can be drawn without TensorFlow or Graphviz installed.
+The SVG reads the plan's naming (``graph.py``): groups ``enc1..encN``, ``bottleneck``,
+``decN..dec1``, ``head``; the align layer of a skip is ``decL_crop``/``decL_pad``/``decL_resize``.
+"""
+
+from __future__ import annotations
+
+from math import log2
+from typing import NamedTuple
+from xml.sax.saxutils import escape, quoteattr
+
+from archgen.plan.ir import LayerPlan, Plan
+
+COL = 150          # column pitch: wide enough for a label like "bottleneck 28x28x1024"
+MARGIN, TITLE_H, LABEL_H, ROW_GAP = 20, 34, 16, 28
+MAX_H, MIN_H, DYNAMIC_H = 160.0, 14.0, 60.0  # box heights; run-time sizes get a fixed one
+CHAR_W = 6.6       # width of one character of the 11px monospace font
+# arrow kind -> (colour, dash pattern, legend text)
+ARROWS = {
+    "down": ("#c0392b", "", "down-sample (pool / strided conv)"),
+    "up": ("#27ae60", "", "up-sample"),
+    "skip": ("#7f8c8d", "6 4", "skip connection, labelled with its alignment"),
+    "to-head": ("#2c6fbb", "", "output head"),
+}
+FILLS = {"enc": "#d6e9f8", "bottleneck": "#f9e0b0", "dec": "#d5f0dc", "head": "#e8daef"}
+
+
+class Box(NamedTuple):
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def cx(self) -> float:
+        return self.x + self.w / 2
+
+    @property
+    def right(self) -> float:
+        return self.x + self.w
+
+
+def fmt_shape(shape: tuple) -> str:
+    return "x".join("?" if s is None else str(s) for s in shape)
+
+
+def level_names(plan: Plan) -> list[str]:
+    """Levels in U order: down the encoder, the bottleneck, up the decoder."""
+    d = plan.depth
+    return [f"enc{i}" for i in range(1, d + 1)] + ["bottleneck"] + [f"dec{i}" for i in range(d, 0, -1)]
+
+
+def level_output(plan: Plan, group: str) -> LayerPlan:
+    """The level's feature map: its last layer, except an encoder's down-sampling (which belongs
+    to the step to the next level, and whose output is not what the skip carries)."""
+    down = (f"{group}_pool", f"{group}_down")
+    return [layer for layer in plan.layers if layer.group == group and layer.name not in down][-1]
+
+
+def level_row(plan: Plan, group: str) -> int:
+    """encL and decL share row L-1 (so a skip is a horizontal line); the bottleneck is the last row."""
+    return plan.depth if group == "bottleneck" else int(group[3:]) - 1
+
+
+def skip_label(plan: Plan, level: int) -> str | None:
+    """None without a skip at ``level``, else how it is aligned (``"crop 88+88"``, ``""`` for none)."""
+    group_of = {layer.name: layer.group for layer in plan.layers}
+    dec = [layer for layer in plan.layers if layer.group == f"dec{level}"]
+    if not any(group_of[i] == f"enc{level}" for layer in dec for i in layer.inputs):
+        return None
+    for layer in dec:
+        if layer.name in (f"dec{level}_crop", f"dec{level}_pad"):
+            pairs = [f"{b}+{e}" for b, e in layer.attrs["cropping" if layer.kind == "crop" else "padding"]]
+            # Square crops are the usual case: say "crop 88+88" once, not once per axis.
+            return f"{layer.kind} " + (pairs[0] if len(set(pairs)) == 1 else ", ".join(pairs))
+        if layer.name == f"dec{level}_resize":
+            return "resize"
+    return ""
+
+
+def _sizes(layers: list[LayerPlan]) -> dict[str, tuple[float, float]]:
+    """Box (width, height) per layer: height ~ first spatial size, width ~ log2(channels)."""
+    known = [layer.shape[0] for layer in layers if layer.shape[0] is not None]
+    scale = MAX_H / max(known) if known else 0.0
+    out = {}
+    for layer in layers:
+        h = DYNAMIC_H if layer.shape[0] is None else max(MIN_H, layer.shape[0] * scale)
+        out[layer.name] = (10 + 6 * log2(max(1, layer.shape[-1] or 1)), h)
+    return out
+
+
+def layout(plan: Plan) -> tuple[dict[str, Box], dict[str, Box], float]:
+    """Level boxes, head boxes and the bottom of the U: a column per level, a row per depth."""
+    names = level_names(plan)
+    feats = {g: level_output(plan, g) for g in names}
+    heads = [layer for layer in plan.layers if layer.group == "head"]
+    size = _sizes(list(feats.values()) + heads)
+    group_of = {layer.name: layer.group for layer in plan.layers}
+    head_rows: dict[int, list[LayerPlan]] = {}
+    for h in heads:  # a head sits in the row of the level it reads
+        head_rows.setdefault(level_row(plan, group_of[h.inputs[0]]), []).append(h)
+    levels, head_boxes, y = {}, {}, float(TITLE_H)
+    for row in range(plan.depth + 1):
+        in_row = [g for g in names if level_row(plan, g) == row]
+        for g in in_row:
+            w, h = size[feats[g].name]
+            levels[g] = Box(MARGIN + names.index(g) * COL + (COL - w) / 2, y + LABEL_H, w, h)
+        # Heads reading one level sit side by side, so several heads do not stretch the row.
+        for k, h in enumerate(head_rows.get(row, [])):
+            w, bh = size[h.name]
+            head_boxes[h.name] = Box(MARGIN + (len(names) + k) * COL + (COL - w) / 2, y + LABEL_H, w, bh)
+        in_row_names = [feats[g].name for g in in_row] + [h.name for h in head_rows.get(row, [])]
+        y += max(size[n][1] for n in in_row_names) + LABEL_H + ROW_GAP
+    return levels, head_boxes, y
+
+
+def _box(cls: str, ident: str, box: Box, label: str, fill: str) -> str:
+    return (f'<g class="{cls}" id={quoteattr(ident)}><title>{escape(label)}</title>'
+            f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" '
+            f'fill="{fill}" stroke="#333"/>'
+            f'<text x="{box.cx:.1f}" y="{box.y - 4:.1f}" text-anchor="middle">{escape(label)}</text></g>')
+
+
+def _arrow(kind: str, src: str, dst: str, points: list[tuple[float, float]], label: str = "") -> str:
+    colour, dash, _ = ARROWS[kind]
+    pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    dashed = f' stroke-dasharray="{dash}"' if dash else ""
+    text = ""
+    if label:  # above the middle of the first segment (skips are straight lines)
+        (x0, y0), (x1, _) = points[0], points[1]
+        text = f'<text x="{(x0 + x1) / 2:.1f}" y="{y0 - 4:.1f}" text-anchor="middle">{escape(label)}</text>'
+    return (f'<g class="{kind}" data-from={quoteattr(src)} data-to={quoteattr(dst)}>'
+            f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"{dashed} '
+            f'marker-end="url(#arrow-{kind})"/>{text}</g>')
+
+
+def _legend(y: float) -> str:
+    y = round(y)
+    parts = ['<g class="legend">',
+             f'<rect x="{MARGIN}" y="{y}" width="24" height="14" fill="{FILLS["enc"]}" stroke="#333"/>',
+             f'<text x="{MARGIN + 34}" y="{y + 11}">level: height ~ spatial size, width ~ log2(channels)</text>']
+    for i, (kind, (colour, dash, text)) in enumerate(ARROWS.items(), start=1):
+        ly = y + 7 + 20 * i
+        dashed = f' stroke-dasharray="{dash}"' if dash else ""
+        parts.append(f'<line x1="{MARGIN}" y1="{ly}" x2="{MARGIN + 24}" y2="{ly}" stroke="{colour}" '
+                     f'stroke-width="2"{dashed} marker-end="url(#arrow-{kind})"/>'
+                     f'<text x="{MARGIN + 34}" y="{ly + 4}">{escape(text)}</text>')
+    return "".join(parts) + "</g>"
+
+
+def plan_to_svg(plan: Plan) -> str:
+    """A U-shaped SVG: encoder levels down the left, bottleneck, decoder up the right, heads."""
+    names = level_names(plan)
+    levels, heads, bottom = layout(plan)
+    body = [_box("level", g, levels[g], f"{g} {fmt_shape(level_output(plan, g).shape)}",
+                 FILLS[g[:3] if g != "bottleneck" else g]) for g in names]
+    for a, b in zip(names, names[1:]):
+        pa, pb = levels[a], levels[b]
+        if names.index(b) <= plan.depth:  # down: out of the bottom, into the deeper box's side
+            pts = [(pa.cx, pa.y + pa.h), (pa.cx, pb.y + pb.h / 2), (pb.x, pb.y + pb.h / 2)]
+            body.append(_arrow("down", a, b, pts))
+        else:  # up: out of the side, into the shallower box's bottom
+            pts = [(pa.right, pa.y + pa.h / 2), (pb.cx, pa.y + pa.h / 2), (pb.cx, pb.y + pb.h)]
+            body.append(_arrow("up", a, b, pts))
+    for level in range(1, plan.depth + 1):
+        label = skip_label(plan, level)
+        if label is not None:
+            e, d = levels[f"enc{level}"], levels[f"dec{level}"]
+            y = e.y + min(e.h, d.h) / 2  # hits both boxes even when the decoder's is smaller
+            body.append(_arrow("skip", f"enc{level}", f"dec{level}", [(e.right, y), (d.x, y)], label))
+    group_of = {layer.name: layer.group for layer in plan.layers}
+    elbow = MARGIN + len(names) * COL + 12  # heads of one level fan out from one bend
+    sources = {name: group_of[plan.layer(name).inputs[0]] for name in heads}
+    for name, box in heads.items():
+        src = levels[sources[name]]
+        # Leave below the middle, clear of the up arrow leaving there too; run under the heads
+        # of the same level and enter from below, so no arrow crosses a head box.
+        y0 = src.y + src.h * 0.75
+        under = max([y0] + [b.y + b.h for n, b in heads.items() if sources[n] == sources[name]]) + 10
+        pts = [(src.right, y0), (elbow, y0), (elbow, under), (box.cx, under), (box.cx, box.y + box.h)]
+        body.append(_arrow("to-head", sources[name], name, pts))
+        body.append(_box("head", name, box, f"{name} {fmt_shape(plan.layer(name).shape)}", FILLS["head"]))
+    # Head labels are centred on narrow boxes and can be long ("head_logits_dec3 100x100x2").
+    label_ends = [b.cx + CHAR_W / 2 * len(f"{n} {fmt_shape(plan.layer(n).shape)}") for n, b in heads.items()]
+    width = max([2 * MARGIN + (len(names) + 1) * COL, 420] + [end + MARGIN for end in label_ends])
+    height = bottom + 20 * (len(ARROWS) + 1) + MARGIN
+    markers = "".join(f'<marker id="arrow-{k}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
+                      f'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{c}"/></marker>'
+                      for k, (c, _, _) in ARROWS.items())
+    title = (f"{plan.name}: input {fmt_shape(plan.input_shape)} -> "
+             + ", ".join(f"{h} {fmt_shape(s)}" for h, s in plan.output_shapes.items()))
+    return "\n".join([
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
+        f'width="{width:.0f}" height="{height:.0f}" font-family="monospace" font-size="11">',
+        f"<defs>{markers}</defs>",
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text class="title" x="{MARGIN}" y="{MARGIN + 4}" font-size="14">{escape(title)}</text>',
+        *body, _legend(bottom), "</svg>\n"])
+
+
+def _dot_quote(text: str) -> str:
+    """A DOT string literal; a newline becomes DOT's centred line break."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def plan_to_dot(plan: Plan) -> str:
+    """Graphviz DOT of every layer (name, kind, shape), one cluster per group, edges from inputs."""
+    lines = [f"digraph {_dot_quote(plan.name)} {{", "  node [shape=box, fontname=monospace, fontsize=10];"]
+    groups: dict[str, list[LayerPlan]] = {}
+    for layer in plan.layers:
+        groups.setdefault(layer.group, []).append(layer)
+    for group, layers in groups.items():
+        lines.append(f"  subgraph {_dot_quote('cluster_' + group)} {{")
+        lines.append(f"    label={_dot_quote(group)};")
+        for layer in layers:
+            label = _dot_quote(f"{layer.name}\n{layer.kind} {fmt_shape(layer.shape)}")
+            lines.append(f"    {_dot_quote(layer.name)} [label={label}];")
+        lines.append("  }")
+    lines += [f"  {_dot_quote(i)} -> {_dot_quote(layer.name)};" for layer in plan.layers for i in layer.inputs]
+    return "\n".join(lines + ["}"]) + "\n"

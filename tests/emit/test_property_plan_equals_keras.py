@@ -1,0 +1,69 @@
+"""Property: for random valid specs across every option, Keras builds exactly the plan.
+
+1D/2D/3D, odd factors, non-square sizes, dynamic (null) sizes, every block, norm,
+down/up-sampling, alignment, merge and head option. Invalid combinations must be refused by
+the planner with a dotted config path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, note
+from hypothesis import strategies as st
+
+from archgen.errors import PlanError
+from archgen.plan import make_plan
+from archgen.plan.build import size_rule
+from archgen.spec import validate
+from tests.emit.test_emit_plan_agree import assert_model_matches_plan
+from tests.strategies import spec_dicts
+
+keras = pytest.importorskip("keras")
+from archgen.emit import emit_model  # noqa: E402
+
+MAX_FIRST = {1: 2000, 2: 120, 3: 28}
+
+
+@given(spec_dicts(), st.data())
+def test_keras_model_equals_plan(config, data):
+    spec = validate(config)
+    note(str(config))
+    try:
+        rule = size_rule(spec)
+    except PlanError as exc:  # e.g. group norm on a channel count it does not divide
+        assert exc.path and exc.render().startswith(exc.path)
+        assume(False)
+    if rule is None:
+        with pytest.raises(PlanError) as info:
+            make_plan(validate({**config, "input": {"shape": [64] * spec.ndim + [1]}}))
+        assert info.value.path == "input.shape"
+        assume(False)
+    assume(rule.first <= MAX_FIRST[spec.ndim])
+
+    steps = data.draw(st.lists(st.integers(0, 1 if spec.ndim < 3 else 0), min_size=spec.ndim, max_size=spec.ndim))
+    sizes = [rule.first + rule.period * j for j in steps]
+    channels = config["input"]["shape"][-1]
+    plan = make_plan(validate({**config, "input": {"shape": [*sizes, channels]}}))
+    model = emit_model(plan)
+    assert_model_matches_plan(model, plan)
+
+    x = np.random.default_rng(0).normal(size=(1, *sizes, channels)).astype("float32")
+    ys = model(x)
+    ys = ys if isinstance(ys, (list, tuple)) else [ys]
+    for (head, shape), y in zip(plan.output_shapes.items(), ys):
+        assert tuple(y.shape[1:]) == shape
+        assert list(shape[:-1]) == [rule.output_size(head, n) for n in sizes]
+        assert np.isfinite(np.asarray(y)).all()
+
+    if data.draw(st.booleans(), label="dynamic"):
+        try:
+            open_plan = make_plan(spec)
+        except PlanError as exc:  # a resize or a size-dependent crop needs fixed sizes
+            assert exc.path.startswith("input.shape")
+            return
+        open_model = emit_model(open_plan)
+        assert_model_matches_plan(open_model, open_plan)
+        ys = open_model(x)
+        ys = ys if isinstance(ys, (list, tuple)) else [ys]
+        assert [tuple(y.shape[1:]) for y in ys] == list(plan.output_shapes.values())
