@@ -19,6 +19,7 @@ from archgen.errors import ArchgenError
 COMMANDS = {
     "build": "plan the model, build it with Keras and save it as .keras",
     "summary": "print the planned model (no TensorFlow import)",
+    "diagram": "draw the planned model as a U-shaped SVG (or Graphviz DOT)",
     "validate": "check a config and its overrides; exit 0 or 2",
     "schema": "print the JSON Schema of the config format",
 }
@@ -41,6 +42,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, +key=value, ~key")
     if command in ("summary", "build"):
         p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    if command == "summary":
+        p.add_argument("--sizes", type=int, nargs="?", const=10, metavar="N",
+                       help="list the first N legal input sizes (default 10) and their output sizes")
+    if command == "diagram":
+        p.add_argument("-o", "--output", type=Path, help="file to write (default: <name>.svg / .dot; - for stdout)")
+        p.add_argument("--format", choices=("svg", "dot"), default="svg", help="svg (default) or dot")
+        p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     if command == "build":
         p.add_argument("-o", "--output", type=Path, help="where to write the model (default: <name>.keras)")
         p.add_argument("--force", action="store_true", help="overwrite an existing output file")
@@ -91,7 +99,8 @@ def _run(argv: list[str]) -> int:
         args = _parser(command).parse_intermixed_args(rest)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema}[command](args)
+    return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema,
+            "diagram": cmd_diagram}[command](args)
 
 
 def _plan(args: argparse.Namespace):
@@ -113,6 +122,16 @@ def _console(stderr: bool = False):
 
 def cmd_summary(args: argparse.Namespace) -> int:
     _, plan = _plan(args)
+    if args.sizes is not None:
+        from archgen.report.data import legal_sizes
+
+        if args.json:
+            print(json.dumps(legal_sizes(plan, args.sizes), indent=2))
+            return 0
+        from archgen.report.summary import print_sizes
+
+        print_sizes(plan, args.sizes, _console())
+        return 0
     if args.json:
         from archgen.report.data import plan_to_dict
 
@@ -128,6 +147,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     _, plan = _plan(args)
     shapes = ", ".join(f"{head} {list(shape)}" for head, shape in plan.output_shapes.items())
     print(f"ok: {args.config} is valid: {plan.total_params:,} params, outputs {shapes}")
+    return 0
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    from archgen.output import check_target, write_atomic
+    from archgen.report.diagram import plan_to_dot, plan_to_svg
+
+    spec, plan = _plan(args)
+    text = plan_to_svg(plan) if args.format == "svg" else plan_to_dot(plan)
+    if str(args.output) == "-":
+        sys.stdout.write(text)
+        return 0
+    suffix = "." + args.format
+    target = check_target(args.output or Path(spec.name + suffix), force=args.force, suffix=suffix)
+    write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=suffix)
+    print(f"wrote {target}")
     return 0
 
 

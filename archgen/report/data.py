@@ -10,6 +10,11 @@ from archgen.plan.ir import Plan
 GROUP_TITLES = {"input": "input", "bottleneck": "bottleneck", "head": "heads"}
 
 
+def fmt_shape(shape: tuple) -> str:
+    """``(388, 388, 2)`` -> ``388x388x2``; a run-time size shows as ``?``."""
+    return "x".join("?" if s is None else str(s) for s in shape)
+
+
 def group_title(group: str) -> str:
     """``enc2`` -> ``encoder level 2``; ``dec3`` -> ``decoder level 3``."""
     if group.startswith("enc"):
@@ -33,6 +38,16 @@ def size_rules(plan: Plan) -> dict[str, Any] | None:
         "first": [rule.first + j * rule.period for j in range(5)],
         "outputs": {head: rule.describe_output(head, axis) for head in rule.outputs},
     }
+
+
+def legal_sizes(plan: Plan, count: int) -> dict[str, Any]:
+    """The first ``count`` legal sizes of each axis with every head's output size."""
+    rule = plan.sizes
+    if rule is None:
+        return {"rule": None, "sizes": []}
+    firsts = [rule.first + j * rule.period for j in range(max(count, 0))]
+    return {"rule": rule.describe("n"),
+            "sizes": [{"input": n, "outputs": {h: rule.output_size(h, n) for h in rule.outputs}} for n in firsts]}
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
 from archgen.plan.ir import LayerPlan, Plan
+from archgen.report.data import fmt_shape
 
 COL = 150          # column pitch: wide enough for a label like "bottleneck 28x28x1024"
 MARGIN, TITLE_H, LABEL_H, ROW_GAP = 20, 34, 16, 28
@@ -42,14 +43,12 @@ class Box(NamedTuple):
         return self.x + self.w
 
 
-def fmt_shape(shape: tuple) -> str:
-    return "x".join("?" if s is None else str(s) for s in shape)
-
-
 def level_names(plan: Plan) -> list[str]:
     """Levels in U order: down the encoder, the bottleneck, up the decoder."""
     d = plan.depth
-    return [f"enc{i}" for i in range(1, d + 1)] + ["bottleneck"] + [f"dec{i}" for i in range(d, 0, -1)]
+    present = {layer.group for layer in plan.layers}  # a decoder level no head needs is pruned
+    names = [f"enc{i}" for i in range(1, d + 1)] + ["bottleneck"] + [f"dec{i}" for i in range(d, 0, -1)]
+    return [name for name in names if name in present]
 
 
 def level_output(plan: Plan, group: str) -> LayerPlan:

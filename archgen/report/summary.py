@@ -10,11 +10,7 @@ from rich.table import Table
 
 from archgen.plan.build import AXIS_NAMES
 from archgen.plan.ir import LayerPlan, Plan
-from archgen.report.data import group_title
-
-
-def fmt_shape(shape: tuple) -> str:
-    return "x".join("?" if s is None else str(s) for s in shape)
+from archgen.report.data import fmt_shape, group_title, legal_sizes
 
 
 def fmt_count(n: int | None) -> str:
@@ -84,3 +80,19 @@ def print_summary(plan: Plan, console: Console) -> None:
     console.print(summary_table(plan))
     for line in footer_lines(plan):
         console.print(line, highlight=False)
+
+
+def print_sizes(plan: Plan, count: int, console: Console) -> None:
+    """The first legal sizes of an axis and what each head makes of them."""
+    data = legal_sizes(plan, count)
+    if data["rule"] is None:
+        console.print("no rule for legal sizes could be derived for this network")
+        return
+    console.print(f"legal sizes per spatial axis: {data['rule']}")
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("input", justify="right")
+    for head in plan.outputs:
+        table.add_column(f"{head} output", justify="right")
+    for row in data["sizes"]:
+        table.add_row(str(row["input"]), *(str(v) for v in row["outputs"].values()))
+    console.print(table)

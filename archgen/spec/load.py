@@ -147,7 +147,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 def _models_at(loc: Iterable[Any]) -> list[type[BaseModel]]:
     models: list[type[BaseModel]] = [ArchSpec]
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or str(part).isdigit():  # a list index, from pydantic or an override
             continue
         nxt = [m2 for m in models if part in m.model_fields for m2 in _models_in(m.model_fields[part].annotation)]
         models = nxt
