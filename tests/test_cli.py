@@ -61,7 +61,7 @@ def test_asymmetric_crop_when_difference_is_odd(cli):
     (["summary", UNET, "padding=vaild"], "padding=vaild: input should be 'valid' or 'same'"),
     (["summary", UNET, "encoder.depth=-1"], "encoder.depth=-1: input should be greater than or equal to 0"),
     (["summary", UNET, "encoder.block.type=resid"], "did you mean 'residual'?"),
-    (["summary", UNET, "encoder.block.norm=batch"], "add it with +encoder.block.norm=batch"),
+    (["summary", UNET, "heads.0.lvl=2"], "heads.0.lvl=2: no such key (did you mean 'level'?)"),
     (["summary", UNET, "~heads"], "heads: is required"),
     (["summary", UNET, "input.shape=[570,570,1]"], "nearest: 556 (output 372), 572 (output 388)"),
     (["summary", CONF / "missing.yaml"], "no such file"),
@@ -76,6 +76,15 @@ def test_errors_exit_2_with_one_clear_message(cli, argv, expected):
     assert err.startswith("error: ")
     assert expected in err
     assert "Traceback" not in err
+
+
+def test_override_a_key_the_file_leaves_at_its_default(cli):
+    code, out, err = cli("summary", UNET, "--json", "encoder.block.norm=batch", "decoder.upsample.bias=false")
+    assert code == 0, err
+    layers = {layer["name"]: layer for layer in json.loads(out)["layers"]}
+    assert layers["enc1_norm1"]["params"] == 4 * 64
+    assert layers["enc1_conv1"]["params"] == 9 * 64  # no bias beside a norm
+    assert layers["dec1_up"]["params"] == 4 * 128 * 64
 
 
 def test_validate(cli):

@@ -43,7 +43,7 @@ def compose_config(config: str | Path, overrides: Sequence[str] = ()) -> dict[st
 
     try:
         with initialize_config_dir(config_dir=str(path.parent.resolve()), version_base="1.3", job_name="archgen"):
-            cfg = compose(config_name=path.stem, overrides=list(overrides))
+            cfg = compose(config_name=path.stem, overrides=schema_overrides(overrides))
         if not isinstance(cfg, DictConfig):
             raise SpecError("the file must hold a mapping of keys", path="config", value=str(config))
         data = OmegaConf.to_container(cfg, resolve=True)
@@ -56,6 +56,27 @@ def compose_config(config: str | Path, overrides: Sequence[str] = ()) -> dict[st
     except Exception as exc:  # yaml.YAMLError and friends surface as assorted types
         raise SpecError(f"cannot be read as YAML: {_first_line(exc)}", path="config", value=str(config)) from None
     return data
+
+
+_PLAIN = re.compile(r"^([A-Za-z_][\w.]*)=")
+
+
+def schema_overrides(overrides: Sequence[str]) -> list[str]:
+    """Let ``key=value`` set any key the schema knows, even one the file leaves at its default.
+
+    Hydra refuses a plain override of a key absent from the file (it wants ``+key``); a config
+    states only what differs from the defaults, so known keys are passed as ``++key`` (add or
+    override). Unknown keys stay plain, so Hydra refuses them and the error names them.
+    """
+    out = []
+    for override in overrides:
+        match = _PLAIN.match(override)
+        if match:
+            parts = match.group(1).split(".")
+            if parts[-1] in known_keys(parts):
+                override = "++" + override
+        out.append(override)
+    return out
 
 
 def _first_line(exc: BaseException) -> str:
