@@ -45,6 +45,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
     if command == "summary":
         p.add_argument("--sizes", type=int, nargs="?", const=10, metavar="N",
                        help="list the first N legal input sizes (default 10) and their output sizes")
+        p.add_argument("--batch", type=int, default=1, help="batch size for FLOPs and memory (default 1)")
+        p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                       help="compute dtype of activations (weights stay float32)")
+        p.add_argument("--optimizer", choices=("adam", "momentum", "sgd"), default="adam",
+                       help="optimizer whose state the training estimate counts (default adam)")
+        p.add_argument("--fit", metavar="BYTES", help="memory budget, e.g. 24GiB: the largest training batch "
+                       "at this size, and the largest legal input at --batch, that fit")
     if command == "diagram":
         p.add_argument("-o", "--output", type=Path, help="file to write (default: <name>.svg / .dot; - for stdout)")
         p.add_argument("--format", choices=("svg", "dot"), default="svg", help="svg (default) or dot")
@@ -121,7 +128,9 @@ def _console(stderr: bool = False):
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    _, plan = _plan(args)
+    spec, plan = _plan(args)
+    if args.batch < 1:
+        raise UsageError("must be at least 1", path="--batch", value=args.batch)
     if args.sizes is not None:
         from archgen.report.data import legal_sizes
 
@@ -132,15 +141,40 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
         print_sizes(plan, args.sizes, _console())
         return 0
+    from archgen.plan.cost import plan_cost
+
+    cost = plan_cost(plan, args.batch, args.dtype, args.optimizer)
+    fit = _fit(spec, plan, args) if args.fit else None
     if args.json:
         from archgen.report.data import plan_to_dict
 
-        print(json.dumps(plan_to_dict(plan), indent=2))
+        print(json.dumps({**plan_to_dict(plan), "cost": cost.as_dict(), **({"fit": fit} if fit else {})}, indent=2))
         return 0
-    from archgen.report.summary import print_summary
+    from archgen.report.summary import print_fit, print_summary
 
-    print_summary(plan, _console())
+    console = _console()
+    print_summary(plan, console, cost)
+    if fit:
+        print_fit(fit, console)
     return 0
+
+
+def _fit(spec, plan, args: argparse.Namespace) -> dict:
+    from archgen.plan.cost import parse_bytes, plan_cost
+    from archgen.plan.fit import max_batch, max_size
+
+    budget = parse_bytes(args.fit)
+    best = max_size(spec, budget, args.batch, args.dtype, args.optimizer)
+    dynamic = any(s is None for s in plan.input_shape)
+    return {
+        "budget_bytes": budget, "dtype": args.dtype, "optimizer": args.optimizer,
+        "max_batch": None if dynamic else max_batch(plan, budget, args.dtype, args.optimizer),
+        "at_input_shape": list(plan.input_shape),
+        "batch": args.batch,
+        "max_input_shape": None if best is None else list(best.input_shape),
+        "max_input_training_bytes": None if best is None else plan_cost(best, args.batch, args.dtype,
+                                                                        args.optimizer).training_bytes,
+    }
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -194,9 +228,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     console = _console()
+    from archgen.plan.cost import plan_cost
     from archgen.report.summary import print_summary
 
-    print_summary(plan, console)
+    print_summary(plan, console, plan_cost(plan))
     if args.keras_summary:
         model.summary(print_fn=lambda line, **_: console.print(line, markup=False))
     size = target.stat().st_size / 2**20

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from archgen.plan.build import AXIS_NAMES
+from archgen.plan.cost import Cost, fmt_bytes
 from archgen.plan.ir import LayerPlan, Plan
 from archgen.report.data import fmt_shape, group_title, legal_sizes
 
@@ -63,6 +64,28 @@ def summary_table(plan: Plan) -> Table:
     return table
 
 
+def cost_lines(cost: Cost) -> list[str]:
+    return [
+        f"memory (batch {cost.batch}, {cost.dtype}): weights {fmt_bytes(cost.weight_bytes)}; "
+        f"activations {fmt_bytes(cost.activation_bytes)}; inference peak {fmt_bytes(cost.inference_peak_bytes)}",
+        f"training estimate {fmt_bytes(cost.training_bytes)} (weights + gradients + {cost.optimizer} state "
+        f"+ every layer's output kept for backprop)",
+        f"receptive field {cost.receptive_field} per spatial axis",
+    ]
+
+
+def print_fit(fit: dict, console: Console) -> None:
+    budget = fmt_bytes(fit["budget_bytes"])
+    if fit["max_batch"] is not None:
+        console.print(f"fits {budget} ({fit['dtype']}, {fit['optimizer']}): training batch up to "
+                      f"{fit['max_batch']} at {fmt_shape(fit['at_input_shape'])}")
+    if fit["max_input_shape"] is None:
+        console.print(f"at batch {fit['batch']} not even the smallest legal input fits {budget}")
+    else:
+        console.print(f"at batch {fit['batch']} the largest legal input that fits {budget} is "
+                      f"{fmt_shape(fit['max_input_shape'])} ({fmt_bytes(fit['max_input_training_bytes'])})")
+
+
 def footer_lines(plan: Plan) -> list[str]:
     lines = [f"input {fmt_shape(plan.input_shape)} -> "
              + ", ".join(f"{head} {fmt_shape(shape)}" for head, shape in plan.output_shapes.items())]
@@ -76,9 +99,9 @@ def footer_lines(plan: Plan) -> list[str]:
     return lines
 
 
-def print_summary(plan: Plan, console: Console) -> None:
+def print_summary(plan: Plan, console: Console, cost: Cost | None = None) -> None:
     console.print(summary_table(plan))
-    for line in footer_lines(plan):
+    for line in footer_lines(plan) + (cost_lines(cost) if cost else []):
         console.print(line, highlight=False)
 
 

@@ -122,6 +122,8 @@ def _spec_error(exc: ValidationError, data: Any) -> SpecError:
     loc, first = errs[0]
     kind = first["type"]
     if kind == "extra_forbidden":
+        if str(loc[-1]) in known_keys(loc):  # a key of a sibling type, e.g. activation on a maxpool
+            return SpecError(f"does not apply to type={_type_at(data, loc)}", path=path, value=first["input"])
         return SpecError("unknown key" + did_you_mean(str(loc[-1]), known_keys(loc)), path=path, value=first["input"])
     if kind == "missing":
         return SpecError("is required" + _field_doc(loc), path=path)
@@ -140,6 +142,13 @@ def _spec_error(exc: ValidationError, data: Any) -> SpecError:
         if msg not in messages:
             messages.append(msg)
     return SpecError("; or ".join(m[0].lower() + m[1:] for m in messages), path=path, value=first["input"])
+
+
+def _type_at(data: Any, loc: Sequence[Any]) -> str:
+    node = data
+    for part in loc[:-1]:
+        node = node[part]
+    return str(node.get("type", "(the default)")) if isinstance(node, dict) else "?"
 
 
 def _real_loc(loc: tuple, data: Any, kind: str) -> tuple:
