@@ -37,3 +37,11 @@ def test_encoder_decoder_example_has_no_skips_and_rgb_out():
     assert not [layer for layer in plan.layers if layer.kind in ("crop", "concat")]
     assert plan.input_shape[-1] == 3
     assert plan.output_shapes == {"rgb": (*plan.input_shape[:2], 3)}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_plain_read_equals_hydra_compose(path):
+    """summary reads plain files without Hydra; the data must be what Hydra composes."""
+    from archgen.spec.load import hydra_compose, plain_yaml
+
+    assert plain_yaml(path) == hydra_compose(path, [])
