@@ -42,6 +42,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, +key=value, ~key")
     if command in ("summary", "build"):
         p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+        p.add_argument("-m", "--multirun", action="store_true",
+                       help="sweep: one job per variant of the overrides (Hydra's sweep grammar), one results table")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress lines during a sweep")
     if command == "summary":
         p.add_argument("--sizes", type=int, nargs="?", const=10, metavar="N",
                        help="list the first N legal input sizes (default 10) and their output sizes")
@@ -127,7 +130,15 @@ def _console(stderr: bool = False):
     return console
 
 
+def _sweep(command: str, args: argparse.Namespace) -> int:
+    from archgen.sweep import run_sweep
+
+    return run_sweep(command, args.config, args.overrides, quiet=args.quiet)
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
+    if args.multirun:
+        return _sweep("summary", args)
     spec, plan = _plan(args)
     if args.batch < 1:
         raise UsageError("must be at least 1", path="--batch", value=args.batch)
@@ -208,6 +219,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    if args.multirun:
+        return _sweep("build", args)
     from archgen.output import check_target, write_atomic
 
     spec, plan = _plan(args)

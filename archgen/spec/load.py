@@ -27,6 +27,16 @@ def load_spec(config: str | Path, overrides: Sequence[str] = ()) -> ArchSpec:
 
 def compose_config(config: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The config as plain data, after Hydra's override grammar (``k=v``, ``+k=v``, ``~k``)."""
+    path = check_config_path(config)
+    if not overrides:
+        data = plain_yaml(path)
+        if data is not None:
+            return data
+    return hydra_compose(path, overrides)
+
+
+def check_config_path(config: str | Path) -> Path:
+    """The config file's path, refused early when Hydra could not read it."""
     path = Path(config)
     if not path.exists():
         raise SpecError("no such file", path="config", value=str(config))
@@ -34,11 +44,7 @@ def compose_config(config: str | Path, overrides: Sequence[str] = ()) -> dict[st
         raise SpecError("is a directory; expected a .yaml file", path="config", value=str(config))
     if path.suffix != ".yaml":
         raise SpecError("expected a file ending in .yaml (Hydra finds no other)", path="config", value=str(config))
-    if not overrides:
-        data = plain_yaml(path)
-        if data is not None:
-            return data
-    return hydra_compose(path, overrides)
+    return path
 
 
 def hydra_compose(path: Path, overrides: Sequence[str]) -> dict[str, Any]:

@@ -1,0 +1,142 @@
+"""Hydra multirun sweeps: one results table, failures isolated, basic / joblib / submitit launchers."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONF
+
+SAME = CONF / "unet_same.yaml"
+# Four variants, two of them illegal (30 is not a multiple of 4 for depth 2).
+VARIANTS = ["input.shape=[32,32,1],[30,30,1]", "encoder.filters=2,4", "encoder.depth=2"]
+
+
+def sweep_dir(root: Path) -> Path:
+    (found,) = list((root / "multirun").glob("*/*"))
+    return found
+
+
+def check_table(root: Path, err: str, *, built: bool) -> list[dict]:
+    folder = sweep_dir(root)
+    rows = json.loads((folder / "results.json").read_text())
+    with (folder / "results.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert len(rows) == len(table) == 4
+    assert [r["status"] for r in rows] == [t["status"] for t in table] == ["ok", "ok", "error", "error"]
+    assert all("input.shape=[30,30,1]" in r["overrides"] for r in rows if r["status"] == "error")
+    assert all("enc2_pool gets 15" in r["error"] for r in rows if r["status"] == "error")
+    assert "2 of 4 variants failed" in err
+    for row in rows[:2]:
+        job = folder / str(row["job"])
+        assert (job / "plan.json").exists() and (job / ".hydra" / "config.yaml").exists()
+        assert json.loads((job / "plan.json").read_text())["total_params"] == row["params"]
+        if built:
+            import keras
+
+            model = keras.saving.load_model(row["model"], safe_mode=True)
+            assert model.count_params() == row["params"] == row["keras_params"]
+    return rows
+
+
+def test_summary_sweep_plans_in_process(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("summary", SAME, "-m", *VARIANTS)
+    assert code == 1
+    rows = check_table(tmp_path, err, built=False)
+    assert [r["params"] for r in rows[:2]] == [1_886, 7_402]
+    assert "4 variants in multirun" in out and "results.csv" in out
+    assert "[0] input.shape=[32,32,1] encoder.filters=2 encoder.depth=2: ok" in err
+
+
+def test_summary_sweep_never_imports_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from archgen.cli import main; "
+            f"rc = main(['summary', {str(SAME)!r}, '-m', '-q', 'encoder.depth=range(1,5)', 'padding=valid,same']); "
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1, result.stderr  # valid padding at 512 fails for depths 3 and 4
+    rows = json.loads((sweep_dir(tmp_path) / "results.json").read_text())
+    assert len(rows) == 8 and sum(r["status"] == "ok" for r in rows) == 6
+
+
+def test_summary_sweep_equals_the_hydra_launcher_path(cli, tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    cli("summary", SAME, "-m", "-q", *VARIANTS)
+    fast = json.loads((sweep_dir(tmp_path / "a") / "results.json").read_text())
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "b")
+    cli("summary", SAME, "-m", "-q", *VARIANTS, "hydra/launcher=basic")
+    hydra = json.loads((sweep_dir(tmp_path / "b") / "results.json").read_text())
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(fast) == strip(hydra)
+
+
+@pytest.mark.slow
+def test_build_sweep_basic_launcher(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("build", SAME, "-m", *VARIANTS)
+    assert code == 1
+    check_table(tmp_path, err, built=True)
+
+
+@pytest.mark.slow
+def test_build_sweep_joblib_launcher(cli, tmp_path, monkeypatch):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install 'archgen[joblib]'")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("build", SAME, "-m", *VARIANTS, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert code == 1
+    check_table(tmp_path, err, built=True)
+
+
+@pytest.mark.slow
+def test_summary_sweep_submitit_local_launcher(cli, tmp_path, monkeypatch):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install 'archgen[submitit]'")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("summary", SAME, "-m", *VARIANTS, "hydra/launcher=local_processes")
+    assert code == 1
+    check_table(tmp_path, err, built=False)
+
+
+@pytest.mark.slow
+def test_a_crash_inside_keras_is_a_row(cli, tmp_path, monkeypatch):
+    import archgen.emit
+
+    real = archgen.emit.emit_model
+
+    def flaky(plan):
+        if plan.layer("enc1_conv1").shape[-1] == 4:
+            raise RuntimeError("simulated failure inside Keras")
+        return real(plan)
+
+    monkeypatch.setattr(archgen.emit, "emit_model", flaky)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("build", SAME, "-m", "-q", "input.shape=[32,32,1]", "encoder.filters=2,4", "encoder.depth=2")
+    rows = json.loads((sweep_dir(tmp_path) / "results.json").read_text())
+    assert code == 1 and "1 of 2 variants failed" in err
+    assert [r["status"] for r in rows] == ["ok", "crash"]
+    assert rows[1]["error"] == "RuntimeError: simulated failure inside Keras"
+
+
+def test_a_job_that_left_no_result_is_a_killed_row(tmp_path):
+    from archgen.sweep import collect_results
+
+    (tmp_path / "0" / ".hydra").mkdir(parents=True)
+    (tmp_path / "0" / ".hydra" / "overrides.yaml").write_text("- encoder.depth=9\n")
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "result.json").write_text(json.dumps({"job": 1, "overrides": "", "status": "ok"}))
+    rows = collect_results(tmp_path)
+    assert [(r["job"], r["status"]) for r in rows] == [(0, "killed"), (1, "ok")]
+    assert rows[0]["overrides"] == "encoder.depth=9"
+
+
+def test_bad_sweep_override_is_a_clear_error(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("summary", SAME, "-m", "encoder.depth=range(")
+    assert code == 2 and err.startswith("error: overrides")
