@@ -108,7 +108,8 @@ def hydra_sweep(command: str, path: Path, overrides: Sequence[str], sweep_dir: P
         "archgen", "--config-path", str(path.parent.resolve()), "--config-name", path.stem, "--multirun",
         *schema_overrides(overrides),
         f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${hydra.job.num}",
-        "hydra/job_logging=disabled", "hydra/hydra_logging=disabled",
+        # "none" leaves logging alone; "disabled" would reconfigure (and close) existing handlers.
+        "hydra/job_logging=none", "hydra/hydra_logging=none",
     ]
     os.environ[_COMMAND_ENV] = command
     os.environ[_QUIET_ENV] = "1" if quiet else ""

@@ -96,12 +96,17 @@ def test_build_sweep_joblib_launcher(cli, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_summary_sweep_submitit_local_launcher(cli, tmp_path, monkeypatch):
+def test_summary_sweep_submitit_local_launcher(tmp_path):
+    """Through conf/hydra/launcher/local_processes.yaml. In a child process: submitit's workers
+    write to the stderr they were started with, which pytest's capture closes between tests."""
+    import subprocess
+    import sys
+
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install 'archgen[submitit]'")
-    monkeypatch.chdir(tmp_path)
-    code, out, err = cli("summary", SAME, "-m", *VARIANTS, "hydra/launcher=local_processes")
-    assert code == 1
-    check_table(tmp_path, err, built=False)
+    result = subprocess.run([sys.executable, "-m", "archgen.cli", "summary", str(SAME), "-m", *VARIANTS,
+                             "hydra/launcher=local_processes"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1
+    check_table(tmp_path, result.stderr, built=False)
 
 
 @pytest.mark.slow
