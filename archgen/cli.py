@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from archgen.errors import ArchgenError
+from archgen.plan.guard import DEFAULT_MAX_PARAMS
 
 COMMANDS = {
     "build": "plan the model, build it with Keras and save it as .keras",
@@ -63,6 +64,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("-o", "--output", type=Path, help="where to write the model (default: <name>.keras)")
         p.add_argument("--force", action="store_true", help="overwrite an existing output file")
         p.add_argument("--keras-summary", action="store_true", help="also print Keras's model.summary()")
+        p.add_argument("--max-params", type=float, default=DEFAULT_MAX_PARAMS,
+                       help=f"refuse to build a model with more parameters (default {DEFAULT_MAX_PARAMS:.0e})")
     return p
 
 
@@ -224,6 +227,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     from archgen.output import check_target, write_atomic
 
     spec, plan = _plan(args)
+    from archgen.plan.guard import check_size
+
+    check_size(plan, args.max_params)
     target = check_target(args.output or Path(f"{spec.name}.keras"), force=args.force, suffix=".keras")
     start = time.perf_counter()
     from archgen.emit import emit_model

@@ -17,7 +17,7 @@ class ArchgenError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        head = self.path
+        head = self.path if len(self.path) <= 120 else self.path[:117] + "..."
         if head and self.value is not ...:
             head = f"{head}={format_value(self.value)}"
         text = f"{head}: {self.message}" if head else self.message

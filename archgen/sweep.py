@@ -27,9 +27,10 @@ COLUMNS = ("job", "overrides", "status", "params", "output_shape", "flops", "act
 
 def run_sweep(command: str, config: str, overrides: Sequence[str], *, quiet: bool = False) -> int:
     """Run ``command`` (build or summary) for every variant Hydra's sweeper makes of ``overrides``."""
-    from archgen.spec.load import check_config_path
+    from archgen.spec.load import check_config_path, guard_resolvers
 
     path = check_config_path(config)
+    guard_resolvers()
     # Microseconds: two sweeps started in the same second must not share a folder (hydra #1607).
     sweep_dir = Path("multirun") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S.%f")
     rows = plan_sweep(path, overrides, sweep_dir, quiet) if command == "summary" else None
@@ -168,6 +169,9 @@ def _run_variant(data: dict, out: Path, command: str | None) -> dict[str, Any]:
            "activation_bytes": None if elements is None else sum(elements.values()) * DTYPE_BYTES["float32"]}
     if command == "build":
         from archgen.emit import emit_model
+        from archgen.plan.guard import check_size
+
+        check_size(plan)
         from archgen.emit.backend import import_keras
 
         model = emit_model(plan)

@@ -47,14 +47,36 @@ def check_config_path(config: str | Path) -> Path:
     return path
 
 
+ALLOW_ENV = "ARCHGEN_ALLOW_ENV"
+
+
+def _refuse_env(*_args: Any) -> Any:
+    raise ValueError(f"reading the environment (oc.env) is off for configs; set {ALLOW_ENV}=1 to allow it")
+
+
+def guard_resolvers() -> None:
+    """Unless ``ARCHGEN_ALLOW_ENV=1``, make ``${oc.env:...}`` an error in this process."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    if os.environ.get(ALLOW_ENV) != "1":
+        OmegaConf.register_new_resolver("oc.env", _refuse_env, replace=True)
+
+
 def hydra_compose(path: Path, overrides: Sequence[str]) -> dict[str, Any]:
-    """Compose through Hydra's compose API: defaults lists, interpolation, override grammar."""
+    """Compose through Hydra's compose API: defaults lists, interpolation, override grammar.
+
+    A config file may come from a stranger: ``${oc.env:...}`` would leak the environment into
+    a saved model or a shared results table, so it only resolves when ``ARCHGEN_ALLOW_ENV=1``.
+    """
     # Imported here: Hydra is only needed once a file is really loaded.
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    guard_resolvers()
     try:
         with initialize_config_dir(config_dir=str(path.parent.resolve()), version_base="1.3", job_name="archgen"):
             cfg = compose(config_name=path.stem, overrides=schema_overrides(overrides))
@@ -65,6 +87,8 @@ def hydra_compose(path: Path, overrides: Sequence[str]) -> dict[str, Any]:
         raise
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise _compose_error(exc, overrides) from None
+    except RecursionError:
+        raise SpecError("interpolations refer to each other in a loop", path="config", value=str(path)) from None
     except UnicodeDecodeError:
         raise SpecError("is not UTF-8 text", path="config", value=str(path)) from None
     except Exception as exc:  # yaml.YAMLError and friends surface as assorted types
@@ -100,6 +124,7 @@ def plain_yaml(path: Path) -> dict[str, Any] | None:
 def _unique_mapping(loader, node, deep=False):
     import yaml
 
+    loader.flatten_mapping(node)  # resolve "<<" merge keys first: a merged key may be overridden
     keys = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -150,6 +175,11 @@ def _compose_error(exc: BaseException, overrides: Sequence[str]) -> SpecError:
     cause = exc.__cause__ or exc.__context__
     if cause is not None and str(cause).strip() and str(cause).strip() not in text:
         text += f" ({_first_line(cause)})"
+    if "oc.env" in text and ALLOW_ENV in text:
+        return SpecError(f"reading the environment (oc.env) is off for configs; set {ALLOW_ENV}=1 to allow it",
+                         path="config")
+    if not overrides or "Error parsing override" not in text and "override" not in text.lower():
+        return SpecError(f"cannot be composed: {text}", path="config")
     match = re.search(r"Could not override '([^']+)'", text)
     if match:
         key = match.group(1)
@@ -183,6 +213,10 @@ def _spec_error(exc: ValidationError, data: Any) -> SpecError:
     loc, first = errs[0]
     kind = first["type"]
     if kind == "extra_forbidden":
+        if str(loc[-1]).startswith("_") and str(loc[-1]).endswith("_"):
+            return SpecError("instantiation keys are refused: archgen never imports or calls code named in a "
+                             "config; blocks, layers and heads are chosen by name from closed lists",
+                             path=path, value=first["input"])
         if str(loc[-1]) in known_keys(loc):  # a key of a sibling type, e.g. activation on a maxpool
             return SpecError(f"does not apply to type={_type_at(data, loc)}", path=path, value=first["input"])
         return SpecError("unknown key" + did_you_mean(str(loc[-1]), known_keys(loc)), path=path, value=first["input"])

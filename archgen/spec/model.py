@@ -33,7 +33,8 @@ def tagged(default: str, *models: type[BaseModel]):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # strict: a YAML ``true`` is not a depth of 1, nor "3" a number.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, strict=True)
 
 
 class InputSpec(Strict):
