@@ -64,6 +64,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("-o", "--output", type=Path, help="where to write the model (default: <name>.keras)")
         p.add_argument("--force", action="store_true", help="overwrite an existing output file")
         p.add_argument("--keras-summary", action="store_true", help="also print Keras's model.summary()")
+        p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
+                       help="Keras dtype policy of the built model (mixed: 16-bit compute, float32 weights)")
         p.add_argument("--max-params", type=float, default=DEFAULT_MAX_PARAMS,
                        help=f"refuse to build a model with more parameters (default {DEFAULT_MAX_PARAMS:.0e})")
     return p
@@ -235,7 +237,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from archgen.emit import emit_model
 
     imported = time.perf_counter()
-    model = emit_model(plan)
+    model = emit_model(plan, args.precision)
     built = time.perf_counter() - imported
     import_seconds = imported - start
     write_atomic(target, lambda tmp: model.save(tmp), suffix=".keras")

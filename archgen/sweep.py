@@ -33,6 +33,10 @@ def run_sweep(command: str, config: str, overrides: Sequence[str], *, quiet: boo
     guard_resolvers()
     # Microseconds: two sweeps started in the same second must not share a folder (hydra #1607).
     sweep_dir = Path("multirun") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S.%f")
+    chosen = [o for o in overrides if o.startswith("hydra.sweep.dir=")]
+    if chosen:
+        sweep_dir = Path(chosen[-1].split("=", 1)[1])
+        overrides = [o for o in overrides if not o.startswith("hydra.sweep.dir=")]
     rows = plan_sweep(path, overrides, sweep_dir, quiet) if command == "summary" else None
     if rows is None:
         hydra_sweep(command, path, overrides, sweep_dir, quiet)
@@ -76,7 +80,7 @@ def plan_sweep(path: Path, overrides: Sequence[str], sweep_dir: Path, quiet: boo
     rows = []
     for num, variant in enumerate(variants):
         out = sweep_dir / str(num)
-        (out / ".hydra").mkdir(parents=True)
+        (out / ".hydra").mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         row: dict[str, Any] = {"job": num, "overrides": " ".join(v.lstrip("+") for v in variant), "status": "ok"}
         try:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -25,26 +24,14 @@ def cli(capsys):
     return run
 
 
-def find_seed_notebook() -> Path | None:
-    """The seed lecture (shared/seed/*.txt) in a folder beside the checkout or above it."""
-    env = os.environ.get("ARCHGEN_SEED_DIR")
-    dirs = [Path(env)] if env else [p / "shared" / "seed" for p in ROOT.parents]
-    for d in dirs:
-        files = sorted(d.glob("*.txt")) if d.is_dir() else []
-        if files:
-            return files[0]
-    return None
-
-
 def seed_unet_source() -> str:
     """The seed's hand-written U-Net cell, taken from the lecture text as it stands."""
-    path = find_seed_notebook()
-    if path is None:
+    from benchmarks.common import seed_unet_source as source
+
+    text = source()
+    if text is None:
         pytest.fail("the seed lecture (shared/seed/*.txt) is not beside this checkout; set ARCHGEN_SEED_DIR")
-    text = path.read_text(encoding="utf-8")
-    match = re.search(r"^inputs = layers\.Input.*?^model = tf\.keras\.Model\(.*?\)$", text, re.S | re.M)
-    assert match, f"no U-Net cell found in {path}"
-    return match.group(0)
+    return text
 
 
 from hypothesis import HealthCheck, settings  # noqa: E402

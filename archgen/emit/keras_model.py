@@ -7,6 +7,7 @@ in ``LayerPlan.attrs``. Only built-in layers are used, so a saved model loads wi
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, Callable
 
 from archgen.emit.backend import import_keras
@@ -116,11 +117,35 @@ EMITTERS: dict[str, Emitter] = {
 }
 
 
-def emit_model(plan: Plan) -> keras.Model:
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def emit_model(plan: Plan, precision: str = "float32") -> keras.Model:
     """Build the functional model of ``plan``; layer names are the plan's names.
 
+    ``precision`` is a Keras dtype policy: ``mixed_bfloat16`` / ``mixed_float16`` compute in
+    16 bits with float32 variables (the heads stay float32 so softmax and losses are stable).
     Returns a model with one output per head (a single tensor when there is one head).
     """
+    if precision not in PRECISIONS:
+        raise EmitError(f"unknown precision; expected one of {', '.join(PRECISIONS)}", path="--precision",
+                        value=precision)
+    with _policy(precision):
+        return _emit(plan)
+
+
+@contextmanager
+def _policy(policy):
+    """Keras's dtype policy is global; set it for the layers made inside, then restore it."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _emit(plan: Plan) -> keras.Model:
     tensors: dict[str, Any] = {}
     for layer in plan.layers:
         if layer.kind == "input":
@@ -131,7 +156,8 @@ def emit_model(plan: Plan) -> keras.Model:
             raise EmitError(f"no emitter for layer kind '{layer.kind}'{did_you_mean(layer.kind, EMITTERS)}",
                             path=layer.name)
         try:
-            tensors[layer.name] = emitter(layer, [tensors[i] for i in layer.inputs], plan.ndim)
+            with _policy("float32" if layer.group == "head" else keras.config.dtype_policy()):
+                tensors[layer.name] = emitter(layer, [tensors[i] for i in layer.inputs], plan.ndim)
         except (ValueError, TypeError) as exc:
             raise EmitError(f"Keras refused this layer: {' '.join(str(exc).split())[:400]}", path=layer.name) from None
     outputs = [tensors[name] for name in plan.outputs.values()]

@@ -1,0 +1,43 @@
+"""Time to construct the seed U-Net: archgen (spec + plan + emit) vs the seed's hand-written Keras.
+
+TensorFlow is imported first; the two are alternated. Target ratio: <= 1.05.
+    python benchmarks/build_overhead.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from common import ROOT, alternate, build_seed_unet, report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few repetitions")
+    args = parser.parse_args()
+    from archgen.emit import emit_model
+    from archgen.emit.backend import import_keras
+    from archgen.plan import make_plan
+    from archgen.spec import load_spec
+
+    keras = import_keras()
+    config = ROOT / "conf" / "unet.yaml"
+
+    def archgen_build():
+        emit_model(make_plan(load_spec(config)))
+        keras.backend.clear_session()
+
+    def seed_build():
+        build_seed_unet()
+        keras.backend.clear_session()
+
+    archgen_build(), seed_build()  # warm-up: first-call costs of Keras, not of either builder
+    times = alternate({"seed, hand-written Keras": seed_build, "archgen: spec + plan + emit": archgen_build},
+                      reps=3 if args.quick else 15)
+    med = report("Build the seed U-Net (572x572x1), TensorFlow already imported", times, "seed, hand-written Keras")
+    print(f"  ratio archgen / hand-written: {med['archgen: spec + plan + emit'] / med['seed, hand-written Keras']:.3f}"
+          " (target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
