@@ -6,15 +6,11 @@ TensorFlow is imported first; the two are alternated. Target ratio: <= 1.05.
 
 from __future__ import annotations
 
-import argparse
-
-from common import ROOT, alternate, build_seed_unet, report
+from common import ROOT, alternate, build_seed_unet, parse_args, report
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: few repetitions")
-    args = parser.parse_args()
+    args = parse_args(__doc__)
     from archgen.emit import emit_model
     from archgen.emit.backend import import_keras
     from archgen.plan import make_plan

@@ -6,17 +6,14 @@ Alternated, each in a fresh process. Target ratio: <= 0.10.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 
-from common import alternate, report, run_command
+from common import alternate, parse_args, report, run_command
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: few repetitions")
-    args = parser.parse_args()
+    args = parse_args(__doc__)
     archgen = shutil.which("archgen") or sys.exit("archgen is not installed (pip install -e .)")
     cases = {
         'python -c "import tensorflow"': run_command([sys.executable, "-c", "import tensorflow"]),

@@ -15,6 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def parse_args(doc: str, **extra: dict) -> "argparse.Namespace":
+    """``--quick`` (a smoke run) and any ``extra`` options, e.g. ``batch=dict(type=int, default=16)``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few repetitions")
+    for name, kwargs in extra.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+    return parser.parse_args()
+
+
 def alternate(cases: dict[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
     """Run each case once per round, alternating, so machine noise hits all of them alike."""
     times: dict[str, list[float]] = {name: [] for name in cases}

@@ -8,22 +8,18 @@ present; elsewhere it says so and exits 0.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 
-from common import ROOT, alternate, report
+from common import ROOT, alternate, parse_args, report
 
 # Dense peak TFLOP/s (no sparsity), from NVIDIA's H100 / H200 SXM data sheets.
 PEAKS = {"H100": {"float32": 67.0, "mixed_bfloat16": 989.0}, "H200": {"float32": 67.0, "mixed_bfloat16": 989.0}}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: few repetitions")
-    parser.add_argument("--batch", type=int, default=16)
-    args = parser.parse_args()
+    args = parse_args(__doc__, batch=dict(type=int, default=16))
     from archgen.emit.backend import import_keras
 
     import_keras()

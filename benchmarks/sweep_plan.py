@@ -5,18 +5,15 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
 
-from common import ROOT, alternate, report, run_command
+from common import ROOT, alternate, parse_args, report, run_command
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 100 variants, one repetition")
-    args = parser.parse_args()
+    args = parse_args(__doc__)
     archgen = shutil.which("archgen") or sys.exit("archgen is not installed (pip install -e .)")
     variants = 100 if args.quick else 1000
     config = str(ROOT / "conf" / "unet.yaml")

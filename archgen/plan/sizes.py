@@ -27,8 +27,26 @@ def _legal(nodes: list[Node], n: int) -> dict[str, int] | None:
         return None
 
 
+_SHAPE_ATTRS = ("kernel", "stride", "dilation", "padding", "factor")
+_cache: dict[tuple, SizeRule | None] = {}
+
+
 def solve_sizes(nodes: list[Node], period: int, heads: dict[str, str], bottleneck_in: str) -> SizeRule | None:
-    """The legal-size rule of one axis, or None when there is none (or it is not one progression)."""
+    """The legal-size rule of one axis, or None when there is none (or it is not one progression).
+
+    Memoised on what sizes depend on (kinds, wiring, kernels, strides, padding), not on channels:
+    a sweep over filters or blocks solves once.
+    """
+    key = (period, bottleneck_in, tuple(heads.items()),
+           tuple((n.name, n.kind, n.inputs, n.like, tuple(n.attrs.get(a) for a in _SHAPE_ATTRS)) for n in nodes))
+    if key not in _cache:
+        if len(_cache) > 1024:
+            _cache.clear()
+        _cache[key] = _solve(nodes, period, heads, bottleneck_in)
+    return _cache[key]
+
+
+def _solve(nodes: list[Node], period: int, heads: dict[str, str], bottleneck_in: str) -> SizeRule | None:
     if period > MAX_PERIOD:
         return None
     residues = [r for r in range(period) if _legal(nodes, period * _FAR + r) is not None]
