@@ -61,7 +61,11 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--format", choices=("svg", "dot"), default="svg", help="svg (default) or dot")
         p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     if command == "build":
-        p.add_argument("-o", "--output", type=Path, help="where to write the model (default: <name>.keras)")
+        p.add_argument("-o", "--output", type=Path,
+                       help="where to write the model (default: <name>.keras; other formats use the same stem)")
+        p.add_argument("--format", action="append", choices=("keras", "saved_model", "onnx", "litert"),
+                       help="output format; repeat for several (default keras): .keras, <stem>_saved_model/, "
+                            ".onnx, .tflite")
         p.add_argument("--force", action="store_true", help="overwrite an existing output file")
         p.add_argument("--keras-summary", action="store_true", help="also print Keras's model.summary()")
         p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
@@ -226,13 +230,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     if args.multirun:
         return _sweep("build", args)
-    from archgen.output import check_target, write_atomic
+    from archgen import export
+    from archgen.output import check_target
 
     spec, plan = _plan(args)
     from archgen.plan.guard import check_size
 
     check_size(plan, args.max_params)
-    target = check_target(args.output or Path(f"{spec.name}.keras"), force=args.force, suffix=".keras")
+    formats = list(dict.fromkeys(args.format or ["keras"]))
+    export.check_formats(formats)
+    outputs = export.targets(args.output, spec.name, formats)
+    for fmt, path in outputs.items():
+        check_target(path, force=args.force, suffix=export.SUFFIXES[fmt], folder=fmt == "saved_model")
     start = time.perf_counter()
     from archgen.emit import emit_model
 
@@ -240,12 +249,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     model = emit_model(plan, args.precision)
     built = time.perf_counter() - imported
     import_seconds = imported - start
-    write_atomic(target, lambda tmp: model.save(tmp), suffix=".keras")
+    for fmt, path in outputs.items():
+        export.write(model, fmt, path)
     if args.json:
         from archgen.report.data import plan_to_dict
 
         data = plan_to_dict(plan)
-        data.update(output=str(target), build_seconds=round(built, 3), keras_params=model.count_params())
+        data.update(outputs={fmt: str(p) for fmt, p in outputs.items()}, build_seconds=round(built, 3),
+                    keras_params=model.count_params())
         print(json.dumps(data, indent=2))
         return 0
     console = _console()
@@ -255,8 +266,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     print_summary(plan, console, plan_cost(plan))
     if args.keras_summary:
         model.summary(print_fn=lambda line, **_: console.print(line, markup=False))
-    size = target.stat().st_size / 2**20
-    console.print(f"wrote {target} ({size:.1f} MiB; Keras import {import_seconds:.1f} s, model built in {built:.2f} s)")
+    console.print(f"Keras import {import_seconds:.1f} s, model built in {built:.2f} s")
+    for path in outputs.values():
+        console.print(f"wrote {path}")
     return 0
 
 

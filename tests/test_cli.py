@@ -144,6 +144,6 @@ def test_failed_build_leaves_old_file_and_no_partial(cli, tmp_path, monkeypatch)
 
 def test_build_refuses_bad_output_before_building(cli, tmp_path):
     code, _, err = cli("build", UNET, "-o", tmp_path / "model.h5")
-    assert code == 2 and "must end in .keras" in err
+    assert code == 2 and "must end in .keras, .onnx or .tflite" in err
     code, _, err = cli("build", UNET, "-o", tmp_path / "nope" / "m.keras")
     assert code == 2 and "does not exist" in err
