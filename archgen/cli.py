@@ -68,6 +68,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
                             ".onnx, .tflite")
         p.add_argument("--force", action="store_true", help="overwrite an existing output file")
         p.add_argument("--keras-summary", action="store_true", help="also print Keras's model.summary()")
+        p.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+                       help="Keras back end (default: $KERAS_BACKEND, else tensorflow)")
         p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
                        help="Keras dtype policy of the built model (mixed: 16-bit compute, float32 weights)")
         p.add_argument("--max-params", type=float, default=DEFAULT_MAX_PARAMS,
@@ -242,6 +244,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     outputs = export.targets(args.output, spec.name, formats)
     for fmt, path in outputs.items():
         check_target(path, force=args.force, suffix=export.SUFFIXES[fmt], folder=fmt == "saved_model")
+    from archgen.backend import select_backend
+
+    backend = select_backend(args.backend)
     start = time.perf_counter()
     from archgen.emit import emit_model
 
@@ -266,7 +271,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     print_summary(plan, console, plan_cost(plan))
     if args.keras_summary:
         model.summary(print_fn=lambda line, **_: console.print(line, markup=False))
-    console.print(f"Keras import {import_seconds:.1f} s, model built in {built:.2f} s")
+    console.print(f"Keras ({backend}) import {import_seconds:.1f} s, model built in {built:.2f} s")
     for path in outputs.values():
         console.print(f"wrote {path}")
     return 0

@@ -179,7 +179,7 @@ def _run_variant(data: dict, out: Path, command: str | None) -> dict[str, Any]:
         from archgen.plan.guard import check_size
 
         check_size(plan)
-        from archgen.emit.backend import import_keras
+        from archgen.backend import import_keras
 
         model = emit_model(plan)
         target = out / f"{spec.name}.keras"

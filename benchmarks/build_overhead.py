@@ -12,7 +12,7 @@ from common import ROOT, alternate, build_seed_unet, parse_args, report
 def main() -> None:
     args = parse_args(__doc__)
     from archgen.emit import emit_model
-    from archgen.emit.backend import import_keras
+    from archgen.backend import import_keras
     from archgen.plan import make_plan
     from archgen.spec import load_spec
 

@@ -20,7 +20,7 @@ PEAKS = {"H100": {"float32": 67.0, "mixed_bfloat16": 989.0}, "H200": {"float32":
 
 def main() -> None:
     args = parse_args(__doc__, batch=dict(type=int, default=16))
-    from archgen.emit.backend import import_keras
+    from archgen.backend import import_keras
 
     import_keras()
     import tensorflow as tf

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Callable
 
-from archgen.emit.backend import import_keras
+from archgen.backend import import_keras
 from archgen.errors import EmitError, did_you_mean
 from archgen.plan.ir import LayerPlan, Plan
 

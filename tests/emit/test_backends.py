@@ -1,0 +1,96 @@
+"""One config on every installed Keras back end: same layers, same params, same outputs.
+
+Each back end runs in its own process (Keras fixes its back end at import). The TensorFlow
+model's weights are copied to the others; outputs must agree within 1e-4 (float32).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import CONF, ROOT
+
+OTHERS = [b for b in ("jax", "torch") if importlib.util.find_spec(b) is not None]
+CASES = [
+    ("unet.yaml", ["input.shape=[188,188,1]"]),
+    ("unet_bn_residual.yaml", ["input.shape=[32,48,3]", "encoder.filters=4"]),
+    ("attention_unet.yaml", ["input.shape=[32,32,3]", "encoder.filters=4", "encoder.depth=2"]),
+    ("unet3d.yaml", ["input.shape=[92,92,92,3]", "encoder.filters=[4,8,16,32]"]),
+]
+SCRIPT = """
+import json, os, sys
+import numpy as np
+from archgen.backend import import_keras, select_backend
+select_backend(sys.argv[1])
+keras = import_keras()
+from archgen.emit import emit_model
+from archgen.plan import make_plan
+from archgen.spec import load_spec
+config, overrides, folder = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+plan = make_plan(load_spec(config, overrides))
+model = emit_model(plan)
+layers = {l.name: [list(l.output.shape[1:]), l.count_params()] for l in model.layers}
+weights = os.path.join(folder, "weights.npz")
+if sys.argv[1] == "tensorflow":
+    np.savez(weights, *model.get_weights())
+else:
+    saved = np.load(weights)
+    model.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])
+y = model.predict(np.load(os.path.join(folder, "x.npy")), verbose=0)
+np.save(os.path.join(folder, sys.argv[1] + ".npy"), y)
+json.dump({"layers": layers, "total": model.count_params()}, open(os.path.join(folder, sys.argv[1] + ".json"), "w"))
+"""
+
+
+def build(backend: str, config: str, overrides: list[str], folder) -> dict:
+    result = subprocess.run([sys.executable, "-c", SCRIPT, backend, str(CONF / config), json.dumps(overrides),
+                             str(folder)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((folder / f"{backend}.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config, overrides", CASES, ids=[c for c, _ in CASES])
+def test_same_model_on_every_installed_back_end(config, overrides, tmp_path):
+    if not OTHERS:
+        pytest.fail("no second Keras back end installed: pip install 'archgen[jax]' or torch==2.13.0")
+    from archgen.plan import make_plan
+    from archgen.spec import load_spec
+
+    plan = make_plan(load_spec(CONF / config, overrides))
+    np.save(tmp_path / "x.npy", np.random.default_rng(3).normal(size=(1, *plan.input_shape)).astype("float32"))
+    reference = build("tensorflow", config, overrides, tmp_path)
+    expected = {layer.name: [list(layer.shape), layer.params] for layer in plan.layers}
+    assert reference["layers"] == expected
+    for backend in OTHERS:
+        built = build(backend, config, overrides, tmp_path)
+        assert built["layers"] == expected, backend
+        assert built["total"] == plan.total_params
+        np.testing.assert_allclose(np.load(tmp_path / f"{backend}.npy"), np.load(tmp_path / "tensorflow.npy"),
+                                   atol=1e-4, rtol=1e-4, err_msg=backend)
+
+
+def test_backend_not_installed_names_the_extra(monkeypatch):
+    from archgen.backend import select_backend
+    from archgen.errors import ArchgenError
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ArchgenError, match=r"pip install 'archgen\[jax\]'"):
+        select_backend("jax")
+
+
+def test_backend_cannot_change_once_keras_is_loaded(monkeypatch):
+    pytest.importorskip("keras")
+    from archgen.backend import select_backend
+    from archgen.errors import ArchgenError
+
+    other = "jax" if sys.modules["keras"].backend.backend() != "jax" else "torch"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    with pytest.raises(ArchgenError, match="already running on"):
+        select_backend(other)
