@@ -1,0 +1,60 @@
+"""Inference throughput of the archgen seed U-Net on each installed Keras back end, as ratios to TensorFlow.
+
+Each back end runs in its own process (Keras fixes its back end at import); the processes run
+one after another in this run, each timing alternating repetitions of the same batch.
+    python benchmarks/backends.py [--quick]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+from common import ROOT, parse_args
+
+WORKER = """
+import json, statistics, sys, time
+import numpy as np
+from archgen.backend import import_keras, select_backend
+select_backend(sys.argv[1])
+keras = import_keras()
+from archgen.emit import emit_model
+from archgen.plan import make_plan
+from archgen.spec import load_spec
+size, batch, reps = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+model = emit_model(make_plan(load_spec("conf/unet.yaml", [f"input.shape=[{size},{size},1]"])))
+x = np.random.default_rng(0).normal(size=(batch, size, size, 1)).astype("float32")
+model.predict_on_batch(x)  # compile / warm up
+times = []
+for _ in range(reps):
+    start = time.perf_counter()
+    np.asarray(model.predict_on_batch(x))
+    times.append(time.perf_counter() - start)
+print(json.dumps({"median": statistics.median(times), "runs": reps}))
+"""
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    size, batch, reps = 188, 2, 3 if args.quick else 15
+    backends = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b) is not None]
+    results = {}
+    for backend in backends:
+        out = subprocess.run([sys.executable, "-c", WORKER, backend, str(size), str(batch), str(reps)], cwd=ROOT,
+                             capture_output=True, text=True)
+        if out.returncode:
+            print(f"{backend}: failed\n{out.stderr[-1500:]}")
+            continue
+        results[backend] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"\nseed U-Net {size}x{size}, batch {batch}, inference (predict_on_batch), CPU")
+    print(f"  {'back end':<12} {'median':>10} {'images/s':>10} {'vs tensorflow':>14}")
+    base = results.get("tensorflow", {}).get("median")
+    for backend, r in results.items():
+        ratio = f"{base / r['median']:.3f}" if base else "-"
+        print(f"  {backend:<12} {r['median']:>9.4f}s {batch / r['median']:>10.2f} {ratio:>14}")
+
+
+if __name__ == "__main__":
+    main()
