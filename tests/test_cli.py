@@ -147,3 +147,10 @@ def test_build_refuses_bad_output_before_building(cli, tmp_path):
     assert code == 2 and "must end in .keras, .onnx or .tflite" in err
     code, _, err = cli("build", UNET, "-o", tmp_path / "nope" / "m.keras")
     assert code == 2 and "does not exist" in err
+
+
+def test_non_utf8_file_with_overrides(cli, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(b"input: \xff\xfe\n")
+    code, _, err = cli("validate", path, "encoder.depth=3")
+    assert code == 2 and "is not UTF-8 text" in err

@@ -85,12 +85,12 @@ def hydra_compose(path: Path, overrides: Sequence[str]) -> dict[str, Any]:
         data = OmegaConf.to_container(cfg, resolve=True)
     except SpecError:
         raise
+    except UnicodeDecodeError:  # before ValueError, its base class
+        raise SpecError("is not UTF-8 text", path="config", value=str(path)) from None
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise _compose_error(exc, overrides) from None
     except RecursionError:
         raise SpecError("interpolations refer to each other in a loop", path="config", value=str(path)) from None
-    except UnicodeDecodeError:
-        raise SpecError("is not UTF-8 text", path="config", value=str(path)) from None
     except Exception as exc:  # yaml.YAMLError and friends surface as assorted types
         raise SpecError(f"cannot be read as YAML: {_first_line(exc)}", path="config", value=str(path)) from None
     return data
