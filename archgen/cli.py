@@ -182,7 +182,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _fit(spec, plan, args: argparse.Namespace) -> dict:
-    from archgen.plan.cost import parse_bytes, plan_cost
+    from archgen.plan.cost import parse_bytes, training_bytes
     from archgen.plan.fit import max_batch, max_size
 
     budget = parse_bytes(args.fit)
@@ -194,8 +194,8 @@ def _fit(spec, plan, args: argparse.Namespace) -> dict:
         "at_input_shape": list(plan.input_shape),
         "batch": args.batch,
         "max_input_shape": None if best is None else list(best.input_shape),
-        "max_input_training_bytes": None if best is None else plan_cost(best, args.batch, args.dtype,
-                                                                        args.optimizer).training_bytes,
+        "max_input_training_bytes": None if best is None else training_bytes(best, args.batch, args.dtype,
+                                                                           args.optimizer),
     }
 
 

@@ -163,17 +163,15 @@ def _progress(row: dict[str, Any], quiet: bool) -> None:
 def _run_variant(data: dict, out: Path, command: str | None) -> dict[str, Any]:
     from archgen.output import write_atomic
     from archgen.plan import make_plan
-    from archgen.plan.cost import DTYPE_BYTES, layer_elements
+    from archgen.plan.cost import activation_bytes
     from archgen.report.data import plan_to_dict
     from archgen.spec import validate
 
     spec = validate(data)
     plan = make_plan(spec)
     write_atomic(out / "plan.json", lambda tmp: tmp.write_text(json.dumps(plan_to_dict(plan))), suffix=".json")
-    elements = layer_elements(plan)
     row = {"params": plan.total_params, "output_shape": {h: list(s) for h, s in plan.output_shapes.items()},
-           "flops": plan.total_flops,
-           "activation_bytes": None if elements is None else sum(elements.values()) * DTYPE_BYTES["float32"]}
+           "flops": plan.total_flops, "activation_bytes": activation_bytes(plan)}
     if command == "build":
         from archgen.emit import emit_model
         from archgen.plan.guard import check_size

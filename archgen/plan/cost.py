@@ -129,25 +129,35 @@ def receptive_field(plan: Plan) -> int:
     return widest
 
 
+def activation_bytes(plan: Plan, batch: int = 1, dtype: str = "float32") -> int | None:
+    """Every layer's output for ``batch`` samples in ``dtype``; None when a size is left open."""
+    elements = layer_elements(plan)
+    return None if elements is None else sum(elements.values()) * DTYPE_BYTES[dtype] * batch
+
+
+def training_bytes(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str = "adam") -> int | None:
+    """Weights, gradients and optimizer slots (float32), plus the activations kept for backprop."""
+    activations = activation_bytes(plan, batch, dtype)
+    state = plan.total_params * WEIGHT_BYTES * (2 + OPTIMIZER_SLOTS[optimizer])
+    return None if activations is None else state + activations
+
+
 def plan_cost(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str = "adam") -> Cost:
     """Cost of ``plan`` for ``batch`` samples computed in ``dtype``.
 
     >>> from archgen.spec import load_spec; from archgen.plan import make_plan
     >>> plan_cost(make_plan(load_spec("conf/unet.yaml"))).receptive_field  # doctest: +SKIP
-    185
+    204
     """
-    act = DTYPE_BYTES[dtype]
     elements = layer_elements(plan)
-    weights = plan.total_params * WEIGHT_BYTES
-    state = weights * (2 + OPTIMIZER_SLOTS[optimizer])  # weights, gradients, optimizer slots
-    activations = None if elements is None else sum(elements.values()) * act * batch
+    peak = None if elements is None else inference_peak_elements(plan, elements) * DTYPE_BYTES[dtype] * batch
     return Cost(
         batch=batch, dtype=dtype, optimizer=optimizer, params=plan.total_params,
         flops=None if plan.total_flops is None else plan.total_flops * batch,
-        weight_bytes=weights,
-        activation_bytes=activations,
-        inference_peak_bytes=None if elements is None else inference_peak_elements(plan, elements) * act * batch,
-        training_bytes=None if activations is None else state + activations,
+        weight_bytes=plan.total_params * WEIGHT_BYTES,
+        activation_bytes=activation_bytes(plan, batch, dtype),
+        inference_peak_bytes=peak,
+        training_bytes=training_bytes(plan, batch, dtype, optimizer),
         receptive_field=receptive_field(plan),
     )
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from archgen.plan.build import make_plan, size_rule
-from archgen.plan.cost import plan_cost
+from archgen.plan.cost import activation_bytes, training_bytes
 from archgen.plan.ir import Plan
 from archgen.spec.model import ArchSpec
 
 
 def max_batch(plan: Plan, budget: int, dtype: str = "float32", optimizer: str = "adam") -> int:
     """The largest batch whose training estimate fits ``budget`` bytes (0 if none does)."""
-    one = plan_cost(plan, 1, dtype, optimizer)
-    if one.training_bytes is None:
+    per_sample = activation_bytes(plan, 1, dtype)
+    if per_sample is None:
         raise ValueError("a run-time input size has no memory estimate")
-    fixed = one.training_bytes - one.activation_bytes
-    return max(0, (budget - fixed) // one.activation_bytes)
+    fixed = training_bytes(plan, 1, dtype, optimizer) - per_sample
+    return max(0, (budget - fixed) // per_sample)
 
 
 def with_size(spec: ArchSpec, n: int) -> ArchSpec:
@@ -35,7 +35,7 @@ def max_size(spec: ArchSpec, budget: int, batch: int = 1, dtype: str = "float32"
         return make_plan(with_size(spec, rule.period * k + rule.offset))
 
     def fits(k: int) -> bool:
-        return plan_cost(plan_at(k), batch, dtype, optimizer).training_bytes <= budget
+        return training_bytes(plan_at(k), batch, dtype, optimizer) <= budget
 
     lo = rule.k_min
     if not fits(lo):

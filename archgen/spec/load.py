@@ -5,6 +5,7 @@ Pydantic's ``loc`` tuples become dotted config paths here and nowhere else.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence, get_args
@@ -134,6 +135,7 @@ def _unique_mapping(loader, node, deep=False):
     return loader.construct_mapping(node, deep)
 
 
+@functools.cache
 def _loader():
     import yaml
 
