@@ -16,7 +16,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from archgen.errors import ArchgenError
 
@@ -84,24 +84,20 @@ def plan_sweep(path: Path, overrides: Sequence[str], sweep_dir: Path, quiet: boo
     for num, variant in enumerate(variants):
         out = sweep_dir / str(num)
         (out / ".hydra").mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        row: dict[str, Any] = {"job": num, "overrides": " ".join(v.lstrip("+") for v in variant), "status": "ok"}
-        try:
+
+        def variant_job(variant=variant, out=out) -> dict[str, Any]:
             cfg = copy.deepcopy(base_cfg)  # half the cost of OmegaConf.create from the dict
-            ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides(variant), cfg)
-            data = OmegaConf.to_container(cfg, resolve=True)
+            try:
+                ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides(variant), cfg)
+                data = OmegaConf.to_container(cfg, resolve=True)
+            except (HydraException, OmegaConfBaseException) as exc:
+                raise SpecError(" ".join(str(exc).split()), path="overrides") from None
             # Saved as Hydra saves a job's config and overrides.
             (out / ".hydra" / "config.yaml").write_text(yaml.dump(data, Dumper=Dumper, sort_keys=False))
             (out / ".hydra" / "overrides.yaml").write_text(yaml.dump(list(variant), Dumper=Dumper))
-            row.update(_run_variant(data, out, "summary"))
-        except (HydraException, OmegaConfBaseException) as exc:
-            row.update(status="error", error=f"overrides: {' '.join(str(exc).split())}")
-        except ArchgenError as exc:
-            row.update(status="error", error=exc.render())
-        row["seconds"] = round(time.perf_counter() - start, 4)
-        (out / RESULT).write_text(json.dumps(row, indent=2))
-        _progress(row, quiet)
-        rows.append(row)
+            return _run_variant(data, out, "summary")
+
+        rows.append(run_job(num, variant, out, variant_job, quiet))
     return rows
 
 
@@ -140,24 +136,28 @@ def sweep_job(cfg) -> None:
 
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
-    row: dict[str, Any] = {"job": hc.job.num, "overrides": " ".join(o.lstrip("+") for o in hc.overrides.task),
-                           "status": "ok"}
+    run_job(hc.job.num, hc.overrides.task, out,
+            lambda: _run_variant(OmegaConf.to_container(cfg, resolve=True), out, os.environ.get(_COMMAND_ENV)),
+            bool(os.environ.get(_QUIET_ENV)))
+
+
+def run_job(num: int, overrides: Sequence[str], out: Path, work: Callable[[], dict[str, Any]],
+            quiet: bool) -> dict[str, Any]:
+    """Run one variant's ``work``, turning any failure into the row's status; write and report the row."""
+    row: dict[str, Any] = {"job": num, "overrides": " ".join(o.lstrip("+") for o in overrides), "status": "ok"}
     start = time.perf_counter()
     try:
-        row.update(_run_variant(OmegaConf.to_container(cfg, resolve=True), out, os.environ.get(_COMMAND_ENV)))
+        row.update(work())
     except ArchgenError as exc:
         row.update(status="error", error=exc.render())
     except Exception as exc:  # a crash inside Keras must not end the sweep
         row.update(status="crash", error=f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
-    row["seconds"] = round(time.perf_counter() - start, 3)
+    row["seconds"] = round(time.perf_counter() - start, 4)
     (out / RESULT).write_text(json.dumps(row, indent=2))
-    _progress(row, bool(os.environ.get(_QUIET_ENV)))
-
-
-def _progress(row: dict[str, Any], quiet: bool) -> None:
     if not quiet:
         print(f"[{row['job']}] {row['overrides'] or '(no overrides)'}: {row['status']} ({row['seconds']:.2f} s)",
               file=sys.stderr, flush=True)
+    return row
 
 
 def _run_variant(data: dict, out: Path, command: str | None) -> dict[str, Any]:

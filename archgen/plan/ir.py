@@ -62,6 +62,10 @@ class SizeRule:
     def first(self) -> int:
         return self.period * self.k_min + self.offset
 
+    def smallest(self, count: int) -> list[int]:
+        """The ``count`` smallest legal sizes."""
+        return [self.first + j * self.period for j in range(max(count, 0))]
+
     def is_legal(self, n: int) -> bool:
         return n >= self.first and (n - self.offset) % self.period == 0
 

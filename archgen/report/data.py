@@ -35,7 +35,7 @@ def size_rules(plan: Plan) -> dict[str, Any] | None:
         "period": rule.period,
         "offset": rule.offset,
         "k_min": rule.k_min,
-        "first": [rule.first + j * rule.period for j in range(5)],
+        "first": rule.smallest(5),
         "outputs": {head: rule.describe_output(head, axis) for head in rule.outputs},
     }
 
@@ -45,9 +45,9 @@ def legal_sizes(plan: Plan, count: int) -> dict[str, Any]:
     rule = plan.sizes
     if rule is None:
         return {"rule": None, "sizes": []}
-    firsts = [rule.first + j * rule.period for j in range(max(count, 0))]
     return {"rule": rule.describe("n"),
-            "sizes": [{"input": n, "outputs": {h: rule.output_size(h, n) for h in rule.outputs}} for n in firsts]}
+            "sizes": [{"input": n, "outputs": {h: rule.output_size(h, n) for h in rule.outputs}}
+                      for n in rule.smallest(count)]}
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

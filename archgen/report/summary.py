@@ -94,7 +94,7 @@ def footer_lines(plan: Plan) -> list[str]:
     if rule is not None:
         names = "/".join(AXIS_NAMES[plan.ndim])
         outs = "; ".join(f"{head}: {rule.describe_output(head, 'n')}" for head in rule.outputs)
-        firsts = ", ".join(str(rule.first + j * rule.period) for j in range(4))
+        firsts = ", ".join(map(str, rule.smallest(4)))
         lines.append(f"legal sizes ({names}): {rule.describe('n')} ({firsts}, ...); output {outs}")
     return lines
 
