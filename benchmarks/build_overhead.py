@@ -1,4 +1,5 @@
-"""Time to construct the seed U-Net: archgen (spec + plan + emit) vs the seed's hand-written Keras.
+"""Time to construct the seed U-Net: archgen (spec + plan + emit) vs the same network written by hand
+in plain Keras (tests/reference/seed_unet.py).
 
 TensorFlow is imported first; the two are alternated. Target ratio: <= 1.05.
     python benchmarks/build_overhead.py [--quick]

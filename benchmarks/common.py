@@ -1,9 +1,8 @@
-"""Shared by the benchmark scripts: side-by-side timing and the seed's hand-written U-Net."""
+"""Shared by the benchmark scripts: side-by-side timing and the hand-written baseline U-Net."""
 
 from __future__ import annotations
 
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -58,36 +57,8 @@ def report(title: str, times: dict[str, list[float]], baseline: str, unit: str =
     return medians
 
 
-def find_seed_notebook() -> Path | None:
-    """The seed lecture (shared/seed/*.txt) in a folder beside the checkout or above it."""
-    env = os.environ.get("ARCHGEN_SEED_DIR")
-    dirs = [Path(env)] if env else [p / "shared" / "seed" for p in ROOT.parents]
-    for d in dirs:
-        files = sorted(d.glob("*.txt")) if d.is_dir() else []
-        if files:
-            return files[0]
-    return None
-
-
-def seed_unet_source() -> str | None:
-    """The seed's hand-written U-Net cell, taken from the lecture text as it stands."""
-    path = find_seed_notebook()
-    if path is None:
-        return None
-    match = re.search(r"^inputs = layers\.Input.*?^model = tf\.keras\.Model\(.*?\)$",
-                      path.read_text(encoding="utf-8"), re.S | re.M)
-    return match.group(0) if match else None
-
-
 def build_seed_unet(shape: tuple[int, int, int] = (572, 572, 1)):
-    """The seed's Keras code run as written, with its input size replaced by ``shape``."""
-    import tensorflow as tf
-    import tensorflow.keras.layers as layers
+    """The baseline: the original U-Net written by hand in plain Keras, at input size ``shape``."""
+    from tests.reference.seed_unet import seed_unet  # imported late: it pulls in Keras
 
-    source = seed_unet_source()
-    if source is None:
-        raise SystemExit("the seed lecture (shared/seed/*.txt) is not beside this checkout; set ARCHGEN_SEED_DIR")
-    source = source.replace("shape=(572, 572, 1)", f"shape={tuple(shape)}")
-    scope = {"tf": tf, "layers": layers}
-    exec(compile(source, "seed-lecture-unet", "exec"), scope)
-    return scope["model"]
+    return seed_unet(shape, num_classes=2)

@@ -1,4 +1,5 @@
-"""Throughput of the archgen-built seed U-Net vs the seed's hand-written one: same weights, same input.
+"""Throughput of the archgen-built seed U-Net vs the same network written by hand in plain Keras
+(tests/reference/seed_unet.py): same weights, same input.
 
 Inference (images/s) and a training step (forward + backward + SGD update), alternated, on CPU
 at 188x188 batch 2, and on a GPU (when present) at 572x572 with batch sizes 1/8/32.

@@ -24,16 +24,6 @@ def cli(capsys):
     return run
 
 
-def seed_unet_source() -> str:
-    """The seed's hand-written U-Net cell, taken from the lecture text as it stands."""
-    from benchmarks.common import seed_unet_source as source
-
-    text = source()
-    if text is None:
-        pytest.fail("the seed lecture (shared/seed/*.txt) is not beside this checkout; set ARCHGEN_SEED_DIR")
-    return text
-
-
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 # CI runs "ci"; `HYPOTHESIS_PROFILE=slow pytest -m slow` runs the long profile.

@@ -1,4 +1,10 @@
-"""archgen's conf/unet.yaml against the seed lecture's own hand-written Keras U-Net."""
+"""archgen's conf/unet.yaml (the seed U-Net) against a hand-written Keras original U-Net.
+
+Published figures, from Ronneberger, Fischer, Brox 2015, "U-Net: Convolutional Networks for
+Biomedical Image Segmentation" (arXiv:1505.04597), Fig. 1: a 572x572 input tile gives a 388x388
+output map; the skips are centre-cropped 568->392, 280->200, 136->104, 64->56 (by 88, 40, 16 and
+4 pixels a side); Keras counts 31,030,658 parameters for that network.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,20 @@ import pytest
 
 from archgen.plan import make_plan
 from archgen.spec import load_spec
-from tests.conftest import CONF, seed_unet_source
+from tests.conftest import CONF
 
 keras = pytest.importorskip("keras")
 
+PAPER_PARAMS = 31_030_658
+PAPER_CROPS = [4, 16, 40, 88]  # per side, deepest skip first
+PAPER_OUTPUT = (None, 388, 388, 2)  # from a 572x572x1 tile
+
 
 @pytest.fixture(scope="module")
-def seed_model():
-    import tensorflow as tf
-    import tensorflow.keras.layers as layers
+def reference_model():
+    from tests.reference.seed_unet import seed_unet
 
-    scope = {"tf": tf, "layers": layers}
-    exec(compile(seed_unet_source(), "seed-lecture-unet", "exec"), scope)
-    return scope["model"]
+    return seed_unet((572, 572, 1), num_classes=2)
 
 
 @pytest.fixture(scope="module")
@@ -29,36 +36,36 @@ def archgen_model():
     return emit_model(make_plan(load_spec(CONF / "unet.yaml")))
 
 
-def test_same_output_shape(seed_model, archgen_model):
-    assert tuple(seed_model.output_shape) == tuple(archgen_model.output_shape) == (None, 388, 388, 2)
+def test_same_output_shape(reference_model, archgen_model):
+    assert tuple(reference_model.output_shape) == tuple(archgen_model.output_shape) == PAPER_OUTPUT
 
 
-def test_same_total_params(seed_model, archgen_model):
-    assert seed_model.count_params() == archgen_model.count_params() == 31_030_658
+def test_same_total_params(reference_model, archgen_model):
+    assert reference_model.count_params() == archgen_model.count_params() == PAPER_PARAMS
 
 
-def test_same_params_layer_by_layer(seed_model, archgen_model):
-    seed = [(type(layer).__name__, layer.count_params()) for layer in seed_model.layers]
+def test_same_crops(reference_model, archgen_model):
+    for model in (reference_model, archgen_model):
+        crops = [layer.cropping for layer in model.layers if isinstance(layer, keras.layers.Cropping2D)]
+        assert crops == [((c, c), (c, c)) for c in PAPER_CROPS]
+
+
+def test_same_params_layer_by_layer(reference_model, archgen_model):
+    reference = [(type(layer).__name__, layer.count_params()) for layer in reference_model.layers]
     ours = [(type(layer).__name__, layer.count_params()) for layer in archgen_model.layers]
-    assert ours == seed
+    assert ours == reference
 
 
 @pytest.mark.slow
-def test_same_function_with_the_same_weights(seed_model, archgen_model):
+def test_same_function_with_the_same_weights(reference_model):
     """Layer for layer the same maths: copy the weights across, compare outputs at 188x188."""
     from archgen.emit import emit_model
+    from tests.reference.seed_unet import seed_unet
 
+    # 188 is the smallest legal tile (16k + 60); weights do not depend on the tile size.
+    reference_small = seed_unet((188, 188, 1), num_classes=2)
+    reference_small.set_weights(reference_model.get_weights())
     small = emit_model(make_plan(load_spec(CONF / "unet.yaml", ["input.shape=[188,188,1]"])))
-    small.set_weights(seed_model.get_weights())
+    small.set_weights(reference_model.get_weights())
     x = np.random.default_rng(0).normal(size=(1, 188, 188, 1)).astype("float32")
-    # The seed's model is fixed at 572x572: run its layers on 188x188 through a copy.
-    seed_small = keras.Model.from_config(_with_input(seed_model.get_config(), (188, 188, 1)))
-    seed_small.set_weights(seed_model.get_weights())
-    np.testing.assert_allclose(small(x).numpy(), seed_small(x).numpy(), rtol=1e-4, atol=1e-5)
-
-
-def _with_input(config: dict, shape: tuple) -> dict:
-    for layer in config["layers"]:
-        if layer["class_name"] == "InputLayer":
-            layer["config"]["batch_shape"] = [None, *shape]
-    return config
+    np.testing.assert_allclose(small(x).numpy(), reference_small(x).numpy(), rtol=1e-4, atol=1e-5)

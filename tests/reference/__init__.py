@@ -1,0 +1,1 @@
+"""Networks written by hand in plain Keras, as independent baselines for what archgen builds."""
