@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from archgen.errors import ArchgenError
+from archgen.errors import ArchgenError, printable
 from archgen.plan.guard import DEFAULT_MAX_PARAMS
+from archgen.sweep import DEFAULT_MAX_VARIANTS
 
 COMMANDS = {
     "build": "plan the model, build it with Keras and save it as .keras",
@@ -46,10 +47,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("-m", "--multirun", action="store_true",
                        help="sweep: one job per variant of the overrides (Hydra's sweep grammar), one results table")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress lines during a sweep")
+        p.add_argument("--max-variants", type=_count_arg("--max-variants"), default=DEFAULT_MAX_VARIANTS,
+                       help=f"refuse a sweep of more variants (default {DEFAULT_MAX_VARIANTS:,})")
     if command == "summary":
-        p.add_argument("--sizes", type=int, nargs="?", const=10, metavar="N",
+        p.add_argument("--force", action="store_true", help="sweep into a folder that already holds files")
+        p.add_argument("--sizes", type=_count_arg("--sizes", MAX_SIZES), nargs="?", const=10, metavar="N",
                        help="list the first N legal input sizes (default 10) and their output sizes")
-        p.add_argument("--batch", type=int, default=1, help="batch size for FLOPs and memory (default 1)")
+        p.add_argument("--batch", type=_count_arg("--batch", 10**6), default=1, help="batch size for FLOPs and memory (default 1)")
         p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
                        help="compute dtype of activations (weights stay float32)")
         p.add_argument("--optimizer", choices=("adam", "momentum", "sgd"), default="adam",
@@ -72,9 +76,54 @@ def _parser(command: str) -> argparse.ArgumentParser:
                        help="Keras back end (default: $KERAS_BACKEND, else tensorflow)")
         p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
                        help="Keras dtype policy of the built model (mixed: 16-bit compute, float32 weights)")
-        p.add_argument("--max-params", type=float, default=DEFAULT_MAX_PARAMS,
+        p.add_argument("--max-params", type=_limit_arg("--max-params"), default=DEFAULT_MAX_PARAMS,
                        help=f"refuse to build a model with more parameters (default {DEFAULT_MAX_PARAMS:.0e})")
+        p.add_argument("--max-memory", metavar="BYTES", default=None,
+                       help="refuse to build a model whose inference peak at batch 1 is larger (default 256GiB)")
     return p
+
+
+MAX_SIZES = 10_000
+
+
+def _count_arg(option: str, most: int = 10**9):
+    """An argparse type: a whole number from 1 to ``most``, refused with the option's name."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise UsageError("expected a whole number", path=option, value=text) from None
+        if not 1 <= value <= most:
+            raise UsageError(f"must be between 1 and {most:,}", path=option, value=text)
+        return value
+
+    return parse
+
+
+def _limit_arg(option: str):
+    """An argparse type: a finite positive number (``nan`` and ``inf`` are refused)."""
+
+    def parse(text: str) -> float:
+        import math
+
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError("expected a number", path=option, value=text) from None
+        if not math.isfinite(value) or value <= 0:
+            raise UsageError("must be a finite number above 0", path=option, value=text)
+        return value
+
+    return parse
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that temporary files are removed on the way out."""
+
+
+def _on_sigterm(*_):
+    raise Terminated()
 
 
 def _top_usage() -> str:
@@ -86,6 +135,11 @@ def _top_usage() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _run(argv)
     except ArchgenError as exc:
@@ -94,11 +148,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("error: terminated", file=sys.stderr)
+        return 143
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        _quiet_stdout()
+        return 0
+    except RecursionError:
+        print("error: model: the network is too deep for Keras to build (Python's recursion limit)",
+              file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug of ours: one line, the traceback only on request
         if os.environ.get("ARCHGEN_DEBUG"):
             raise
         print(f"internal error: {type(exc).__name__}: {exc} (set ARCHGEN_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
+
+
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _run(argv: list[str]) -> int:
@@ -142,9 +214,31 @@ def _console(stderr: bool = False):
 
 
 def _sweep(command: str, args: argparse.Namespace) -> int:
-    from archgen.sweep import run_sweep
+    from archgen.sweep import SweepOptions, run_sweep
 
-    return run_sweep(command, args.config, args.overrides, quiet=args.quiet)
+    options = SweepOptions(quiet=args.quiet, force=args.force, max_variants=args.max_variants)
+    if command == "build":
+        if args.output is not None:
+            raise UsageError("a sweep writes each variant's model into its job folder; choose the folder with "
+                             "hydra.sweep.dir=... instead", path="--output", value=str(args.output))
+        if args.keras_summary:
+            raise UsageError("applies to single builds, not sweeps", path="--keras-summary")
+        from archgen import export
+        from archgen.backend import select_backend
+
+        formats = list(dict.fromkeys(args.format or ["keras"]))
+        export.check_formats(formats)
+        select_backend(args.backend)  # jobs in other processes inherit KERAS_BACKEND
+        options.formats, options.precision, options.max_params = formats, args.precision, args.max_params
+        options.max_memory = _max_memory(args)
+    return run_sweep(command, args.config, args.overrides, options)
+
+
+def _max_memory(args: argparse.Namespace) -> float:
+    from archgen.plan.cost import parse_bytes
+    from archgen.plan.guard import DEFAULT_MAX_MEMORY
+
+    return DEFAULT_MAX_MEMORY if args.max_memory is None else parse_bytes(args.max_memory, "--max-memory")
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -202,7 +296,7 @@ def _fit(spec, plan, args: argparse.Namespace) -> dict:
 def cmd_validate(args: argparse.Namespace) -> int:
     _, plan = _plan(args)
     shapes = ", ".join(f"{head} {list(shape)}" for head, shape in plan.output_shapes.items())
-    print(f"ok: {args.config} is valid: {plan.total_params:,} params, outputs {shapes}")
+    print(f"ok: {printable(args.config)} is valid: {plan.total_params:,} params, outputs {shapes}")
     return 0
 
 
@@ -217,8 +311,8 @@ def cmd_diagram(args: argparse.Namespace) -> int:
         return 0
     suffix = "." + args.format
     target = check_target(args.output or Path(spec.name + suffix), force=args.force, suffix=suffix)
-    write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=suffix)
-    print(f"wrote {target}")
+    write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=suffix, force=args.force)
+    print(f"wrote {printable(str(target))}")
     return 0
 
 
@@ -238,7 +332,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     spec, plan = _plan(args)
     from archgen.plan.guard import check_size
 
-    check_size(plan, args.max_params)
+    check_size(plan, args.max_params, _max_memory(args))
     formats = list(dict.fromkeys(args.format or ["keras"]))
     export.check_formats(formats)
     outputs = export.targets(args.output, spec.name, formats)
@@ -254,8 +348,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     model = emit_model(plan, args.precision)
     built = time.perf_counter() - imported
     import_seconds = imported - start
-    for fmt, path in outputs.items():
-        export.write(model, fmt, path)
+    export.write_all(model, outputs, force=args.force)
     if args.json:
         from archgen.report.data import plan_to_dict
 
@@ -273,7 +366,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         model.summary(print_fn=lambda line, **_: console.print(line, markup=False))
     console.print(f"Keras ({backend}) import {import_seconds:.1f} s, model built in {built:.2f} s")
     for path in outputs.values():
-        console.print(f"wrote {path}")
+        console.print(f"wrote {printable(str(path))}", markup=False)
     return 0
 
 

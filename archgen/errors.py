@@ -17,13 +17,13 @@ class ArchgenError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        head = self.path if len(self.path) <= 120 else self.path[:117] + "..."
+        head = printable(self.path, 120)
         if head and self.value is not ...:
             head = f"{head}={format_value(self.value)}"
         text = f"{head}: {self.message}" if head else self.message
         if self.hint:
             text += "\n" + "\n".join("       " + line for line in self.hint.splitlines())
-        return text
+        return "\n".join(printable(line, 2000) for line in text.split("\n"))
 
 
 class SpecError(ArchgenError):
@@ -44,17 +44,34 @@ class OutputError(ArchgenError):
 
 def format_value(value: Any) -> str:
     if isinstance(value, str):
-        return value if value and value.isprintable() and len(value) <= 60 else repr(value[:60])
+        return value if value and value.isprintable() and len(value) <= 60 else repr(value[:60]) + (
+            "..." if len(value) > 60 else "")
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
+        shown = ", ".join(format_value(v) for v in value[:8])
+        return "[" + shown + (f", ... ({len(value):,} entries)" if len(value) > 8 else "") + "]"
     if value is None:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
-    text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+        items = list(value.items())
+        shown = ", ".join(f"{format_value(k)}: {format_value(v)}" for k, v in items[:8])
+        return "{" + shown + (f", ... ({len(items):,} keys)" if len(items) > 8 else "") + "}"
+    if isinstance(value, int) and abs(value) >= 10**60:  # str() of a huge int is slow and long
+        return f"an integer of {len(str(abs(value)))} digits" if value.bit_length() < 20000 else "a huge integer"
+    text = printable(str(value), 60)
+    return text
+
+
+def printable(text: str, limit: int = 300) -> str:
+    """``text`` with control characters escaped (a config or override cannot drive the terminal)
+    and cut at ``limit`` characters."""
+    text = str(text)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

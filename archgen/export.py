@@ -20,6 +20,9 @@ NEEDS = {"onnx": ("tf2onnx", "onnx")}  # packages the export imports, all in arc
 def targets(output: Path | None, name: str, formats: list[str]) -> dict[str, Path]:
     """One path per format from ``-o`` (its suffix, if any, is replaced) or the model's name."""
     stem = Path(name) if output is None else output
+    if stem.name in ("", ".", "..") or str(output or "").endswith("/"):
+        raise OutputError("names a folder; expected a file name such as unet.keras", path="--output",
+                          value=str(output))
     if stem.suffix in (".keras", ".onnx", ".tflite"):
         stem = stem.with_suffix("")
     elif stem.suffix:
@@ -36,18 +39,29 @@ def check_formats(formats: list[str]) -> None:
             raise OutputError(f"needs {', '.join(missing)}: pip install 'archgen[{fmt}]'", path="--format", value=fmt)
 
 
-def write(model: Any, fmt: str, target: Path) -> None:
-    """Write ``model`` as ``fmt`` to ``target``: a temporary file or folder beside it, then a rename."""
-    from archgen.output import write_atomic, write_atomic_dir
+def write_all(model: Any, targets: dict[str, Path], *, force: bool) -> None:
+    """Write ``model`` in every format of ``targets``: all under temporary names first, then all
+    put in place together, so a failing export leaves no partial set."""
+    from archgen.output import commit, stage
 
+    staged = []
+    try:
+        for fmt, target in targets.items():
+            staged.append(stage(target, _writer(model, fmt), suffix=SUFFIXES[fmt], folder=fmt == "saved_model"))
+    except BaseException:
+        for item in staged:
+            item.discard()
+        raise
+    commit(staged, force=force)
+
+
+def _writer(model: Any, fmt: str):
     if fmt == "keras":
-        write_atomic(target, lambda tmp: model.save(tmp), suffix=".keras")
-    elif fmt == "saved_model":
-        write_atomic_dir(target, lambda tmp: model.export(str(tmp), format="tf_saved_model", verbose=False))
-    else:
-        # Stated explicitly: Keras infers it only for a model that has been called once.
-        import keras
+        return lambda tmp: model.save(tmp)
+    if fmt == "saved_model":
+        return lambda tmp: model.export(str(tmp), format="tf_saved_model", verbose=False)
+    # Stated explicitly: Keras infers it only for a model that has been called once.
+    import keras
 
-        signature = [keras.InputSpec(shape=tuple(model.input.shape), dtype="float32", name="input")]
-        write_atomic(target, lambda tmp: model.export(str(tmp), format=KERAS_FORMATS[fmt], verbose=False,
-                                                      input_signature=signature), suffix=SUFFIXES[fmt])
+    signature = [keras.InputSpec(shape=tuple(model.input.shape), dtype="float32", name="input")]
+    return lambda tmp: model.export(str(tmp), format=KERAS_FORMATS[fmt], verbose=False, input_signature=signature)

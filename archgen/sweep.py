@@ -3,7 +3,8 @@
 Hydra itself runs the sweep (its sweeper and whichever launcher is selected: basic,
 joblib, submitit, ray). Each job catches its own errors and writes ``result.json`` into its
 Hydra output folder; the main process reads them back, so a failing or killed variant is a
-row in the table and never stops the others.
+row in the table and never stops the others. The config file reaches Hydra only as the
+checked mapping archgen read (``archgen.spec.load.store_config``), never as a file.
 """
 
 from __future__ import annotations
@@ -11,38 +12,60 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 import os
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from archgen.errors import ArchgenError
+from archgen.errors import ArchgenError, SpecError, printable
 
 RESULT = "result.json"
+STARTED = "started"  # written by a job as it starts: a folder with it and no result was killed
 _COMMAND_ENV = "ARCHGEN_SWEEP_COMMAND"  # read by jobs, which may run in other processes
-_QUIET_ENV = "ARCHGEN_SWEEP_QUIET"
+_OPTIONS_ENV = "ARCHGEN_SWEEP_OPTIONS"
 TABLE_ROWS = 100  # a longer sweep shows its failures and the first rows; the files have them all
 COLUMNS = ("job", "overrides", "status", "params", "output_shape", "flops", "activation_bytes", "seconds", "error")
+DEFAULT_MAX_VARIANTS = 10_000
 
 
-def run_sweep(command: str, config: str, overrides: Sequence[str], *, quiet: bool = False) -> int:
+@dataclass
+class SweepOptions:
+    """What the command line asked of every variant; passed to jobs through the environment."""
+
+    quiet: bool = False
+    force: bool = False
+    max_variants: int = DEFAULT_MAX_VARIANTS
+    formats: list[str] = field(default_factory=lambda: ["keras"])
+    precision: str = "float32"
+    max_params: float | None = None
+    max_memory: float | None = None
+
+    @classmethod
+    def from_env(cls) -> SweepOptions:
+        return cls(**json.loads(os.environ.get(_OPTIONS_ENV) or "{}"))
+
+
+def run_sweep(command: str, config: str, overrides: Sequence[str], options: SweepOptions | None = None) -> int:
     """Run ``command`` (build or summary) for every variant Hydra's sweeper makes of ``overrides``."""
-    from archgen.spec.load import check_config_path, guard_resolvers
+    from archgen.spec.load import check_config_path, check_override_groups, guard_resolvers, read_config_file
+    from archgen.spec.guard import check_config_tree
 
+    options = options or SweepOptions()
     path = check_config_path(config)
+    data = read_config_file(path)
+    check_config_tree(path, data)
+    check_override_groups(path.parent, overrides)
     guard_resolvers()
-    # Microseconds: two sweeps started in the same second must not share a folder (hydra #1607).
-    sweep_dir = Path("multirun") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S.%f")
-    chosen = [o for o in overrides if o.startswith("hydra.sweep.dir=")]
-    if chosen:
-        sweep_dir = Path(chosen[-1].split("=", 1)[1])
-        overrides = [o for o in overrides if not o.startswith("hydra.sweep.dir=")]
-    rows = plan_sweep(path, overrides, sweep_dir, quiet) if command == "summary" else None
+    overrides, sweep_dir = _sweep_dir(overrides)
+    variants = expand_variants(overrides, path.parent, options.max_variants)
+    _check_sweep_dir(sweep_dir, options.force)
+    rows = plan_sweep(data, overrides, sweep_dir, options) if command == "summary" else None
     if rows is None:
-        hydra_sweep(command, path, overrides, sweep_dir, quiet)
-        rows = collect_results(sweep_dir)
+        rows = hydra_sweep(command, data, path.parent, overrides, variants, sweep_dir, options)
     write_results(sweep_dir, rows)
     print_results(rows, sweep_dir)
     failed = sum(row["status"] != "ok" for row in rows)
@@ -52,7 +75,88 @@ def run_sweep(command: str, config: str, overrides: Sequence[str], *, quiet: boo
     return 0
 
 
-def plan_sweep(path: Path, overrides: Sequence[str], sweep_dir: Path, quiet: bool) -> list[dict] | None:
+def _sweep_dir(overrides: Sequence[str]) -> tuple[list[str], Path]:
+    # Microseconds: two sweeps started in the same second must not share a folder (hydra #1607).
+    sweep_dir = Path("multirun") / datetime.now().strftime("%Y-%m-%d/%H-%M-%S.%f")
+    chosen = [o for o in overrides if o.startswith("hydra.sweep.dir=")]
+    if chosen:
+        sweep_dir = Path(chosen[-1].split("=", 1)[1])
+    return [o for o in overrides if not o.startswith("hydra.sweep.dir=")], sweep_dir
+
+
+def _check_sweep_dir(sweep_dir: Path, force: bool) -> None:
+    """A folder holding an earlier sweep's results is never reused silently."""
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        raise SpecError("is a file, not a folder", path="hydra.sweep.dir", value=str(sweep_dir))
+    if sweep_dir.is_dir() and any(sweep_dir.iterdir()) and not force:
+        raise SpecError("already holds files (an earlier sweep?); choose another hydra.sweep.dir, or pass --force "
+                        "to write beside them (archgen replaces only its own results)", path="hydra.sweep.dir",
+                        value=str(sweep_dir))
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecError(f"cannot be created: {exc.strerror}", path="hydra.sweep.dir", value=str(sweep_dir)) from None
+    if not os.access(sweep_dir, os.W_OK):
+        raise SpecError("is not writable", path="hydra.sweep.dir", value=str(sweep_dir))
+
+
+def expand_variants(overrides: Sequence[str], root: Path, cap: int) -> list[list[str]] | None:
+    """Each variant's overrides, as Hydra's basic sweeper makes them, after checking their number
+    against ``cap`` without expanding them. None when another sweeper is chosen."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.errors import HydraException
+
+    from archgen.spec.load import schema_overrides
+
+    parsed = parse_overrides(schema_overrides(overrides))
+    total = 1
+    for override in parsed:
+        if override.is_sweep_override():
+            if not override.is_discrete_sweep():
+                raise SpecError("interval() needs a sweeper that samples, e.g. hydra/sweeper=optuna; the basic "
+                                "sweeper takes lists, range() and choice()", path="overrides",
+                                value=printable(override.input_line or ""))
+            total *= _count(override, root)
+        if total > cap:
+            raise SpecError(f"the sweep would run more than {cap:,} variants; pass --max-variants to allow more",
+                            path="overrides", value=printable(" ".join(overrides)))
+    if any(o.key_or_group == "hydra/sweeper" for o in parsed):
+        return None
+    try:
+        return [list(v) for v in BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]]
+    except HydraException as exc:
+        raise SpecError(f"bad override: {' '.join(str(exc).split())}", path="overrides") from None
+
+
+def parse_overrides(overrides: Sequence[str]):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as exc:
+        raise SpecError(f"bad override: {printable(' '.join(str(exc).split()))}", path="overrides") from None
+
+
+def _count(override, root: Path) -> int:
+    import fnmatch
+
+    value = override.value()
+    kind = type(value).__name__
+    if kind == "ChoiceSweep":
+        return len(value.list)
+    if kind == "RangeSweep":
+        if not value.step:
+            raise SpecError("range() needs a step other than 0", path="overrides", value=override.input_line)
+        return max(0, math.ceil((value.stop - value.start) / value.step))
+    if kind == "Glob":  # options of a config group in the config's folder
+        names = [p.stem for p in (root / override.key_or_group).glob("*.yaml")]
+        return sum(any(fnmatch.fnmatch(n, i) for i in value.include)
+                   and not any(fnmatch.fnmatch(n, e) for e in value.exclude) for n in names)
+    return 1
+
+
+def plan_sweep(data: dict, overrides: Sequence[str], sweep_dir: Path, options: SweepOptions) -> list[dict] | None:
     """A plan-only sweep in this process: Hydra's override parser and sweep expansion, without a
     launcher's per-job composition (~0.15 s a job). None when the sweep needs a launcher, config
     groups or a defaults list; ``hydra_sweep`` runs those."""
@@ -65,18 +169,17 @@ def plan_sweep(path: Path, overrides: Sequence[str], sweep_dir: Path, quiet: boo
 
     import yaml
 
-    from archgen.errors import SpecError
-    from archgen.spec.load import plain_yaml, schema_overrides
+    from archgen.spec.load import resolve, schema_overrides
 
     Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    base = plain_yaml(path)
-    base_cfg = OmegaConf.create(base) if base is not None else None
     parser = OverridesParser.create()
+    parsed = parse_overrides(schema_overrides(overrides))
+    if "defaults" in data or any(o.key_or_group.startswith("hydra") or o.package is not None
+                                 or "/" in o.key_or_group or (o.is_sweep_override() and not o.is_discrete_sweep())
+                                 for o in parsed):
+        return None
+    base_cfg = OmegaConf.create(data)
     try:
-        parsed = parser.parse_overrides(schema_overrides(overrides))
-        if base is None or any(o.key_or_group.startswith("hydra") or o.package is not None or "/" in o.key_or_group
-                               or (o.is_sweep_override() and not o.is_discrete_sweep()) for o in parsed):
-            return None
         variants = BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
     except HydraException as exc:
         raise SpecError(f"bad override: {' '.join(str(exc).split())}", path="overrides") from None
@@ -89,62 +192,108 @@ def plan_sweep(path: Path, overrides: Sequence[str], sweep_dir: Path, quiet: boo
             cfg = copy.deepcopy(base_cfg)  # half the cost of OmegaConf.create from the dict
             try:
                 ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides(variant), cfg)
-                data = OmegaConf.to_container(cfg, resolve=True)
             except (HydraException, OmegaConfBaseException) as exc:
                 raise SpecError(" ".join(str(exc).split()), path="overrides") from None
+            data = resolve(cfg)
             # Saved as Hydra saves a job's config and overrides.
             (out / ".hydra" / "config.yaml").write_text(yaml.dump(data, Dumper=Dumper, sort_keys=False))
             (out / ".hydra" / "overrides.yaml").write_text(yaml.dump(list(variant), Dumper=Dumper))
-            return _run_variant(data, out, "summary")
+            return _run_variant(data, out, "summary", options)
 
-        rows.append(run_job(num, variant, out, variant_job, quiet))
+        rows.append(run_job(num, variant, out, variant_job, options.quiet))
     return rows
 
 
-def hydra_sweep(command: str, path: Path, overrides: Sequence[str], sweep_dir: Path, quiet: bool) -> None:
-    """The sweep through Hydra's sweeper and the selected launcher; jobs write ``result.json``."""
+def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], variants: list[list[str]] | None,
+                sweep_dir: Path, options: SweepOptions) -> list[dict[str, Any]]:
+    """The sweep through Hydra's sweeper and the selected launcher; jobs write ``result.json``.
+
+    If the launcher fails part-way (a joblib worker killed by the kernel takes the pool down),
+    the variants that never started run again one at a time, so each variant gets a row.
+    """
+    from archgen.spec.load import schema_overrides, store_config
+
+    store_config(data)
+    base = ["--config-dir", str(root.resolve()), "--config-name", _config_name(), "--multirun",
+            # "none" leaves logging alone; "disabled" would reconfigure (and close) existing handlers.
+            "hydra/job_logging=none", "hydra/hydra_logging=none", f"hydra.sweep.dir={sweep_dir}"]
+    os.environ[_COMMAND_ENV] = command
+    os.environ[_OPTIONS_ENV] = json.dumps(asdict(options))
+    failure = _launch([*base, *schema_overrides(overrides), "hydra.sweep.subdir=${hydra.job.num}"])
+    if failure is not None and variants is None:
+        raise failure
+    if failure is not None:
+        launcher = [o for o in overrides if o.startswith(("hydra/launcher", "hydra.launcher"))]
+        for num, variant in enumerate(variants):
+            if not (sweep_dir / str(num)).exists():
+                _launch([*base, *variant, *launcher, f"hydra.sweep.subdir={num}"])
+    return collect_results(sweep_dir)
+
+
+def _config_name() -> str:
+    from archgen.spec.load import CONFIG_NAME
+
+    return CONFIG_NAME
+
+
+def _launch(argv: list[str]) -> SpecError | None:
+    """One ``hydra.main`` multirun. A Hydra error before any job ran is one ``SpecError``; a
+    failure once jobs ran (a launcher that lost a worker) is returned for the caller to mend."""
     import hydra
 
-    from archgen.errors import SpecError
-    from archgen.spec.load import schema_overrides
-
-    argv = [
-        "archgen", "--config-path", str(path.parent.resolve()), "--config-name", path.stem, "--multirun",
-        *schema_overrides(overrides),
-        f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${hydra.job.num}",
-        # "none" leaves logging alone; "disabled" would reconfigure (and close) existing handlers.
-        "hydra/job_logging=none", "hydra/hydra_logging=none",
-    ]
-    os.environ[_COMMAND_ENV] = command
-    os.environ[_QUIET_ENV] = "1" if quiet else ""
-    saved = sys.argv
-    sys.argv = argv
+    saved_argv, saved_full = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = ["archgen", *argv]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing a traceback and exiting
+    sweep_dir = Path(next(a.split("=", 1)[1] for a in argv if a.startswith("hydra.sweep.dir=")))
+    before = _job_dirs(sweep_dir)
     try:
         hydra.main(version_base="1.3", config_path=None, config_name=None)(sweep_job)()
-    except SystemExit as exc:  # Hydra reports its own composition errors and exits
+    except SystemExit as exc:
         if exc.code:
-            raise SpecError("Hydra could not run the sweep (its message is above)", path="overrides",
-                            value=" ".join(overrides)) from None
+            raise SpecError("Hydra could not run the sweep", path="overrides") from None
+    except Exception as exc:
+        error = SpecError(f"Hydra could not run the sweep: {printable(_first_line(exc))}", path="overrides")
+        if _job_dirs(sweep_dir) == before:
+            raise error from None
+        return error
     finally:
-        sys.argv = saved
+        sys.argv = saved_argv
+        if saved_full is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_full
+    return None
+
+
+def _job_dirs(sweep_dir: Path) -> set[str]:
+    return {p.name for p in sweep_dir.iterdir() if p.is_dir()} if sweep_dir.is_dir() else set()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
 
 
 def sweep_job(cfg) -> None:
     """One variant, run by Hydra's launcher (maybe in another process). Never raises."""
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
+
+    from archgen.spec.load import resolve
 
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
-    run_job(hc.job.num, hc.overrides.task, out,
-            lambda: _run_variant(OmegaConf.to_container(cfg, resolve=True), out, os.environ.get(_COMMAND_ENV)),
-            bool(os.environ.get(_QUIET_ENV)))
+    num = int(out.name) if out.name.isdigit() else hc.job.num
+    options = SweepOptions.from_env()
+    run_job(num, hc.overrides.task, out,
+            lambda: _run_variant(resolve(cfg), out, os.environ.get(_COMMAND_ENV), options), options.quiet)
 
 
 def run_job(num: int, overrides: Sequence[str], out: Path, work: Callable[[], dict[str, Any]],
             quiet: bool) -> dict[str, Any]:
     """Run one variant's ``work``, turning any failure into the row's status; write and report the row."""
     row: dict[str, Any] = {"job": num, "overrides": " ".join(o.lstrip("+") for o in overrides), "status": "ok"}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / STARTED).write_text(f"{os.getpid()}\n")  # which process ran it: a killed job is told apart
     start = time.perf_counter()
     try:
         row.update(work())
@@ -152,15 +301,17 @@ def run_job(num: int, overrides: Sequence[str], out: Path, work: Callable[[], di
         row.update(status="error", error=exc.render())
     except Exception as exc:  # a crash inside Keras must not end the sweep
         row.update(status="crash", error=f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
+    except RecursionError:
+        row.update(status="crash", error="RecursionError: the model is too deep to build")
     row["seconds"] = round(time.perf_counter() - start, 4)
     (out / RESULT).write_text(json.dumps(row, indent=2))
     if not quiet:
-        print(f"[{row['job']}] {row['overrides'] or '(no overrides)'}: {row['status']} ({row['seconds']:.2f} s)",
-              file=sys.stderr, flush=True)
+        print(f"[{row['job']}] {printable(row['overrides']) or '(no overrides)'}: {row['status']} "
+              f"({row['seconds']:.2f} s)", file=sys.stderr, flush=True)
     return row
 
 
-def _run_variant(data: dict, out: Path, command: str | None) -> dict[str, Any]:
+def _run_variant(data: dict, out: Path, command: str | None, options: SweepOptions) -> dict[str, Any]:
     from archgen.output import write_atomic
     from archgen.plan import make_plan
     from archgen.plan.cost import activation_bytes
@@ -173,16 +324,18 @@ def _run_variant(data: dict, out: Path, command: str | None) -> dict[str, Any]:
     row = {"params": plan.total_params, "output_shape": {h: list(s) for h, s in plan.output_shapes.items()},
            "flops": plan.total_flops, "activation_bytes": activation_bytes(plan)}
     if command == "build":
+        from archgen import export
         from archgen.emit import emit_model
-        from archgen.plan.guard import check_size
+        from archgen.plan.guard import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PARAMS, check_size
 
-        check_size(plan)
+        check_size(plan, options.max_params or DEFAULT_MAX_PARAMS, options.max_memory or DEFAULT_MAX_MEMORY)
         from archgen.backend import import_keras
 
-        model = emit_model(plan)
-        target = out / f"{spec.name}.keras"
-        write_atomic(target, lambda tmp: model.save(tmp), suffix=".keras")
-        row.update(model=str(target), keras_params=model.count_params())
+        model = emit_model(plan, options.precision)
+        targets = export.targets(out / spec.name, spec.name, options.formats)
+        export.write_all(model, targets, force=True)
+        row.update(model=str(targets[options.formats[0]]), files={f: str(p) for f, p in targets.items()},
+                   keras_params=model.count_params())
         import_keras().backend.clear_session()  # the basic launcher runs every job in this process
     return row
 
@@ -193,8 +346,11 @@ def collect_results(sweep_dir: Path) -> list[dict[str, Any]]:
     for job in sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)):
         result = job / RESULT
         if result.exists():
-            rows.append(json.loads(result.read_text()))
-            continue
+            try:
+                rows.append(json.loads(result.read_text()))
+                continue
+            except ValueError:
+                pass  # cut short while being written
         overrides = job / ".hydra" / "overrides.yaml"
         text = overrides.read_text() if overrides.exists() else ""
         names = " ".join(line.strip("- '\"").lstrip("+") for line in text.splitlines() if line.strip())
@@ -227,7 +383,8 @@ def print_results(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
     from archgen.plan.cost import fmt_bytes
     from archgen.report.summary import fmt_count
 
-    table = Table(title=f"{len(rows)} variants in {sweep_dir}", box=box.SIMPLE_HEAD, title_justify="left")
+    table = Table(title=escape(f"{len(rows)} variants in {printable(str(sweep_dir))}"), box=box.SIMPLE_HEAD,
+                  title_justify="left")
     for name in ("job", "overrides", "status", "params", "output", "FLOPs", "activations", "seconds"):
         table.add_column(name, justify="right" if name not in ("overrides", "status", "output") else "left")
     shown = rows if len(rows) <= TABLE_ROWS else [r for i, r in enumerate(rows) if i < TABLE_ROWS // 2
@@ -235,13 +392,14 @@ def print_results(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
     for row in shown:
         ok = row["status"] == "ok"
         outputs = ", ".join("x".join(map(str, s)) for s in row.get("output_shape", {}).values())
-        table.add_row(str(row["job"]), row["overrides"], "ok" if ok else f"[red]{row['status']}[/]",
+        table.add_row(str(row["job"]), escape(printable(row["overrides"])),
+                      "ok" if ok else f"[red]{escape(row['status'])}[/]",
                       f"{row['params']:,}" if ok else "", outputs,
                       fmt_count(row.get("flops")) if ok else "", fmt_bytes(row.get("activation_bytes")) if ok else "",
                       f"{row.get('seconds', 0):.2f}")
         if not ok:
             first_line = row.get("error", "").splitlines()[0] if row.get("error") else ""
-            table.add_row("", f"[red]{escape(first_line)}[/]", "", "", "", "", "", "")
+            table.add_row("", f"[red]{escape(printable(first_line))}[/]", "", "", "", "", "", "")
     console = Console(highlight=False)
     if not console.is_terminal:
         console.width = max(console.width, 140)
@@ -249,4 +407,4 @@ def print_results(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
     if len(shown) < len(rows):
         console.print(f"showing {len(shown)} of {len(rows)} variants (the first ones and every failure); "
                       "all are in the files below")
-    console.print(f"results: {sweep_dir / 'results.csv'}, {sweep_dir / 'results.json'}")
+    console.print(f"results: {sweep_dir / 'results.csv'}, {sweep_dir / 'results.json'}", markup=False)

@@ -40,8 +40,12 @@ def test_encoder_decoder_example_has_no_skips_and_rgb_out():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_plain_read_equals_hydra_compose(path):
-    """summary reads plain files without Hydra; the data must be what Hydra composes."""
-    from archgen.spec.load import hydra_compose, plain_yaml
+def test_archgen_reads_a_file_as_omegaconf_and_hydra_do(path):
+    """archgen reads files itself; the data must be what OmegaConf reads and Hydra composes."""
+    from omegaconf import OmegaConf
 
-    assert plain_yaml(path) == hydra_compose(path, [])
+    from archgen.spec.load import hydra_compose, read_config_file, resolve
+
+    data = read_config_file(path)
+    assert data == OmegaConf.to_container(OmegaConf.load(path))
+    assert resolve(hydra_compose(data, [], path.parent)) == data

@@ -12,11 +12,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archgen.spec.load import plain_yaml
+from archgen.spec.load import read_config_file
 from tests.conftest import CONF
 
 EXAMPLES = int(os.environ.get("ARCHGEN_FUZZ_EXAMPLES", "300"))
-BASES = [plain_yaml(p) for p in sorted(CONF.glob("*.yaml"))]
+BASES = [read_config_file(p) for p in sorted(CONF.glob("*.yaml"))]
 
 hostile = st.one_of(
     st.integers(-(10**6), 10**6), st.sampled_from([0, -1, 2**63, 10**30]), st.floats(allow_nan=True),

@@ -11,6 +11,8 @@ from archgen.plan.shapes import SizeError, infer_axis
 from archgen.plan.sizes import solve_sizes
 from archgen.spec.model import ArchSpec
 
+MAX_LAYERS = 2_000  # 2,000 chained Keras layers take ~20 s to build on two cores
+
 AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
@@ -23,6 +25,9 @@ def make_plan(spec: ArchSpec) -> Plan:
     """
     graph = build_graph(spec)
     nodes = list(graph.nodes.values())
+    if len(nodes) > MAX_LAYERS:
+        raise PlanError(f"the network has {len(nodes):,} layers; archgen builds at most {MAX_LAYERS:,} "
+                        "(Keras builds deeper graphs only slowly, by recursion)", path="encoder")
     heads = graph.outputs
     rule = _size_rule(spec, graph)
 

@@ -5,7 +5,6 @@ Pydantic's ``loc`` tuples become dotted config paths here and nowhere else.
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence, get_args
@@ -13,42 +12,86 @@ from typing import Any, Iterable, Sequence, get_args
 from pydantic import BaseModel, ValidationError
 
 from archgen.errors import SpecError, did_you_mean, dotted
+from archgen.spec.guard import check_config_tree, check_group_override, check_interpolations
 from archgen.spec.model import ArchSpec
+from archgen.spec.read import check_regular_file, check_tree, read_config_file, read_yaml_text  # noqa: F401
 
 
 def load_spec(config: str | Path, overrides: Sequence[str] = ()) -> ArchSpec:
-    """Compose ``config`` with Hydra ``overrides`` and validate it.
+    """Read ``config``, apply Hydra ``overrides`` and validate it.
 
     >>> load_spec("conf/unet.yaml", ["encoder.depth=3"]).encoder.depth
     3
     """
-    data = compose_config(config, overrides)
-    return validate(data)
+    return validate(compose_config(config, overrides))
 
 
 def compose_config(config: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """The config as plain data, after Hydra's override grammar (``k=v``, ``+k=v``, ``~k``)."""
+    """The config file as plain data, after its defaults list and Hydra's override grammar."""
     path = check_config_path(config)
-    if not overrides:
-        data = plain_yaml(path)
-        if data is not None:
-            return data
-    return hydra_compose(path, overrides)
+    data = read_config_file(path)
+    check_config_tree(path, data)
+    return compose_data(data, overrides, root=path.parent)
 
 
 def check_config_path(config: str | Path) -> Path:
-    """The config file's path, refused early when Hydra could not read it."""
+    """The config file's path, refused early when it is not a readable ``.yaml`` file."""
     path = Path(config)
-    if not path.exists():
-        raise SpecError("no such file", path="config", value=str(config))
-    if path.is_dir():
-        raise SpecError("is a directory; expected a .yaml file", path="config", value=str(config))
+    check_regular_file(path)
     if path.suffix != ".yaml":
-        raise SpecError("expected a file ending in .yaml (Hydra finds no other)", path="config", value=str(config))
+        raise SpecError("expected a file ending in .yaml", path="config", value=str(config))
     return path
 
 
+def compose_data(data: dict[str, Any], overrides: Sequence[str] = (), origin: str = "config",
+                 root: Path | None = None) -> dict[str, Any]:
+    """Checked plain data: ``data`` with its defaults list composed, ``overrides`` applied and
+    interpolations resolved. ``root`` is the folder the defaults list and config groups are
+    looked up in (the config file's folder).
+
+    Hydra never reads the config file itself: archgen reads it (``read_config_file``) and hands
+    Hydra the checked mapping through its ConfigStore, so what Hydra composes is exactly what
+    archgen checked.
+    """
+    if not isinstance(data, dict):
+        raise SpecError("the config must be a mapping of keys", path=origin, value=type(data).__name__)
+    check_tree(data)
+    overrides = list(overrides)
+    if root is not None:
+        check_override_groups(root, overrides)
+    if not overrides and "defaults" not in data:
+        if not _has_interpolation(data):
+            return data
+        from omegaconf import OmegaConf
+
+        return resolve(OmegaConf.create(data), origin)
+    return resolve(hydra_compose(data, overrides, root), origin)
+
+
+def check_override_groups(root: Path, overrides: Sequence[str]) -> None:
+    """Config groups chosen on the command line pull in files of the config's folder: check them."""
+    if (root / f"{CONFIG_NAME}.yaml").exists():  # it would shadow the checked config in Hydra's search path
+        raise SpecError("a config folder may not hold a file of this name", path="config",
+                        value=str(root / f"{CONFIG_NAME}.yaml"))
+    for override in overrides:
+        key = _GROUP.match(override)
+        if key and not key.group(1).lower().startswith("hydra"):
+            check_group_override(root, key.group(1))
+
+
+def _has_interpolation(node: Any) -> bool:
+    if isinstance(node, str):
+        return "${" in node
+    if isinstance(node, dict):
+        return any(_has_interpolation(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_interpolation(v) for v in node)
+    return False
+
+
 ALLOW_ENV = "ARCHGEN_ALLOW_ENV"
+CONFIG_NAME = "__archgen_config__"  # the checked config's name in Hydra's ConfigStore
+_GROUP = re.compile(r"^[+~]{0,2}([A-Za-z_][\w/-]*)(?:@[\w.]*)?=")
 
 
 def _refuse_env(*_args: Any) -> Any:
@@ -65,85 +108,65 @@ def guard_resolvers() -> None:
         OmegaConf.register_new_resolver("oc.env", _refuse_env, replace=True)
 
 
-def hydra_compose(path: Path, overrides: Sequence[str]) -> dict[str, Any]:
-    """Compose through Hydra's compose API: defaults lists, interpolation, override grammar.
+def store_config(data: dict[str, Any]) -> None:
+    """Put the checked config into Hydra's ConfigStore, where Hydra composes it from."""
+    from hydra.core.config_store import ConfigStore
 
-    A config file may come from a stranger: ``${oc.env:...}`` would leak the environment into
-    a saved model or a shared results table, so it only resolves when ``ARCHGEN_ALLOW_ENV=1``.
-    """
-    # Imported here: Hydra is only needed once a file is really loaded.
-    from hydra import compose, initialize_config_dir
+    ConfigStore.instance().store(name=CONFIG_NAME, node=data)
+
+
+def hydra_compose(data: dict[str, Any], overrides: Sequence[str], root: Path | None):
+    """Compose ``data`` with Hydra's compose API: defaults list and override grammar. Unresolved."""
+    from hydra import compose, initialize, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import DictConfig
     from omegaconf.errors import OmegaConfBaseException
 
     guard_resolvers()
     try:
-        with initialize_config_dir(config_dir=str(path.parent.resolve()), version_base="1.3", job_name="archgen"):
-            cfg = compose(config_name=path.stem, overrides=schema_overrides(overrides))
-        if not isinstance(cfg, DictConfig):
-            raise SpecError("the file must hold a mapping of keys", path="config", value=str(path))
-        data = OmegaConf.to_container(cfg, resolve=True)
+        store_config(data)
+        init = (initialize(version_base="1.3", config_path=None, job_name="archgen") if root is None else
+                initialize_config_dir(config_dir=str(root.resolve()), version_base="1.3", job_name="archgen"))
+        with init:
+            cfg = compose(config_name=CONFIG_NAME, overrides=schema_overrides(overrides))
     except SpecError:
         raise
-    except UnicodeDecodeError:  # before ValueError, its base class
-        raise SpecError("is not UTF-8 text", path="config", value=str(path)) from None
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise _compose_error(exc, overrides) from None
     except RecursionError:
-        raise SpecError("interpolations refer to each other in a loop", path="config", value=str(path)) from None
-    except Exception as exc:  # yaml.YAMLError and friends surface as assorted types
-        raise SpecError(f"cannot be read as YAML: {_first_line(exc)}", path="config", value=str(path)) from None
-    return data
+        raise SpecError("interpolations refer to each other in a loop", path="config") from None
+    except Exception as exc:  # a group file Hydra could not read, and friends
+        raise SpecError(f"cannot be composed: {_first_line(exc)}", path="config") from None
+    if not isinstance(cfg, DictConfig):
+        raise SpecError("the config must be a mapping of keys", path="config")
+    return cfg
 
 
-def plain_yaml(path: Path) -> dict[str, Any] | None:
-    """The file's mapping when it needs no composition (no interpolation, no defaults list), else None.
+def resolve(cfg: Any, origin: str = "config") -> dict[str, Any]:
+    """Plain data from a composed, unresolved OmegaConf config: interpolations are checked
+    (plain references only, bounded expansion) before OmegaConf resolves them."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    Hydra and OmegaConf cost ~0.2 s to import; a plain file read this way gives the same data,
-    which keeps ``summary`` quick. Duplicate keys are refused, as OmegaConf does.
-    """
+    guard_resolvers()
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError("is not UTF-8 text", path="config", value=str(path)) from None
-    if "${" in text:
-        return None
-    import yaml
-
-    try:
-        data = yaml.load(text, Loader=_loader())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"cannot be read as YAML: {_first_line(exc)}", path="config", value=str(path)) from None
-    if data is None:
-        data = {}
+        raw = OmegaConf.to_container(cfg, resolve=False)
+        if isinstance(raw, dict):
+            raw.pop("hydra", None)
+        check_tree(raw)
+        check_interpolations(raw)
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except SpecError:
+        raise
+    except RecursionError:
+        raise SpecError("interpolations refer to each other in a loop", path=origin) from None
+    except (OmegaConfBaseException, ValueError) as exc:
+        raise _compose_error(exc, ()) from None
     if not isinstance(data, dict):
-        raise SpecError("the file must hold a mapping of keys", path="config", value=str(path))
-    return None if "defaults" in data else data
-
-
-def _unique_mapping(loader, node, deep=False):
-    import yaml
-
-    loader.flatten_mapping(node)  # resolve "<<" merge keys first: a merged key may be overridden
-    keys = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in keys:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        keys.add(key)
-    return loader.construct_mapping(node, deep)
-
-
-@functools.cache
-def _loader():
-    import yaml
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        pass
-
-    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-    return UniqueKeyLoader
+        raise SpecError("the config must be a mapping of keys", path=origin)
+    data.pop("hydra", None)
+    check_tree(data)
+    return data
 
 
 _PLAIN = re.compile(r"^([A-Za-z_][\w.]*)=")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PositiveInt, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 Padding = Literal["valid", "same"]
 Norm = Literal["none", "batch", "group", "layer"]
@@ -18,6 +18,10 @@ Activation = Literal[
     "mish", "tanh", "sigmoid", "hard_sigmoid", "softplus", "softsign", "softmax",
 ]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+# Upper bounds far above any network in use, low enough that planning stays instant.
+Count = Annotated[int, Field(ge=1, le=64)]  # convs, kernel sizes, dilations, factors, levels
+Channels = Annotated[int, Field(ge=1, le=1 << 16)]  # filters, classes, groups
+Size = Annotated[int, Field(ge=1, le=(1 << 31) - 1)]  # an input size along one axis
 
 
 def tagged(default: str, *models: type[BaseModel]):
@@ -34,13 +38,14 @@ def tagged(default: str, *models: type[BaseModel]):
 
 class Strict(BaseModel):
     # strict: a YAML ``true`` is not a depth of 1, nor "3" a number.
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, strict=True,
+                              allow_inf_nan=False)
 
 
 class InputSpec(Strict):
     """The model's input tensor, without the batch axis."""
 
-    shape: list[PositiveInt | None] = Field(min_length=2, max_length=4)
+    shape: list[Size | None] = Field(min_length=2, max_length=4)
     """Spatial sizes then channels: [L, C] (1D), [H, W, C] (2D) or [D, H, W, C] (3D).
     A spatial size may be null: the model then accepts any legal size at run time."""
 
@@ -52,11 +57,11 @@ class InputSpec(Strict):
 
 
 class _BlockBase(Strict):
-    convs: PositiveInt = 2
+    convs: Count = 2
     """Convolutions per level."""
-    kernel_size: PositiveInt | list[PositiveInt] = 3
+    kernel_size: Count | list[Count] = 3
     """Kernel size of every conv, or one per level (encoder level 1 first, bottleneck last)."""
-    dilation: PositiveInt = 1
+    dilation: Count = 1
     """Dilation rate of every conv."""
     activation: Activation = "relu"
     """Activation after each conv (after the normalisation, if any)."""
@@ -67,7 +72,7 @@ class _BlockBase(Strict):
     inner_ratio: float = Field(default=1.0, gt=0)
     """Filters of every conv but the block's last, as a fraction of the level's filters
     (the 3D U-Net's encoder uses 0.5: 32 then 64 at level 1)."""
-    groups: PositiveInt = 8
+    groups: Channels = 8
     """Groups of a group norm; must divide the channel count of every level."""
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Dropout rate applied at the end of each block; 0 adds no layer."""
@@ -94,7 +99,7 @@ class MaxPool(Strict):
     """Max pooling with window = stride = ``factor``."""
 
     type: Literal["maxpool"] = "maxpool"
-    factor: int = Field(default=2, ge=2)
+    factor: int = Field(default=2, ge=2, le=64)
     """Down-sampling factor on every spatial axis."""
 
 
@@ -102,7 +107,7 @@ class AvgPool(Strict):
     """Average pooling with window = stride = ``factor``."""
 
     type: Literal["avgpool"] = "avgpool"
-    factor: int = Field(default=2, ge=2)
+    factor: int = Field(default=2, ge=2, le=64)
     """Down-sampling factor on every spatial axis."""
 
 
@@ -110,9 +115,9 @@ class StridedConv(Strict):
     """A convolution with stride ``factor`` (kernel = factor unless given)."""
 
     type: Literal["conv"] = "conv"
-    factor: int = Field(default=2, ge=2)
+    factor: int = Field(default=2, ge=2, le=64)
     """Down-sampling factor on every spatial axis."""
-    kernel_size: PositiveInt | None = None
+    kernel_size: Count | None = None
     """Kernel size; null means ``factor``."""
     activation: Activation = "relu"
     """Activation after the strided conv."""
@@ -125,9 +130,9 @@ class TransposeUp(Strict):
     """A transposed convolution with stride ``factor`` (the paper's "up-convolution")."""
 
     type: Literal["transpose"] = "transpose"
-    factor: int = Field(default=2, ge=2)
+    factor: int = Field(default=2, ge=2, le=64)
     """Up-sampling factor on every spatial axis."""
-    kernel_size: PositiveInt | None = None
+    kernel_size: Count | None = None
     """Kernel size; null means ``factor``."""
     activation: Activation = "linear"
     """Activation of the transposed conv (the seed U-Net uses relu)."""
@@ -141,11 +146,11 @@ class ResizeUp(Strict):
     """Nearest or bilinear up-sampling followed by a convolution (padding same)."""
 
     type: Literal["resize"] = "resize"
-    factor: int = Field(default=2, ge=2)
+    factor: int = Field(default=2, ge=2, le=64)
     """Up-sampling factor on every spatial axis."""
     interpolation: Literal["nearest", "bilinear"] = "nearest"
     """Interpolation of the up-sampling; bilinear works on 2D inputs only."""
-    kernel_size: PositiveInt = 2
+    kernel_size: Count = 2
     """Kernel size of the conv after the resize."""
     activation: Activation = "linear"
     """Activation of the conv after the resize."""
@@ -172,7 +177,7 @@ class AttentionMerge(Strict):
     """Attention gate on the skip (Oktay et al. 2018), then concatenate."""
 
     type: Literal["attention"] = "attention"
-    inter_filters: PositiveInt | None = None
+    inter_filters: Channels | None = None
     """Channels of the gate's intermediate 1x1 convs; null means half the skip's channels."""
 
 
@@ -186,12 +191,12 @@ class EncoderSpec(Strict):
 
     depth: int = Field(default=4, ge=0, le=12)
     """Number of down-sampling steps (levels 1..depth, then the bottleneck)."""
-    filters: PositiveInt | list[PositiveInt] = 64
+    filters: Channels | list[Channels] = 64
     """Filters of level 1 (each deeper level multiplies by ``multiplier``), or one per level
     (depth + 1 entries, bottleneck last)."""
-    multiplier: float = Field(default=2.0, gt=0)
+    multiplier: float = Field(default=2.0, gt=0, le=64)
     """Channel growth per level when ``filters`` is a single number."""
-    max_filters: PositiveInt | None = None
+    max_filters: Channels | None = None
     """Cap on the filters of any level (nnU-Net caps at 320 in 3D, 512 in 2D)."""
     block: Block = ConvBlock()
     """The block applied at each level and at the bottleneck."""
@@ -202,7 +207,7 @@ class EncoderSpec(Strict):
 class DecoderSpec(Strict):
     """The expanding path: one level per encoder level, deepest first."""
 
-    skips: Literal["all", "none"] | list[PositiveInt] = "all"
+    skips: Literal["all", "none"] | list[Count] = "all"
     """Which encoder levels send a skip connection: all (U-Net), none (plain
     encoder-decoder), or a list of levels (1 = full resolution)."""
     align: Align | list[Align] = "crop"
@@ -221,16 +226,16 @@ class HeadSpec(Strict):
     """One output of the model: a conv on a decoder level."""
 
     name: Name
-    """Output name; its layer is ``head_<name>``."""
-    filters: PositiveInt
+    """Output name, also the name of its layer (Keras names outputs after their layers)."""
+    filters: Channels
     """Output channels (classes for segmentation, maps for regression)."""
     activation: Activation = "linear"
     """softmax or sigmoid for segmentation, linear for logits or regression."""
-    kernel_size: PositiveInt = 1
+    kernel_size: Count = 1
     """Kernel size of the head conv."""
-    level: PositiveInt = 1
+    level: Count = 1
     """Decoder level the head reads (1 = full resolution; depth + 1 reads the bottleneck)."""
-    deep_supervision: list[PositiveInt] = []
+    deep_supervision: list[Count] = Field(default=[], max_length=64)
     """Deeper decoder levels that get a copy of this head (nnU-Net's deep supervision);
     each output is named ``<name>_dec<level>``."""
 
@@ -248,7 +253,7 @@ class ArchSpec(Strict):
     """The contracting path."""
     decoder: DecoderSpec = DecoderSpec()
     """The expanding path."""
-    heads: list[HeadSpec] = Field(min_length=1)
+    heads: list[HeadSpec] = Field(min_length=1, max_length=64)
     """The model's outputs."""
 
     @property
