@@ -24,6 +24,7 @@ COMMANDS = {
     "diagram": "draw the planned model as a U-shaped SVG (or Graphviz DOT)",
     "validate": "check a config and its overrides; exit 0 or 2",
     "schema": "print the JSON Schema of the config format",
+    "predict": "predict an image of any size tile by tile (overlap-tile) with a built model",
 }
 
 
@@ -39,6 +40,11 @@ class _Parser(argparse.ArgumentParser):
 def _parser(command: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"archgen {command}", description=COMMANDS[command])
     if command == "schema":
+        return p
+    if command == "predict":
+        from archgen.predict_cli import add_predict_arguments
+
+        add_predict_arguments(p)
         return p
     p.add_argument("config", help="the YAML file (ending in .yaml)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, +key=value, ~key")
@@ -193,7 +199,7 @@ def _run(argv: list[str]) -> int:
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema,
-            "diagram": cmd_diagram}[command](args)
+            "diagram": cmd_diagram, "predict": cmd_predict}[command](args)
 
 
 def _plan(args: argparse.Namespace):
@@ -314,6 +320,12 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=suffix, force=args.force)
     print(f"wrote {printable(str(target))}")
     return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from archgen.predict_cli import cmd_predict as predict
+
+    return predict(args)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

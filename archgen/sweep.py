@@ -16,6 +16,8 @@ import math
 import os
 import sys
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -219,15 +221,55 @@ def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], 
             "hydra/job_logging=none", "hydra/hydra_logging=none", f"hydra.sweep.dir={sweep_dir}"]
     os.environ[_COMMAND_ENV] = command
     os.environ[_OPTIONS_ENV] = json.dumps(asdict(options))
-    failure = _launch([*base, *schema_overrides(overrides), "hydra.sweep.subdir=${hydra.job.num}"])
+    with _pool_kills() as bystanders:
+        failure = _launch([*base, *schema_overrides(overrides), "hydra.sweep.subdir=${hydra.job.num}"])
     if failure is not None and variants is None:
         raise failure
     if failure is not None:
         launcher = [o for o in overrides if o.startswith(("hydra/launcher", "hydra.launcher"))]
         for num, variant in enumerate(variants):
-            if not (sweep_dir / str(num)).exists():
+            job = sweep_dir / str(num)
+            if not (job / RESULT).exists() and (not job.exists() or _pid(job) in bystanders):
                 _launch([*base, *variant, *launcher, f"hydra.sweep.subdir={num}"])
     return collect_results(sweep_dir)
+
+
+@contextmanager
+def _pool_kills():
+    """The worker PIDs that joblib's pool kills itself once one worker died: their variants were
+    bystanders and run again; the variant whose worker died first is the ``killed`` row.
+
+    loky kills the remaining workers through ``process_executor.kill_process_tree`` (joblib
+    1.3-1.5); if that name moves, bystanders are reported as killed too, which is safe.
+    """
+    killed: set[int] = set()
+    try:
+        from joblib.externals.loky import process_executor
+    except ImportError:
+        yield killed
+        return
+    real = getattr(process_executor, "kill_process_tree", None)
+    if real is None:
+        yield killed
+        return
+
+    def recording(process, *args, **kwargs):
+        if process.exitcode is None and process.is_alive():  # the worker that died first is not a bystander
+            killed.add(process.pid)
+        return real(process, *args, **kwargs)
+
+    process_executor.kill_process_tree = recording
+    try:
+        yield killed
+    finally:
+        process_executor.kill_process_tree = real
+
+
+def _pid(job: Path) -> int | None:
+    try:
+        return int((job / STARTED).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _config_name() -> str:
@@ -247,7 +289,9 @@ def _launch(argv: list[str]) -> SpecError | None:
     sweep_dir = Path(next(a.split("=", 1)[1] for a in argv if a.startswith("hydra.sweep.dir=")))
     before = _job_dirs(sweep_dir)
     try:
-        hydra.main(version_base="1.3", config_path=None, config_name=None)(sweep_job)()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Hydra's advice on _self_ and schema matching is not for our users
+            hydra.main(version_base="1.3", config_path=None, config_name=None)(sweep_job)()
     except SystemExit as exc:
         if exc.code:
             raise SpecError("Hydra could not run the sweep", path="overrides") from None

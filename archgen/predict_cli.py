@@ -1,0 +1,173 @@
+"""``archgen predict MODEL.keras INPUT.npy -o OUT.npy``: overlap-tile prediction of an image of any size.
+
+INPUT.npy holds ``(*spatial, C)`` or ``(B, *spatial, C)``, channels last. The output has the
+same leading axes and spatial size with each head's channels (see ``archgen.tiling``). A model
+with one output writes ``.npy``; a model with several writes ``.npz`` with one array per head,
+named after the head (``--head NAME`` picks heads; with exactly one picked, ``.npy`` works too).
+
+Everything that can be checked without TensorFlow is checked before it is imported: the output
+target (exists without ``--force``, wrong suffix), the files, the image's rank and channels
+against the input shape stored in the ``.keras`` file, and the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from archgen.errors import ArchgenError, OutputError, SpecError
+
+OUTPUT_SUFFIXES = (".npy", ".npz")
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``archgen predict``'s arguments to ``parser``."""
+    parser.add_argument("model", type=Path, help="the model, a .keras file as archgen build writes it")
+    parser.add_argument("input", type=Path, help="the image(s), .npy: (*spatial, C) or (batch, *spatial, C)")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help=".npy (one head) or .npz (one array per head, named after it)")
+    parser.add_argument("--config", help="the YAML the model was built from; needed when the model takes any "
+                                         "legal input size (it says which sizes are legal)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Hydra override the model was built with (repeat for several)")
+    parser.add_argument("--batch-size", type=int, default=4, help="tiles per model call (default 4)")
+    parser.add_argument("--tile-size", type=_tile_sizes, metavar="N[,N...]",
+                        help="tile input size, one for all axes or one per axis, e.g. 204,252 (only where the "
+                             "model's input size is free; default: the whole image if small enough)")
+    parser.add_argument("--overlap", type=float, default=0.5,
+                        help="for padding-same models: fraction of a tile its neighbour overlaps (default 0.5)")
+    parser.add_argument("--head", action="append", dest="heads", metavar="NAME",
+                        help="predict only this head (repeat for several; default all)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict ``args.input`` with ``args.model`` tile by tile and write ``args.output``."""
+    from archgen.output import check_target
+    from archgen.tiling import check_image, check_options
+
+    target = check_target(args.output, force=args.force, suffix=_output_suffix(args.output))
+    check_options(args.batch_size, args.overlap)
+    tile_size = _tile_size(args)
+    model_path = _existing_file(args.model, ".keras", "model")
+    image = _read_image(_existing_file(args.input, ".npy", "input"))
+    signature = saved_signature(model_path)
+    plan = None
+    if signature is not None:
+        input_shape, outputs = signature
+        check_image(image.shape, image.dtype, len(input_shape) - 2, input_shape[-1])
+        _check_output_kind(target, len(set(args.heads)) if args.heads else len(outputs))
+        if args.config:
+            plan = _plan(args, input_shape[1:])
+    from archgen.tiling import load_model, plan_for_model, predict_tiled
+
+    model = load_model(model_path)
+    if args.config and plan is None:
+        plan = plan_for_model(args.config, model, args.override)
+    result = predict_tiled(model, image, plan=plan, batch_size=args.batch_size, tile_size=tile_size,
+                           overlap=args.overlap, heads=args.heads)
+    arrays = result if isinstance(result, dict) else {_only_head(model, plan): result}
+    _check_output_kind(target, len(arrays))
+    _write(target, arrays, force=args.force)
+    shapes = ", ".join(f"{name} {list(a.shape)}" for name, a in arrays.items())
+    print(f"wrote {target}: {shapes}")
+    return 0
+
+
+def _output_suffix(path: Path) -> str:
+    suffix = path.suffix
+    if suffix not in OUTPUT_SUFFIXES:
+        raise OutputError("must end in .npy (one head) or .npz (one array per head)", path="--output",
+                          value=str(path))
+    return suffix
+
+
+def _check_output_kind(target: Path, count: int) -> None:
+    if target.suffix == ".npy" and count != 1:
+        raise OutputError(f"the prediction has {count} heads; write an .npz (one array per head) or pick one "
+                          f"with --head", path="--output", value=str(target))
+
+
+def _existing_file(path: Path, suffix: str, what: str) -> Path:
+    if not path.exists():
+        raise SpecError("no such file", path=what, value=str(path))
+    if not path.is_file():
+        raise SpecError("is not a file", path=what, value=str(path))
+    if path.suffix != suffix:
+        raise SpecError(f"expected a {suffix} file", path=what, value=str(path))
+    return path
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """The array in ``path``, memory-mapped (read when tiles are cut); pickled objects are refused."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise SpecError(f"is not a readable .npy array: {' '.join(str(exc).split())[:200]}", path="input",
+                        value=str(path)) from None
+
+
+def saved_signature(path: Path) -> tuple[tuple[int | None, ...], list[str]] | None:
+    """``(input batch shape, output names)`` from a .keras file's config, without Keras; None when
+    the file does not say (then the model itself is loaded to find out)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))["config"]
+        layers = {layer["name"]: layer for layer in config["layers"]}
+        inputs, outputs = config["input_layers"], config["output_layers"]
+        first = inputs[0] if isinstance(inputs[0], list) else inputs
+        outputs = outputs if isinstance(outputs[0], list) else [outputs]
+        shape = tuple(layers[first[0]]["config"]["batch_shape"])
+        if not all(n is None or isinstance(n, int) for n in shape):
+            return None
+        return shape, [str(out[0]) for out in outputs]
+    except Exception:  # anything unexpected: let Keras read the file (and report what is wrong)
+        return None
+
+
+def _plan(args: argparse.Namespace, shape: tuple[int | None, ...]):
+    from archgen.tiling import plan_for_shape
+
+    return plan_for_shape(args.config, shape, args.override)
+
+
+def _tile_sizes(text: str) -> list[int]:
+    """``52`` or ``52,60``: positive whole numbers."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ArchgenError("expected whole numbers separated by commas", path="--tile-size", value=text) from None
+    if any(n < 1 for n in sizes):
+        raise ArchgenError("must be positive", path="--tile-size", value=text)
+    return sizes
+
+
+def _tile_size(args: argparse.Namespace) -> Any:
+    sizes = args.tile_size
+    return sizes if sizes is None or len(sizes) > 1 else sizes[0]
+
+
+def _only_head(model, plan) -> str:
+    if plan is not None:
+        return next(iter(plan.outputs))
+    from archgen.tiling import output_names
+
+    return output_names(model)[0]
+
+
+def _write(target: Path, arrays: dict[str, np.ndarray], *, force: bool) -> None:
+    from archgen.output import write_atomic
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a file object: numpy appends no suffix of its own
+            if target.suffix == ".npy":
+                np.save(handle, next(iter(arrays.values())))
+            else:
+                np.savez(handle, **arrays)
+
+    write_atomic(target, write, suffix=target.suffix, force=force)

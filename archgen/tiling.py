@@ -1,0 +1,740 @@
+"""Overlap-tile prediction for images of any size, and cropping labels to a model's output.
+
+A valid-padding U-Net maps ``n`` input pixels to ``n - m`` output pixels on every axis (``m``, the
+margin, is 184 for the 2015 U-Net: 572 -> 388). Ronneberger et al. predict a large image tile by
+tile and supply the missing context at the image border by mirroring the image (their Fig. 2).
+``predict_tiled`` does that for any image size, 1D, 2D or 3D:
+
+* the image is mirror-padded by the margin: ``m // 2`` before, the rest after, because the
+  planner puts the odd pixel of every centre crop at the end, so that is where the output sits;
+* tiles of a legal input size are cut at offsets that are multiples of the network's period
+  ``P`` (the product of its down-sampling factors), so that pooling sees the same grid in every
+  tile; for a network with no zero padding inside (valid padding) the stitched result then
+  equals one pass over the whole padded image, up to float rounding;
+* a network that zero-pads inside (``padding: same``) sees the tile border in every tile, so its
+  tiles overlap and are blended with a Gaussian weight (as nnU-Net does); where one legal tile
+  covers the whole image it is predicted in one pass.
+
+Shape contract (channels last everywhere, ``ndim`` = 1, 2 or 3 spatial axes):
+
+* image: ``(*spatial, C)`` or ``(B, *spatial, C)``; each head's result has the same leading
+  axes, the image's own spatial size, and the head's channels: ``(*spatial, K)`` /
+  ``(B, *spatial, K)``. A head at ``1/r`` resolution (deep supervision) gets ``ceil(size / r)``
+  pixels per axis, its pixel ``i`` covering image pixels ``r*i .. r*i + r - 1``.
+* labels for ``crop_to_output``: ``(..., *spatial, C)`` (any leading axes, e.g. a batch), or
+  ``(..., *spatial)`` with ``channel_axis=False``.
+
+The planning part (geometry, layouts, mirror padding, cropping) is pure Python and NumPy; Keras
+is imported only by the functions that load or run a model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from archgen.errors import ArchgenError, PlanError, SpecError, did_you_mean
+from archgen.plan.build import AXIS_NAMES
+from archgen.plan.ir import Plan, SizeRule
+
+
+class TilingError(ArchgenError):
+    """An image or label array does not fit the model (rank, channels or spatial size)."""
+
+
+DEFAULT_MAX_TILE = {1: 16384, 2: 512, 3: 128}
+"""Largest tile (input pixels per axis) chosen for a model that takes any legal size;
+``tile_size`` overrides it. A model saved with a fixed input size is always tiled at that size."""
+
+BLEND_SIGMA = 1 / 8  # Gaussian weight's sigma as a fraction of the tile output (nnU-Net's value)
+BLEND_FLOOR = 1e-3  # smallest weight, so every output pixel has a well-defined average
+
+
+# --------------------------------------------------------------------------------------------
+# What tiling needs to know of a network (pure)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Head:
+    """One model output. On every axis its size is ``scale * n + shift`` for an input of ``n``."""
+
+    name: str
+    scale: Fraction
+    shift: Fraction
+
+    @property
+    def full_resolution(self) -> bool:
+        return self.scale == 1
+
+    @property
+    def stitchable(self) -> bool:
+        """Full resolution, or coarser with no border lost (then pixel ``i`` covers ``r*i .. r*i+r-1``)."""
+        return self.full_resolution or self.shift == 0
+
+    @property
+    def margin(self) -> int:
+        """Input pixels a stitchable head loses per axis (0 where padding is ``same``)."""
+        return int(-self.shift) if self.full_resolution else 0
+
+    @property
+    def split(self) -> tuple[int, int]:
+        """The margin as (before, after): the odd pixel at the end, as the planner's centre crops."""
+        before = self.margin // 2
+        return before, self.margin - before
+
+    def size(self, n: int) -> int:
+        return int(self.scale * n + self.shift)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Sizes and alignment of a network, the same on every spatial axis.
+
+    ``fixed`` holds the model's input size per spatial axis, None where it takes any legal size
+    (then ``rule`` says which). ``exact`` is False when some layer zero-pads, interpolates or
+    normalises over the whole map, so that a tile's output near its border differs from a pass
+    over a larger input.
+    """
+
+    ndim: int
+    channels: int | None
+    period: int
+    heads: tuple[Head, ...]  # in the model's output order
+    fixed: tuple[int | None, ...]
+    rule: SizeRule | None
+    exact: bool
+
+    def head(self, name: str | None) -> Head:
+        """The head called ``name`` (``head_<name>`` accepted too); the first head for None."""
+        if name is None:
+            return self.heads[0]
+        for head in self.heads:
+            if name in (head.name, f"head_{head.name}") or head.name == f"head_{name}":
+                return head
+        names = [h.name for h in self.heads]
+        raise PlanError(f"no such head; the model has {', '.join(names)}{did_you_mean(name, names)}",
+                        path="head", value=name)
+
+
+def plan_geometry(plan: Plan) -> Geometry:
+    """The geometry of a planned network (its legal-size rule, else its fixed shapes)."""
+    fixed = tuple(plan.input_shape[:-1])
+    rule = plan.sizes
+    if rule is not None:
+        heads = tuple(Head(name, *rule.outputs[name]) for name in plan.outputs)
+        period = rule.period
+    else:  # no rule was derived: make_plan then requires every size fixed
+        heads = tuple(static_head(name, fixed, plan.output_shapes[name][:-1], _plan_head_scale(plan, layer))
+                      for name, layer in plan.outputs.items())
+        period = _plan_period(plan)
+    exact = not any(_plan_layer_sees_edges(layer) for layer in plan.layers)
+    return Geometry(plan.ndim, plan.input_shape[-1], period, heads, fixed, rule, exact)
+
+
+def static_head(name: str, sizes_in: Sequence[int], sizes_out: Sequence[int | None], scale: Fraction) -> Head:
+    """A head from one input/output size pair per axis, given its resolution ``scale``."""
+    if any(o is None for o in sizes_out):
+        raise PlanError("has no fixed output size although the input size is fixed; cannot tile it",
+                        path="head", value=name)
+    shifts = {Fraction(o) - scale * n for n, o in zip(sizes_in, sizes_out)}
+    if len(shifts) != 1:
+        raise PlanError(f"its output sizes {list(sizes_out)} are not the same function of the input sizes "
+                        f"{list(sizes_in)} on every axis; cannot tile it", path="head", value=name)
+    return Head(name, scale, shifts.pop())
+
+
+def _plan_layer_factor(kind: str, attrs: dict) -> Fraction:
+    """How much a layer divides the resolution (2 for a 2x2 pool, 1/2 for a 2x up-sampling)."""
+    if kind in ("maxpool", "avgpool"):
+        return Fraction(attrs["factor"])
+    if kind == "conv":
+        return Fraction(attrs["stride"])
+    if kind == "conv_transpose":
+        return Fraction(1, attrs["stride"])
+    if kind == "upsample":
+        return Fraction(1, attrs["factor"])
+    return Fraction(1)
+
+
+def _plan_period(plan: Plan) -> int:
+    """Product of all down-sampling factors (each level down-samples once)."""
+    return int(math.prod(f for layer in plan.layers if (f := _plan_layer_factor(layer.kind, layer.attrs)) > 1))
+
+
+def _plan_head_scale(plan: Plan, layer_name: str) -> Fraction:
+    """A head's resolution relative to the input, following first inputs back to the input."""
+    factor, layer = Fraction(1), plan.layer(layer_name)
+    while layer.inputs:
+        factor *= _plan_layer_factor(layer.kind, layer.attrs)
+        layer = plan.layer(layer.inputs[0])
+    return 1 / factor
+
+
+def _plan_layer_sees_edges(layer) -> bool:
+    """Whether this layer's output near a tile border depends on where the tile ends."""
+    kind, a = layer.kind, layer.attrs
+    if kind in ("pad", "resize"):
+        return True
+    if kind == "norm":
+        return a.get("norm") == "group"  # group norm takes its statistics over the whole map
+    if kind == "upsample":
+        return a.get("interpolation", "nearest") != "nearest"
+    if kind == "conv":
+        return a["padding"] == "same" and (a["kernel"] - 1) * a["dilation"] + 1 > a["stride"]
+    if kind == "conv_transpose":
+        return a["kernel"] > a["stride"]  # overlapping kernels: border outputs miss neighbours
+    return False
+
+
+def output_margins(plan: Plan, head: str | None = None) -> tuple[tuple[int, int], ...]:
+    """Input pixels a full-resolution head loses per spatial axis, as ``(before, after)``.
+
+    ``((0, 0), (0, 0))`` for ``padding: same``; ``((92, 92), (92, 92))`` for the 2015 U-Net.
+    """
+    chosen = _full_resolution_head(plan_geometry(plan), head)
+    return (chosen.split,) * plan.ndim
+
+
+def _full_resolution_head(geo: Geometry, name: str | None) -> Head:
+    head = geo.head(name)
+    if not head.full_resolution:
+        raise PlanError(f"is at {_fraction_text(head.scale)} resolution; labels are cropped for full-resolution "
+                        f"heads (down-sample them for this one)", path="head", value=head.name)
+    return head
+
+
+def _fraction_text(scale: Fraction) -> str:
+    return f"1/{1 / scale}" if scale.numerator == 1 else str(scale)
+
+
+# --------------------------------------------------------------------------------------------
+# Cropping labels (pure, works on anything that slices like NumPy)
+# --------------------------------------------------------------------------------------------
+
+
+def crop_to_output(labels: Any, plan: Plan, *, head: str | None = None, channel_axis: bool = True) -> Any:
+    """The centre of ``labels`` that lines up with the model's output for an input of that size.
+
+    ``labels`` is shaped like the model's input grid: ``(..., *spatial, C)`` with any leading
+    axes (a batch, or none), or ``(..., *spatial)`` with ``channel_axis=False``. Each spatial size
+    must be one the model takes (its fixed size, or a legal size where it is free). The result
+    keeps every other axis and has the output's spatial size: ``m // 2`` pixels are cut before
+    and the rest after, where ``m`` is the input size minus the output size, exactly where the
+    network's centre crops put its output. Works on NumPy arrays, TF tensors and anything that
+    supports ``x[..., a:b, :]``. ``head`` picks a full-resolution head (default the first).
+    """
+    geo = plan_geometry(plan)
+    chosen = _full_resolution_head(geo, head)
+    shape = tuple(labels.shape)
+    trailing = 1 if channel_axis else 0
+    if len(shape) < geo.ndim + trailing:
+        layout = "(..., *spatial, C)" if channel_axis else "(..., *spatial)"
+        raise TilingError(f"has {len(shape)} axes; a {geo.ndim}D model's labels are {layout}",
+                          path="labels", value=list(shape))
+    spatial = shape[len(shape) - trailing - geo.ndim:len(shape) - trailing]
+    for axis, n in enumerate(spatial):
+        if n is not None:  # a symbolic tensor may not know its size
+            check_input_size(geo, axis, int(n), "labels")
+    before, after = chosen.split
+    centre = [slice(before, -after if after else None)] * geo.ndim  # negative stops: no size needed
+    return labels[(Ellipsis, *centre, *([slice(None)] if channel_axis else []))]
+
+
+def check_input_size(geo: Geometry, axis: int, n: int, what: str) -> None:
+    """Refuse a size the model cannot take on ``axis``."""
+    name = AXIS_NAMES[geo.ndim][axis]
+    fixed = geo.fixed[axis]
+    if fixed is not None:
+        if n != fixed:
+            raise TilingError(f"is {n} on axis {name}, but the model takes only {fixed} there",
+                              path=what, value=n)
+        return
+    rule = geo.rule
+    if rule is not None and not rule.is_legal(n):
+        nearest = ", ".join(str(m) for m in rule.nearest(n))
+        raise TilingError(f"is {n} on axis {name}, which the model cannot take", path=what, value=n,
+                          hint=f"legal sizes: {rule.describe(name)}; nearest: {nearest}")
+
+
+# --------------------------------------------------------------------------------------------
+# Mirror padding (pure NumPy)
+# --------------------------------------------------------------------------------------------
+
+
+def reflect_indices(size: int, before: int, after: int) -> np.ndarray:
+    """Indices that mirror an axis of ``size`` by ``before``/``after`` pixels.
+
+    NumPy's ``reflect``: the edge pixel is not repeated (``0 1 2`` -> ``2 1 | 0 1 2 | 1 0``), and
+    the reflection repeats as often as needed, so any padding works however small the axis; an
+    axis of one pixel repeats that pixel.
+    """
+    index = np.arange(-before, size + after)
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    index = np.mod(index, period)
+    return np.where(index < size, index, period - index)
+
+
+def mirror_pad(array: np.ndarray, pads: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Mirror-pad the ``len(pads)`` axes before the last (``(..., *spatial, C)``) by ``(before, after)``."""
+    first = array.ndim - 1 - len(pads)
+    for offset, (before, after) in enumerate(pads):
+        axis = first + offset
+        if before or after:
+            array = np.take(array, reflect_indices(array.shape[axis], before, after), axis=axis)
+    return array
+
+
+# --------------------------------------------------------------------------------------------
+# Where the tiles go (pure)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AxisLayout:
+    """How one spatial axis is cut. ``starts`` are tile offsets in the padded image, each a
+    multiple of the period; ``padded`` = ``pad_before`` + image size + ``pad_after``."""
+
+    size: int
+    tile: int
+    pad_before: int
+    padded: int
+    starts: tuple[int, ...]
+
+    @property
+    def pad_after(self) -> int:
+        return self.padded - self.size - self.pad_before
+
+
+def layout_axis(geo: Geometry, heads: Sequence[Head], axis: int, size: int, *, tile_size: int | None = None,
+                overlap: float = 0.5, max_tile: int | None = None) -> AxisLayout:
+    """Tiles covering an image axis of ``size`` pixels so that every head's output covers it.
+
+    Exact networks: tiles advance by the largest multiple of the period that their output
+    spans (neighbours overlap by the rest, with equal values there). Others: tiles advance by
+    about ``1 - overlap`` of their output, again a multiple of the period, the last one flush
+    with the padded end.
+    """
+    before = max(h.split[0] for h in heads)
+    after = max(h.split[1] for h in heads)
+    widest = max(h.margin for h in heads)
+    need = size + before + after  # padded length whose outputs cover the image
+    tile = choose_tile(geo, axis, need, widest, tile_size, max_tile)
+    span = tile - widest  # input pixels every head has an output for, per tile
+    p = geo.period
+    if span < p:
+        raise PlanError(f"a tile of {tile} gives {span} output pixels on axis {AXIS_NAMES[geo.ndim][axis]}, fewer "
+                        f"than the period {p} that tile offsets must be multiples of; use a larger tile",
+                        path="tile_size", value=tile)
+    if geo.exact:
+        stride = p * (span // p)
+        starts = tuple(j * stride for j in range(1 + _ceil_div(max(0, need - tile), stride)))
+        padded = starts[-1] + tile
+    else:
+        stride = max(p, p * math.floor(span * (1 - overlap) / p))
+        padded = tile + p * _ceil_div(max(0, need - tile), p)
+        starts = tuple(sorted(set(range(0, padded - tile, stride)) | {padded - tile}))
+    return AxisLayout(size, tile, before, padded, starts)
+
+
+def choose_tile(geo: Geometry, axis: int, need: int, widest: int, tile_size: int | None, max_tile: int | None) -> int:
+    """The tile input size on ``axis``: the model's fixed size; else ``tile_size`` (checked); else
+    the smallest legal size covering ``need`` in one tile, or the largest legal size up to the cap."""
+    fixed = geo.fixed[axis]
+    name = AXIS_NAMES[geo.ndim][axis]
+    if fixed is not None:
+        if tile_size is not None and tile_size != fixed:
+            raise PlanError(f"the model takes only {fixed} on axis {name}", path="tile_size", value=tile_size)
+        return fixed
+    rule = geo.rule
+    assert rule is not None, "a free input size always comes with a size rule"
+    if tile_size is not None:
+        if not rule.is_legal(tile_size):
+            nearest = ", ".join(str(m) for m in rule.nearest(tile_size))
+            raise PlanError(f"is not a legal input size on axis {name}", path="tile_size", value=tile_size,
+                            hint=f"legal sizes: {rule.describe(name)}; nearest: {nearest}")
+        return tile_size
+    smallest = legal_at_least(rule, widest + geo.period)
+    cover = legal_at_least(rule, max(need, smallest))
+    cap = max_tile or DEFAULT_MAX_TILE[geo.ndim]
+    if cover <= cap:
+        return cover
+    return max(smallest, legal_at_most(rule, cap) or smallest)
+
+
+def legal_at_least(rule: SizeRule, n: int) -> int:
+    k = max(rule.k_min, _ceil_div(n - rule.offset, rule.period))
+    return rule.period * k + rule.offset
+
+
+def legal_at_most(rule: SizeRule, n: int) -> int | None:
+    k = (n - rule.offset) // rule.period
+    return rule.period * k + rule.offset if k >= rule.k_min else None
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def blend_window(length: int) -> np.ndarray:
+    """A Gaussian weight over ``length`` output pixels: 1 at the centre, ``BLEND_FLOOR`` at least."""
+    centre = (length - 1) / 2
+    sigma = max(length * BLEND_SIGMA, 1e-6)
+    window = np.exp(-0.5 * ((np.arange(length) - centre) / sigma) ** 2)
+    return np.maximum(window, BLEND_FLOOR).astype(np.float32)
+
+
+def check_heads_stitchable(heads: Sequence[Head]) -> None:
+    """Refuse heads whose tiles cannot be placed on the image's pixel grid exactly."""
+    full = [h.name for h in heads if h.full_resolution]
+    hint = f"predict the others with heads={full}" if full else ""
+    for head in heads:
+        if not head.stitchable:
+            raise PlanError(f"is at {_fraction_text(head.scale)} resolution and loses pixels at its border (valid "
+                            f"padding), so its tiles do not line up with the image's pixel grid", path="heads",
+                            value=head.name, hint=hint)
+    if any(not h.full_resolution for h in heads) and any(h.margin for h in heads):
+        coarse = next(h for h in heads if not h.full_resolution)
+        raise PlanError(f"is at {_fraction_text(coarse.scale)} resolution while another head loses a border: "
+                        f"the mirror padding would shift its grid", path="heads", value=coarse.name, hint=hint)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a Keras model (imports Keras lazily)
+# --------------------------------------------------------------------------------------------
+
+
+def load_model(path: str | os.PathLike):
+    """``keras.saving.load_model(path, safe_mode=True)``, with a missing or broken file as SpecError."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("no such file" if not path.exists() else "is not a file", path="model", value=str(path))
+    if path.suffix != ".keras":
+        raise SpecError("expected a .keras file (as archgen build writes)", path="model", value=str(path))
+    from archgen.backend import import_keras
+
+    keras = import_keras()
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises many kinds for a bad file; the user needs one line
+        raise SpecError(f"cannot load it: {' '.join(str(exc).split())[:300]}", path="model", value=str(path)) from None
+
+
+def output_names(model) -> list[str]:
+    """The model's output names in output order (archgen names them after the heads)."""
+    names = getattr(model, "output_names", None)
+    if names and len(names) == len(model.outputs):
+        return list(names)
+    return [tensor._keras_history[0].name for tensor in model.outputs]
+
+
+def model_geometry(model) -> Geometry:
+    """The geometry of a Keras model alone: possible only with a fixed input size.
+
+    The period is the product of the down-sampling strides of all layers, and a head's
+    resolution comes from following first inputs back to the input (as archgen lays out a
+    U-Net: encoder, bottleneck, then each decoder level's up-sampling first).
+    """
+    shape = tuple(model.inputs[0].shape)
+    ndim = len(shape) - 2
+    fixed = tuple(shape[1:-1])
+    if ndim not in AXIS_NAMES:
+        raise PlanError(f"has {ndim} spatial axes; tiling handles 1, 2 or 3", path="model", value=list(shape))
+    if any(n is None for n in fixed):
+        raise PlanError("takes any legal input size, and which sizes are legal is not stored in the model; "
+                        "pass plan= or config= (archgen predict --config CONFIG)", path="model",
+                        value=["?" if n is None else n for n in shape[1:]])
+    producers = {id(layer.output): layer for layer in model.layers}
+    period = int(math.prod(f for layer in model.layers if (f := _keras_layer_factor(layer)) > 1))
+    heads = []
+    for name, tensor in zip(output_names(model), model.outputs):
+        scale = 1 / _keras_chain_factor(tensor, producers, len(model.layers))
+        heads.append(static_head(name, fixed, tuple(tensor.shape[1:-1]), scale))
+    exact = not any(_keras_layer_sees_edges(layer) for layer in model.layers)
+    return Geometry(ndim, shape[-1], period, tuple(heads), fixed, None, exact)
+
+
+def _first(value) -> int:
+    return int(value[0] if isinstance(value, (tuple, list)) else value)
+
+
+def _keras_layer_factor(layer) -> Fraction:
+    cls = type(layer).__name__
+    if cls.startswith(("MaxPooling", "AveragePooling")):
+        return Fraction(_first(layer.strides))
+    if cls.startswith("Conv") and cls.endswith("Transpose"):
+        return Fraction(1, _first(layer.strides))
+    if cls.startswith("Conv"):
+        return Fraction(_first(layer.strides))
+    if cls.startswith("UpSampling"):
+        return Fraction(1, _first(layer.size))
+    return Fraction(1)
+
+
+def _keras_chain_factor(tensor, producers: dict, limit: int) -> Fraction:
+    factor = Fraction(1)
+    for _ in range(limit + 1):
+        layer = producers.get(id(tensor))
+        if layer is None or type(layer).__name__ == "InputLayer":
+            break
+        factor *= _keras_layer_factor(layer)
+        inputs = layer.input
+        tensor = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+    return factor
+
+
+def _keras_layer_sees_edges(layer) -> bool:
+    cls = type(layer).__name__
+    if cls.startswith(("ZeroPadding", "Resizing", "GroupNormalization")):
+        return True
+    if cls.startswith("UpSampling"):
+        return getattr(layer, "interpolation", "nearest") != "nearest"
+    if cls.startswith("Conv") and cls.endswith("Transpose"):
+        return _first(layer.kernel_size) > _first(layer.strides)
+    if cls.startswith("Conv"):
+        reach = (_first(layer.kernel_size) - 1) * _first(layer.dilation_rate) + 1
+        return layer.padding == "same" and reach > _first(layer.strides)
+    return False
+
+
+def fitted_geometry(plan: Plan, model) -> Geometry:
+    """The plan's geometry, checked against the model, with the model's own fixed sizes."""
+    geo = plan_geometry(plan)
+    shape = tuple(model.inputs[0].shape)
+    fixed = tuple(shape[1:-1])
+    problem = None
+    if len(fixed) != geo.ndim:
+        problem = f"the model has {len(fixed)} spatial axes, the plan {geo.ndim}"
+    elif shape[-1] != geo.channels:
+        problem = f"the model takes {shape[-1]} input channels, the plan {geo.channels}"
+    elif len(model.outputs) != len(geo.heads):
+        problem = f"the model has {len(model.outputs)} outputs, the plan {len(geo.heads)} heads"
+    elif any(n is None and planned is not None for n, planned in zip(fixed, geo.fixed)):
+        problem = "the model takes any size where the plan fixes one; plan it with a free size"
+    elif geo.rule is None and fixed != geo.fixed:
+        problem = f"the model takes {list(fixed)}, the plan {list(geo.fixed)}"
+    elif model.count_params() != plan.total_params:  # e.g. built with other filters or depth
+        problem = f"the model has {model.count_params():,} parameters, the plan {plan.total_params:,}"
+    else:
+        problem = _output_mismatch(plan, geo, model, fixed)
+    if problem:
+        raise PlanError(f"the plan does not describe this model: {problem}", path="plan", value=plan.name)
+    return Geometry(geo.ndim, geo.channels, geo.period, geo.heads, fixed, geo.rule, geo.exact)
+
+
+def _output_mismatch(plan: Plan, geo: Geometry, model, fixed: tuple[int | None, ...]) -> str | None:
+    for head, tensor in zip(geo.heads, model.outputs):
+        out = tuple(tensor.shape[1:])
+        planned = plan.output_shapes[head.name][-1]
+        if out[-1] != planned:
+            return f"output {head.name} has {out[-1]} channels in the model, {planned} in the plan"
+        for n, o in zip(fixed, out[:-1]):
+            if n is not None and o is not None and head.size(n) != o:
+                return f"output {head.name} is {o} for an input of {n} in the model, {head.size(n)} in the plan"
+    return None
+
+
+def plan_for_model(config: str | os.PathLike, model, overrides: Sequence[str] = ()) -> Plan:
+    """Plan ``config`` (with ``overrides``) at the model's own input shape."""
+    return plan_for_shape(config, tuple(model.inputs[0].shape[1:]), overrides)
+
+
+def plan_for_shape(config: str | os.PathLike, shape: Sequence[int | None], overrides: Sequence[str] = ()) -> Plan:
+    """Plan ``config`` (with ``overrides``) at input ``shape`` = ``(*spatial, C)``, None for a free size."""
+    from archgen.plan import make_plan
+    from archgen.spec import load_spec
+
+    text = "[" + ",".join("null" if n is None else str(int(n)) for n in shape) + "]"
+    return make_plan(load_spec(config, [*overrides, f"input.shape={text}"]))
+
+
+# --------------------------------------------------------------------------------------------
+# Overlap-tile prediction
+# --------------------------------------------------------------------------------------------
+
+
+def predict_tiled(model_or_path: Any, image: Any, *, plan: Plan | None = None, config: str | os.PathLike | None = None,
+                  overrides: Sequence[str] = (), batch_size: int = 4, tile_size: int | Sequence[int] | None = None,
+                  overlap: float = 0.5, heads: Sequence[str] | None = None,
+                  max_tile: int | None = None) -> np.ndarray | dict[str, np.ndarray]:
+    """Predict an image of any size tile by tile (overlap-tile; see the module's docstring).
+
+    ``model_or_path``: a Keras model or a ``.keras`` file (loaded with ``safe_mode=True``).
+    ``image``: ``(*spatial, C)`` or ``(B, *spatial, C)``, channels last, any spatial size
+    (mirror-padded as needed, also when smaller than the margin).
+    ``plan`` / ``config`` (+ ``overrides``): where the model takes any legal input size, what the
+    legal sizes are; without them the model must have a fixed input size, and the margin,
+    period and head resolutions are read from its layers. ``tile_size``: tile input size (one
+    per axis, or one for all) for a free input size; by default the smallest legal size that
+    covers the image in one tile, else the largest up to ``max_tile`` (``DEFAULT_MAX_TILE``).
+    ``overlap``: for networks that zero-pad inside, the fraction of a tile's output its
+    neighbour overlaps and blends with. ``heads``: the heads to predict (default all).
+
+    Returns the prediction, float32, with the image's leading axes and spatial size: an array
+    when the model has one output, else ``{head: array}`` for the heads asked for. A coarser head
+    (deep supervision) is stitched at its own resolution, ``ceil(size / r)`` pixels per axis,
+    where it loses no border (padding ``same``); a coarser head of a valid-padding network is
+    refused (its grid does not line up with the image's): pass ``heads`` without it.
+    """
+    check_options(batch_size, overlap)
+    model = load_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
+    if plan is None and config is not None:
+        plan = plan_for_model(config, model, overrides)
+    geo = model_geometry(model) if plan is None else fitted_geometry(plan, model)
+    chosen = _select_heads(geo, heads)
+    check_heads_stitchable([head for _, head in chosen])
+    x, batched = as_image_batch(image, geo)
+    tiles = _per_axis(tile_size, geo.ndim)
+    layouts = [layout_axis(geo, [h for _, h in chosen], axis, x.shape[1 + axis], tile_size=tiles[axis],
+                           overlap=overlap, max_tile=max_tile) for axis in range(geo.ndim)]
+    stitched = _tile_and_stitch(model, x, geo, chosen, layouts, batch_size)
+    results = {head.name: out if batched else out[0] for (_, head), out in zip(chosen, stitched)}
+    return next(iter(results.values())) if len(geo.heads) == 1 else results
+
+
+def check_options(batch_size: int, overlap: float) -> None:
+    """Refuse a batch size below 1 or an overlap outside [0, 1)."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ArchgenError("must be a whole number of at least 1", path="batch_size", value=batch_size)
+    if not 0 <= overlap < 1:
+        raise ArchgenError("must be at least 0 and below 1 (a fraction of a tile)", path="overlap", value=overlap)
+
+
+def _per_axis(value: int | Sequence[int] | None, ndim: int) -> list[int | None]:
+    if value is None or isinstance(value, int):
+        return [value] * ndim
+    values = list(value)
+    if len(values) != ndim:
+        raise ArchgenError(f"has {len(values)} entries; a {ndim}D model needs one, or {ndim}", path="tile_size",
+                           value=values)
+    return values
+
+
+def _select_heads(geo: Geometry, names: Sequence[str] | None) -> list[tuple[int, Head]]:
+    """(output index, head) of the heads asked for, in the model's order."""
+    if names is None:
+        return list(enumerate(geo.heads))
+    if isinstance(names, str) or not names:
+        raise ArchgenError("expected a non-empty list of head names", path="heads", value=names)
+    wanted = {geo.head(name).name for name in names}
+    return [(i, head) for i, head in enumerate(geo.heads) if head.name in wanted]
+
+
+def as_image_batch(image: Any, geo: Geometry) -> tuple[np.ndarray, bool]:
+    """The image as float32 ``(B, *spatial, C)``, and whether it came with a batch axis."""
+    array = np.asarray(image)
+    batched = check_image(array.shape, array.dtype, geo.ndim, geo.channels)
+    array = array.astype(np.float32, copy=False)
+    return (array if batched else array[None]), batched
+
+
+def check_image(shape: Sequence[int], dtype: Any, ndim: int, channels: int | None) -> bool:
+    """Refuse an image a model of ``ndim`` spatial axes and ``channels`` cannot take; return
+    whether it has a batch axis (``(B, *spatial, C)``) or not (``(*spatial, C)``)."""
+    shape = tuple(shape)
+    if np.dtype(dtype).kind not in "biuf":
+        raise TilingError(f"holds {dtype}; expected numbers", path="image", value=list(shape))
+    if len(shape) not in (ndim + 1, ndim + 2):
+        raise TilingError(f"has {len(shape)} axes; a {ndim}D model takes (*spatial, C) = {ndim + 1} axes or "
+                          f"(batch, *spatial, C) = {ndim + 2} (add a channel axis with image[..., None])",
+                          path="image", value=list(shape))
+    if channels is not None and shape[-1] != channels:
+        raise TilingError(f"has {shape[-1]} channels (last axis); the model takes {channels}",
+                          path="image", value=list(shape))
+    if 0 in shape[:-1]:
+        raise TilingError("is empty", path="image", value=list(shape))
+    return len(shape) == ndim + 2
+
+
+def _run_model(model, batch: np.ndarray) -> list[np.ndarray]:
+    try:
+        ys = model.predict_on_batch(batch)
+    except Exception as exc:  # a Keras or back-end failure: one line naming the batch
+        raise PlanError(f"the model failed on a batch of tiles {list(batch.shape)}: "
+                        f"{' '.join(str(exc).split())[:300]}", path="model") from None
+    return [np.asarray(y) for y in (ys if isinstance(ys, (list, tuple)) else [ys])]
+
+
+def _tile_and_stitch(model, x: np.ndarray, geo: Geometry, chosen: list[tuple[int, Head]],
+                     layouts: list[AxisLayout], batch_size: int) -> list[np.ndarray]:
+    """Predict every tile of every image in ``x`` and put each head's outputs in place.
+
+    A head's output of a tile at offset ``t`` lands at ``t * scale`` in the head's output of the
+    padded image; the image's part of that output starts at ``pad_before - margin_before``.
+    """
+    padded = mirror_pad(x, [(lay.pad_before, lay.pad_after) for lay in layouts])
+    grid = list(itertools.product(*(lay.starts for lay in layouts)))
+    blend = not geo.exact and len(grid) > 1
+    sums: list[Any] = [None] * len(chosen)
+    windows: list[Any] = [None] * len(chosen)
+    outputs: list[Any] = [None] * len(chosen)
+    jobs = [(b, starts) for b in range(x.shape[0]) for starts in grid]
+    for first in range(0, len(jobs), batch_size):
+        chunk = jobs[first:first + batch_size]
+        tiles = np.stack([padded[(b, *(slice(t, t + lay.tile) for t, lay in zip(starts, layouts)))]
+                          for b, starts in chunk])
+        ys = _run_model(model, tiles)
+        for k, (index, head) in enumerate(chosen):
+            y = ys[index]
+            if outputs[k] is None:
+                full = [head.size(lay.padded) for lay in layouts]
+                outputs[k] = np.zeros((x.shape[0], *full, y.shape[-1]), np.float32)
+                if blend:
+                    windows[k] = _window(y.shape[1:-1])
+                    sums[k] = _weight_sums(full, grid, head, windows[k])
+            for (b, starts), tile_out in zip(chunk, y):
+                where = (b, *_placement(starts, head, tile_out.shape[:-1]))
+                if blend:
+                    outputs[k][where] += tile_out * windows[k]
+                else:
+                    outputs[k][where] = tile_out
+    results = []
+    for k, (_, head) in enumerate(chosen):
+        out = outputs[k] / sums[k] if blend else outputs[k]
+        results.append(out[(slice(None), *_image_part(head, layouts))])
+    return results
+
+
+def _window(shape: Sequence[int]) -> np.ndarray:
+    """Separable blending weight over a tile output of ``shape``, with a trailing channel axis."""
+    weight = np.ones((), np.float32)
+    for length in shape:
+        weight = np.multiply.outer(weight, blend_window(int(length)))
+    return weight[..., None]
+
+
+def _placement(starts: Sequence[int], head: Head, shape: Sequence[int]) -> tuple[slice, ...]:
+    where = []
+    for t, length in zip(starts, shape):
+        at = Fraction(t) * head.scale
+        assert at.denominator == 1, "tile offsets are multiples of the period"
+        where.append(slice(int(at), int(at) + int(length)))
+    return tuple(where)
+
+
+def _weight_sums(full: Sequence[int], grid: Sequence[tuple[int, ...]], head: Head, window: np.ndarray) -> np.ndarray:
+    sums = np.zeros((*full, 1), np.float32)
+    for starts in grid:
+        sums[_placement(starts, head, window.shape[:-1])] += window
+    return sums
+
+
+def _image_part(head: Head, layouts: Sequence[AxisLayout]) -> tuple[slice, ...]:
+    """Where the image lies in a head's output of the padded image."""
+    parts = []
+    for lay in layouts:
+        if head.full_resolution:
+            start = lay.pad_before - head.split[0]
+            parts.append(slice(start, start + lay.size))
+        else:  # stitchable coarse heads come only with pad_before == 0
+            parts.append(slice(0, math.ceil(lay.size * head.scale)))
+    return tuple(parts)

@@ -1,0 +1,396 @@
+"""A config file is input from a stranger: every command and every sweep path keeps the same promises.
+
+Single-file cases live in tests/corpus/ (run through ``validate``); here are the cases that need
+a setup: every command and launcher, sweeps, signals, races and output paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CORPUS = ROOT / "tests" / "corpus"
+TINY = "input: {shape: [32, 32, 1]}\nencoder: {depth: 2, filters: 4}\nheads: [{name: logits, filters: 2}]\n"
+
+
+def evil_config(folder: Path, marker: Path) -> Path:
+    """A tiny U-Net plus a Hydra callback that would write ``marker``."""
+    path = folder / "evil.yaml"
+    path.write_text(TINY + "hydra:\n  callbacks:\n    a: {_target_: pathlib.Path.write_text, _args_: "
+                    f"[{{_target_: pathlib.Path, _args_: [{marker}]}}, pwned]}}\n")
+    return path
+
+
+def archgen(*argv, cwd: Path, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "archgen.cli", *map(str, argv)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=environ)
+
+
+COMMANDS = [
+    ("validate",), ("summary",), ("diagram",), ("summary", "encoder.depth=1"),
+    ("summary", "-m", "encoder.depth=1,2"), ("summary", "-m", "encoder.depth=1,2", "hydra/launcher=basic"),
+    ("build", "-m", "encoder.depth=1"), ("build", "encoder.depth=1"), ("diagram", "encoder.depth=1"),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_hydra_block_is_refused_on_every_path(cli, tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "pwned"
+    code, out, err = cli(command[0], evil_config(tmp_path, marker), *command[1:])
+    assert code == 2 and out == ""
+    assert err.startswith("error: hydra: a config file may not set Hydra's own keys")
+    assert "Hydra settings belong on the command line" in err and err.count("\n") == 1
+    assert not marker.exists() and not (tmp_path / "multirun").exists()
+
+
+@pytest.mark.slow
+def test_a_hydra_block_is_refused_on_the_joblib_launcher(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    marker = tmp_path / "pwned"
+    result = archgen("build", evil_config(tmp_path, marker), "-m", "encoder.depth=1,2", "hydra/launcher=joblib",
+                     cwd=tmp_path)
+    assert result.returncode == 2 and "Hydra settings belong on the command line" in result.stderr
+    assert not marker.exists()
+
+
+def test_group_files_chosen_on_the_command_line_are_checked_too(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "enc").mkdir()
+    (tmp_path / "enc" / "small.yaml").write_text("depth: 1\n")
+    (tmp_path / "enc" / "evil.yaml").write_text("# @package _global_\nhydra: {output_subdir: /tmp}\n")
+    (tmp_path / "net.yaml").write_text(TINY)
+    code, _, err = cli("validate", "net.yaml", "+enc@encoder=small")
+    assert code == 2 and "enc/evil:hydra: a config file may not set Hydra's own keys" in err
+    (tmp_path / "enc" / "evil.yaml").unlink()
+    code, out, err = cli("validate", "net.yaml", "+enc@encoder=small")
+    assert code == 0, err
+    assert "1,650 params" in out  # depth 1, from the group file
+
+
+def test_a_defaults_list_inside_the_folder_still_composes(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "enc").mkdir()
+    (tmp_path / "enc" / "small.yaml").write_text("depth: 1\nfilters: ${..base}\n")
+    (tmp_path / "net.yaml").write_text("defaults: [_self_, {enc@encoder: small}]\nbase: 4\n" + TINY)
+    code, _, err = cli("validate", "net.yaml")
+    assert code == 2 and "base=4: unknown key" in err  # composed, interpolated, then validated
+    (tmp_path / "net.yaml").write_text("defaults: [_self_, {enc@encoder: small}]\n" + TINY.replace(
+        "encoder: {depth: 2, filters: 4}\n", ""))
+    (tmp_path / "enc" / "small.yaml").write_text("depth: 1\nfilters: 4\n")
+    code, out, err = cli("summary", "net.yaml", "--json")
+    assert code == 0, err
+    assert json.loads(out)["total_params"] == 1_650
+
+
+def test_a_link_out_of_the_folder_is_refused(cli, tmp_path, monkeypatch):
+    (tmp_path / "outside.yaml").write_text("depth: 1\n")
+    conf = tmp_path / "conf"
+    (conf / "enc").mkdir(parents=True)
+    (conf / "enc" / "small.yaml").symlink_to(tmp_path / "outside.yaml")
+    (conf / "net.yaml").write_text("defaults: [_self_, {enc@encoder: small}]\n" + TINY)
+    code, _, err = cli("validate", conf / "net.yaml")
+    assert code == 2 and "names a file outside the config's folder" in err
+
+
+def test_a_file_that_would_shadow_the_checked_config_is_refused(cli, tmp_path):
+    (tmp_path / "net.yaml").write_text(TINY)
+    (tmp_path / "__archgen_config__.yaml").write_text("hydra: {output_subdir: /tmp}\n" + TINY)
+    code, _, err = cli("validate", tmp_path / "net.yaml", "encoder.depth=1")
+    assert code == 2 and "a config folder may not hold a file of this name" in err
+
+
+@pytest.mark.parametrize("overrides", [(), ("decoder.skips=all",), ("name=other",)], ids=str)
+@pytest.mark.parametrize("case", ["alias_bomb", "interpolation_bomb", "deep_nesting", "long_list", "huge_count",
+                                  "many_digits", "too_many_layers", "float_1e300"])
+def test_bombs_and_verdicts_are_the_same_with_and_without_overrides(cli, monkeypatch, case, overrides):
+    monkeypatch.chdir(CORPUS)
+    start = time.perf_counter()
+    code, out, err = cli("validate", f"{case}.yaml", *overrides)
+    assert time.perf_counter() - start < 5
+    assert code == 2 and out == ""
+    assert err == (CORPUS / f"{case}.expected").read_text()
+
+
+def test_every_corpus_case_gets_one_verdict_with_and_without_overrides(cli, monkeypatch):
+    monkeypatch.chdir(CORPUS)
+    for case in sorted(CORPUS.glob("*.yaml")):
+        expected = case.with_suffix(".expected").read_text()
+        if "name" in expected.split(":")[1] or b"\nname:" in b"\n" + case.read_bytes():
+            continue  # the override below would change what the case is about
+        code, _, err = cli("validate", case.name, "name=other")
+        assert (code, err) == (2, expected), case.name
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", "folder"])
+def test_a_path_that_is_not_a_regular_file_is_refused_at_once(cli, tmp_path, special):
+    target = {"/dev/zero": Path("/dev/zero"), "fifo": tmp_path / "x.yaml", "folder": tmp_path}[special]
+    if special == "fifo":
+        os.mkfifo(target)
+    code, _, err = cli("summary", target, "-m", "encoder.depth=1,2")
+    assert code == 2
+    assert "is not a regular file" in err or "is a directory" in err
+
+
+def test_a_file_over_the_size_cap_is_refused(cli, tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text(TINY + "# " + "x" * (1 << 20) + "\n")
+    code, _, err = cli("validate", path)
+    assert code == 2 and "a config may be at most 1,048,576 bytes (1 MiB)" in err
+
+
+def test_an_alias_bomb_is_refused_when_overrides_would_copy_the_tree(cli, monkeypatch):
+    monkeypatch.chdir(CORPUS)
+    code, _, err = cli("summary", "alias_bomb.yaml", "-m", "encoder.depth=1,2")
+    assert code == 2 and "expands to more than 100,000 values" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("build", "--max-params", "nan"), "--max-params=nan: must be a finite number above 0"),
+    (("build", "--max-params", "-5"), "--max-params=-5: must be a finite number above 0"),
+    (("summary", "--sizes", "100000000"), "--sizes=100000000: must be between 1 and 10,000"),
+    (("summary", "-m", "encoder.depth=range(0,1000000000)", "encoder.filters=1,2"),
+     "the sweep would run more than 10,000 variants; pass --max-variants"),
+    (("summary", "-m", "--max-variants", "3", "encoder.depth=1,2", "encoder.filters=1,2"), "more than 3 variants"),
+    (("summary", "-m", "encoder.depth=interval(1,2)"), "interval() needs a sweeper that samples"),
+    (("summary", "-m", "encoder.depth=range(1,"), "error: overrides: bad override"),
+    (("summary", "encoder.multiplier=nan"), "encoder.multiplier=nan: is not a finite number"),
+    (("summary", "encoder.multiplier=inf"), "encoder.multiplier=inf: is not a finite number"),
+    (("build", "input.shape=[100000,100000,1]", "padding=same"), "more than any single device holds"),
+])
+def test_absurd_numbers_and_sweeps_get_one_message(cli, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    code, out, err = cli(argv[0], "net.yaml", *argv[1:])
+    assert code == 2 and message in err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert not list(tmp_path.glob("*.keras")) and not (tmp_path / "multirun").exists()
+
+
+def test_the_memory_limit_can_be_raised(cli, tmp_path, monkeypatch):
+    from archgen.plan import make_plan
+    from archgen.plan.guard import check_size
+    from archgen.spec import load_spec
+
+    (tmp_path / "net.yaml").write_text(TINY)
+    plan = make_plan(load_spec(tmp_path / "net.yaml", ["input.shape=[100000,100000,1]", "padding=same"]))
+    check_size(plan, max_memory=2**50)  # allowed when asked for
+    code, _, err = cli("build", tmp_path / "net.yaml", "input.shape=[1024,1024,1]", "padding=same",
+                       "--max-memory", "1MiB")
+    assert code == 2 and "pass --max-memory" in err
+
+
+def test_int64_overflow_is_refused_before_anything_is_written(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    code, _, err = cli("build", "net.yaml", "input.shape=[2147483647,2147483647,2147483647,1]", "padding=same",
+                       "encoder.depth=0", "--format", "keras", "--format", "saved_model")
+    assert code == 2 and "more than a 64-bit index counts" in err
+    assert list(tmp_path.iterdir()) == [tmp_path / "net.yaml"]
+
+
+def test_nothing_printed_can_drive_the_terminal(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    code, out, err = cli("summary", "net.yaml", "-m", "-q", "name='[red]b[/red]'", "encoder.depth=1,2")
+    assert code == 1 and "name=[red]b[/red]" in out  # the markup is shown, not applied
+    code, out, err = cli("summary", "net.yaml", "-m", "-q", "name=a\x1b[2Jb", "encoder.depth=1,2")
+    assert code == 2 and "\x1b" not in out + err and "\\x1b[2Jb" in err
+    code, out, err = cli("validate", "net.yaml", "+\x1b]0;title\x07x=1")
+    assert code == 2 and "\x1b" not in err and "\x07" not in err
+
+
+# --- sweeps -----------------------------------------------------------------------------------
+
+def test_a_sweep_folder_with_results_is_not_reused_silently(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    folder = tmp_path / "sweep"
+    code, _, _ = cli("summary", "net.yaml", "-m", "-q", "encoder.depth=1,2", f"hydra.sweep.dir={folder}")
+    assert code == 0
+    (folder / "notes.txt").write_text("mine")
+    code, _, err = cli("summary", "net.yaml", "-m", "-q", "encoder.depth=1,2,3", f"hydra.sweep.dir={folder}")
+    assert code == 2 and "already holds files" in err and "--force" in err
+    assert len(json.loads((folder / "results.json").read_text())) == 2
+    code, _, err = cli("summary", "net.yaml", "-m", "-q", "--force", "encoder.depth=1,2,3", f"hydra.sweep.dir={folder}")
+    assert code == 0, err
+    assert len(json.loads((folder / "results.json").read_text())) == 3
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_build_sweep_honours_or_refuses_every_option(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    code, _, err = cli("build", "net.yaml", "-m", "encoder.depth=1,2", "-o", "x.keras")
+    assert code == 2 and "--output" in err and "hydra.sweep.dir" in err
+    code, _, err = cli("build", "net.yaml", "-m", "-q", "encoder.depth=1,2", "--max-params", "2000",
+                       "hydra.sweep.dir=s")
+    rows = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert code == 1 and [r["status"] for r in rows] == ["ok", "error"]
+    assert "exceed the build limit of 2,000" in rows[1]["error"]
+
+
+@pytest.mark.slow
+def test_build_sweep_writes_every_format_and_precision(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    code, _, err = cli("build", "net.yaml", "-m", "-q", "encoder.depth=1,2", "--format", "keras", "--format",
+                       "saved_model", "--precision", "mixed_bfloat16", "hydra.sweep.dir=s")
+    assert code == 0, err
+    import keras
+
+    for row in json.loads((tmp_path / "s" / "results.json").read_text()):
+        assert set(row["files"]) == {"keras", "saved_model"}
+        assert Path(row["files"]["saved_model"], "saved_model.pb").exists()
+        model = keras.saving.load_model(row["files"]["keras"], safe_mode=True)
+        assert model.get_layer("enc1_conv1").dtype_policy.name == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (("hydra/launcher=nonexistent",), "Hydra could not run the sweep"),
+    (("hydra/launcher=joblib", "hydra.launcher.n_jobs=0"), "Hydra could not run the sweep"),
+])
+def test_hydra_errors_are_one_message(cli, tmp_path, monkeypatch, overrides, message):
+    if "hydra/launcher=joblib" in overrides:
+        pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    code, out, err = cli("summary", "net.yaml", "-m", "encoder.depth=1,2", *overrides)
+    assert code == 2 and message in err
+    assert err.count("error:") == 1 and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_a_killed_joblib_worker_is_a_killed_row_and_the_others_finish(tmp_path):
+    """The slowest variant's worker is killed with SIGKILL while it builds; joblib's pool breaks,
+    the variants that never started are run again, and the table has every row."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    (tmp_path / "net.yaml").write_text(TINY)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "archgen.cli", "build", "net.yaml", "-m", "-q",
+         "encoder.filters=600,4,4,4,4", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweep.dir=s"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    slow = tmp_path / "s" / "0" / "started"
+    deadline = time.time() + 120
+    while not slow.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert slow.exists(), proc.communicate()
+    time.sleep(0.3)
+    os.kill(int(slow.read_text()), signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    rows = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert proc.returncode == 1, err
+    assert len(rows) == 5 and (tmp_path / "s" / "results.csv").exists()
+    statuses = {r["job"]: r["status"] for r in rows}
+    assert statuses[0] == "killed"
+    assert all(statuses[j] == "ok" for j in range(1, 5)), rows
+    assert "1 of 5 variants failed" in err
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("output", ["", "/", ".", "missing/x.keras", "x.txt"])
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(cli, tmp_path, monkeypatch, output):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    code, _, err = cli("build", "net.yaml", "-o", output)
+    assert code == 2 and err.startswith("error: --output")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.yaml"]
+
+
+def test_a_dangling_link_counts_as_an_existing_file(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    (tmp_path / "net.svg").symlink_to(tmp_path / "nowhere.svg")
+    code, _, err = cli("diagram", "net.yaml", "-o", "net.svg")
+    assert code == 2 and "already exists" in err
+    assert not (tmp_path / "nowhere.svg").exists()
+
+
+def test_force_never_deletes_a_folder_archgen_did_not_write(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    mine = tmp_path / "unet_saved_model"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    code, _, err = cli("build", "net.yaml", "--format", "saved_model", "--force")
+    assert code == 2 and "is not a folder archgen wrote" in err
+    assert (mine / "thesis.tex").read_text() == "years of work"
+
+
+@pytest.mark.slow
+def test_several_formats_are_written_all_or_none(cli, tmp_path, monkeypatch):
+    import archgen.export
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    real = archgen.export._writer
+
+    def failing(model, fmt):
+        if fmt == "saved_model":
+            def fail(tmp):
+                Path(tmp).mkdir()
+                raise RuntimeError("simulated export failure")
+            return fail
+        return real(model, fmt)
+
+    monkeypatch.setattr(archgen.export, "_writer", failing)
+    code, _, err = cli("build", "net.yaml", "--format", "keras", "--format", "saved_model")
+    assert code == 1 and "simulated export failure" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.yaml"]
+
+
+def test_a_commit_that_loses_a_race_takes_back_what_it_placed(tmp_path):
+    from archgen.errors import OutputError
+    from archgen.output import commit, stage
+
+    (tmp_path / "b.onnx").write_text("another process got here first")
+    staged = [stage(tmp_path / "a.keras", lambda p: p.write_text("a"), suffix=".keras"),
+              stage(tmp_path / "b.onnx", lambda p: p.write_text("b"), suffix=".onnx")]
+    with pytest.raises(OutputError, match="created by another process"):
+        commit(staged, force=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.onnx"]
+    assert (tmp_path / "b.onnx").read_text() == "another process got here first"
+
+
+@pytest.mark.slow
+def test_two_builds_racing_for_one_output_one_wins(tmp_path):
+    (tmp_path / "net.yaml").write_text(TINY)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = [subprocess.Popen([sys.executable, "-m", "archgen.cli", "build", "net.yaml", "-o", "out.keras"],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    assert "--output" in loser and ("already exists" in loser or "another process" in loser)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.yaml", "out.keras"]
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_no_temporary_file(tmp_path):
+    (tmp_path / "net.yaml").write_text(TINY)
+    proc = subprocess.Popen([sys.executable, "-m", "archgen.cli", "build", "net.yaml", "input.shape=[512,512,3]",
+                             "encoder.filters=64", "encoder.depth=4", "--format", "keras", "--format", "saved_model"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.time() + 120
+    while not any(p.name.endswith(".tmp.keras") or p.name.endswith(".tmp") for p in tmp_path.iterdir()):
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "error: terminated" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.yaml"]
