@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -96,3 +97,43 @@ def test_raw_bytes(cli, tmp_path_factory, raw):
 def test_hostile_overrides(cli, tmp_path_factory, override):
     text = (CONF / "unet_same.yaml").read_bytes()
     run(cli, tmp_path_factory.mktemp("ov"), text, override)
+
+
+# Configs that try to reach Hydra, climb out of their folder, or blow up: never more than exit 2.
+reach = st.one_of(
+    st.fixed_dictionaries({"hydra": st.sampled_from([
+        {"callbacks": {"a": {"_target_": "pathlib.Path.touch", "_args_": ["PWNED"]}}},
+        {"output_subdir": "/tmp"}, {"job_logging": {"handlers": {"f": {"class": "logging.FileHandler",
+                                                                       "filename": "PWNED", "mode": "w"}}}},
+        {"sweeper": {"params": {"encoder.depth": "range(0,1000000000)"}}}, None, 1, []])}),
+    st.fixed_dictionaries({"defaults": st.lists(st.one_of(
+        st.sampled_from(["_self_", "/../x", "../x", "hydra/launcher/joblib", "x@hydra.callbacks", "${a}",
+                         "a/../../b", "./x", "/hydra/help/default", "x@_global_.hydra"]),
+        st.dictionaries(st.sampled_from(["override hydra/launcher", "hydra/job_logging", "/../x@hydra.job.env_set",
+                                         "g@hydra", "optional hydra/x", "x y z", "g"]),
+                        st.one_of(st.none(), st.sampled_from(["joblib", "../x", "${a}", "hydra"]),
+                                  st.lists(st.sampled_from(["a", "..", "hydra"]), max_size=2)),
+                        min_size=1, max_size=1),
+        st.integers(), st.none()), max_size=4)}),
+    st.fixed_dictionaries({"name": st.sampled_from(["${hydra:runtime.cwd}", "${oc.decode:'[1]'}", "${now:%H}",
+                                                    "${${a}}", "\\${x}", "${oc.create:{}}", "\x1b[2J[red]x",
+                                                    "${name}", "${.name}", "${..x}"])}),
+)
+
+
+@settings(max_examples=max(EXAMPLES // 3, 10), suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base=st.sampled_from(BASES), extra=reach)
+def test_configs_that_reach_for_hydra(cli, tmp_path_factory, base, extra):
+    folder = tmp_path_factory.mktemp("reach")
+    text = yaml.safe_dump({**base, **extra}, allow_unicode=True, sort_keys=False).encode("utf-8")
+    for command in (("validate",), ("summary", "-m", "-q", "encoder.depth=1,2", f"hydra.sweep.dir={folder / 's'}")):
+        path = folder / "fuzz.yaml"
+        path.write_bytes(text)
+        code, out, err = cli(command[0], path, *command[1:])
+        assert code in (0, 1, 2), err
+        assert "Traceback" not in err and "\x1b" not in out + err
+        if code == 2:
+            assert err.startswith("error: ") and err.count("\nerror: ") == 0
+        if "hydra" in extra or any("hydra" in str(e) or ".." in str(e) for e in extra.get("defaults", []) or []):
+            assert code == 2, (extra, out, err)
+    assert not list(folder.rglob("PWNED")) and not list(Path.cwd().glob("PWNED"))

@@ -6,6 +6,7 @@ Pydantic's ``loc`` tuples become dotted config paths here and nowhere else.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence, get_args
 
@@ -56,6 +57,7 @@ def compose_data(data: dict[str, Any], overrides: Sequence[str] = (), origin: st
     if not isinstance(data, dict):
         raise SpecError("the config must be a mapping of keys", path=origin, value=type(data).__name__)
     check_tree(data)
+    check_interpolations(data)  # before OmegaConf parses a single string
     overrides = list(overrides)
     if root is not None:
         check_override_groups(root, overrides)
@@ -63,8 +65,13 @@ def compose_data(data: dict[str, Any], overrides: Sequence[str] = (), origin: st
         if not _has_interpolation(data):
             return data
         from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
 
-        return resolve(OmegaConf.create(data), origin)
+        try:
+            cfg = OmegaConf.create(data)
+        except (OmegaConfBaseException, ValueError) as exc:
+            raise _compose_error(exc, ()) from None
+        return resolve(cfg, origin)
     return resolve(hydra_compose(data, overrides, root), origin)
 
 
@@ -127,7 +134,8 @@ def hydra_compose(data: dict[str, Any], overrides: Sequence[str], root: Path | N
         store_config(data)
         init = (initialize(version_base="1.3", config_path=None, job_name="archgen") if root is None else
                 initialize_config_dir(config_dir=str(root.resolve()), version_base="1.3", job_name="archgen"))
-        with init:
+        with init, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Hydra's advice on _self_ and schema matching is not for our users
             cfg = compose(config_name=CONFIG_NAME, overrides=schema_overrides(overrides))
     except SpecError:
         raise
