@@ -181,7 +181,7 @@ class _Expansion:
         total = 1
         for k, v in (node.items() if isinstance(node, dict) else enumerate(node)):
             total += self.size(v, (*loc, k))
-            self.limit(total, loc)
+            self.limit(total, (*loc, k))
         return total
 
     def string_size(self, text: str, loc: tuple) -> int:

@@ -78,8 +78,9 @@ def read_yaml_text(text: str, origin: str = "config", *, key: str | None = None,
         raise SpecError(f"cannot be read as YAML: {_first_line(exc)}", path=key, value=value) from None
     except RecursionError:
         raise SpecError(f"nests deeper than {MAX_DEPTH} levels", path=key, value=value) from None
-    except ValueError as exc:  # e.g. an integer with more digits than Python converts
-        raise SpecError(f"cannot be read as YAML: {_first_line(exc)}", path=key, value=value) from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        why = "holds an integer of more than 4,300 digits" if "digits" in str(exc) else _first_line(exc)
+        raise SpecError(f"cannot be read as YAML: {why}", path=key, value=value) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
