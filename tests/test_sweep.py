@@ -115,10 +115,10 @@ def test_a_crash_inside_keras_is_a_row(cli, tmp_path, monkeypatch):
 
     real = archgen.emit.emit_model
 
-    def flaky(plan):
+    def flaky(plan, *args):
         if plan.layer("enc1_conv1").shape[-1] == 4:
             raise RuntimeError("simulated failure inside Keras")
-        return real(plan)
+        return real(plan, *args)
 
     monkeypatch.setattr(archgen.emit, "emit_model", flaky)
     monkeypatch.chdir(tmp_path)
