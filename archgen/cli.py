@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from archgen.errors import ArchgenError, printable
-from archgen.plan.guard import DEFAULT_MAX_PARAMS
+from archgen.planner.guard import DEFAULT_MAX_PARAMS
 from archgen.sweep import DEFAULT_MAX_VARIANTS
 
 COMMANDS = {
@@ -203,7 +203,7 @@ def _run(argv: list[str]) -> int:
 
 
 def _plan(args: argparse.Namespace):
-    from archgen.plan import make_plan
+    from archgen.planner import make_plan
     from archgen.spec import load_spec
 
     spec = load_spec(args.config, args.overrides)
@@ -241,8 +241,8 @@ def _sweep(command: str, args: argparse.Namespace) -> int:
 
 
 def _max_memory(args: argparse.Namespace) -> float:
-    from archgen.plan.cost import parse_bytes
-    from archgen.plan.guard import DEFAULT_MAX_MEMORY
+    from archgen.planner.cost import parse_bytes
+    from archgen.planner.guard import DEFAULT_MAX_MEMORY
 
     return DEFAULT_MAX_MEMORY if args.max_memory is None else parse_bytes(args.max_memory, "--max-memory")
 
@@ -263,7 +263,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
         print_sizes(plan, args.sizes, _console())
         return 0
-    from archgen.plan.cost import plan_cost
+    from archgen.planner.cost import plan_cost
 
     cost = plan_cost(plan, args.batch, args.dtype, args.optimizer)
     fit = _fit(spec, plan, args) if args.fit else None
@@ -282,8 +282,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _fit(spec, plan, args: argparse.Namespace) -> dict:
-    from archgen.plan.cost import parse_bytes, training_bytes
-    from archgen.plan.fit import max_batch, max_size
+    from archgen.planner.cost import parse_bytes, training_bytes
+    from archgen.planner.fit import max_batch, max_size
 
     budget = parse_bytes(args.fit)
     best = max_size(spec, budget, args.batch, args.dtype, args.optimizer)
@@ -342,7 +342,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from archgen.output import check_target
 
     spec, plan = _plan(args)
-    from archgen.plan.guard import check_size
+    from archgen.planner.guard import check_size
 
     check_size(plan, args.max_params, _max_memory(args))
     formats = list(dict.fromkeys(args.format or ["keras"]))
@@ -370,7 +370,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     console = _console()
-    from archgen.plan.cost import plan_cost
+    from archgen.planner.cost import plan_cost
     from archgen.report.summary import print_summary
 
     print_summary(plan, console, plan_cost(plan))

@@ -357,8 +357,8 @@ def run_job(num: int, overrides: Sequence[str], out: Path, work: Callable[[], di
 
 def _run_variant(data: dict, out: Path, command: str | None, options: SweepOptions) -> dict[str, Any]:
     from archgen.output import write_atomic
-    from archgen.plan import make_plan
-    from archgen.plan.cost import activation_bytes
+    from archgen.planner import make_plan
+    from archgen.planner.cost import activation_bytes
     from archgen.report.data import plan_to_dict
     from archgen.spec import validate
 
@@ -370,7 +370,7 @@ def _run_variant(data: dict, out: Path, command: str | None, options: SweepOptio
     if command == "build":
         from archgen import export
         from archgen.emit import emit_model
-        from archgen.plan.guard import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PARAMS, check_size
+        from archgen.planner.guard import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PARAMS, check_size
 
         check_size(plan, options.max_params or DEFAULT_MAX_PARAMS, options.max_memory or DEFAULT_MAX_MEMORY)
         from archgen.backend import import_keras
@@ -424,7 +424,7 @@ def print_results(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from archgen.plan.cost import fmt_bytes
+    from archgen.planner.cost import fmt_bytes
     from archgen.report.summary import fmt_count
 
     table = Table(title=escape(f"{len(rows)} variants in {printable(str(sweep_dir))}"), box=box.SIMPLE_HEAD,

@@ -41,8 +41,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from archgen.errors import ArchgenError, PlanError, SpecError, did_you_mean
-from archgen.plan.build import AXIS_NAMES
-from archgen.plan.ir import Plan, SizeRule
+from archgen.planner.build import AXIS_NAMES
+from archgen.planner.ir import Plan, SizeRule
 
 
 class TilingError(ArchgenError):
@@ -550,7 +550,7 @@ def plan_for_model(config: str | os.PathLike, model, overrides: Sequence[str] = 
 
 def plan_for_shape(config: str | os.PathLike, shape: Sequence[int | None], overrides: Sequence[str] = ()) -> Plan:
     """Plan ``config`` (with ``overrides``) at input ``shape`` = ``(*spatial, C)``, None for a free size."""
-    from archgen.plan import make_plan
+    from archgen.planner import make_plan
     from archgen.spec import load_spec
 
     text = "[" + ",".join("null" if n is None else str(int(n)) for n in shape) + "]"

@@ -21,7 +21,7 @@ from archgen.backend import import_keras, select_backend
 select_backend(sys.argv[1])
 keras = import_keras()
 from archgen.emit import emit_model
-from archgen.plan import make_plan
+from archgen.planner import make_plan
 from archgen.spec import load_spec
 size, batch, reps = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 model = emit_model(make_plan(load_spec("conf/unet.yaml", [f"input.shape=[{size},{size},1]"])))

@@ -19,7 +19,7 @@ def main() -> None:
     args = parse_args(__doc__)
     from archgen.emit import emit_model
     from archgen.backend import import_keras
-    from archgen.plan import make_plan
+    from archgen.planner import make_plan
     from archgen.spec import load_spec
 
     keras = import_keras()

@@ -30,7 +30,7 @@ def main() -> None:
         print("no GPU here: gpu_throughput measures nothing on CPU (see forward.py for CPU figures)")
         return
     from archgen.emit import emit_model
-    from archgen.plan import make_plan
+    from archgen.planner import make_plan
     from archgen.spec import load_spec
 
     name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")

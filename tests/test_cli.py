@@ -108,7 +108,7 @@ def test_build_writes_atomically_and_refuses_to_overwrite(cli, tmp_path):
     assert code == 0, err
     assert "wrote" in out
     model = keras.saving.load_model(target, safe_mode=True)
-    assert model.layers[-1].name == "head_logits"
+    assert model.layers[-1].name == "logits" and model.output_names == ["logits"]
     before = target.read_bytes()
 
     code, _, err = cli(*args[:-2], "encoder.filters=4", "-o", target)

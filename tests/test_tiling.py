@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from archgen.errors import ArchgenError, OutputError, PlanError, SpecError
-from archgen.plan import make_plan
+from archgen.planner import make_plan
 from archgen.spec import load_spec
 from archgen.tiling import (
     TilingError,

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from archgen.backend import import_keras
 from archgen.errors import EmitError, did_you_mean
-from archgen.plan.ir import LayerPlan, Plan
+from archgen.planner.ir import LayerPlan, Plan
 
 keras = import_keras()
 
@@ -125,13 +125,30 @@ def emit_model(plan: Plan, precision: str = "float32") -> keras.Model:
 
     ``precision`` is a Keras dtype policy: ``mixed_bfloat16`` / ``mixed_float16`` compute in
     16 bits with float32 variables (the heads stay float32 so softmax and losses are stable).
-    Returns a model with one output per head (a single tensor when there is one head).
+    Returns a model with one output per head (a single tensor when there is one head). Keras
+    names an output after the layer that makes it, and the plan names each head's layer after
+    the head, so ``model.output_names`` are the heads' names and ``compile`` takes a loss dict
+    keyed by them.
     """
     if precision not in PRECISIONS:
         raise EmitError(f"unknown precision; expected one of {', '.join(PRECISIONS)}", path="--precision",
                         value=precision)
-    with _policy(precision):
+    with _policy(precision), _recursion_room(len(plan.layers)):
         return _emit(plan)
+
+
+@contextmanager
+def _recursion_room(layers: int):
+    """Keras walks a functional graph recursively, a few frames per layer: deep but legal plans
+    (the planner caps them) need more than Python's default limit of 1,000."""
+    import sys
+
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, 10 * layers + 1_000))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
 
 
 @contextmanager

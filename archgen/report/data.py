@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from archgen.plan.build import AXIS_NAMES
-from archgen.plan.ir import Plan
+from archgen.planner.build import AXIS_NAMES
+from archgen.planner.ir import Plan
 
 GROUP_TITLES = {"input": "input", "bottleneck": "bottleneck", "head": "heads"}
 

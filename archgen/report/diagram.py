@@ -11,7 +11,7 @@ from math import log2
 from typing import NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
-from archgen.plan.ir import LayerPlan, Plan
+from archgen.planner.ir import LayerPlan, Plan
 from archgen.report.data import fmt_shape
 
 COL = 150          # column pitch: wide enough for a label like "bottleneck 28x28x1024"
@@ -179,9 +179,12 @@ def plan_to_svg(plan: Plan) -> str:
         y0 = src.y + src.h * 0.75
         under = max([y0] + [b.y + b.h for n, b in heads.items() if sources[n] == sources[name]]) + 10
         pts = [(src.right, y0), (elbow, y0), (elbow, under), (box.cx, under), (box.cx, box.y + box.h)]
-        body.append(_arrow("to-head", sources[name], name, pts))
-        body.append(_box("head", name, box, f"{name} {fmt_shape(plan.layer(name).shape)}", FILLS["head"]))
-    # Head labels are centred on narrow boxes and can be long ("head_logits_dec3 100x100x2").
+        # A head's layer is named after its output, which may equal a level's box id ("dec1");
+        # the prefix keeps the SVG's ids unique.
+        body.append(_arrow("to-head", sources[name], f"head_{name}", pts))
+        label = f"{name} {fmt_shape(plan.layer(name).shape)}"
+        body.append(_box("head", f"head_{name}", box, label, FILLS["head"]))
+    # Head labels are centred on narrow boxes and can be long ("logits_dec3 100x100x2").
     label_ends = [b.cx + CHAR_W / 2 * len(f"{n} {fmt_shape(plan.layer(n).shape)}") for n, b in heads.items()]
     width = max([2 * MARGIN + (len(names) + 1) * COL, 420] + [end + MARGIN for end in label_ends])
     height = bottom + 20 * (len(ARROWS) + 1) + MARGIN

@@ -8,9 +8,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from archgen.plan.build import AXIS_NAMES
-from archgen.plan.cost import Cost, fmt_bytes
-from archgen.plan.ir import LayerPlan, Plan
+from archgen.planner.build import AXIS_NAMES
+from archgen.planner.cost import Cost, fmt_bytes
+from archgen.planner.ir import LayerPlan, Plan
 from archgen.report.data import fmt_shape, group_title, legal_sizes
 
 

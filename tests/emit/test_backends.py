@@ -30,7 +30,7 @@ from archgen.backend import import_keras, select_backend
 select_backend(sys.argv[1])
 keras = import_keras()
 from archgen.emit import emit_model
-from archgen.plan import make_plan
+from archgen.planner import make_plan
 from archgen.spec import load_spec
 config, overrides, folder = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 plan = make_plan(load_spec(config, overrides))
@@ -60,7 +60,7 @@ def build(backend: str, config: str, overrides: list[str], folder) -> dict:
 def test_same_model_on_every_installed_back_end(config, overrides, tmp_path):
     if not OTHERS:
         pytest.fail("no second Keras back end installed: pip install 'archgen[jax]' or torch==2.13.0")
-    from archgen.plan import make_plan
+    from archgen.planner import make_plan
     from archgen.spec import load_spec
 
     plan = make_plan(load_spec(CONF / config, overrides))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from archgen.plan import make_plan
+from archgen.planner import make_plan
 from archgen.spec import load_spec
 from tests.conftest import CONF
 from tests.emit.test_emit_plan_agree import assert_model_matches_plan

@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from archgen.plan import make_plan
-from archgen.plan.cost import plan_cost
+from archgen.planner import make_plan
+from archgen.planner.cost import plan_cost
 from archgen.spec import load_spec
 from tests.conftest import CONF
 

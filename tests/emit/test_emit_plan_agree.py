@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from archgen.plan import make_plan
+from archgen.planner import make_plan
 from archgen.spec import load_spec
 from tests.conftest import CONF
 
@@ -41,7 +41,7 @@ def test_conf_models_match_their_plans(config, overrides):
 
 def test_seed_transposed_conv_example():
     """The seed's worked example: [[1,2],[3,4]], kernel 1x1, stride 2, weight 1, bias 1."""
-    from archgen.plan.ir import LayerPlan
+    from archgen.planner.ir import LayerPlan
 
     layer = LayerPlan(name="dec1_up", kind="conv_transpose", inputs=("input",), shape=(4, 4, 1), params=2,
                       flops=0, group="dec1",
@@ -56,7 +56,7 @@ def test_seed_transposed_conv_example():
 
 def test_unknown_kind_is_an_emit_error():
     from archgen.errors import EmitError
-    from archgen.plan.ir import LayerPlan
+    from archgen.planner.ir import LayerPlan
 
     plan = make_plan(load_spec(CONF / "unet_same.yaml", ["input.shape=[32,32,1]", "encoder.filters=2"]))
     bad = plan.layers[0], LayerPlan("x", "convv", ("input",), (32, 32, 1), 0, 0, "enc1", {})

@@ -13,8 +13,8 @@ from hypothesis import assume, given, note
 from hypothesis import strategies as st
 
 from archgen.errors import PlanError
-from archgen.plan import make_plan
-from archgen.plan.build import size_rule
+from archgen.planner import make_plan
+from archgen.planner.build import size_rule
 from archgen.spec import validate
 from tests.emit.test_emit_plan_agree import assert_model_matches_plan
 from tests.strategies import spec_dicts

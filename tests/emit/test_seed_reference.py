@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from archgen.plan import make_plan
+from archgen.planner import make_plan
 from archgen.spec import load_spec
 from tests.conftest import CONF
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from archgen.plan import make_plan
+from archgen.planner import make_plan
 from archgen.report import diagram
 from archgen.report.diagram import plan_to_dot, plan_to_svg
 from archgen.spec import load_spec
@@ -79,9 +79,17 @@ def test_unet_skips_carry_the_crops(unet):
 def test_unet_head(unet):
     root = parse(unet)
     assert [g.get("id") for g in groups(root, "head")] == ["head_logits"]
-    assert text_of(groups(root, "head")[0]) == "head_logits 388x388x2"
+    assert text_of(groups(root, "head")[0]) == "logits 388x388x2"
     links = [(g.get("data-from"), g.get("data-to")) for g in groups(root, "to-head")]
     assert links == [("dec1", "head_logits")]
+
+
+def test_a_head_named_like_a_level_keeps_the_svg_ids_unique():
+    # A head's layer takes the head's name; "dec1" is no layer's name but is the id of a level's box.
+    root = parse(plan_of("unet", "heads.0.name=dec1"))
+    ids = [g.get("id") for g in root.iter(SVG + "g") if g.get("id")]
+    assert len(ids) == len(set(ids)) and "dec1" in ids and "head_dec1" in ids
+    assert text_of(groups(root, "head")[0]) == "dec1 388x388x2"
 
 
 def test_encoder_decoder_has_no_skips():

@@ -7,9 +7,9 @@ from math import prod
 import pytest
 
 from archgen.errors import ArchgenError
-from archgen.plan import make_plan
-from archgen.plan.cost import parse_bytes, plan_cost
-from archgen.plan.fit import max_batch, max_size
+from archgen.planner import make_plan
+from archgen.planner.cost import parse_bytes, plan_cost
+from archgen.planner.fit import max_batch, max_size
 from archgen.spec import load_spec
 from tests.conftest import CONF
 

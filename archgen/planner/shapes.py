@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from archgen.plan.ir import Node
+from archgen.planner.ir import Node
 
 
 class SizeError(Exception):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from math import prod
 
 from archgen.errors import PlanError
-from archgen.plan.graph import build_graph, down_factor
-from archgen.plan.ir import LayerPlan, Node, Plan, SizeRule
-from archgen.plan.shapes import SizeError, infer_axis
-from archgen.plan.sizes import solve_sizes
+from archgen.planner.graph import build_graph, down_factor
+from archgen.planner.ir import LayerPlan, Node, Plan, SizeRule
+from archgen.planner.shapes import SizeError, infer_axis
+from archgen.planner.sizes import solve_sizes
 from archgen.spec.model import ArchSpec
 
 MAX_LAYERS = 2_000  # 2,000 chained Keras layers take ~20 s to build on two cores

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from archgen.errors import PlanError
-from archgen.plan import make_plan
+from archgen.planner import make_plan
 from archgen.spec import load_spec
 from tests.conftest import CONF, ROOT
 
@@ -37,7 +37,7 @@ def test_seed_unet_crops_deepest_first(unet):
 def test_seed_unet_layer_names(unet):
     names = [layer.name for layer in unet.layers]
     for expected in ("enc1_conv1", "enc1_pool", "bottleneck_conv2", "dec1_up", "dec1_crop", "dec1_concat",
-                     "head_logits"):
+                     "logits"):
         assert expected in names
     assert len(names) == len(set(names))
 
@@ -104,7 +104,7 @@ def test_filters_double_per_level_unless_listed():
 
 
 def test_planner_never_imports_tensorflow():
-    code = ("import sys; from archgen.spec import load_spec; from archgen.plan import make_plan; "
+    code = ("import sys; from archgen.spec import load_spec; from archgen.planner import make_plan; "
             "from archgen.report.summary import print_summary; from archgen.report.data import plan_to_dict; "
             "from archgen.cli import main; "
             f"main(['summary', {str(UNET)!r}]); main(['summary', {str(UNET)!r}, '--json']); "

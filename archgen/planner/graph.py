@@ -2,7 +2,9 @@
 
 Spatial sizes are not known here; ``shapes.py`` solves them for a given input size.
 Layer names say where a layer is: ``enc2_conv1``, ``enc2_pool``, ``bottleneck_conv2``,
-``dec2_up``, ``dec2_crop``, ``dec2_concat``, ``dec2_conv1``, ``head_logits``.
+``dec2_up``, ``dec2_crop``, ``dec2_concat``, ``dec2_conv1``. A head's layer is named after its output
+(``logits``, ``logits_dec2``): Keras names a model's outputs after their layers, so ``compile`` and
+``fit`` take dicts keyed by head name.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from math import prod
 from typing import Any
 
 from archgen.errors import PlanError
-from archgen.plan.ir import Node
+from archgen.planner.ir import Node
 from archgen.spec.model import (
     AddMerge,
     ArchSpec,
@@ -259,7 +261,11 @@ def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, 
             if level not in features:
                 raise PlanError(f"no decoder level {level}; with encoder.depth={depth} heads read levels "
                                 f"1..{depth + 1} ({depth + 1} = bottleneck)", path=where, value=level)
-            outputs[name] = g.conv(f"head_{name}", features[level], head.filters, kernel=head.kernel_size,
+            if name in g.nodes:
+                raise PlanError(f"output {name} would share its name with the layer {name} ({g.nodes[name].path}); "
+                                f"an output's layer is named after it, so pick a name no layer has",
+                                path=path + ".name", value=head.name)
+            outputs[name] = g.conv(name, features[level], head.filters, kernel=head.kernel_size,
                                    padding=spec.padding, activation=head.activation, group="head", path=path)
     return outputs
 

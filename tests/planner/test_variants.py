@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from archgen.errors import PlanError
-from archgen.plan import make_plan
+from archgen.planner import make_plan
 from archgen.spec import load_spec
 from tests.conftest import CONF
 
@@ -111,8 +111,7 @@ def test_kernel_size_per_level_and_dilation():
 
 def test_deep_supervision_heads_are_named_after_their_level():
     plan = make_plan(load_spec(CONF / "deep_supervision.yaml"))
-    assert plan.outputs == {"logits": "head_logits", "logits_dec2": "head_logits_dec2",
-                            "logits_dec3": "head_logits_dec3"}
+    assert plan.outputs == {"logits": "logits", "logits_dec2": "logits_dec2", "logits_dec3": "logits_dec3"}
     assert plan.output_shapes["logits_dec3"] == (64, 64, 4)
     assert plan.sizes.describe_output("logits_dec2") == "n / 2"
 

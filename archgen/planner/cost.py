@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from math import floor, prod
 
 from archgen.errors import ArchgenError
-from archgen.plan.ir import LayerPlan, Plan
+from archgen.planner.ir import LayerPlan, Plan
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 WEIGHT_BYTES = 4
@@ -145,7 +145,7 @@ def training_bytes(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer
 def plan_cost(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str = "adam") -> Cost:
     """Cost of ``plan`` for ``batch`` samples computed in ``dtype``.
 
-    >>> from archgen.spec import load_spec; from archgen.plan import make_plan
+    >>> from archgen.spec import load_spec; from archgen.planner import make_plan
     >>> plan_cost(make_plan(load_spec("conf/unet.yaml"))).receptive_field  # doctest: +SKIP
     204
     """

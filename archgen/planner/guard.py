@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from archgen.errors import PlanError
-from archgen.plan.cost import DTYPE_BYTES, WEIGHT_BYTES, fmt_bytes, inference_peak_elements, layer_elements
-from archgen.plan.ir import Plan
+from archgen.planner.cost import DTYPE_BYTES, WEIGHT_BYTES, fmt_bytes, inference_peak_elements, layer_elements
+from archgen.planner.ir import Plan
 
 # 2e9 float32 parameters are 8 GB of weights: a third of this machine's memory before any
 # optimizer state. Larger models are possible, but should be asked for.

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from archgen.plan.ir import Node, SizeRule
-from archgen.plan.shapes import SizeError, infer_axis
+from archgen.planner.ir import Node, SizeRule
+from archgen.planner.shapes import SizeError, infer_axis
 
 # Probing is P inferences; beyond this the rule is not derived (such a net is absurd anyway).
 MAX_PERIOD = 4096

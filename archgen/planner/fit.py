@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from archgen.plan.build import make_plan, size_rule
-from archgen.plan.cost import activation_bytes, training_bytes
-from archgen.plan.ir import Plan
+from archgen.planner.build import make_plan, size_rule
+from archgen.planner.cost import activation_bytes, training_bytes
+from archgen.planner.ir import Plan
 from archgen.spec.model import ArchSpec
 
 
