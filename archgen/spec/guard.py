@@ -32,6 +32,12 @@ def check_config_tree(path: Path, data: dict[str, Any]) -> None:
     _check_file(data, path, root, group=(), seen={path.resolve()}, header=None)
 
 
+def check_mapping(data: dict[str, Any], root: Path | None = None) -> None:
+    """The same rules for a mapping handed over directly (the Python API); the files its defaults
+    list names are read and checked when ``root`` (the folder they are looked up in) is known."""
+    _check_file(data, None, None if root is None else root.resolve(), group=(), seen=set(), header=None)
+
+
 def check_group_override(root: Path, group: str) -> None:
     """A command-line ``group=option`` pulls in files of the config's folder: check each of them."""
     folder = (root / group)
@@ -42,9 +48,9 @@ def check_group_override(root: Path, group: str) -> None:
                     group=tuple(group.split("/")), seen={file.resolve()})
 
 
-def _check_file(data: dict[str, Any], path: Path, root: Path, group: tuple[str, ...], seen: set[Path],
-                header: str | None = "read") -> None:
-    where = _where(path, root)
+def _check_file(data: dict[str, Any], path: Path | None, root: Path | None, group: tuple[str, ...],
+                seen: set[Path], header: str | None = "read") -> None:
+    where = "config" if path is None or root is None else _where(path, root)
     if header == "read":
         header = path.read_text(encoding="utf-8", errors="replace")[:4096]
     if header is not None:
@@ -62,8 +68,8 @@ def _check_file(data: dict[str, Any], path: Path, root: Path, group: tuple[str, 
         raise SpecError("must be a list of config names", path=_join(where, "defaults"), value=defaults)
     for i, entry in enumerate(defaults):
         loc = f"{_join(where, 'defaults')}[{i}]"
-        for file in _default_files(entry, loc, root, group):
-            if file.resolve() in seen or not file.exists():
+        for file in _default_files(entry, loc, root or Path("."), group):
+            if root is None or file.resolve() in seen or not file.exists():
                 continue  # Hydra reports a missing config or a cycle itself
             if not _inside(file, root):
                 raise SpecError("names a file outside the config's folder (through a link)", path=loc,

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence, get_args
 from pydantic import BaseModel, ValidationError
 
 from archgen.errors import SpecError, did_you_mean, dotted
-from archgen.spec.guard import check_config_tree, check_group_override, check_interpolations
+from archgen.spec.guard import check_config_tree, check_group_override, check_interpolations, check_mapping
 from archgen.spec.model import ArchSpec
 from archgen.spec.read import check_regular_file, check_tree, read_config_file, read_yaml_text  # noqa: F401
 
@@ -57,6 +57,7 @@ def compose_data(data: dict[str, Any], overrides: Sequence[str] = (), origin: st
     if not isinstance(data, dict):
         raise SpecError("the config must be a mapping of keys", path=origin, value=type(data).__name__)
     check_tree(data)
+    check_mapping(data, root)
     check_interpolations(data)  # before OmegaConf parses a single string
     overrides = list(overrides)
     if root is not None:
