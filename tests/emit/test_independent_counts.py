@@ -18,8 +18,8 @@ def test_3d_unet_matches_the_papers_count():
     assert plan.output_shapes["logits"] == (28, 44, 44, 3)  # the paper's 116x132x132 -> 28x44x44
 
 
-def test_seed_unet_matches_the_lectures_count():
-    """The seed lecture's model.summary(): 31,030,658 parameters, first layers 640 and 36,928."""
+def test_seed_unet_matches_the_published_keras_count():
+    """The original U-Net in Keras: 31,030,658 parameters (tests/reference/seed_unet.py builds it)."""
     plan = make_plan(load_spec(CONF / "unet.yaml"))
     assert plan.total_params == 31_030_658
 
