@@ -216,6 +216,9 @@ def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], 
     from archgen.spec.load import schema_overrides, store_config
 
     store_config(data)
+    for num in range(len(variants or ())):  # a folder reused with --force: no stale row may survive
+        for name in (RESULT, STARTED):
+            (sweep_dir / str(num) / name).unlink(missing_ok=True)
     base = ["--config-dir", str(root.resolve()), "--config-name", _config_name(), "--multirun",
             # "none" leaves logging alone; "disabled" would reconfigure (and close) existing handlers.
             "hydra/job_logging=none", "hydra/hydra_logging=none", f"hydra.sweep.dir={sweep_dir}"]
@@ -231,7 +234,7 @@ def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], 
             job = sweep_dir / str(num)
             if not (job / RESULT).exists() and (not job.exists() or _pid(job) in bystanders):
                 _launch([*base, *variant, *launcher, f"hydra.sweep.subdir={num}"])
-    return collect_results(sweep_dir)
+    return collect_results(sweep_dir, None if variants is None else len(variants))
 
 
 @contextmanager
@@ -384,10 +387,12 @@ def _run_variant(data: dict, out: Path, command: str | None, options: SweepOptio
     return row
 
 
-def collect_results(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job folder; a job that left no result (killed, out of memory) is a failed row."""
+def collect_results(sweep_dir: Path, count: int | None = None) -> list[dict[str, Any]]:
+    """One row per job folder (the first ``count``, when known: older folders of a reused sweep
+    folder are not this sweep's); a job that left no result (killed, out of memory) is a failed row."""
     rows = []
-    for job in sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)):
+    jobs = [p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit() and (count is None or int(p.name) < count)]
+    for job in sorted(jobs, key=lambda p: int(p.name)):
         result = job / RESULT
         if result.exists():
             try:

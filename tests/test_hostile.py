@@ -226,6 +226,11 @@ def test_a_sweep_folder_with_results_is_not_reused_silently(cli, tmp_path, monke
     assert code == 0, err
     assert len(json.loads((folder / "results.json").read_text())) == 3
     assert (folder / "notes.txt").read_text() == "mine"
+    code, _, err = cli("summary", "net.yaml", "-m", "-q", "--force", "encoder.depth=1", "hydra/launcher=basic",
+                       f"hydra.sweep.dir={folder}")
+    assert code == 0, err
+    rows = json.loads((folder / "results.json").read_text())
+    assert [r["overrides"] for r in rows] == ["encoder.depth=1"]  # the older jobs 1 and 2 are not this sweep's
 
 
 def test_build_sweep_honours_or_refuses_every_option(cli, tmp_path, monkeypatch):
