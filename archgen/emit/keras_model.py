@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 from archgen.backend import import_keras
+from archgen.emit.initialize import numpy_sampling
 from archgen.errors import EmitError, did_you_mean
 from archgen.planner.ir import LayerPlan, Plan
 
@@ -133,7 +134,7 @@ def emit_model(plan: Plan, precision: str = "float32") -> keras.Model:
     if precision not in PRECISIONS:
         raise EmitError(f"unknown precision; expected one of {', '.join(PRECISIONS)}", path="--precision",
                         value=precision)
-    with _policy(precision), _recursion_room(len(plan.layers)):
+    with _policy(precision), _recursion_room(len(plan.layers)), numpy_sampling(keras.backend.backend()):
         return _emit(plan)
 
 
