@@ -7,6 +7,7 @@ The SVG reads the plan's naming (``graph.py``): groups ``enc1..encN``, ``bottlen
 
 from __future__ import annotations
 
+import re
 from math import log2
 from typing import NamedTuple
 from xml.sax.saxutils import escape, quoteattr
@@ -23,7 +24,10 @@ ARROWS = {
     "down": ("#c0392b", "", "down-sample (pool / strided conv)"),
     "up": ("#27ae60", "", "up-sample"),
     "skip": ("#7f8c8d", "6 4", "skip connection, labelled with its alignment"),
+    "gated-skip": ("#8e44ad", "6 4", "skip through an attention gate (x)"),
+    "residual": ("#e67e22", "", "residual shortcut around the level's convs"),
     "to-head": ("#2c6fbb", "", "output head"),
+    "to-deep-head": ("#2c6fbb", "3 3", "deep-supervision output"),
 }
 FILLS = {"enc": "#d6e9f8", "bottleneck": "#f9e0b0", "dec": "#d5f0dc", "head": "#e8daef"}
 
@@ -71,12 +75,50 @@ def skip_label(plan: Plan, level: int) -> str | None:
         return None
     for layer in dec:
         if layer.name in (f"dec{level}_crop", f"dec{level}_pad"):
-            pairs = [f"{b}+{e}" for b, e in layer.attrs["cropping" if layer.kind == "crop" else "padding"]]
+            amounts = layer.attrs["cropping" if layer.kind == "crop" else "padding"]
+            if not any(b or e for b, e in amounts):
+                return ""  # sizes already match (same padding): nothing to say
+            pairs = [f"{b}+{e}" for b, e in amounts]
             # Square crops are the usual case: say "crop 88+88" once, not once per axis.
             return f"{layer.kind} " + (pairs[0] if len(set(pairs)) == 1 else ", ".join(pairs))
         if layer.name == f"dec{level}_resize":
             return "resize"
     return ""
+
+
+def gated(plan: Plan, level: int) -> bool:
+    """Whether the skip into decoder ``level`` passes an attention gate (a multiply in the level)."""
+    return any(layer.kind == "multiply" for layer in plan.layers if layer.group == f"dec{level}")
+
+
+def residual_levels(plan: Plan) -> set[str]:
+    """Levels with a residual shortcut: an add whose two inputs fork from one layer of the level
+    (or of the level before it). A skip merged by addition, or an attention gate's sum, forks
+    further away, in the encoder, and is not counted."""
+    layers = {layer.name: layer for layer in plan.layers}
+    order = level_names(plan)
+    found = set()
+    for layer in plan.layers:
+        if layer.kind != "add" or layer.group not in order or len(layer.inputs) != 2:
+            continue
+        here = order.index(layer.group)
+        allowed = {layer.group, order[here - 1] if here else "input"}
+        a, b = (_ancestors(layers, name, allowed) for name in layer.inputs)
+        if a & b:
+            found.add(layer.group)
+    return found
+
+
+def _ancestors(layers: dict[str, LayerPlan], start: str, groups: set[str]) -> set[str]:
+    """``start`` and the layers it reads from, through layers of ``groups`` only."""
+    seen, stack = set(), [start]
+    while stack:
+        name = stack.pop()
+        if name in seen or layers[name].group not in groups:
+            continue
+        seen.add(name)
+        stack.extend(layers[name].inputs)
+    return seen
 
 
 def _sizes(layers: list[LayerPlan]) -> dict[str, tuple[float, float]]:
@@ -135,12 +177,13 @@ def _arrow(kind: str, src: str, dst: str, points: list[tuple[float, float]], lab
             f'marker-end="url(#arrow-{kind})"/>{text}</g>')
 
 
-def _legend(y: float) -> str:
+def _legend(y: float, kinds: list[str]) -> str:
+    """The legend of the arrows the picture has, and no others."""
     y = round(y)
     parts = ['<g class="legend">',
              f'<rect x="{MARGIN}" y="{y}" width="24" height="14" fill="{FILLS["enc"]}" stroke="#333"/>',
              f'<text x="{MARGIN + 34}" y="{y + 11}">level: height ~ spatial size, width ~ log2(channels)</text>']
-    for i, (kind, (colour, dash, text)) in enumerate(ARROWS.items(), start=1):
+    for i, (kind, (colour, dash, text)) in enumerate(((k, ARROWS[k]) for k in ARROWS if k in kinds), start=1):
         ly = y + 7 + 20 * i
         dashed = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(f'<line x1="{MARGIN}" y1="{ly}" x2="{MARGIN + 24}" y2="{ly}" stroke="{colour}" '
@@ -165,10 +208,16 @@ def plan_to_svg(plan: Plan) -> str:
             body.append(_arrow("up", a, b, pts))
     for level in range(1, plan.depth + 1):
         label = skip_label(plan, level)
-        if label is not None:
+        if label is not None and f"enc{level}" in levels and f"dec{level}" in levels:
             e, d = levels[f"enc{level}"], levels[f"dec{level}"]
             y = e.y + min(e.h, d.h) / 2  # hits both boxes even when the decoder's is smaller
-            body.append(_arrow("skip", f"enc{level}", f"dec{level}", [(e.right, y), (d.x, y)], label))
+            kind = "gated-skip" if gated(plan, level) else "skip"
+            label = " ".join(part for part in (label, "gated" if kind == "gated-skip" else "") if part)
+            body.append(_arrow(kind, f"enc{level}", f"dec{level}", [(e.right, y), (d.x, y)], label))
+    for g in sorted(residual_levels(plan), key=names.index):
+        b = levels[g]  # a loop on the box's left edge: out near the bottom, back in near the top
+        x0, top, bottom_y = b.x, b.y + min(6.0, b.h / 3), b.y + b.h - min(6.0, b.h / 3)
+        body.append(_arrow("residual", g, g, [(x0, bottom_y), (x0 - 10, bottom_y), (x0 - 10, top), (x0, top)]))
     group_of = {layer.name: layer.group for layer in plan.layers}
     elbow = MARGIN + len(names) * COL + 12  # heads of one level fan out from one bend
     sources = {name: group_of[plan.layer(name).inputs[0]] for name in heads}
@@ -181,13 +230,16 @@ def plan_to_svg(plan: Plan) -> str:
         pts = [(src.right, y0), (elbow, y0), (elbow, under), (box.cx, under), (box.cx, box.y + box.h)]
         # A head's layer is named after its output, which may equal a level's box id ("dec1");
         # the prefix keeps the SVG's ids unique.
-        body.append(_arrow("to-head", sources[name], f"head_{name}", pts))
+        deep = sources[name] != level_names(plan)[-1] and sources[name].startswith("dec") and any(
+            sources[other] == level_names(plan)[-1] for other in heads)
+        body.append(_arrow("to-deep-head" if deep else "to-head", sources[name], f"head_{name}", pts))
         label = f"{name} {fmt_shape(plan.layer(name).shape)}"
         body.append(_box("head", f"head_{name}", box, label, FILLS["head"]))
     # Head labels are centred on narrow boxes and can be long ("logits_dec3 100x100x2").
     label_ends = [b.cx + CHAR_W / 2 * len(f"{n} {fmt_shape(plan.layer(n).shape)}") for n, b in heads.items()]
     width = max([2 * MARGIN + (len(names) + 1) * COL, 420] + [end + MARGIN for end in label_ends])
-    height = bottom + 20 * (len(ARROWS) + 1) + MARGIN
+    kinds = sorted({m for m in re.findall(r'<g class="([a-z-]+)" data-from', "".join(body))}, key=list(ARROWS).index)
+    height = bottom + 20 * (len(kinds) + 1) + MARGIN
     markers = "".join(f'<marker id="arrow-{k}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
                       f'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{c}"/></marker>'
                       for k, (c, _, _) in ARROWS.items())
@@ -199,7 +251,7 @@ def plan_to_svg(plan: Plan) -> str:
         f"<defs>{markers}</defs>",
         '<rect width="100%" height="100%" fill="white"/>',
         f'<text class="title" x="{MARGIN}" y="{MARGIN + 4}" font-size="14">{escape(title)}</text>',
-        *body, _legend(bottom), "</svg>\n"])
+        *body, _legend(bottom, kinds), "</svg>\n"])
 
 
 def _dot_quote(text: str) -> str:

@@ -102,14 +102,14 @@ def test_encoder_decoder_has_no_skips():
 
 def test_deep_supervision_heads_read_deeper_levels():
     root = parse(plan_of("deep_supervision"))
-    links = {g.get("data-to"): g.get("data-from") for g in groups(root, "to-head")}
+    links = {g.get("data-to"): g.get("data-from") for g in groups(root, "to-head") + groups(root, "to-deep-head")}
     assert links == {"head_logits": "dec1", "head_logits_dec2": "dec2", "head_logits_dec3": "dec3"}
     assert {g.get("id") for g in groups(root, "head")} == set(links)
 
 
 @pytest.mark.parametrize("overrides, label", [
     (("decoder.align=resize",), "resize"),
-    (("input.shape=[576,576,1]", "padding=same", "decoder.align=pad"), "pad 0+0"),
+    (("input.shape=[576,576,1]", "padding=same", "decoder.align=pad"), ""),  # nothing to pad
     (("input.shape=[576,576,1]", "padding=same", "decoder.align=none"), ""),
 ])
 def test_skip_label_names_the_alignment(overrides, label):
@@ -181,4 +181,43 @@ def test_diagram_needs_only_the_standard_library():
     tree = ast.parse(Path(diagram.__file__).read_text(encoding="utf-8"))
     modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert {m.split(".")[0] for m in modules} <= {"__future__", "math", "typing", "xml", "archgen"}
+    assert {m.split(".")[0] for m in modules} <= {"__future__", "math", "re", "typing", "xml", "archgen"}
+
+
+def legend_text(root: ET.Element) -> str:
+    (legend,) = groups(root, "legend")
+    return " ".join(t.text or "" for t in legend.iter(SVG + "text"))
+
+
+def test_attention_gates_show_on_their_skips():
+    root = parse(plan_of("attention_unet"))
+    gated = groups(root, "gated-skip")
+    assert len(gated) == 4 and not groups(root, "skip")
+    assert all(text_of(g).endswith("gated") for g in gated)
+    assert "attention gate" in legend_text(root)
+    assert "attention gate" not in legend_text(parse(plan_of("unet")))
+
+
+def test_residual_shortcuts_are_drawn_on_their_levels_only():
+    root = parse(plan_of("unet_bn_residual"))
+    looped = {g.get("data-from") for g in groups(root, "residual")}
+    assert looped == {g.get("id") for g in groups(root, "level")}  # every level has a residual block
+    assert all(g.get("data-from") == g.get("data-to") for g in groups(root, "residual"))
+    assert "residual shortcut" in legend_text(root)
+    plain = parse(plan_of("unet"))
+    assert not groups(plain, "residual") and "residual" not in legend_text(plain)
+    add_merge = parse(plan_of("unet_same", "decoder.merge.type=add"))  # a skip added is not a shortcut
+    assert not groups(add_merge, "residual")
+
+
+def test_deep_supervision_outputs_are_told_apart():
+    root = parse(plan_of("deep_supervision"))
+    assert len(groups(root, "to-deep-head")) == 2 and len(groups(root, "to-head")) == 1
+    assert "deep-supervision output" in legend_text(root)
+
+
+def test_the_legend_lists_only_what_the_picture_has():
+    root = parse(plan_of("encoder_decoder"))
+    assert not groups(root, "skip") and "skip" not in legend_text(root)
+    same = parse(plan_of("unet_same"))
+    assert all(text_of(g) == "" for g in groups(same, "skip"))  # nothing to crop: no "crop 0+0"
