@@ -40,6 +40,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser(command: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"archgen {command}", description=COMMANDS[command])
     if command == "schema":
+        p.add_argument("--json", action="store_true", help="accepted for symmetry: the schema is JSON already")
         return p
     if command == "predict":
         from archgen.predict_cli import add_predict_arguments
@@ -48,11 +49,14 @@ def _parser(command: str) -> argparse.ArgumentParser:
         return p
     p.add_argument("config", help="the YAML file (ending in .yaml)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, +key=value, ~key")
+    if command in ("summary", "build", "validate", "diagram"):
+        p.add_argument("--json", action="store_true", help="print one JSON object instead of tables and text")
     if command in ("summary", "build"):
-        p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
         p.add_argument("-m", "--multirun", action="store_true",
                        help="sweep: one job per variant of the overrides (Hydra's sweep grammar), one results table")
-        p.add_argument("-q", "--quiet", action="store_true", help="no progress lines during a sweep")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or lines during a sweep")
+        p.add_argument("--wide", action="store_true",
+                       help="tables with every column and exact numbers, however wide the terminal")
         p.add_argument("--max-variants", type=_count_arg("--max-variants"), default=DEFAULT_MAX_VARIANTS,
                        help=f"refuse a sweep of more variants (default {DEFAULT_MAX_VARIANTS:,})")
     if command == "summary":
@@ -222,7 +226,8 @@ def _console(stderr: bool = False):
 def _sweep(command: str, args: argparse.Namespace) -> int:
     from archgen.sweep import SweepOptions, run_sweep
 
-    options = SweepOptions(quiet=args.quiet, force=args.force, max_variants=args.max_variants)
+    options = SweepOptions(quiet=args.quiet, force=args.force, max_variants=args.max_variants, json=args.json,
+                           wide=args.wide)
     if command == "build":
         if args.output is not None:
             raise UsageError("a sweep writes each variant's model into its job folder; choose the folder with "
@@ -257,7 +262,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         from archgen.report.data import legal_sizes
 
         if args.json:
-            print(json.dumps(legal_sizes(plan, args.sizes), indent=2))
+            print(json.dumps({"command": "summary", **legal_sizes(plan, args.sizes)}, indent=2))
             return 0
         from archgen.report.summary import print_sizes
 
@@ -270,12 +275,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.json:
         from archgen.report.data import plan_to_dict
 
-        print(json.dumps({**plan_to_dict(plan), "cost": cost.as_dict(), **({"fit": fit} if fit else {})}, indent=2))
+        print(json.dumps({"command": "summary", **plan_to_dict(plan), "cost": cost.as_dict(),
+                          **({"fit": fit} if fit else {})}, indent=2))
         return 0
     from archgen.report.summary import print_fit, print_summary
 
     console = _console()
-    print_summary(plan, console, cost)
+    print_summary(plan, console, cost, wide=args.wide)
     if fit:
         print_fit(fit, console)
     return 0
@@ -301,6 +307,11 @@ def _fit(spec, plan, args: argparse.Namespace) -> dict:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     _, plan = _plan(args)
+    if args.json:
+        print(json.dumps({"command": "validate", "config": str(args.config), "valid": True, "name": plan.name,
+                          "total_params": plan.total_params,
+                          "outputs": {head: list(shape) for head, shape in plan.output_shapes.items()}}, indent=2))
+        return 0
     shapes = ", ".join(f"{head} {list(shape)}" for head, shape in plan.output_shapes.items())
     print(f"ok: {printable(args.config)} is valid: {plan.total_params:,} params, outputs {shapes}")
     return 0
@@ -312,12 +323,18 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
     spec, plan = _plan(args)
     text = plan_to_svg(plan) if args.format == "svg" else plan_to_dot(plan)
+    if str(args.output) == "-" and args.json:
+        raise UsageError("writes the drawing itself to stdout; leave out --json, or write to a file",
+                         path="--output", value="-")
     if str(args.output) == "-":
         sys.stdout.write(text)
         return 0
     suffix = "." + args.format
     target = check_target(args.output or Path(spec.name + suffix), force=args.force, suffix=suffix)
     write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=suffix, force=args.force)
+    if args.json:
+        print(json.dumps({"command": "diagram", "name": plan.name, "files": {args.format: str(target)}}, indent=2))
+        return 0
     print(f"wrote {printable(str(target))}")
     return 0
 
@@ -364,16 +381,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.json:
         from archgen.report.data import plan_to_dict
 
-        data = plan_to_dict(plan)
-        data.update(outputs={fmt: str(p) for fmt, p in outputs.items()}, build_seconds=round(built, 3),
-                    keras_params=model.count_params())
+        data = {"command": "build", **plan_to_dict(plan)}  # "outputs": the heads' shapes, as everywhere
+        data.update(files={fmt: str(p) for fmt, p in outputs.items()}, build_seconds=round(built, 3),
+                    keras_params=model.count_params(), backend=backend)
         print(json.dumps(data, indent=2))
         return 0
     console = _console()
     from archgen.planner.cost import plan_cost
     from archgen.report.summary import print_summary
 
-    print_summary(plan, console, plan_cost(plan))
+    print_summary(plan, console, plan_cost(plan), wide=args.wide)
     if args.keras_summary:
         model.summary(print_fn=lambda line, **_: console.print(line, markup=False))
     console.print(f"Keras ({backend}) import {import_seconds:.1f} s, model built in {built:.2f} s")

@@ -30,7 +30,8 @@ STARTED = "started"  # written by a job as it starts: a folder with it and no re
 _COMMAND_ENV = "ARCHGEN_SWEEP_COMMAND"  # read by jobs, which may run in other processes
 _OPTIONS_ENV = "ARCHGEN_SWEEP_OPTIONS"
 TABLE_ROWS = 100  # a longer sweep shows its failures and the first rows; the files have them all
-COLUMNS = ("job", "overrides", "status", "params", "output_shape", "flops", "activation_bytes", "seconds", "error")
+# results.csv: "job", one column per swept key, then these (overrides: the variant's overrides as text)
+COLUMNS = ("overrides", "status", "total_params", "outputs", "total_flops", "activation_bytes", "seconds", "error")
 DEFAULT_MAX_VARIANTS = 10_000
 
 
@@ -45,6 +46,10 @@ class SweepOptions:
     precision: str = "float32"
     max_params: float | None = None
     max_memory: float | None = None
+    swept: list[str] = field(default_factory=list)  # the keys with several values: a column each
+    lines: bool = True  # a line on stderr per finished job (off while a progress bar shows)
+    json: bool = False  # one JSON object on stdout instead of the table
+    wide: bool = False  # the table with every column and exact numbers
 
     @classmethod
     def from_env(cls) -> SweepOptions:
@@ -64,17 +69,78 @@ def run_sweep(command: str, config: str, overrides: Sequence[str], options: Swee
     guard_resolvers()
     overrides, sweep_dir = _sweep_dir(overrides)
     variants = expand_variants(overrides, path.parent, options.max_variants)
+    options.swept, fixed = swept_keys(overrides)
     _check_sweep_dir(sweep_dir, options.force)
-    rows = plan_sweep(data, overrides, sweep_dir, options) if command == "summary" else None
-    if rows is None:
-        rows = hydra_sweep(command, data, path.parent, overrides, variants, sweep_dir, options)
-    write_results(sweep_dir, rows)
-    print_results(rows, sweep_dir)
+    with SweepProgress(sweep_dir, None if variants is None else len(variants), options) as progress:
+        options.lines = not options.quiet and not progress.shown
+        rows = plan_sweep(data, overrides, sweep_dir, options) if command == "summary" else None
+        if rows is None:
+            rows = hydra_sweep(command, data, path.parent, overrides, variants, sweep_dir, options)
+    write_results(sweep_dir, rows, options.swept)
+    if options.json:
+        print(json.dumps(sweep_json(command, rows, sweep_dir, options.swept, fixed), indent=2))
+    else:
+        print_results(rows, sweep_dir, options.swept, fixed, options.wide)
     failed = sum(row["status"] != "ok" for row in rows)
     if failed:
         print(f"error: {failed} of {len(rows)} variants failed", file=sys.stderr)
         return 1
     return 0
+
+
+def swept_keys(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The keys the sweep varies (a column each) and the overrides every variant shares, as
+    Hydra writes them into a job's overrides."""
+    from archgen.spec.load import schema_overrides
+
+    swept, fixed = [], []
+    for override in parse_overrides(schema_overrides(overrides)):
+        if override.is_sweep_override():
+            if override.key_or_group not in swept:
+                swept.append(override.key_or_group)
+        elif not override.key_or_group.startswith("hydra"):
+            try:
+                text = override.get_key_element()
+                if not override.is_delete() or override.value() is not None:
+                    text += "=" + override.get_value_element_as_str()
+            except Exception:  # noqa: BLE001 - only the text shown above the table
+                text = override.input_line or ""
+            fixed.append(text.lstrip("+"))
+    return swept, fixed
+
+
+def swept_values(overrides: Sequence[str], keys: Sequence[str]) -> dict[str, Any]:
+    """``{key: value}`` of the swept ``keys`` among a variant's overrides, values typed as Hydra
+    reads them (``input.shape=[32,32,1]`` -> ``[32, 32, 1]``)."""
+    out: dict[str, Any] = {}
+    if not keys:
+        return out
+    parser = _parser()
+    for text in overrides:
+        try:
+            override = parser.parse_override(text)
+        except Exception:  # noqa: BLE001 - a row never fails over how its values are shown
+            continue
+        if override.key_or_group in keys:
+            try:
+                value = override.value()
+                json.dumps(value)
+            except Exception:  # noqa: BLE001 - not plain data: the text Hydra would write
+                value = override.get_value_element_as_str()
+            out[override.key_or_group] = value
+    return {key: out[key] for key in keys if key in out}
+
+
+_PARSER = None
+
+
+def _parser():
+    global _PARSER
+    if _PARSER is None:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        _PARSER = OverridesParser.create()
+    return _PARSER
 
 
 def _sweep_dir(overrides: Sequence[str]) -> tuple[list[str], Path]:
@@ -202,7 +268,7 @@ def plan_sweep(data: dict, overrides: Sequence[str], sweep_dir: Path, options: S
             (out / ".hydra" / "overrides.yaml").write_text(yaml.dump(list(variant), Dumper=Dumper))
             return _run_variant(data, out, "summary", options)
 
-        rows.append(run_job(num, variant, out, variant_job, options.quiet))
+        rows.append(run_job(num, variant, out, variant_job, not options.lines, options.swept))
     return rows
 
 
@@ -234,7 +300,7 @@ def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], 
             job = sweep_dir / str(num)
             if not (job / RESULT).exists() and (not job.exists() or _pid(job) in bystanders):
                 _launch([*base, *variant, *launcher, f"hydra.sweep.subdir={num}"])
-    return collect_results(sweep_dir, None if variants is None else len(variants))
+    return collect_results(sweep_dir, None if variants is None else len(variants), options.swept)
 
 
 @contextmanager
@@ -332,13 +398,15 @@ def sweep_job(cfg) -> None:
     num = int(out.name) if out.name.isdigit() else hc.job.num
     options = SweepOptions.from_env()
     run_job(num, hc.overrides.task, out,
-            lambda: _run_variant(resolve(cfg), out, os.environ.get(_COMMAND_ENV), options), options.quiet)
+            lambda: _run_variant(resolve(cfg), out, os.environ.get(_COMMAND_ENV), options), not options.lines,
+            options.swept)
 
 
 def run_job(num: int, overrides: Sequence[str], out: Path, work: Callable[[], dict[str, Any]],
-            quiet: bool) -> dict[str, Any]:
+            quiet: bool, swept: Sequence[str] = ()) -> dict[str, Any]:
     """Run one variant's ``work``, turning any failure into the row's status; write and report the row."""
-    row: dict[str, Any] = {"job": num, "overrides": " ".join(o.lstrip("+") for o in overrides), "status": "ok"}
+    row: dict[str, Any] = {"job": num, "overrides": " ".join(o.lstrip("+") for o in overrides),
+                           "swept": swept_values(overrides, swept), "status": "ok"}
     out.mkdir(parents=True, exist_ok=True)
     (out / STARTED).write_text(f"{os.getpid()}\n")  # which process ran it: a killed job is told apart
     start = time.perf_counter()
@@ -355,7 +423,12 @@ def run_job(num: int, overrides: Sequence[str], out: Path, work: Callable[[], di
     if not quiet:
         print(f"[{row['job']}] {printable(row['overrides']) or '(no overrides)'}: {row['status']} "
               f"({row['seconds']:.2f} s)", file=sys.stderr, flush=True)
+    if _ON_ROW is not None:
+        _ON_ROW(row)
     return row
+
+
+_ON_ROW: Callable[[dict[str, Any]], None] | None = None  # the progress bar, for jobs run in this process
 
 
 def _run_variant(data: dict, out: Path, command: str | None, options: SweepOptions) -> dict[str, Any]:
@@ -368,8 +441,8 @@ def _run_variant(data: dict, out: Path, command: str | None, options: SweepOptio
     spec = validate(data)
     plan = make_plan(spec)
     write_atomic(out / "plan.json", lambda tmp: tmp.write_text(json.dumps(plan_to_dict(plan))), suffix=".json")
-    row = {"params": plan.total_params, "output_shape": {h: list(s) for h, s in plan.output_shapes.items()},
-           "flops": plan.total_flops, "activation_bytes": activation_bytes(plan)}
+    row = {"total_params": plan.total_params, "outputs": {h: list(s) for h, s in plan.output_shapes.items()},
+           "total_flops": plan.total_flops, "activation_bytes": activation_bytes(plan)}
     if command == "build":
         from archgen import export
         from archgen.emit import emit_model
@@ -387,7 +460,7 @@ def _run_variant(data: dict, out: Path, command: str | None, options: SweepOptio
     return row
 
 
-def collect_results(sweep_dir: Path, count: int | None = None) -> list[dict[str, Any]]:
+def collect_results(sweep_dir: Path, count: int | None = None, swept: Sequence[str] = ()) -> list[dict[str, Any]]:
     """One row per job folder (the first ``count``, when known: older folders of a reused sweep
     folder are not this sweep's); a job that left no result (killed, out of memory) is a failed row."""
     rows = []
@@ -402,58 +475,135 @@ def collect_results(sweep_dir: Path, count: int | None = None) -> list[dict[str,
                 pass  # cut short while being written
         overrides = job / ".hydra" / "overrides.yaml"
         text = overrides.read_text() if overrides.exists() else ""
-        names = " ".join(line.strip("- '\"").lstrip("+") for line in text.splitlines() if line.strip())
-        rows.append({"job": int(job.name), "overrides": names, "status": "killed",
+        listed = [line.strip("- '\"") for line in text.splitlines() if line.strip()]
+        rows.append({"job": int(job.name), "overrides": " ".join(o.lstrip("+") for o in listed),
+                     "swept": swept_values(listed, swept), "status": "killed",
                      "error": "the job ended without a result (killed, or out of memory)"})
     return rows
 
 
-def write_results(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
+def write_results(sweep_dir: Path, rows: list[dict[str, Any]], swept: Sequence[str] = ()) -> None:
     from archgen.output import write_atomic
 
     write_atomic(sweep_dir / "results.json", lambda tmp: tmp.write_text(json.dumps(rows, indent=2)), suffix=".json")
+    names = {key: key if key not in ("job", *COLUMNS) else f"swept:{key}" for key in swept}
+
+    def cell(value: Any) -> Any:
+        return json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list)) else value
 
     def write_csv(tmp: Path) -> None:
         with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(fh, fieldnames=["job", *names.values(), *COLUMNS], extrasaction="ignore")
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: json.dumps(v) if isinstance(v, dict) else v for k, v in row.items()})
+                values = row.get("swept", {})
+                writer.writerow({**{k: cell(v) for k, v in row.items()},
+                                 **{names[k]: cell(values[k]) for k in swept if k in values}})
 
     write_atomic(sweep_dir / "results.csv", write_csv, suffix=".csv")
 
 
-def print_results(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
-    from rich import box
+def sweep_json(command: str, rows: list[dict[str, Any]], sweep_dir: Path, swept: Sequence[str],
+               fixed: Sequence[str]) -> dict[str, Any]:
+    """The ``--json`` answer of a sweep: one object, the rows as in results.json."""
+    return {"command": command, "sweep_dir": str(sweep_dir), "swept": list(swept), "fixed": list(fixed),
+            "variants": len(rows), "failed": sum(r["status"] != "ok" for r in rows),
+            "results": {"json": str(sweep_dir / "results.json"), "csv": str(sweep_dir / "results.csv")},
+            "rows": rows}
+
+
+def print_results(rows: list[dict[str, Any]], sweep_dir: Path, swept: Sequence[str] = (),
+                  fixed: Sequence[str] = (), wide: bool = False) -> None:
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
-    from archgen.planner.cost import fmt_bytes
-    from archgen.report.summary import fmt_count
+    from archgen.report.summary import print_sweep, sweep_order
 
-    table = Table(title=escape(f"{len(rows)} variants in {printable(str(sweep_dir))}"), box=box.SIMPLE_HEAD,
-                  title_justify="left")
-    for name in ("job", "overrides", "status", "params", "output", "FLOPs", "activations", "seconds"):
-        table.add_column(name, justify="right" if name not in ("overrides", "status", "output") else "left")
-    shown = rows if len(rows) <= TABLE_ROWS else [r for i, r in enumerate(rows) if i < TABLE_ROWS // 2
-                                                   or r["status"] != "ok"][:TABLE_ROWS]
-    for row in shown:
-        ok = row["status"] == "ok"
-        outputs = ", ".join("x".join(map(str, s)) for s in row.get("output_shape", {}).values())
-        table.add_row(str(row["job"]), escape(printable(row["overrides"])),
-                      "ok" if ok else f"[red]{escape(row['status'])}[/]",
-                      f"{row['params']:,}" if ok else "", outputs,
-                      fmt_count(row.get("flops")) if ok else "", fmt_bytes(row.get("activation_bytes")) if ok else "",
-                      f"{row.get('seconds', 0):.2f}")
-        if not ok:
-            first_line = row.get("error", "").splitlines()[0] if row.get("error") else ""
-            table.add_row("", f"[red]{escape(printable(first_line))}[/]", "", "", "", "", "", "")
     console = Console(highlight=False)
     if not console.is_terminal:
         console.width = max(console.width, 140)
-    console.print(table)
+    ordered = sweep_order(rows)
+    shown = ordered if len(rows) <= TABLE_ROWS else [r for i, r in enumerate(ordered) if i < TABLE_ROWS // 2
+                                                     or r["status"] != "ok"][:TABLE_ROWS]
+    failed = sum(r["status"] != "ok" for r in rows)
+    title = f"{len(rows)} variants in {printable(str(sweep_dir))}" + (f", {failed} failed" if failed else "")
+    print_sweep(shown, list(swept), list(fixed), title, console, wide)
     if len(shown) < len(rows):
         console.print(f"showing {len(shown)} of {len(rows)} variants (the first ones and every failure); "
-                      "all are in the files below")
-    console.print(f"results: {sweep_dir / 'results.csv'}, {sweep_dir / 'results.json'}", markup=False)
+                      "all are in the files below", markup=False)
+    console.print(f"results: {printable(str(sweep_dir / 'results.csv'))}, "
+                  f"{printable(str(sweep_dir / 'results.json'))}", markup=False)
+
+
+class SweepProgress:
+    """A live bar on stderr (done/total, failures so far, ETA) while the sweep runs; shown only
+    when stderr is a terminal and not ``-q``. Jobs in this process report through ``_ON_ROW``;
+    jobs elsewhere (joblib, submitit, ray) are seen by the ``result.json`` files they write."""
+
+    def __init__(self, sweep_dir: Path, total: int | None, options: SweepOptions):
+        from rich.console import Console
+
+        self.sweep_dir, self.total = sweep_dir, total
+        self.console = Console(stderr=True, highlight=False)
+        self.shown = not options.quiet and self.console.is_terminal
+        self.seen: set[int] = set()
+        self.failed = 0
+        self.started = time.time()
+
+    def __enter__(self) -> SweepProgress:
+        global _ON_ROW
+        if not self.shown:
+            return self
+        import threading
+
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("eta"),
+                            TimeRemainingColumn(), console=self.console, transient=False)
+        self.task = self.bar.add_task("sweep", total=self.total, failed=0)
+        self.bar.start()
+        _ON_ROW = self.row
+        self.poller = threading.Thread(target=self._poll, daemon=True)
+        self.poller.start()
+        return self
+
+    def row(self, row: dict[str, Any]) -> None:
+        with self.lock:
+            if row.get("job") in self.seen:
+                return
+            self.seen.add(row.get("job"))
+            self.failed += row.get("status") != "ok"
+            self.bar.update(self.task, completed=len(self.seen), failed=self.failed)
+
+    def _poll(self) -> None:
+        while not self.stop.wait(0.5):
+            self._scan()
+
+    def _scan(self) -> None:
+        """Rows that jobs in other processes wrote since the sweep started."""
+        try:
+            jobs = [p for p in self.sweep_dir.iterdir() if p.name.isdigit() and int(p.name) not in self.seen
+                    and (self.total is None or int(p.name) < self.total)]
+        except OSError:
+            return
+        for job in jobs:
+            try:
+                result = job / RESULT
+                if result.stat().st_mtime >= self.started - 1:  # not a row of an earlier sweep (--force)
+                    self.row(json.loads(result.read_text()))
+            except (OSError, ValueError, AttributeError):
+                pass  # not finished, or being written
+
+    def __exit__(self, *exc: Any) -> None:
+        global _ON_ROW
+        if not self.shown:
+            return
+        _ON_ROW = None
+        self.stop.set()
+        self.poller.join()
+        if exc[0] is None:
+            self._scan()
+        self.bar.stop()

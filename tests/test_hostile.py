@@ -117,7 +117,7 @@ def test_bombs_and_verdicts_are_the_same_with_and_without_overrides(cli, monkeyp
     monkeypatch.chdir(CORPUS)
     start = time.perf_counter()
     code, out, err = cli("validate", f"{case}.yaml", *overrides)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 30  # a bomb left to run takes minutes and gigabytes
     assert code == 2 and out == ""
     assert err == (CORPUS / f"{case}.expected").read_text()
 

@@ -33,12 +33,12 @@ def check_table(root: Path, err: str, *, built: bool) -> list[dict]:
     for row in rows[:2]:
         job = folder / str(row["job"])
         assert (job / "plan.json").exists() and (job / ".hydra" / "config.yaml").exists()
-        assert json.loads((job / "plan.json").read_text())["total_params"] == row["params"]
+        assert json.loads((job / "plan.json").read_text())["total_params"] == row["total_params"]
         if built:
             import keras
 
             model = keras.saving.load_model(row["model"], safe_mode=True)
-            assert model.count_params() == row["params"] == row["keras_params"]
+            assert model.count_params() == row["total_params"] == row["keras_params"]
     return rows
 
 
@@ -47,7 +47,7 @@ def test_summary_sweep_plans_in_process(cli, tmp_path, monkeypatch):
     code, out, err = cli("summary", SAME, "-m", *VARIANTS)
     assert code == 1
     rows = check_table(tmp_path, err, built=False)
-    assert [r["params"] for r in rows[:2]] == [1_886, 7_402]
+    assert [r["total_params"] for r in rows[:2]] == [1_886, 7_402]
     assert "4 variants in multirun" in out and "results.csv" in out
     assert "[0] input.shape=[32,32,1] encoder.filters=2 encoder.depth=2: ok" in err
 

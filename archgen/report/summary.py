@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import groupby
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from archgen.planner.build import AXIS_NAMES
+from archgen.errors import printable
 from archgen.planner.cost import Cost, fmt_bytes
 from archgen.planner.ir import LayerPlan, Plan
 from archgen.report.data import fmt_shape, group_title, legal_sizes
@@ -21,6 +26,152 @@ def fmt_count(n: int | None) -> str:
         if n >= scale:
             return f"{n / scale:.2f}{unit}"
     return str(n)
+
+
+def fmt_short(n: int | None) -> str:
+    """A count in at most 6 characters for narrow tables: ``31030658`` -> ``31.0M``, ``640`` -> ``640``."""
+    if n is None:
+        return "?"
+    if n < 1000:
+        return str(n)
+    units = (("k", 10**3), ("M", 10**6), ("G", 10**9), ("T", 10**12), ("P", 10**15))
+    for i, (unit, scale) in enumerate(units):
+        text = f"{n / scale:.1f}"
+        if float(text) < 1000 or i == len(units) - 1:
+            return text + unit
+    return str(n)  # unreachable
+
+
+def fmt_exact(n: int | None) -> str:
+    return "?" if n is None else f"{n:,}"
+
+
+# --- tables that fit the terminal ---------------------------------------------------------------
+
+@dataclass
+class Col:
+    """One column of a fitted table: ``cells`` has one entry per row (None for an empty cell).
+
+    ``fold`` is the narrowest width the column may be folded to (names and headers wrap, numbers
+    never do); None keeps the column at its natural width.
+    """
+
+    key: str
+    header: str
+    cells: list[Text | str | None]
+    justify: str = "left"
+    style: str | None = None
+    fold: int | None = None
+
+
+def _text(cell: Text | str | None) -> Text:
+    if cell is None:
+        return Text("")
+    return cell.copy() if isinstance(cell, Text) else Text(cell)
+
+
+def _natural(col: Col) -> int:
+    return max([cell_len(line) for line in col.header.split("\n")]
+               + [cell_len(line) for c in col.cells for line in _text(c).plain.split("\n")] + [1])
+
+
+def _fold_header(header: str, width: int) -> str:
+    """Break a dotted key at its dots (``encoder.`` / ``filters``) to fit ``width``."""
+    if cell_len(header) <= width:
+        return header
+    lines: list[str] = []
+    for part in header.replace(".", ".\0").split("\0"):
+        if lines and cell_len(lines[-1] + part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def _table(title: Text | str | None, cols: list[Col], sections: set[int], widths: dict[str, int]) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for col in cols:
+        width = widths.get(col.key)
+        header = Text(_fold_header(col.header, width) if width else col.header, overflow="fold")
+        table.add_column(header, justify=col.justify, style=col.style, no_wrap=width is None,
+                         overflow="fold", width=width)
+    rows = len(cols[0].cells) if cols else 0
+    for i in range(rows):
+        cells = [_text(col.cells[i]) for col in cols]
+        table.add_row(*cells, end_section=i in sections)
+    return table
+
+
+def table_width(table: Table, console: Console) -> int:
+    return Measurement.get(console, console.options.update(width=10**5), table).maximum
+
+
+def fit_table(title: Text | str | None, layouts: list[list[Col]], width: int | None,
+              sections: set[int] = frozenset()) -> tuple[Table, int]:
+    """The first of ``layouts`` (richest first) that fits ``width`` at its natural widths or with
+    its foldable columns folded; else the last at its natural width. Returns the table and its
+    width; a number is never cut (its column never shrinks below its widest cell)."""
+    console = Console(width=10**5)
+    table = None
+    for cols in layouts:
+        table = _table(title, cols, sections, {})
+        natural = table_width(table, console)
+        if width is None or natural <= width:
+            return table, natural
+        excess = natural - width
+        widths = {c.key: _natural(c) for c in cols if c.fold is not None}
+        room = sum(max(0, w - cols_fold(cols, k)) for k, w in widths.items())
+        if room < excess:
+            continue
+        while excess > 0:  # narrow the widest foldable column first
+            key = max(widths, key=lambda k: widths[k] - cols_fold(cols, k))
+            if widths[key] <= cols_fold(cols, key):
+                break
+            widths[key] -= 1
+            excess -= 1
+        table = _table(title, cols, sections, widths)
+        return table, table_width(table, console)
+    assert table is not None
+    return table, table_width(table, console)
+
+
+def cols_fold(cols: list[Col], key: str) -> int:
+    return next(max(1, c.fold or 1) for c in cols if c.key == key)
+
+
+def print_fitted(console: Console, table: Table, width: int) -> None:
+    """Print ``table``; one wider than the terminal is printed whole (the terminal wraps it), not cut."""
+    if width <= console.width:
+        console.print(table)
+        return
+    saved = console.width
+    console.width = width
+    try:
+        console.print(table, crop=False)
+    finally:
+        console.width = saved
+
+
+def wrap_parts(parts: list[str], width: int, sep: str = "; ", indent: str = "  ") -> list[str]:
+    """Join ``parts`` with ``sep`` into lines of at most ``width``, breaking between parts first and
+    inside a part only at spaces (a number is never split); continuation lines are indented."""
+    import textwrap
+
+    lines: list[str] = []
+    for part in parts:
+        if lines and cell_len(lines[-1] + sep + part) <= width:
+            lines[-1] += sep + part
+        elif lines:
+            lines[-1] += sep.rstrip()
+            lines.append(indent + part)
+        else:
+            lines.append(part)
+    out: list[str] = []
+    for line in lines:
+        first = len(line) - len(line.lstrip(" "))
+        out += textwrap.wrap(line, width, initial_indent="", subsequent_indent=" " * first + indent,
+                             break_long_words=False, break_on_hyphens=False, drop_whitespace=True) or [""]
+    return out
 
 
 def _note(layer: LayerPlan) -> str:
@@ -45,23 +196,69 @@ def _note(layer: LayerPlan) -> str:
     return ""
 
 
-def summary_table(plan: Plan) -> Table:
-    table = Table(title=f"[bold]{plan.name}[/]", box=box.SIMPLE_HEAD, title_justify="left")
-    table.add_column("layer", style="cyan", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("output", justify="right", no_wrap=True)
-    table.add_column("params", justify="right", no_wrap=True)
-    table.add_column("FLOPs", justify="right", no_wrap=True)
-    table.add_column("note", style="dim", no_wrap=True)
+SUMMARY_LAYOUTS = (  # richest first: drop the note, then shorten numbers, then drop the kind
+    ("layer", "kind", "output", "params", "FLOPs", "note"),
+    ("layer", "kind", "output", "params", "FLOPs"),
+    ("layer", "kind", "output", "params~", "FLOPs~"),
+    ("layer", "output", "params~", "FLOPs~"),
+)
+
+
+def summary_columns(plan: Plan, wide: bool = False) -> tuple[dict[str, Col], set[int]]:
+    """Every column the summary can show (``params~``: shortened), one row per layer and group."""
+    names: list[Text] = []
+    kinds: list[str | None] = []
+    shapes: list[str | None] = []
+    params: list[Text | str | None] = []
+    short_params: list[Text | str | None] = []
+    flops: list[Text | str | None] = []
+    short_flops: list[Text | str | None] = []
+    notes: list[str | None] = []
+    sections: set[int] = set()
     for group, layers in groupby(plan.layers, key=lambda layer: layer.group):
-        layers = list(layers)
-        table.add_row(f"[bold]{group_title(group)}[/]", "", "", "", "", "", end_section=False)
+        names.append(Text(group_title(group), style="bold"))
+        for column in (kinds, shapes, params, short_params, flops, short_flops, notes):
+            column.append(None)
         for layer in layers:
-            table.add_row("  " + layer.name, layer.kind, fmt_shape(layer.shape), f"{layer.params:,}",
-                          fmt_count(layer.flops), _note(layer))
-        table.add_section()
-    table.add_row("[bold]total[/]", "", "", f"[bold]{plan.total_params:,}[/]", f"[bold]{fmt_count(plan.total_flops)}[/]", "")
-    return table
+            names.append(Text("  " + layer.name))
+            kinds.append(layer.kind)
+            shapes.append(fmt_shape(layer.shape))
+            params.append(f"{layer.params:,}")
+            short_params.append(fmt_short(layer.params))
+            flops.append(fmt_exact(layer.flops) if wide else fmt_count(layer.flops))
+            short_flops.append(fmt_short(layer.flops))
+            notes.append(_note(layer))
+        sections.add(len(names) - 1)
+    names.append(Text("total", style="bold"))
+    kinds.append(None)
+    shapes.append(None)
+    params.append(Text(f"{plan.total_params:,}", style="bold"))
+    short_params.append(Text(fmt_short(plan.total_params), style="bold"))
+    flops.append(Text(fmt_exact(plan.total_flops) if wide else fmt_count(plan.total_flops), style="bold"))
+    short_flops.append(Text(fmt_short(plan.total_flops), style="bold"))
+    notes.append(None)
+    cols = {
+        "layer": Col("layer", "layer", names, style="cyan", fold=8),
+        "kind": Col("kind", "kind", kinds),
+        "output": Col("output", "output", shapes, justify="right"),
+        "params": Col("params", "params", params, justify="right"),
+        "params~": Col("params", "params", short_params, justify="right"),
+        "FLOPs": Col("FLOPs", "FLOPs", flops, justify="right"),
+        "FLOPs~": Col("FLOPs", "FLOPs", short_flops, justify="right"),
+        "note": Col("note", "note", notes, style="dim"),
+    }
+    return cols, sections
+
+
+def summary_table(plan: Plan, width: int | None = None, wide: bool = False) -> tuple[Table, int]:
+    """The summary table fitted to ``width`` columns (None or ``wide``: every column, exact numbers)."""
+    cols, sections = summary_columns(plan, wide)
+    layouts = SUMMARY_LAYOUTS[:1] if wide or width is None else SUMMARY_LAYOUTS
+    # A fold of the layer names is the last resort, after every column but the numbers is gone.
+    fitted = [[Col(**{**cols[k].__dict__, "fold": None}) for k in layout] for layout in layouts]
+    fitted.append([cols[k] for k in layouts[-1]])
+    return fit_table(Text(plan.name, style="bold"), fitted if not wide else fitted[:1], None if wide else width,
+                     sections)
 
 
 def cost_lines(cost: Cost) -> list[str]:
@@ -99,10 +296,12 @@ def footer_lines(plan: Plan) -> list[str]:
     return lines
 
 
-def print_summary(plan: Plan, console: Console, cost: Cost | None = None) -> None:
-    console.print(summary_table(plan))
+def print_summary(plan: Plan, console: Console, cost: Cost | None = None, wide: bool = False) -> None:
+    table, width = summary_table(plan, console.width, wide)
+    print_fitted(console, table, width)
     for line in footer_lines(plan) + (cost_lines(cost) if cost else []):
-        console.print(line, highlight=False)
+        for part in wrap_parts(line.split("; "), max(console.width, 40)):
+            console.print(part, highlight=False, markup=False)
 
 
 def print_sizes(plan: Plan, count: int, console: Console) -> None:
@@ -119,3 +318,104 @@ def print_sizes(plan: Plan, count: int, console: Console) -> None:
     for row in data["sizes"]:
         table.add_row(str(row["input"]), *(str(v) for v in row["outputs"].values()))
     console.print(table)
+
+
+# --- sweep results --------------------------------------------------------------------------------
+
+SWEEP_LAYOUTS = (  # richest first: drop seconds, shorten numbers, drop activations, then FLOPs
+    ("job", "*", "status", "params", "output", "FLOPs", "activations", "seconds"),
+    ("job", "*", "status", "params", "output", "FLOPs", "activations"),
+    ("job", "*", "status", "params~", "output", "FLOPs~", "activations"),
+    ("job", "*", "status", "params~", "output", "FLOPs~"),
+    ("job", "*", "status", "params~", "output"),
+)
+FAILED = ("error", "crash", "killed")
+
+
+def fmt_value(value: object) -> str:
+    """A swept value as a table cell: ``[32, 32, 1]`` -> ``[32,32,1]``, ``None`` -> ``null``."""
+    import json
+
+    if isinstance(value, str):
+        return printable(value, 200)
+    try:
+        return printable(json.dumps(value, separators=(",", ":")), 200)
+    except (TypeError, ValueError):
+        return printable(str(value), 200)
+
+
+def sweep_order(rows: list[dict]) -> list[dict]:
+    """Finished variants by job, then the failed ones by job."""
+    return sorted(rows, key=lambda r: (r.get("status") != "ok", r.get("job", 0)))
+
+
+def sweep_columns(rows: list[dict], swept: list[str], wide: bool = False) -> dict[str, Col]:
+    ok = [r.get("status") == "ok" for r in rows]
+    cols = {
+        "job": Col("job", "job", [str(r.get("job", "")) for r in rows], justify="right"),
+        "status": Col("status", "status", [Text("ok") if good else Text(printable(str(r.get("status")), 20), style="red")
+                                           for r, good in zip(rows, ok)]),
+        "params": Col("params", "params", [fmt_exact(r.get("total_params")) if good else None
+                                           for r, good in zip(rows, ok)], justify="right"),
+        "params~": Col("params", "params", [fmt_short(r.get("total_params")) if good else None
+                                            for r, good in zip(rows, ok)], justify="right"),
+        "output": Col("output", "output", [", ".join(fmt_shape(s) for s in r.get("outputs", {}).values()) or None
+                                           for r in rows], justify="right",
+                      fold=max([len(fmt_shape(s)) for r in rows for s in r.get("outputs", {}).values()] + [6])),
+        "FLOPs": Col("FLOPs", "FLOPs", [(fmt_exact if wide else fmt_count)(r.get("total_flops")) if good else None
+                                        for r, good in zip(rows, ok)], justify="right"),
+        "FLOPs~": Col("FLOPs", "FLOPs", [fmt_short(r.get("total_flops")) if good else None
+                                         for r, good in zip(rows, ok)], justify="right"),
+        "activations": Col("activations", "activations", [fmt_bytes(r.get("activation_bytes")) if good else None
+                                                          for r, good in zip(rows, ok)], justify="right"),
+        "seconds": Col("seconds", "seconds", [f"{r.get('seconds', 0):.2f}" for r in rows], justify="right"),
+    }
+    for key in swept:
+        values = [fmt_value(r["swept"][key]) if key in r.get("swept", {}) else None for r in rows]
+        # Values are whole; a long dotted header folds at its dots down to the widest value.
+        header = printable(key, 60)
+        segments = header.replace(".", ".\0").split("\0")
+        widest = max([cell_len(v) for v in values if v is not None] + [max(map(cell_len, segments)), 1])
+        cols["=" + key] = Col("=" + key, header, values, fold=min(widest, cell_len(header)))
+    return cols
+
+
+def sweep_table(rows: list[dict], swept: list[str], title: str, width: int | None,
+                wide: bool = False) -> tuple[Table, int]:
+    """One row per variant (finished first, then failures, each by job) fitted to ``width``."""
+    rows = sweep_order(rows)
+    cols = sweep_columns(rows, swept, wide)
+    first_failure = next((i for i, r in enumerate(rows) if r.get("status") != "ok"), None)
+    sections = {first_failure - 1} if first_failure else set()
+    layouts = SWEEP_LAYOUTS[:1] if wide or width is None else SWEEP_LAYOUTS
+    fitted = []
+    for layout in layouts:
+        keys = [k for name in layout for k in (["=" + s for s in swept] if name == "*" else [name])]
+        fitted.append([cols[k] for k in keys])
+    return fit_table(Text(title), fitted, None if wide else width, sections)
+
+
+def failure_lines(row: dict) -> list[str]:
+    """What the table says of a failed variant: its error's first line and the nearest legal sizes."""
+    lines = [line.strip() for line in str(row.get("error") or "").splitlines() if line.strip()]
+    shown = lines[:1] + [line for line in lines[1:] if "nearest" in line][:1]
+    return [printable(line, 2000) for line in shown]
+
+
+def print_sweep(rows: list[dict], swept: list[str], fixed: list[str], title: str, console: Console,
+                wide: bool = False) -> None:
+    table, width = sweep_table(rows, swept, title, console.width, wide)
+    if fixed:
+        for line in wrap_parts(["every variant: " + " ".join(printable(f) for f in fixed)], max(console.width, 40)):
+            console.print(line, markup=False, highlight=False)
+    print_fitted(console, table, width)
+    failed = [r for r in sweep_order(rows) if r.get("status") != "ok"]
+    if failed:
+        console.print(Text(f"{len(failed)} failed:", style="bold red"))
+        for row in failed:
+            head = f"  job {row.get('job')}"
+            values = " ".join(f"{k}={fmt_value(v)}" for k, v in row.get("swept", {}).items())
+            console.print(Text(f"{head} ({printable(str(row.get('status')), 20)})" + (f": {values}" if values else "")))
+            for line in failure_lines(row):
+                for part in wrap_parts([line], max(console.width, 40) - 4):
+                    console.print(Text("    " + part, style="red"))
