@@ -249,7 +249,9 @@ def _max_memory(args: argparse.Namespace) -> float:
     from archgen.planner.cost import parse_bytes
     from archgen.planner.guard import DEFAULT_MAX_MEMORY
 
-    return DEFAULT_MAX_MEMORY if args.max_memory is None else parse_bytes(args.max_memory, "--max-memory")
+    if args.max_memory is None:
+        return DEFAULT_MAX_MEMORY
+    return parse_bytes(args.max_memory, "--max-memory", unit_required=True)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -291,7 +293,7 @@ def _fit(spec, plan, args: argparse.Namespace) -> dict:
     from archgen.planner.cost import parse_bytes, training_bytes
     from archgen.planner.fit import max_batch, max_size
 
-    budget = parse_bytes(args.fit)
+    budget = parse_bytes(args.fit, "--fit", unit_required=True)
     best = max_size(spec, budget, args.batch, args.dtype, args.optimizer)
     dynamic = any(s is None for s in plan.input_shape)
     return {

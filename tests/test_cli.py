@@ -154,3 +154,47 @@ def test_non_utf8_file_with_overrides(cli, tmp_path):
     path.write_bytes(b"input: \xff\xfe\n")
     code, _, err = cli("validate", path, "encoder.depth=3")
     assert code == 2 and "is not UTF-8 text" in err
+
+
+# Hydra's messages, translated: each case is the whole of stderr, as in tests/corpus/.
+HYDRA_TRANSLATED = [
+    (["encoder.depth=3,4"],
+     "error: encoder.depth=3,4: looks like a sweep; did you mean -m? (summary -m and build -m run one job per "
+     "value; for a list write encoder.depth=[3,4], for text with a comma quote it: encoder.depth='3,4')\n"),
+    (["encoder.depth=range(1,3)"],
+     "error: encoder.depth=range(1,3): looks like a sweep; did you mean -m? (summary -m and build -m run one job "
+     "per value)\n"),
+    (["heads.1.filters=3"],
+     "error: heads.1.filters=3: heads has 1 entry (heads.0), so heads.1 does not exist; to add entries, set the "
+     "whole list (heads=[...]) or add them in the config file\n"),
+    (["+heads.2.filters=3"],
+     "error: heads.2.filters=3: heads has 1 entry (heads.0), so heads.2 does not exist; to add entries, set the "
+     "whole list (heads=[...]) or add them in the config file\n"),
+    (["input.shape.5=3"],
+     "error: input.shape.5=3: input.shape has 3 entries (input.shape.0 to input.shape.2), so input.shape.5 does "
+     "not exist; to add entries, set the whole list (input.shape=[...]) or add them in the config file\n"),
+]
+
+
+@pytest.mark.parametrize("overrides, expected", HYDRA_TRANSLATED, ids=lambda v: v[0] if isinstance(v, list) else "")
+@pytest.mark.parametrize("command", ["summary", "validate"])
+def test_hydra_messages_are_translated(cli, command, overrides, expected):
+    code, out, err = cli(command, UNET, *overrides)
+    assert (code, out, err) == (2, "", expected)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["summary", UNET, "--fit", "24"], "error: --fit=24: needs a unit, e.g. 24GiB, 24GB or 24MiB (24B for bytes)\n"),
+    (["summary", UNET, "--fit", "1.5"], "error: --fit=1.5: needs a unit, e.g. 1.5GiB, 1.5GB or 1.5MiB\n"),
+    (["build", UNET, "--max-memory", "300"],
+     "error: --max-memory=300: needs a unit, e.g. 300GiB, 300GB or 300MiB (300B for bytes)\n"),
+])
+def test_a_byte_budget_needs_a_unit(cli, argv, expected):
+    code, out, err = cli(*argv)
+    assert (code, out, err) == (2, "", expected)
+
+
+def test_a_byte_budget_in_bytes_is_allowed(cli):
+    code, out, err = cli("summary", UNET, "--fit", "24B", "--json")
+    assert code == 0, err
+    assert json.loads(out)["fit"]["budget_bytes"] == 24

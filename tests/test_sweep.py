@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,46 @@ def test_bad_sweep_override_is_a_clear_error(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = cli("summary", SAME, "-m", "encoder.depth=range(")
     assert code == 2 and err.startswith("error: overrides")
+
+
+def test_results_csv_has_a_column_per_swept_key_and_whole_errors(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli("summary", SAME, "-m", "-q", *VARIANTS)
+    with (sweep_dir(tmp_path) / "results.csv").open() as fh:
+        reader = csv.DictReader(fh)
+        table = list(reader)
+    assert reader.fieldnames == ["job", "input.shape", "encoder.filters", "overrides", "status", "total_params",
+                                 "outputs", "total_flops", "activation_bytes", "seconds", "error"]
+    assert [(t["input.shape"], t["encoder.filters"]) for t in table] == [
+        ("[32,32,1]", "2"), ("[32,32,1]", "4"), ("[30,30,1]", "2"), ("[30,30,1]", "4")]
+    assert table[0]["overrides"] == "input.shape=[32,32,1] encoder.filters=2 encoder.depth=2"
+    assert json.loads(table[0]["outputs"]) == {"logits": [32, 32, 2]}
+    for row in table[2:]:  # the whole message: first line and the hint lines
+        assert "enc2_pool gets 15" in row["error"]
+        assert "legal sizes: H = 4k, k >= 1; nearest: 28 (output 28), 32 (output 32)" in row["error"]
+
+
+def test_progress_bar_on_a_terminal_and_lines_otherwise(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: stderr counts as a terminal
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")
+    code, out, err = cli("summary", SAME, "-m", *VARIANTS, "hydra.sweep.dir=a")
+    assert code == 1
+    assert "4/4" in err and "2 failed" in err and "eta" in err  # done/total, failures so far, ETA
+    assert "[0] input.shape" not in err  # the bar replaces the lines
+    code, out, err = cli("summary", SAME, "-m", "-q", *VARIANTS, "hydra.sweep.dir=b")
+    assert "4/4" not in err and "[0]" not in err and err.strip() == "error: 2 of 4 variants failed"
+    monkeypatch.delenv("TTY_COMPATIBLE")
+    monkeypatch.delenv("TTY_INTERACTIVE")
+    code, out, err = cli("summary", SAME, "-m", *VARIANTS, "hydra.sweep.dir=c")
+    assert "4/4" not in err and "[3] input.shape=[30,30,1] encoder.filters=4 encoder.depth=2: error" in err
+
+
+def test_the_table_lists_finished_variants_then_failures_by_job(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = cli("summary", SAME, "-m", "-q", "input.shape=[30,30,1],[32,32,1]", "encoder.filters=2,4",
+                       "encoder.depth=2")
+    jobs = [m.group(1) for m in (re.match(r"\s+(\d+)\s+\[3", line) for line in out.splitlines()) if m]
+    assert jobs == ["2", "3", "0", "1"]
+    assert "2 failed:" in out and out.index("2 failed:") > out.index("  1  ")
+    assert "nearest: 28 (output 28), 32 (output 32)" in out

@@ -166,12 +166,20 @@ _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 
           "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
-def parse_bytes(text: str, option: str = "--fit") -> int:
-    """``"24GiB"`` -> 25769803776; ``"16GB"`` -> 16000000000."""
+def parse_bytes(text: str, option: str = "--fit", unit_required: bool = False) -> int:
+    """``"24GiB"`` -> 25769803776; ``"16GB"`` -> 16000000000; ``"24B"`` -> 24.
+
+    With ``unit_required`` (the command line), a bare number is refused: ``--fit 24`` is far more
+    likely to mean 24 GiB than 24 bytes.
+    """
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
     unit = match.group(2).lower() if match else ""
     if not match or unit not in _UNITS or float(match.group(1)) <= 0:
         raise ArchgenError("expected a memory size such as 24GiB, 16GB or 512MiB", path=option, value=text)
+    if unit_required and not unit:
+        number = match.group(1)
+        raise ArchgenError(f"needs a unit, e.g. {number}GiB, {number}GB or {number}MiB"
+                           + (f" ({number}B for bytes)" if number.isdigit() else ""), path=option, value=text)
     return int(float(match.group(1)) * _UNITS[unit])
 
 

@@ -353,7 +353,8 @@ def sweep_columns(rows: list[dict], swept: list[str], wide: bool = False) -> dic
     ok = [r.get("status") == "ok" for r in rows]
     cols = {
         "job": Col("job", "job", [str(r.get("job", "")) for r in rows], justify="right"),
-        "status": Col("status", "status", [Text("ok") if good else Text(printable(str(r.get("status")), 20), style="red")
+        "status": Col("status", "status", [Text("ok") if good else
+                                           Text(printable(str(r.get("status")), 20), style="red")
                                            for r, good in zip(rows, ok)]),
         "params": Col("params", "params", [fmt_exact(r.get("total_params")) if good else None
                                            for r, good in zip(rows, ok)], justify="right"),

@@ -212,6 +212,34 @@ def _compose_error(exc: BaseException, overrides: Sequence[str]) -> SpecError:
     if "oc.env" in text and ALLOW_ENV in text:
         return SpecError(f"reading the environment (oc.env) is off for configs; set {ALLOW_ENV}=1 to allow it",
                          path="config")
+    # A sweep given without -m: Hydra says "Ambiguous value for argument" (a,b) or "requires --multirun".
+    match = re.search(r"(?:Ambiguous value for argument|Sweep parameters) '([^']*)'", text)
+    if match and "=" in match.group(1):
+        key, value = match.group(1).split("=", 1)
+        key = key.lstrip("+~")
+        hint = (f"; for a list write {key}=[{value}], for text with a comma quote it: {key}='{value}'"
+                if text.startswith("Ambiguous") else "")
+        return SpecError(f"looks like a sweep; did you mean -m? (summary -m and build -m run one job per "
+                         f"value{hint})", path=key, value=value)
+    # An index past the end of a list: name the list and its length.
+    if type(cause).__name__ == "ConfigIndexError" and isinstance(getattr(cause, "key", None), int):
+        index = cause.key
+        full = re.sub(r"\[(\d+)\]", r".\1", str(getattr(cause, "full_key", "") or ""))
+        name = full[: -len(f".{index}")] if full.endswith(f".{index}") else full
+        parent = getattr(cause, "parent_node", None)
+        try:
+            size = len(parent) if parent is not None else None
+        except Exception:  # noqa: BLE001 - only the wording depends on it
+            size = None
+        override = next((o for o in overrides if re.match(rf"^[+~]*{re.escape(name)}\.{index}(\.|=)", o)), None)
+        key, value = (override.lstrip("+~").split("=", 1) + [...])[:2] if override else (f"{name}.{index}", ...)
+        if size is None:
+            has = "is shorter"
+        else:
+            valid = "" if size == 0 else f" ({name}.0)" if size == 1 else f" ({name}.0 to {name}.{size - 1})"
+            has = f"has {size} entr{'y' if size == 1 else 'ies'}{valid}"
+        return SpecError(f"{name} {has}, so {name}.{index} does not exist; to add entries, set the whole list "
+                         f"({name}=[...]) or add them in the config file", path=key, value=value)
     if not overrides or "Error parsing override" not in text and "override" not in text.lower():
         return SpecError(f"cannot be composed: {text}", path="config")
     match = re.search(r"Could not override '([^']+)'", text)
