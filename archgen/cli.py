@@ -72,7 +72,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
                        "at this size, and the largest legal input at --batch, that fit")
     if command == "diagram":
         p.add_argument("-o", "--output", type=Path, help="file to write (default: <name>.svg / .dot; - for stdout)")
-        p.add_argument("--format", choices=("svg", "dot"), default="svg", help="svg (default) or dot")
+        p.add_argument("--format", choices=("svg", "dot", "png"), default="svg",
+                       help="svg (default), dot, or png (pip install 'archgen[png]')")
         p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     if command == "build":
         p.add_argument("-o", "--output", type=Path,
@@ -323,8 +324,18 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     from archgen.output import check_target, write_atomic
     from archgen.report.diagram import plan_to_dot, plan_to_svg
 
+    render = None
+    if args.format == "png":
+        try:
+            import cairosvg
+        except (ImportError, OSError):  # OSError: the cairo library itself is missing
+            raise UsageError("needs cairosvg and the cairo library: pip install 'archgen[png]'", path="--format",
+                             value="png") from None
+        render = cairosvg.svg2png
+    if args.format == "png" and str(args.output) == "-":
+        raise UsageError("a PNG is not written to a terminal; give a file name", path="--output", value="-")
     spec, plan = _plan(args)
-    text = plan_to_svg(plan) if args.format == "svg" else plan_to_dot(plan)
+    text = plan_to_dot(plan) if args.format == "dot" else plan_to_svg(plan)
     if str(args.output) == "-" and args.json:
         raise UsageError("writes the drawing itself to stdout; leave out --json, or write to a file",
                          path="--output", value="-")
@@ -333,7 +344,11 @@ def cmd_diagram(args: argparse.Namespace) -> int:
         return 0
     suffix = "." + args.format
     target = check_target(args.output or Path(spec.name + suffix), force=args.force, suffix=suffix)
-    write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=suffix, force=args.force)
+    if render is not None:
+        write_atomic(target, lambda tmp: render(bytestring=text.encode("utf-8"), write_to=str(tmp)), suffix=suffix,
+                     force=args.force)
+    else:
+        write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=suffix, force=args.force)
     if args.json:
         print(json.dumps({"command": "diagram", "name": plan.name, "files": {args.format: str(target)}}, indent=2))
         return 0

@@ -221,3 +221,17 @@ def test_the_legend_lists_only_what_the_picture_has():
     assert not groups(root, "skip") and "skip" not in legend_text(root)
     same = parse(plan_of("unet_same"))
     assert all(text_of(g) == "" for g in groups(same, "skip"))  # nothing to crop: no "crop 0+0"
+
+
+def test_png_is_the_svg_rendered(cli, tmp_path):
+    pytest.importorskip("cairosvg", reason="pip install 'archgen[png]'")
+    target = tmp_path / "unet.png"
+    code, out, err = cli("diagram", CONF / "attention_unet.yaml", "--format", "png", "-o", target)
+    assert code == 0, err
+    data = target.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    root = parse(plan_of("attention_unet"))
+    assert (width, height) == (int(root.get("width")), int(root.get("height")))
+    code, _, err = cli("diagram", CONF / "unet.yaml", "--format", "png", "-o", "-")
+    assert code == 2 and "not written to a terminal" in err
