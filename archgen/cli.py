@@ -61,6 +61,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
                        help=f"refuse a sweep of more variants (default {DEFAULT_MAX_VARIANTS:,})")
     if command == "summary":
         p.add_argument("--force", action="store_true", help="sweep into a folder that already holds files")
+        p.add_argument("--job-files", action="store_true",
+                       help="with -m: also a folder per variant (plan.json, .hydra/); by default a plan-only "
+                            "sweep writes only results.csv and results.json")
         p.add_argument("--sizes", type=_count_arg("--sizes", MAX_SIZES), nargs="?", const=10, metavar="N",
                        help="list the first N legal input sizes (default 10) and their output sizes")
         p.add_argument("--batch", type=_count_arg("--batch", 10**6), default=1, help="batch size for FLOPs and memory (default 1)")
@@ -228,7 +231,7 @@ def _sweep(command: str, args: argparse.Namespace) -> int:
     from archgen.sweep import SweepOptions, run_sweep
 
     options = SweepOptions(quiet=args.quiet, force=args.force, max_variants=args.max_variants, json=args.json,
-                           wide=args.wide)
+                           wide=args.wide, job_files=getattr(args, "job_files", False))
     if command == "build":
         if args.output is not None:
             raise UsageError("a sweep writes each variant's model into its job folder; choose the folder with "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import json
 import math
 import os
@@ -18,7 +19,7 @@ import sys
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -50,6 +51,7 @@ class SweepOptions:
     lines: bool = True  # a line on stderr per finished job (off while a progress bar shows)
     json: bool = False  # one JSON object on stdout instead of the table
     wide: bool = False  # the table with every column and exact numbers
+    job_files: bool = False  # plan-only sweeps: a folder per variant too (launcher sweeps always have one)
 
     @classmethod
     def from_env(cls) -> SweepOptions:
@@ -115,10 +117,9 @@ def swept_values(overrides: Sequence[str], keys: Sequence[str]) -> dict[str, Any
     out: dict[str, Any] = {}
     if not keys:
         return out
-    parser = _parser()
     for text in overrides:
         try:
-            override = parser.parse_override(text)
+            override = parsed_override(text)
         except Exception:  # noqa: BLE001 - a row never fails over how its values are shown
             continue
         if override.key_or_group in keys:
@@ -132,6 +133,13 @@ def swept_values(overrides: Sequence[str], keys: Sequence[str]) -> dict[str, Any
 
 
 _PARSER = None
+
+
+@functools.lru_cache(maxsize=65536)
+def parsed_override(text: str):
+    """Hydra's parse of one override; a sweep's variants repeat the same few strings, so each is
+    parsed once (the grammar costs ~1 ms a string)."""
+    return _parser().parse_override(text)
 
 
 def _parser():
@@ -227,26 +235,23 @@ def _count(override, root: Path) -> int:
 def plan_sweep(data: dict, overrides: Sequence[str], sweep_dir: Path, options: SweepOptions) -> list[dict] | None:
     """A plan-only sweep in this process: Hydra's override parser and sweep expansion, without a
     launcher's per-job composition (~0.15 s a job). None when the sweep needs a launcher, config
-    groups or a defaults list; ``hydra_sweep`` runs those."""
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    groups or a defaults list; ``hydra_sweep`` runs those.
+
+    Each variant's ``++key=value`` overrides are applied to a plain copy of the data, as Hydra's
+    ``OmegaConf.update(..., merge=True)`` applies them; any other form, or a value with an
+    interpolation, goes through OmegaConf itself. By default the variants write nothing but their
+    row (results.csv/json); ``--job-files`` adds Hydra's folder per variant.
+    """
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
-    import yaml
+    from archgen.spec.load import schema_overrides
 
-    from archgen.spec.load import resolve, schema_overrides
-
-    Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    parser = OverridesParser.create()
     parsed = parse_overrides(schema_overrides(overrides))
     if "defaults" in data or any(o.key_or_group.startswith("hydra") or o.package is not None
                                  or "/" in o.key_or_group or (o.is_sweep_override() and not o.is_discrete_sweep())
                                  for o in parsed):
         return None
-    base_cfg = OmegaConf.create(data)
     try:
         variants = BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
     except HydraException as exc:
@@ -254,22 +259,112 @@ def plan_sweep(data: dict, overrides: Sequence[str], sweep_dir: Path, options: S
     rows = []
     for num, variant in enumerate(variants):
         out = sweep_dir / str(num)
-        (out / ".hydra").mkdir(parents=True, exist_ok=True)
 
         def variant_job(variant=variant, out=out) -> dict[str, Any]:
-            cfg = copy.deepcopy(base_cfg)  # half the cost of OmegaConf.create from the dict
-            try:
-                ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides(variant), cfg)
-            except (HydraException, OmegaConfBaseException) as exc:
-                raise SpecError(" ".join(str(exc).split()), path="overrides") from None
-            data = resolve(cfg)
-            # Saved as Hydra saves a job's config and overrides.
-            (out / ".hydra" / "config.yaml").write_text(yaml.dump(data, Dumper=Dumper, sort_keys=False))
-            (out / ".hydra" / "overrides.yaml").write_text(yaml.dump(list(variant), Dumper=Dumper))
-            return _run_variant(data, out, "summary", options)
+            config = variant_config(data, variant)
+            if options.job_files:
+                _write_hydra_files(out, config, variant)
+            return _run_variant(config, out, "summary", options)
 
-        rows.append(run_job(num, variant, out, variant_job, not options.lines, options.swept))
+        rows.append(run_job(num, variant, out, variant_job, not options.lines, options.swept,
+                            files=options.job_files))
     return rows
+
+
+def variant_config(data: dict, variant: Sequence[str]) -> dict[str, Any]:
+    """``data`` with one variant's overrides applied, checked and resolved as any config is."""
+    from archgen.spec.load import _has_interpolation, resolve
+    from archgen.spec.read import check_tree
+
+    config = _apply_plain(data, variant)
+    if config is not None and not _has_interpolation(config):
+        check_tree(config)
+        return config
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    cfg = OmegaConf.create(data)
+    try:
+        ConfigLoaderImpl._apply_overrides_to_config([parsed_override(o) for o in variant], cfg)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise SpecError(" ".join(str(exc).split()), path="overrides") from None
+    return resolve(cfg)
+
+
+class _Unusual(Exception):
+    """An override the plain path leaves to OmegaConf."""
+
+
+def _apply_plain(data: dict, variant: Sequence[str]) -> dict | None:
+    """``data`` with ``++key=value`` overrides applied, as ``OmegaConf.update(cfg, key, value,
+    merge=True, force_add=True)`` does; None when an override takes another form."""
+    config = copy.deepcopy(data)
+    try:
+        for text in variant:
+            override = parsed_override(text)
+            if not override.is_force_add():
+                return None
+            value = override.value()
+            if _has_text(value, "${"):
+                return None
+            _force_add(config, override.key_or_group.split("."), copy.deepcopy(value))
+    except _Unusual:
+        return None
+    return config
+
+
+def _force_add(node: Any, parts: list[str], value: Any) -> None:
+    for part in parts[:-1]:
+        if isinstance(node, dict):
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise _Unusual()
+        if not isinstance(node, (dict, list)):
+            raise _Unusual()
+    last = parts[-1]
+    if isinstance(node, list):
+        if not (last.isdigit() and int(last) < len(node)):
+            raise _Unusual()
+        node[int(last)] = value
+    elif isinstance(value, dict) and isinstance(node.get(last), dict):
+        _merge(node[last], value)
+    else:
+        node[last] = value
+
+
+def _merge(into: dict, value: dict) -> None:
+    """OmegaConf.merge of one mapping into another: mappings merge, everything else replaces."""
+    for key, item in value.items():
+        if isinstance(item, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], item)
+        else:
+            into[key] = item
+
+
+def _has_text(value: Any, text: str) -> bool:
+    if isinstance(value, str):
+        return text in value
+    if isinstance(value, dict):
+        return any(_has_text(k, text) or _has_text(v, text) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_text(v, text) for v in value)
+    return False
+
+
+def _write_hydra_files(out: Path, config: dict, variant: Sequence[str]) -> None:
+    """A job's config and overrides, saved as Hydra saves them."""
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    (out / ".hydra").mkdir(parents=True, exist_ok=True)
+    (out / ".hydra" / "config.yaml").write_text(yaml.dump(config, Dumper=dumper, sort_keys=False))
+    (out / ".hydra" / "overrides.yaml").write_text(yaml.dump(list(variant), Dumper=dumper))
 
 
 def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], variants: list[list[str]] | None,
@@ -282,6 +377,7 @@ def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], 
     from archgen.spec.load import schema_overrides, store_config
 
     store_config(data)
+    options = replace(options, job_files=True)  # Hydra makes each job's folder anyway
     for num in range(len(variants or ())):  # a folder reused with --force: no stale row may survive
         for name in (RESULT, STARTED):
             (sweep_dir / str(num) / name).unlink(missing_ok=True)
@@ -403,12 +499,14 @@ def sweep_job(cfg) -> None:
 
 
 def run_job(num: int, overrides: Sequence[str], out: Path, work: Callable[[], dict[str, Any]],
-            quiet: bool, swept: Sequence[str] = ()) -> dict[str, Any]:
-    """Run one variant's ``work``, turning any failure into the row's status; write and report the row."""
+            quiet: bool, swept: Sequence[str] = (), *, files: bool = True) -> dict[str, Any]:
+    """Run one variant's ``work``, turning any failure into the row's status; report the row, and
+    with ``files`` write it into the job's folder ``out``."""
     row: dict[str, Any] = {"job": num, "overrides": " ".join(o.lstrip("+") for o in overrides),
                            "swept": swept_values(overrides, swept), "status": "ok"}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / STARTED).write_text(f"{os.getpid()}\n")  # which process ran it: a killed job is told apart
+    if files:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / STARTED).write_text(f"{os.getpid()}\n")  # which process ran it: a killed job is told apart
     start = time.perf_counter()
     try:
         row.update(work())
@@ -419,7 +517,8 @@ def run_job(num: int, overrides: Sequence[str], out: Path, work: Callable[[], di
     except RecursionError:
         row.update(status="crash", error="RecursionError: the model is too deep to build")
     row["seconds"] = round(time.perf_counter() - start, 4)
-    (out / RESULT).write_text(json.dumps(row, indent=2))
+    if files:
+        (out / RESULT).write_text(json.dumps(row, indent=2))
     if not quiet:
         print(f"[{row['job']}] {printable(row['overrides']) or '(no overrides)'}: {row['status']} "
               f"({row['seconds']:.2f} s)", file=sys.stderr, flush=True)
@@ -440,7 +539,8 @@ def _run_variant(data: dict, out: Path, command: str | None, options: SweepOptio
 
     spec = validate(data)
     plan = make_plan(spec)
-    write_atomic(out / "plan.json", lambda tmp: tmp.write_text(json.dumps(plan_to_dict(plan))), suffix=".json")
+    if command == "build" or options.job_files:
+        write_atomic(out / "plan.json", lambda tmp: tmp.write_text(json.dumps(plan_to_dict(plan))), suffix=".json")
     row = {"total_params": plan.total_params, "outputs": {h: list(s) for h, s in plan.output_shapes.items()},
            "total_flops": plan.total_flops, "activation_bytes": activation_bytes(plan)}
     if command == "build":

@@ -45,7 +45,7 @@ def check_table(root: Path, err: str, *, built: bool) -> list[dict]:
 
 def test_summary_sweep_plans_in_process(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = cli("summary", SAME, "-m", *VARIANTS)
+    code, out, err = cli("summary", SAME, "-m", "--job-files", *VARIANTS)
     assert code == 1
     rows = check_table(tmp_path, err, built=False)
     assert [r["total_params"] for r in rows[:2]] == [1_886, 7_402]
@@ -189,3 +189,44 @@ def test_the_table_lists_finished_variants_then_failures_by_job(cli, tmp_path, m
     assert jobs == ["2", "3", "0", "1"]
     assert "2 failed:" in out and out.index("2 failed:") > out.index("  1  ")
     assert "nearest: 28 (output 28), 32 (output 32)" in out
+
+
+def test_a_plan_only_sweep_writes_its_rows_and_nothing_else_by_default(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("summary", SAME, "-m", "-q", *VARIANTS)
+    assert code == 1
+    folder = sweep_dir(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["results.csv", "results.json"]
+    assert len(json.loads((folder / "results.json").read_text())) == 4
+
+
+@pytest.mark.parametrize("variant", [
+    ["++encoder.depth=3", "++padding=valid"],
+    ["++decoder.upsample={type: resize, interpolation: bilinear}"],  # a mapping merges into the one there
+    ["++encoder.block={norm: batch}", "++heads.0.filters=5"],
+    ["++input.shape=[64,64,3]", "++heads=[{name: a, filters: 1}, {name: b, filters: 2}]"],
+    ["++encoder.filters=[4,8,16,32,64]", "++new.key.deep=1"],
+    ["++name=other", "~padding"],  # a delete: left to OmegaConf
+    ["+extra=1"],
+    ["++encoder.depth=${padding}"],
+])
+def test_the_plain_override_path_equals_omegaconfs(variant):
+    """Plan-only sweeps apply ++key=value to plain data; the result must be what Hydra's own
+    override code makes of the same overrides with OmegaConf."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from omegaconf import OmegaConf
+
+    from archgen.spec.load import read_config_file, resolve
+    from archgen.sweep import parsed_override, variant_config
+
+    data = read_config_file(SAME)
+    cfg = OmegaConf.create(data)
+    try:
+        ConfigLoaderImpl._apply_overrides_to_config([parsed_override(o) for o in variant], cfg)
+        expected = resolve(cfg)
+    except Exception as exc:  # noqa: BLE001 - then both paths must refuse it
+        with pytest.raises(Exception):
+            variant_config(data, variant)
+        return
+    assert variant_config(data, variant) == expected
+    assert data == read_config_file(SAME)  # the base data is never changed
