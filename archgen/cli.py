@@ -261,19 +261,42 @@ def _max_memory(args: argparse.Namespace) -> float:
 def cmd_summary(args: argparse.Namespace) -> int:
     if args.multirun:
         return _sweep("summary", args)
+    if args.sizes is not None:
+        return _print_sizes(args)
     spec, plan = _plan(args)
     if args.batch < 1:
         raise UsageError("must be at least 1", path="--batch", value=args.batch)
-    if args.sizes is not None:
-        from archgen.report.data import legal_sizes
+    return _print_plan(args, spec, plan)
 
-        if args.json:
-            print(json.dumps({"command": "summary", **legal_sizes(plan, args.sizes)}, indent=2))
-            return 0
-        from archgen.report.summary import print_sizes
 
-        print_sizes(plan, args.sizes, _console())
+def _print_sizes(args: argparse.Namespace) -> int:
+    """``summary --sizes``: the legal sizes, also (above all) when the file's own size is not one."""
+    from archgen.errors import PlanError
+    from archgen.planner import make_plan
+    from archgen.spec import load_spec
+
+    spec = load_spec(args.config, args.overrides)
+    try:
+        plan = make_plan(spec)
+    except PlanError as exc:
+        # The rule does not depend on the size asked for: plan with the spatial sizes left open.
+        shape = [None] * spec.ndim + [spec.input.shape[-1]]
+        try:
+            plan = make_plan(spec.model_copy(update={"input": spec.input.model_copy(update={"shape": shape})}))
+        except PlanError:
+            raise exc from None
+    from archgen.report.data import legal_sizes
+
+    if args.json:
+        print(json.dumps({"command": "summary", **legal_sizes(plan, args.sizes)}, indent=2))
         return 0
+    from archgen.report.summary import print_sizes
+
+    print_sizes(plan, args.sizes, _console())
+    return 0
+
+
+def _print_plan(args: argparse.Namespace, spec, plan) -> int:
     from archgen.planner.cost import plan_cost
 
     cost = plan_cost(plan, args.batch, args.dtype, args.optimizer)

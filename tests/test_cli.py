@@ -198,3 +198,13 @@ def test_a_byte_budget_in_bytes_is_allowed(cli):
     code, out, err = cli("summary", UNET, "--fit", "24B", "--json")
     assert code == 0, err
     assert json.loads(out)["fit"]["budget_bytes"] == 24
+
+
+def test_sizes_answer_when_the_files_own_size_is_illegal(cli):
+    code, out, err = cli("summary", UNET, "input.shape=[570,570,1]", "--sizes", "3", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["rule"] == "n = 16k + 60, k >= 8"
+    assert [row["input"] for row in data["sizes"]] == [188, 204, 220]
+    code, _, err = cli("summary", UNET, "input.shape=[570,570,1]")
+    assert code == 2 and "nearest" in err  # without --sizes the size is still refused
