@@ -124,7 +124,10 @@ def _dataclass(members: tuple[type[BaseModel], ...], name: str, unset: bool) -> 
         sub_name = "Or".join(m.__name__ for m in sub) + "Node"
         if _is_list(info.annotation):  # heads: each entry gets every key of a head
             node = _dataclass(sub, sub_name, unset=False)
-            fields.append((key, List[node], dataclasses.field(default=MISSING)))
+            if info.default is None:  # encoder.stages, decoder.stages: null means the short form
+                fields.append((key, Optional[List[node]], dataclasses.field(default=None)))
+            else:
+                fields.append((key, List[node], dataclasses.field(default=MISSING)))
         elif info.default is None:  # decoder.block: null means "the encoder's"; its keys start unset
             node = _dataclass(sub, "Unset" + sub_name, unset=True)
             fields.append((key, Optional[node], dataclasses.field(default_factory=node)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-ACTIVATIONS = ["relu", "elu", "gelu", "silu", "tanh", "leaky_relu", "linear", "sigmoid"]
+ACTIVATIONS = ["relu", "elu", "gelu", "silu", "tanh", "leaky_relu", "linear", "sigmoid", "prelu"]
 
 
 @st.composite
@@ -16,11 +16,15 @@ def block_dicts(draw, depth: int, ndim: int):
                                                                    max_size=depth + 1))),
         "dilation": draw(st.sampled_from([1, 1, 2])),
         "activation": draw(st.sampled_from(ACTIVATIONS)),
-        "norm": draw(st.sampled_from(["none", "batch", "group", "layer"])),
+        "norm": draw(st.sampled_from(["none", "batch", "group", "layer", "instance"])),
+        "norm_affine": draw(st.booleans()),
+        "norm_epsilon": draw(st.sampled_from([None, 1e-5])),
         "groups": 2,
         "dropout": draw(st.sampled_from([0.0, 0.0, 0.25])),
         "inner_ratio": draw(st.sampled_from([1.0, 0.5])),
     }
+    if block["activation"] == "leaky_relu" and draw(st.booleans()):
+        block["negative_slope"] = draw(st.sampled_from([0.01, 0.1]))
     if draw(st.booleans()):
         block["bias"] = draw(st.booleans())
     if draw(st.booleans()):
@@ -29,12 +33,42 @@ def block_dicts(draw, depth: int, ndim: int):
 
 
 @st.composite
+def explicit_stages(draw, config: dict, ndim: int) -> dict:
+    """The same kind of network given stage by stage: per-stage filters, convs, blocks, and kernel
+    sizes and strides per axis (anisotropic)."""
+    depth = config["encoder"]["depth"]
+    per_axis = lambda values: st.one_of(st.sampled_from(values), st.lists(st.sampled_from(values), min_size=ndim,
+                                                                            max_size=ndim))
+    down = config["encoder"]["downsample"]["type"]
+    stages = []
+    for i in range(depth + 1):
+        stride = 1 if i == 0 else draw(per_axis([2, 3] if down != "stride" else [1, 2, 3]))
+        if i > 0 and down != "stride" and isinstance(stride, list) and draw(st.booleans()):
+            stride[0] = 1  # down-sample some axes only
+        stages.append({"filters": draw(st.sampled_from([2, 3, 4])), "convs": draw(st.integers(1, 2)),
+                       "blocks": draw(st.integers(1, 2)), "kernel_size": draw(per_axis([1, 2, 3])),
+                       "stride": stride})
+    encoder = {k: v for k, v in config["encoder"].items() if k in ("block", "downsample")}
+    encoder["block"] = {k: v for k, v in encoder["block"].items() if k not in ("convs", "kernel_size")}
+    encoder["downsample"] = {k: v for k, v in encoder["downsample"].items() if k != "factor"}
+    encoder["stages"] = stages
+    decoder = {k: v for k, v in config["decoder"].items() if k != "block"}
+    decoder["upsample"] = {k: v for k, v in decoder["upsample"].items() if k not in ("factor", "keep_channels")}
+    if decoder["upsample"].get("type") == "transpose":
+        decoder["upsample"].pop("kernel_size", None)
+    decoder["stages"] = [{"filters": draw(st.sampled_from([2, 3])), "convs": draw(st.integers(1, 2)),
+                          "kernel_size": draw(per_axis([1, 3])),
+                          "up_filters": draw(st.sampled_from([None, 2, 5]))} for _ in range(depth)]
+    return {**config, "encoder": encoder, "decoder": decoder}
+
+
+@st.composite
 def spec_dicts(draw):
     """A config dict with open (null) spatial sizes; the test picks legal sizes from the plan."""
     ndim = draw(st.sampled_from([1, 2, 2, 3]))
     depth = draw(st.integers(0, 3 if ndim < 3 else 2))
     factor = draw(st.sampled_from([2, 2, 3]))
-    down = draw(st.sampled_from(["maxpool", "avgpool", "conv"]))
+    down = draw(st.sampled_from(["maxpool", "avgpool", "conv", "stride"]))
     up_type = draw(st.sampled_from(["transpose", "resize"]))
     upsample = {"type": up_type, "factor": factor, "keep_channels": draw(st.booleans()),
                 "activation": draw(st.sampled_from(ACTIVATIONS))}
@@ -51,7 +85,8 @@ def spec_dicts(draw):
                            st.lists(st.integers(1, max(depth, 1)), max_size=depth, unique=True)))
     if depth == 0 and isinstance(skips, list):
         skips = []
-    merge = draw(st.sampled_from([{"type": "concat"}, {"type": "add"}, {"type": "attention"},
+    merge = draw(st.sampled_from([{"type": "concat"}, {"type": "concat", "order": "skip_up"}, {"type": "add"},
+                                  {"type": "attention"},
                                   {"type": "attention", "inter_filters": 2}]))
     heads = []
     for i in range(draw(st.integers(1, 2))):
@@ -71,12 +106,14 @@ def spec_dicts(draw):
         "block": draw(block_dicts(depth, ndim)),
         "downsample": {"type": down, "factor": factor},
     }
+    if down in ("maxpool", "avgpool") and draw(st.booleans()):
+        encoder["downsample"]["odd_sizes"] = "floor"
     if draw(st.booleans()):
         encoder["max_filters"] = 8
     decoder = {"skips": skips, "align": align, "merge": merge, "upsample": upsample}
     if draw(st.booleans()):
         decoder["block"] = draw(block_dicts(depth, ndim))
-    return {
+    config = {
         "name": "prop",
         "input": {"shape": [None] * ndim + [draw(st.integers(1, 3))]},
         "padding": draw(st.sampled_from(["valid", "same"])),
@@ -84,3 +121,6 @@ def spec_dicts(draw):
         "decoder": decoder,
         "heads": heads,
     }
+    if draw(st.booleans()):
+        config = draw(explicit_stages(config, ndim))
+    return config

@@ -57,16 +57,26 @@ def emit_upsample(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
 
 
 def emit_norm(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    kind = layer.attrs["norm"]
+    a = layer.attrs
+    kind, affine = a["norm"], a.get("affine", True)
+    options = {"center": affine, "scale": affine, "name": layer.name}
+    if a.get("epsilon") is not None:
+        options["epsilon"] = a["epsilon"]
     if kind == "batch":
-        return L.BatchNormalization(name=layer.name)(xs[0])
-    if kind == "group":
-        return L.GroupNormalization(groups=layer.attrs["groups"], name=layer.name)(xs[0])
-    return L.LayerNormalization(axis=-1, name=layer.name)(xs[0])
+        return L.BatchNormalization(**options)(xs[0])
+    if kind in ("group", "instance"):  # groups=-1: one group per channel, i.e. instance norm
+        return L.GroupNormalization(groups=-1 if kind == "instance" else a["groups"], **options)(xs[0])
+    return L.LayerNormalization(axis=-1, **options)(xs[0])
 
 
 def emit_activation(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    return L.Activation(layer.attrs["activation"], name=layer.name)(xs[0])
+    a = layer.attrs
+    if a["activation"] == "prelu":  # one slope for the whole tensor, as PyTorch's nn.PReLU()
+        return L.PReLU(shared_axes=list(range(1, ndim + 2)), alpha_initializer=keras.initializers.Constant(0.25),
+                       name=layer.name)(xs[0])
+    if a.get("negative_slope") is not None:
+        return L.LeakyReLU(negative_slope=a["negative_slope"], name=layer.name)(xs[0])
+    return L.Activation(a["activation"], name=layer.name)(xs[0])
 
 
 def emit_dropout(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:

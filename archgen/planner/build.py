@@ -5,11 +5,12 @@ from __future__ import annotations
 from math import prod
 
 from archgen.errors import PlanError
-from archgen.planner.graph import build_graph, down_factor
+from archgen.planner.graph import build_graph, down_factors
 from archgen.planner.ir import LayerPlan, Node, Plan, SizeRule
 from archgen.planner.shapes import SizeError, infer_axis
 from archgen.planner.sizes import solve_sizes
 from archgen.spec.model import ArchSpec
+from archgen.spec.resolve import resolve, stage_count
 
 MAX_LAYERS = 2_000  # 2,000 chained Keras layers take ~20 s to build on two cores
 
@@ -29,20 +30,21 @@ def make_plan(spec: ArchSpec) -> Plan:
         raise PlanError(f"the network has {len(nodes):,} layers; archgen builds at most {MAX_LAYERS:,} "
                         "(Keras builds deeper graphs only slowly, by recursion)", path="encoder")
     heads = graph.outputs
-    rule = _size_rule(spec, graph)
+    rules = _size_rules(spec, graph)
 
     axes = []  # per spatial axis: (sizes, amounts, dynamic)
-    solved: dict[int, tuple] = {}
+    solved: dict[tuple, tuple] = {}
     for axis, n in enumerate(spec.input.shape[:-1]):
         if n is None:
-            axes.append((*_dynamic_axis(spec, nodes, rule, axis), True))
+            axes.append((*_dynamic_axis(spec, nodes, rules[axis], axis), True))
             continue
-        if n not in solved:
+        key = (n, _axis_key(nodes, axis))
+        if key not in solved:
             try:
-                solved[n] = infer_axis(nodes, n)
+                solved[key] = infer_axis(nodes, n, axis)
             except SizeError as exc:
-                raise _size_error(spec, exc, rule, axis) from None
-        axes.append((*solved[n], False))
+                raise _size_error(spec, exc, rules[axis], axis) from None
+        axes.append((*solved[key], False))
 
     layers = []
     for node in nodes:
@@ -59,18 +61,34 @@ def make_plan(spec: ArchSpec) -> Plan:
             name=node.name, kind=node.kind, inputs=node.inputs, shape=(*spatial, node.channels),
             params=node.params, flops=layer_flops(node, graph.nodes, spatial, in_spatial, spec.ndim),
             group=node.group, attrs=attrs))
+    rule = rules[0] if all(r == rules[0] for r in rules) else None
     return Plan(name=spec.name, ndim=spec.ndim, input_shape=tuple(spec.input.shape), layers=tuple(layers),
-                outputs=heads, sizes=rule, depth=spec.encoder.depth)
+                outputs=heads, sizes=rule, depth=stage_count(resolve(spec)), axis_sizes=tuple(rules))
+
+
+def _axis_key(nodes: list[Node], axis: int) -> tuple:
+    """What one axis's sizes depend on, beyond the input size: per-axis kernels, strides, factors."""
+    return tuple(tuple(v[axis] for v in node.attrs.values() if isinstance(v, tuple) and len(v) > axis)
+                 for node in nodes)
 
 
 def size_rule(spec: ArchSpec) -> SizeRule | None:
-    """The legal input sizes of ``spec`` (the same rule on every spatial axis), whatever its input shape."""
-    return _size_rule(spec, build_graph(spec))
+    """The legal input sizes of ``spec`` when every spatial axis has the same rule, whatever its input
+    shape; None when there is no rule or the axes differ (see ``size_rules``)."""
+    rules = size_rules(spec)
+    return rules[0] if all(r == rules[0] for r in rules) else None
 
 
-def _size_rule(spec: ArchSpec, graph) -> SizeRule | None:
-    bottleneck_in = graph.nodes["bottleneck_conv1"].inputs[0]
-    return solve_sizes(list(graph.nodes.values()), down_factor(spec), graph.outputs, bottleneck_in)
+def size_rules(spec: ArchSpec) -> list[SizeRule | None]:
+    """The legal input sizes of each spatial axis of ``spec`` (anisotropic strides give each its own)."""
+    return _size_rules(spec, build_graph(spec))
+
+
+def _size_rules(spec: ArchSpec, graph) -> list[SizeRule | None]:
+    periods = down_factors(resolve(spec))
+    nodes = list(graph.nodes.values())
+    return [solve_sizes(nodes, period, graph.outputs, graph.bottleneck_in, axis)
+            for axis, period in enumerate(periods)]
 
 
 def layer_flops(node: Node, nodes: dict[str, Node], spatial: tuple, in_spatial: tuple, ndim: int) -> int | None:
@@ -82,7 +100,9 @@ def layer_flops(node: Node, nodes: dict[str, Node], spatial: tuple, in_spatial: 
     if any(p is None for p in positions):
         return None
     cin = nodes[node.inputs[0]].channels
-    return 2 * prod(positions) * node.attrs["kernel"] ** ndim * cin * node.attrs["filters"]
+    kernel = node.attrs["kernel"]
+    taps = kernel**ndim if isinstance(kernel, int) else prod(kernel)
+    return 2 * prod(positions) * taps * cin * node.attrs["filters"]
 
 
 def _dynamic_axis(spec: ArchSpec, nodes: list[Node], rule: SizeRule | None, axis: int):
@@ -94,8 +114,8 @@ def _dynamic_axis(spec: ArchSpec, nodes: list[Node], rule: SizeRule | None, axis
     if resized:
         raise PlanError(f"{resized[0]} resizes the skip to a fixed size, so this size cannot be left open; "
                         f"give a number or use decoder.align crop or pad", path=f"input.shape[{axis}]", value=None)
-    sizes, amounts = infer_axis(nodes, rule.first)
-    _, later = infer_axis(nodes, rule.first + rule.period)
+    sizes, amounts = infer_axis(nodes, rule.first, axis)
+    _, later = infer_axis(nodes, rule.first + rule.period, axis)
     for name, amount in amounts.items():
         if later[name] != amount:
             raise PlanError(f"{name} would crop or pad {amount} at size {rule.first} but {later[name]} at "
@@ -108,7 +128,9 @@ def _size_error(spec: ArchSpec, exc: SizeError, rule: SizeRule | None, axis: int
     names = AXIS_NAMES[spec.ndim]
     n = spec.input.shape[axis]
     where = f" on axis {names[axis]}" if spec.ndim > 1 else ""
-    context = f"with encoder.depth={spec.encoder.depth} and padding={spec.padding}, "
+    depth = f"encoder.depth={spec.encoder.depth}" if spec.encoder.stages is None else \
+        f"{len(spec.encoder.stages)} encoder stages"
+    context = f"with {depth} and padding={spec.padding}, "
     message = f"{context}{exc.node.name} gets {exc.size}{where}, which is {exc.reason}"
     if exc.reason.startswith(("its inputs", "cannot")):
         message = f"{context}{exc.node.name} gets {exc.size}{where}: {exc.reason}"

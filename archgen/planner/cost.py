@@ -72,9 +72,14 @@ def inference_peak_elements(plan: Plan, elements: dict[str, int]) -> int:
     return peak
 
 
+def _first_axis(attrs: dict) -> dict:
+    """Per-axis attributes (kernel, stride, factor as tuples) on the first spatial axis."""
+    return {k: (v[0] if k in ("kernel", "stride", "factor") and isinstance(v, tuple) else v) for k, v in attrs.items()}
+
+
 def _input_span(layer: LayerPlan, lo: int, hi: int, in_size: int | None) -> tuple[int, int]:
-    """The input positions (one axis) that output positions ``lo..hi`` of ``layer`` read."""
-    a, kind = layer.attrs, layer.kind
+    """The input positions (first axis) that output positions ``lo..hi`` of ``layer`` read."""
+    a, kind = _first_axis(layer.attrs), layer.kind
     if kind == "conv":
         s, reach = a["stride"], (a["kernel"] - 1) * a["dilation"] + 1
         before = 0 if a["padding"] == "valid" else max(reach - s, 0) // 2  # TensorFlow's "same" split

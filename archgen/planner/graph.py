@@ -22,9 +22,34 @@ from archgen.spec.model import (
     MaxPool,
     ResidualBlock,
     ResizeUp,
+    StrideFirstConv,
     StridedConv,
     TransposeUp,
 )
+from archgen.spec.resolve import resolve
+
+
+Axes = int | tuple[int, ...]  # one value for every spatial axis, or one per axis
+
+
+def compact(values) -> Axes:
+    """Per-axis values as the plan stores them: one int when every axis agrees, else a tuple."""
+    values = tuple(values) if not isinstance(values, int) else (values,)
+    return values[0] if len(set(values)) == 1 else values
+
+
+def on_axis(value: Axes, axis: int) -> int:
+    """The value of a per-axis attribute on one spatial axis."""
+    return value if isinstance(value, int) else value[axis]
+
+
+def axes_of(value: Axes, ndim: int) -> tuple[int, ...]:
+    return (value,) * ndim if isinstance(value, int) else tuple(value)
+
+
+def fusable(activation: str, negative_slope: float | None) -> bool:
+    """Whether a conv can apply the activation itself (a Keras activation name without arguments)."""
+    return activation != "prelu" and not (activation == "leaky_relu" and negative_slope is not None)
 
 
 class Graph:
@@ -34,6 +59,7 @@ class Graph:
         self.ndim = ndim
         self.nodes: dict[str, Node] = {}
         self.outputs: dict[str, str] = {}  # output name -> head layer
+        self.bottleneck_in = ""  # the layer whose size is k, the size entering the bottleneck
 
     def add(self, name: str, kind: str, inputs: tuple[str, ...], channels: int, *, group: str,
             path: str, params: int = 0, like: str | None = None, **attrs: Any) -> str:
@@ -56,26 +82,49 @@ class Graph:
     def channels(self, name: str) -> int:
         return self.nodes[name].channels
 
-    def conv(self, name: str, x: str, filters: int, *, kernel: int, group: str, path: str,
-             stride: int = 1, dilation: int = 1, padding: str = "same", activation: str = "linear",
+    def conv(self, name: str, x: str, filters: int, *, kernel: Axes, group: str, path: str,
+             stride: Axes = 1, dilation: int = 1, padding: str = "same", activation: str = "linear",
              use_bias: bool = True, transpose: bool = False) -> str:
+        """A conv (or transposed conv). A strided "same" conv pads as PyTorch does, (k - 1) // 2 on
+        both sides, where Keras's "same" would pad less before than after: an explicit ``{name}_pad``
+        then precedes a valid conv."""
+        kernel, stride = axes_of(kernel, self.ndim), axes_of(stride, self.ndim)
+        extra = {}
+        if not transpose and padding == "same" and any(s > 1 for s in stride):
+            reach = [(k - 1) * dilation + 1 for k in kernel]
+            keras_before = [max(r - s, 0) // 2 for r, s in zip(reach, stride)]
+            torch = [((r - 1) // 2, (r - 1) // 2) if s > 1 else ((r - 1) // 2, r - 1 - (r - 1) // 2)
+                     for r, s in zip(reach, stride)]
+            if [b for b, _ in torch] != keras_before:
+                x = self.add(f"{name}_pad", "pad", (x,), self.channels(x), group=group, path=path,
+                             amounts=tuple(torch), stride=compact(stride))
+                padding = "valid"
+                extra = {"floor": True}  # as PyTorch's conv: a remainder is dropped
         cin = self.channels(x)
-        params = kernel**self.ndim * cin * filters + (filters if use_bias else 0)
-        return self.add(name, "conv_transpose" if transpose else "conv", (x,), filters, group=group,
-                        path=path, params=params, filters=filters, kernel=kernel, stride=stride,
-                        dilation=dilation, padding=padding, activation=activation, use_bias=use_bias)
+        params = prod(kernel) * cin * filters + (filters if use_bias else 0)
+        learned = activation == "prelu"  # a layer of its own (it has a weight), after the conv
+        out = self.add(name, "conv_transpose" if transpose else "conv", (x,), filters, group=group,
+                       path=path, params=params, filters=filters, kernel=compact(kernel), stride=compact(stride),
+                       dilation=dilation, padding=padding, activation="linear" if learned else activation,
+                       use_bias=use_bias, **extra)
+        return self.activation(f"{name}_act", out, activation, group=group, path=path) if learned else out
 
-    def norm(self, name: str, x: str, kind: str, groups: int, *, group: str, path: str) -> str:
+    def norm(self, name: str, x: str, kind: str, groups: int, *, group: str, path: str,
+             epsilon: float | None = None, affine: bool = True) -> str:
         c = self.channels(x)
         if kind == "group" and c % groups:
             raise PlanError(f"group norm needs a channel count divisible by the groups; "
                             f"{name} has {c} channels", path=path + ".groups", value=groups)
         # batch norm keeps a moving mean and variance beside gamma and beta.
-        params = 4 * c if kind == "batch" else 2 * c
-        return self.add(name, "norm", (x,), c, group=group, path=path, params=params, norm=kind, groups=groups)
+        params = (2 * c if affine else 0) + (2 * c if kind == "batch" else 0)
+        return self.add(name, "norm", (x,), c, group=group, path=path, params=params, norm=kind, groups=groups,
+                        epsilon=epsilon, affine=affine)
 
-    def activation(self, name: str, x: str, fn: str, *, group: str, path: str) -> str:
-        return self.add(name, "activation", (x,), self.channels(x), group=group, path=path, activation=fn)
+    def activation(self, name: str, x: str, fn: str, *, group: str, path: str,
+                   negative_slope: float | None = None) -> str:
+        attrs = {"negative_slope": negative_slope} if fn == "leaky_relu" and negative_slope is not None else {}
+        return self.add(name, "activation", (x,), self.channels(x), group=group, path=path,
+                        params=1 if fn == "prelu" else 0, activation=fn, **attrs)
 
 
 def level_filters(spec: ArchSpec) -> list[int]:
@@ -104,114 +153,155 @@ def per_level(value: Any, count: int, path: str, depth: int) -> list[Any]:
 
 
 def build_graph(spec: ArchSpec) -> Graph:
-    """Lay out every layer of ``spec`` in build order (encoder, bottleneck, decoder, heads)."""
-    g = Graph(spec.ndim)
-    depth = spec.encoder.depth
-    filters = level_filters(spec)
-    x = g.add("input", "input", (), spec.input.shape[-1], group="input", path="input")
+    """Lay out every layer of ``spec`` in build order (encoder, bottleneck, decoder, heads).
+
+    Reads only the canonical form (``resolve``): the encoder's and decoder's stages.
+    """
+    r = resolve(spec)
+    g = Graph(r.ndim)
+    stages, dstages = r.encoder.stages, r.decoder.stages
+    depth = len(stages) - 1
+    down = r.encoder.downsample
+    x = g.add("input", "input", (), r.input.shape[-1], group="input", path="input")
     skips: dict[int, str] = {}
-    for level in range(1, depth + 1):
-        x = plan_block(g, spec, x, f"enc{level}", level, filters[level - 1], decoder=False)
+    for i, stage in enumerate(stages):
+        level = i + 1
+        prefix = "bottleneck" if i == depth else f"enc{level}"
+        stride = tuple(stage.stride)
+        if i > 0 and not isinstance(down, StrideFirstConv):
+            x = plan_downsample(g, r, x, i, stride)
+            stride = (1,) * r.ndim
+        if i == depth:
+            g.bottleneck_in = x
+        x = plan_stage(g, r, x, prefix, stage.filters, stage.convs, stage.blocks, tuple(stage.kernel_size), stride,
+                       decoder=False, path=f"encoder.stages[{i}]")
+        if i == depth and isinstance(down, StrideFirstConv):
+            g.bottleneck_in = _first_conv(g, prefix)
         skips[level] = x
-        x = plan_downsample(g, spec, x, level)
-    x = plan_block(g, spec, x, "bottleneck", depth + 1, filters[depth], decoder=False)
     features = {depth + 1: x}
-    with_skip = skip_levels(spec)
-    aligns = per_level(spec.decoder.align, depth, "decoder.align", depth)
+    with_skip = set(r.decoder.skips)
     for level in range(depth, 0, -1):
-        up = plan_upsample(g, spec, x, level, filters[level - 1])
+        dstage = dstages[level - 1]
+        up = plan_upsample(g, r, x, level, dstage.up_filters, tuple(stages[level].stride))
         merged = up
         if level in with_skip:
-            merged = plan_merge(g, spec, up, skips[level], level, aligns[level - 1])
-        x = plan_block(g, spec, merged, f"dec{level}", level, filters[level - 1], decoder=True)
+            merged = plan_merge(g, r, up, skips[level], level, r.decoder.align[level - 1])
+        x = plan_stage(g, r, merged, f"dec{level}", dstage.filters, dstage.convs, dstage.blocks,
+                       tuple(dstage.kernel_size), (1,) * r.ndim, decoder=True, path=f"decoder.stages[{level - 1}]")
         features[level] = x
-    g.outputs = plan_heads(g, spec, features)
+    g.outputs = plan_heads(g, r, features)
     g.prune()
     return g
 
 
-def skip_levels(spec: ArchSpec) -> set[int]:
-    skips, depth = spec.decoder.skips, spec.encoder.depth
-    if skips == "all":
-        return set(range(1, depth + 1))
-    if skips == "none":
-        return set()
-    for i, level in enumerate(skips):
-        if level > depth:
-            raise PlanError(f"no encoder level {level}; with encoder.depth={depth} skips come from levels 1..{depth}",
-                            path=f"decoder.skips[{i}]", value=level)
-    return set(skips)
+def _first_conv(g: Graph, prefix: str) -> str:
+    return next(n for n in g.nodes if n.startswith(prefix + "_") and g.nodes[n].kind == "conv")
 
 
-def plan_block(g: Graph, spec: ArchSpec, x: str, prefix: str, level: int, filters: int, *, decoder: bool) -> str:
+def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, blocks: int,
+               kernel: tuple[int, ...], stride: tuple[int, ...], *, decoder: bool, path: str) -> str:
+    """``blocks`` blocks in a row; the first conv of the first block strides by ``stride``.
+
+    One block keeps the short names (``enc2_conv1``); several are named ``enc2_block1_conv1``.
+    """
+    for b in range(1, blocks + 1):
+        name = prefix if blocks == 1 else f"{prefix}_block{b}"
+        x = plan_block(g, r, x, name, filters, convs, kernel, stride if b == 1 else (1,) * r.ndim,
+                       decoder=decoder, group=prefix, stage_path=path)
+    return x
+
+
+def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, kernel: tuple[int, ...],
+               stride: tuple[int, ...], *, decoder: bool, group: str, stage_path: str) -> str:
     """``convs`` convs (each with optional norm and activation), a shortcut if residual, dropout."""
-    block = (spec.decoder.block if decoder else None) or spec.encoder.block
-    path = "decoder.block" if decoder and spec.decoder.block else "encoder.block"
-    kernel = per_level(block.kernel_size, spec.encoder.depth + 1, path + ".kernel_size", spec.encoder.depth)[level - 1]
-    padding = block.padding or spec.padding
+    block = r.decoder.block if decoder else r.encoder.block
+    path = "decoder.block" if decoder else "encoder.block"
+    padding = block.padding or r.padding
     residual = isinstance(block, ResidualBlock)
     with_norm = block.norm != "none"
     use_bias = not with_norm if block.bias is None else block.bias
     inner = max(1, round(filters * block.inner_ratio))
+    slope = block.negative_slope
+    if slope is not None and block.activation != "leaky_relu":
+        raise PlanError(f"applies to activation leaky_relu only, not {block.activation}; remove it",
+                        path=path + ".negative_slope", value=slope)
+    fused = fusable(block.activation, slope)
+    if block.dilation > 1 and any(s > 1 for s in stride):
+        raise PlanError(f"{prefix}_conv1 strides (encoder.downsample.type=stride) and Keras cannot dilate a strided "
+                        f"conv; use dilation 1 or another down-sampling", path=path + ".dilation", value=block.dilation)
+
+    def norm_act(x: str, i: int | str, act: str) -> str:
+        if with_norm:
+            x = g.norm(f"{prefix}_norm{i}", x, block.norm, block.groups, group=group, path=path,
+                       epsilon=block.norm_epsilon, affine=block.norm_affine)
+        if act != "linear" and (with_norm or not fused):
+            x = g.activation(f"{prefix}_act{i}", x, act, group=group, path=path, negative_slope=slope)
+        return x
+
     block_in = x
-    for i in range(1, block.convs + 1):
-        last = i == block.convs
+    for i in range(1, convs + 1):
+        last = i == convs
         # A residual block activates after the addition, not after its last conv.
         act = "linear" if residual and last else block.activation
         x = g.conv(f"{prefix}_conv{i}", x, filters if last else inner, kernel=kernel, dilation=block.dilation,
-                   padding=padding, activation="linear" if with_norm else act, use_bias=use_bias,
-                   group=prefix, path=path)
-        if with_norm:
-            x = g.norm(f"{prefix}_norm{i}", x, block.norm, block.groups, group=prefix, path=path)
-            if act != "linear":
-                x = g.activation(f"{prefix}_act{i}", x, act, group=prefix, path=path)
+                   stride=stride if i == 1 else 1, padding=padding,
+                   activation=act if fused and not with_norm else "linear", use_bias=use_bias,
+                   group=group, path=path)
+        x = norm_act(x, i, act)
     if residual:
         shortcut = block_in
-        if g.channels(shortcut) != filters:
-            shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=1, use_bias=use_bias,
-                              group=prefix, path=path)
+        if g.channels(shortcut) != filters or any(s > 1 for s in stride):
+            shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=1, stride=stride, use_bias=use_bias,
+                              group=group, path=path)
             if with_norm:
-                shortcut = g.norm(f"{prefix}_proj_norm", shortcut, block.norm, block.groups, group=prefix, path=path)
-        if padding == "valid" and (kernel - 1) * block.dilation > 0:
-            shortcut = g.add(f"{prefix}_shortcut_crop", "crop", (shortcut,), filters, like=x, group=prefix, path=path)
-        x = g.add(f"{prefix}_residual", "add", (x, shortcut), filters, group=prefix, path=path)
+                shortcut = g.norm(f"{prefix}_proj_norm", shortcut, block.norm, block.groups, group=group, path=path,
+                                  epsilon=block.norm_epsilon, affine=block.norm_affine)
+        if padding == "valid" and any((k - 1) * block.dilation > 0 for k in kernel):
+            shortcut = g.add(f"{prefix}_shortcut_crop", "crop", (shortcut,), filters, like=x, group=group, path=path)
+        x = g.add(f"{prefix}_residual", "add", (x, shortcut), filters, group=group, path=path)
         if block.activation != "linear":
-            x = g.activation(f"{prefix}_act", x, block.activation, group=prefix, path=path)
+            if fused:
+                x = g.activation(f"{prefix}_act", x, block.activation, group=group, path=path)
+            else:
+                x = g.activation(f"{prefix}_act", x, block.activation, group=group, path=path, negative_slope=slope)
     if block.dropout > 0:
-        x = g.add(f"{prefix}_drop", "dropout", (x,), filters, group=prefix, path=path, rate=block.dropout)
+        x = g.add(f"{prefix}_drop", "dropout", (x,), filters, group=group, path=path, rate=block.dropout)
     return x
 
 
-def plan_downsample(g: Graph, spec: ArchSpec, x: str, level: int) -> str:
-    down = spec.encoder.downsample
+def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int, ...]) -> str:
+    """The down-sampling after encoder level ``level`` (``enc{level}_pool`` or ``enc{level}_down``)."""
+    down = r.encoder.downsample
     group, path = f"enc{level}", "encoder.downsample"
     if isinstance(down, (MaxPool, AvgPool)):
         kind = "maxpool" if isinstance(down, MaxPool) else "avgpool"
-        return g.add(f"enc{level}_pool", kind, (x,), g.channels(x), group=group, path=path, factor=down.factor)
+        extra = {"floor": True} if down.odd_sizes == "floor" else {}
+        return g.add(f"enc{level}_pool", kind, (x,), g.channels(x), group=group, path=path, factor=compact(factor),
+                     **extra)
     assert isinstance(down, StridedConv)
-    return g.conv(f"enc{level}_down", x, g.channels(x), kernel=down.kernel_size or down.factor, stride=down.factor,
+    kernel = factor if down.kernel_size is None else down.kernel_size
+    return g.conv(f"enc{level}_down", x, g.channels(x), kernel=kernel, stride=factor,
                   padding="same", activation=down.activation, group=group, path=path)
 
 
-def plan_upsample(g: Graph, spec: ArchSpec, x: str, level: int, filters: int) -> str:
-    up = spec.decoder.upsample
+def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, factor: tuple[int, ...]) -> str:
+    up = r.decoder.upsample
     group, path = f"dec{level}", "decoder.upsample"
-    if up.keep_channels:
-        filters = g.channels(x)
     if isinstance(up, TransposeUp):
-        return g.conv(f"dec{level}_up", x, filters, kernel=up.kernel_size or up.factor, stride=up.factor,
+        kernel = factor if up.kernel_size is None else up.kernel_size
+        return g.conv(f"dec{level}_up", x, filters, kernel=kernel, stride=factor,
                       activation=up.activation, use_bias=up.bias, transpose=True, group=group, path=path)
     assert isinstance(up, ResizeUp)
-    if up.interpolation == "bilinear" and spec.ndim != 2:
-        raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{spec.ndim}D has no "
+    if up.interpolation == "bilinear" and r.ndim != 2:
+        raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
                         f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
     x = g.add(f"dec{level}_up", "upsample", (x,), g.channels(x), group=group, path=path,
-              factor=up.factor, interpolation=up.interpolation)
+              factor=compact(factor), interpolation=up.interpolation)
     return g.conv(f"dec{level}_upconv", x, filters, kernel=up.kernel_size, activation=up.activation,
                   group=group, path=path)
 
 
-def plan_merge(g: Graph, spec: ArchSpec, up: str, skip: str, level: int, align: str) -> str:
+def plan_merge(g: Graph, r: ArchSpec, up: str, skip: str, level: int, align: str) -> str:
     """Align the skip with the up-sampled feature, then merge them."""
     p, path = f"dec{level}", "decoder"
     if align == "crop":
@@ -219,11 +309,11 @@ def plan_merge(g: Graph, spec: ArchSpec, up: str, skip: str, level: int, align: 
     elif align == "pad":
         up = g.add(f"{p}_pad", "pad", (up,), g.channels(up), like=skip, group=p, path=path + ".align")
     elif align == "resize":
-        if spec.ndim != 2:
-            raise PlanError(f"resize alignment works on 2D inputs only (Keras has no {spec.ndim}D Resizing layer); "
+        if r.ndim != 2:
+            raise PlanError(f"resize alignment works on 2D inputs only (Keras has no {r.ndim}D Resizing layer); "
                             f"use crop or pad", path="decoder.align", value="resize")
         skip = g.add(f"{p}_resize", "resize", (skip,), g.channels(skip), like=up, group=p, path=path + ".align")
-    merge = spec.decoder.merge
+    merge = r.decoder.merge
     mpath = path + ".merge"
     if isinstance(merge, AddMerge):
         if g.channels(skip) != g.channels(up):
@@ -231,7 +321,8 @@ def plan_merge(g: Graph, spec: ArchSpec, up: str, skip: str, level: int, align: 
         return g.add(f"{p}_add", "add", (up, skip), g.channels(up), group=p, path=mpath)
     if isinstance(merge, AttentionMerge):
         skip = plan_attention_gate(g, up, skip, p, merge.inter_filters or max(1, g.channels(skip) // 2), mpath)
-    return g.add(f"{p}_concat", "concat", (up, skip), g.channels(up) + g.channels(skip), group=p, path=mpath)
+    pair = (skip, up) if getattr(merge, "order", "up_skip") == "skip_up" else (up, skip)
+    return g.add(f"{p}_concat", "concat", pair, g.channels(up) + g.channels(skip), group=p, path=mpath)
 
 
 def plan_attention_gate(g: Graph, gate: str, skip: str, p: str, inter: int, path: str) -> str:
@@ -246,7 +337,7 @@ def plan_attention_gate(g: Graph, gate: str, skip: str, p: str, inter: int, path
 
 def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, str]:
     """One conv per head (and per deep-supervision level); returns output name -> layer name."""
-    depth = spec.encoder.depth
+    depth = len(spec.encoder.stages) - 1
     outputs: dict[str, str] = {}
     for i, head in enumerate(spec.heads):
         path = f"heads[{i}]"
@@ -255,6 +346,10 @@ def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, 
         for name, level, where in [(head.name, head.level, path + ".level"), *extra]:
             if name in outputs:
                 raise PlanError("two outputs share this name", path=path + ".name", value=name)
+            if head.activation == "prelu":
+                raise PlanError("a head's layer is named after its output and must make it itself; prelu needs a "
+                                "layer of its own, so use linear (or another activation)",
+                                path=path + ".activation", value="prelu")
             if head.activation == "softmax" and head.filters == 1:
                 raise PlanError("a softmax over 1 channel always outputs 1; use sigmoid for one class, "
                                 "or filters >= 2", path=path + ".activation", value="softmax")
@@ -270,6 +365,8 @@ def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, 
     return outputs
 
 
-def down_factor(spec: ArchSpec) -> int:
-    """Product of all down-sampling factors: legal sizes repeat with this period."""
-    return prod([spec.encoder.downsample.factor] * spec.encoder.depth)
+def down_factors(resolved: ArchSpec) -> list[int]:
+    """Per spatial axis, the product of the down-sampling factors that must divide a size exactly:
+    legal sizes repeat with this period (or every size is legal, where pooling floors odd sizes and
+    the decoder pads its up-sampled features back: the size solver finds that out)."""
+    return [prod(stage.stride[axis] for stage in resolved.encoder.stages) for axis in range(resolved.ndim)]

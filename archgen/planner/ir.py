@@ -112,6 +112,9 @@ class Plan:
     outputs: dict[str, str]
     sizes: SizeRule | None
     depth: int
+    axis_sizes: tuple[SizeRule | None, ...] = ()
+    """The legal-size rule of each spatial axis; ``sizes`` is their common rule, None where the axes
+    differ (anisotropic strides) or no rule was derived."""
 
     @property
     def total_params(self) -> int:

@@ -1,7 +1,8 @@
 """Spatial sizes along one axis, one small function per layer kind.
 
-Every op acts on each spatial axis alone and alike, so a whole input shape is solved one
-axis at a time, and the legal-size solver probes a single axis.
+Every op acts on each spatial axis alone, so a whole input shape is solved one axis at a time,
+and the legal-size solver probes a single axis. Kernels, strides and factors may differ per axis
+(an int is the same on every axis, a tuple gives one per axis).
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ class SizeError(Exception):
         super().__init__(f"{node.name} gets {size}: {reason}")
 
 
-def conv_size(node: Node, n: int) -> int:
+def _on(value, axis: int) -> int:
+    return value if isinstance(value, int) else value[axis]
+
+
+def conv_size(node: Node, n: int, axis: int = 0) -> int:
     a = node.attrs
-    k, s, d = a["kernel"], a["stride"], a["dilation"]
+    k, s, d = _on(a["kernel"], axis), _on(a["stride"], axis), a["dilation"]
     reach = (k - 1) * d + 1
     if a["padding"] == "valid":
         if n < reach:
             raise SizeError(node, n, f"smaller than the kernel's reach of {reach}")
-        if (n - reach) % s:
+        if (n - reach) % s and not a.get("floor"):
             raise SizeError(node, n, f"a valid conv of kernel {k}, stride {s} leaves a remainder "
                                      f"(needs {reach} + a multiple of {s})")
         return (n - reach) // s + 1
@@ -35,23 +40,27 @@ def conv_size(node: Node, n: int) -> int:
     return n // s
 
 
-def transpose_size(node: Node, n: int) -> int:
+def transpose_size(node: Node, n: int, axis: int = 0) -> int:
     # Padding "same" makes a transposed conv scale the size exactly by its stride.
-    return n * node.attrs["stride"]
+    return n * _on(node.attrs["stride"], axis)
 
 
-def pool_size(node: Node, n: int) -> int:
-    f = node.attrs["factor"]
+def pool_size(node: Node, n: int, axis: int = 0) -> int:
+    f = _on(node.attrs["factor"], axis)
+    if node.attrs.get("floor"):  # drops the last rows, as PyTorch's pooling does
+        if n < f:
+            raise SizeError(node, n, f"smaller than the pool size {f}")
+        return n // f
     if n % f:
         raise SizeError(node, n, f"not a multiple of the pool size {f}, so it does not tile seamlessly")
     return n // f
 
 
-def upsample_size(node: Node, n: int) -> int:
-    return n * node.attrs["factor"]
+def upsample_size(node: Node, n: int, axis: int = 0) -> int:
+    return n * _on(node.attrs["factor"], axis)
 
 
-def same_size(node: Node, n: int) -> int:
+def same_size(node: Node, n: int, axis: int = 0) -> int:
     return n
 
 
@@ -84,8 +93,9 @@ UNARY: dict[str, Callable[[Node, int], int]] = {
 ALIGN: dict[str, Callable[[Node, int, int], tuple[int, int]]] = {"crop": crop_amount, "pad": pad_amount}
 
 
-def infer_axis(nodes: list[Node], n: int) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
-    """Sizes of every node on one axis for input size ``n``, and each crop/pad as (before, after).
+def infer_axis(nodes: list[Node], n: int, axis: int = 0) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """Sizes of every node on spatial axis ``axis`` for input size ``n``, and each crop/pad as
+    (before, after). A pad without ``like`` pads by its fixed ``amounts`` (a strided conv's padding).
 
     Raises ``SizeError`` at the first layer that cannot take its size.
     """
@@ -98,7 +108,15 @@ def infer_axis(nodes: list[Node], n: int) -> tuple[dict[str, int], dict[str, tup
                 raise SizeError(node, n, "not a positive size")
             sizes[node.name] = n
         elif kind in UNARY:
-            sizes[node.name] = UNARY[kind](node, sizes[node.inputs[0]])
+            sizes[node.name] = UNARY[kind](node, sizes[node.inputs[0]], axis)
+        elif kind == "pad" and node.like is None:
+            before, after = node.attrs["amounts"][axis]
+            stride = _on(node.attrs["stride"], axis)
+            if sizes[node.inputs[0]] % stride:  # the strided conv it pads for tiles only whole strides
+                raise SizeError(node, sizes[node.inputs[0]], f"not a multiple of the stride {stride} of the conv "
+                                                             f"it pads for, so it does not tile seamlessly")
+            amounts[node.name] = (before, after)
+            sizes[node.name] = sizes[node.inputs[0]] + before + after
         elif kind in ALIGN:
             target = sizes[node.like]
             amounts[node.name] = ALIGN[kind](node, sizes[node.inputs[0]], target)

@@ -20,36 +20,43 @@ MAX_PERIOD = 4096
 _FAR = 1 << 20  # k this large clears every lower bound that valid convs put on a size
 
 
-def _legal(nodes: list[Node], n: int) -> dict[str, int] | None:
+def _legal_on(nodes: list[Node], n: int, axis: int = 0) -> dict[str, int] | None:
     try:
-        return infer_axis(nodes, n)[0]
+        return infer_axis(nodes, n, axis)[0]
     except SizeError:
         return None
 
 
-_SHAPE_ATTRS = ("kernel", "stride", "dilation", "padding", "factor")
+_SHAPE_ATTRS = ("kernel", "stride", "dilation", "padding", "factor", "floor", "amounts")
 _cache: dict[tuple, SizeRule | None] = {}
 
 
-def solve_sizes(nodes: list[Node], period: int, heads: dict[str, str], bottleneck_in: str) -> SizeRule | None:
+def solve_sizes(nodes: list[Node], period: int, heads: dict[str, str], bottleneck_in: str,
+                axis: int = 0) -> SizeRule | None:
     """The legal-size rule of one axis, or None when there is none (or it is not one progression).
 
     Memoised on what sizes depend on (kinds, wiring, kernels, strides, padding), not on channels:
     a sweep over filters or blocks solves once.
     """
-    key = (period, bottleneck_in, tuple(heads.items()),
+    key = (period, bottleneck_in, axis, tuple(heads.items()),
            tuple((n.name, n.kind, n.inputs, n.like, tuple(n.attrs.get(a) for a in _SHAPE_ATTRS)) for n in nodes))
     if key not in _cache:
         if len(_cache) > 1024:
             _cache.clear()
-        _cache[key] = _solve(nodes, period, heads, bottleneck_in)
+        _cache[key] = _solve(nodes, period, heads, bottleneck_in, axis)
     return _cache[key]
 
 
-def _solve(nodes: list[Node], period: int, heads: dict[str, str], bottleneck_in: str) -> SizeRule | None:
+def _solve(nodes: list[Node], period: int, heads: dict[str, str], bottleneck_in: str, axis: int) -> SizeRule | None:
     if period > MAX_PERIOD:
         return None
+
+    def _legal(nodes: list[Node], n: int) -> dict[str, int] | None:
+        return _legal_on(nodes, n, axis)
+
     residues = [r for r in range(period) if _legal(nodes, period * _FAR + r) is not None]
+    if period > 1 and len(residues) == period:  # pooling that floors, with the up-sampled feature padded
+        return _solve(nodes, 1, heads, bottleneck_in, axis)
     if len(residues) != 1:
         return None
     r = residues[0]

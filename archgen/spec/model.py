@@ -11,17 +11,25 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 Padding = Literal["valid", "same"]
-Norm = Literal["none", "batch", "group", "layer"]
-# Keras activation names that need no arguments; "linear" means none.
+Norm = Literal["none", "batch", "group", "layer", "instance"]
+# Keras activation names; "linear" means none. prelu learns its slope (one parameter, as PyTorch's
+# nn.PReLU()); leaky_relu takes the block's ``negative_slope``.
 Activation = Literal[
-    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish",
+    "linear", "relu", "relu6", "leaky_relu", "prelu", "elu", "selu", "gelu", "silu", "swish",
     "mish", "tanh", "sigmoid", "hard_sigmoid", "softplus", "softsign", "softmax",
 ]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
 # Upper bounds far above any network in use, low enough that planning stays instant.
 Count = Annotated[int, Field(ge=1, le=64)]  # convs, kernel sizes, dilations, factors, levels
 Channels = Annotated[int, Field(ge=1, le=1 << 16)]  # filters, classes, groups
+# A stage's filters: the short form's multiplier may reach past Channels; the size guard refuses
+# a network too large to build, with a better message than a bound here.
+StageChannels = Annotated[int, Field(ge=1, le=1 << 30)]
 Size = Annotated[int, Field(ge=1, le=(1 << 31) - 1)]  # an input size along one axis
+# One value for every spatial axis, or one per axis (anisotropic 3D: [1, 3, 3]).
+PerAxis = Count | Annotated[list[Count], Field(min_length=1, max_length=3)]
+Slope = Annotated[float, Field(ge=0.0, le=1.0)]
+Epsilon = Annotated[float, Field(gt=0.0, le=1.0)]
 
 
 def tagged(default: str, *models: type[BaseModel]):
@@ -65,8 +73,17 @@ class _BlockBase(Strict):
     """Dilation rate of every conv."""
     activation: Activation = "relu"
     """Activation after each conv (after the normalisation, if any)."""
+    negative_slope: Slope | None = None
+    """Slope of leaky_relu below zero; null means Keras's 0.2 (PyTorch's default is 0.01, MONAI's
+    BasicUNet uses 0.1). Only with ``activation: leaky_relu``."""
     norm: Norm = "none"
-    """Normalisation after each conv."""
+    """Normalisation after each conv: batch, group (``groups``), layer, or instance (a group norm
+    with one group per channel, as PyTorch's InstanceNorm: statistics per sample and channel)."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of the normalisation; null means Keras's 0.001 (PyTorch's norms use 0.00001)."""
+    norm_affine: bool = True
+    """Whether the normalisation learns a scale and shift (PyTorch's ``affine``; InstanceNorm's
+    default there is false, nnU-Net and MONAI set it true)."""
     bias: bool | None = None
     """Whether the convs have a bias; null means only without a norm (a norm's shift makes it redundant)."""
     inner_ratio: float = Field(default=1.0, gt=0)
@@ -95,12 +112,19 @@ class ResidualBlock(_BlockBase):
 Block = tagged("conv", ConvBlock, ResidualBlock)
 
 
+OddSizes = Literal["refuse", "floor"]
+
+
 class MaxPool(Strict):
     """Max pooling with window = stride = ``factor``."""
 
     type: Literal["maxpool"] = "maxpool"
     factor: int = Field(default=2, ge=2, le=64)
-    """Down-sampling factor on every spatial axis."""
+    """Down-sampling factor on every spatial axis (with ``encoder.stages``, each stage's ``stride``)."""
+    odd_sizes: OddSizes = "refuse"
+    """A size the factor does not divide: refuse it (every legal size tiles seamlessly), or floor it,
+    dropping the last rows as PyTorch's pooling does (MONAI's BasicUNet); pair floor with
+    ``decoder.align: pad`` so any input size works."""
 
 
 class AvgPool(Strict):
@@ -108,7 +132,9 @@ class AvgPool(Strict):
 
     type: Literal["avgpool"] = "avgpool"
     factor: int = Field(default=2, ge=2, le=64)
-    """Down-sampling factor on every spatial axis."""
+    """Down-sampling factor on every spatial axis (with ``encoder.stages``, each stage's ``stride``)."""
+    odd_sizes: OddSizes = "refuse"
+    """A size the factor does not divide: refuse it, or floor it (see ``maxpool``)."""
 
 
 class StridedConv(Strict):
@@ -123,7 +149,16 @@ class StridedConv(Strict):
     """Activation after the strided conv."""
 
 
-Downsample = tagged("maxpool", MaxPool, AvgPool, StridedConv)
+class StrideFirstConv(Strict):
+    """No layer of its own: the first conv of the next stage strides by ``factor`` and changes the
+    channels (nnU-Net's PlainConvUNet, MONAI's DynUNet)."""
+
+    type: Literal["stride"] = "stride"
+    factor: int = Field(default=2, ge=2, le=64)
+    """Down-sampling factor on every spatial axis (with ``encoder.stages``, each stage's ``stride``)."""
+
+
+Downsample = tagged("maxpool", MaxPool, AvgPool, StridedConv, StrideFirstConv)
 
 
 class TransposeUp(Strict):
@@ -165,6 +200,9 @@ class ConcatMerge(Strict):
     """Concatenate the up-sampled feature and the skip on the channel axis."""
 
     type: Literal["concat"] = "concat"
+    order: Literal["up_skip", "skip_up"] = "up_skip"
+    """Channel order of the concatenation: the up-sampled feature first (nnU-Net, DynUNet) or the
+    skip first (MONAI's BasicUNet, AttentionUnet). Same counts; matters when copying weights."""
 
 
 class AddMerge(Strict):
@@ -186,6 +224,37 @@ Merge = tagged("concat", ConcatMerge, AddMerge, AttentionMerge)
 Align = Literal["crop", "pad", "resize", "none"]
 
 
+class EncoderStage(Strict):
+    """One encoder stage, as a row of nnU-Net's plans (the last stage is the bottleneck)."""
+
+    filters: StageChannels
+    """Output channels of the stage's convs."""
+    convs: Count = 2
+    """Convolutions per block."""
+    blocks: Count = 1
+    """Blocks in a row; each residual block adds its own shortcut."""
+    kernel_size: PerAxis = 3
+    """Kernel size of the stage's convs: one for every spatial axis, or one per axis ([1, 3, 3])."""
+    stride: PerAxis = 1
+    """Down-sampling into this stage (by ``encoder.downsample``): one factor for every spatial axis or
+    one per axis ([1, 2, 2]); 1 is none. The decoder up-samples by the same factors."""
+
+
+class DecoderStage(Strict):
+    """One decoder stage: up-sampling from the stage below, the skip joined, then convs."""
+
+    filters: StageChannels
+    """Output channels of the stage's convs."""
+    convs: Count = 2
+    """Convolutions per block."""
+    blocks: Count = 1
+    """Blocks in a row."""
+    kernel_size: PerAxis = 3
+    """Kernel size of the stage's convs: one for every spatial axis, or one per axis."""
+    up_filters: StageChannels | None = None
+    """Output channels of the up-sampling that feeds this stage; null means the stage's ``filters``."""
+
+
 class EncoderSpec(Strict):
     """The contracting path: ``depth`` levels each ending in a down-sampling, then the bottleneck."""
 
@@ -202,6 +271,9 @@ class EncoderSpec(Strict):
     """The block applied at each level and at the bottleneck."""
     downsample: Downsample = MaxPool()
     """How each level is down-sampled."""
+    stages: list[EncoderStage] | None = Field(default=None, min_length=1, max_length=13)
+    """The encoder stage by stage (level 1 first, bottleneck last), in place of ``depth``,
+    ``filters``, ``multiplier``, ``max_filters`` and the block's ``convs`` and ``kernel_size``."""
 
 
 class DecoderSpec(Strict):
@@ -220,6 +292,10 @@ class DecoderSpec(Strict):
     """How each level is up-sampled."""
     block: Block | None = None
     """The block of each decoder level; null reuses the encoder's."""
+    stages: list[DecoderStage] | None = Field(default=None, min_length=0, max_length=12)
+    """The decoder stage by stage, level 1 (full resolution) first: one per encoder stage but the
+    bottleneck. In place of the block's ``convs`` and ``kernel_size`` and the up-sampling's
+    ``keep_channels``; null derives them from the encoder."""
 
 
 class HeadSpec(Strict):

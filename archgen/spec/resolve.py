@@ -1,0 +1,213 @@
+"""The short form -> the canonical form: encoder and decoder as explicit stages.
+
+A config may give the encoder by global knobs (``depth``, ``filters``, ``multiplier``,
+``max_filters``, the block's ``convs`` and ``kernel_size``, the down-sampling's ``factor``) or stage
+by stage (``encoder.stages``, ``decoder.stages``), as nnU-Net's plans do. ``resolve`` turns either
+into one canonical ``ArchSpec``: every stage spelled out with its filters, convs, blocks, kernel
+size and stride per spatial axis, the decoder's stages (level 1 first) with their up-sampling
+channels, one alignment per level and the skip levels as a list. The planner reads only this form.
+
+``resolved_yaml`` prints it as a config that builds the same model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archgen.errors import PlanError
+from archgen.spec.model import ArchSpec, DecoderStage, EncoderStage
+
+# Keys of the short form that encoder.stages / decoder.stages replace.
+_ENCODER_SHORT = ("filters", "multiplier", "max_filters")
+_BLOCK_SHORT = ("convs", "kernel_size")
+
+
+def resolve(spec: ArchSpec) -> ArchSpec:
+    """The canonical form of ``spec``: the config that ``resolved_yaml`` prints, validated.
+
+    Only the keys of the canonical form are set in it, so resolving it again gives it back.
+
+    >>> from archgen.spec import load_spec
+    >>> [s.stride for s in resolve(load_spec("conf/unet.yaml")).encoder.stages]
+    [[1, 1], [2, 2], [2, 2], [2, 2], [2, 2]]
+    """
+    return ArchSpec.model_validate(resolved_data(spec))
+
+
+def stage_count(resolved: ArchSpec) -> int:
+    """Down-sampling steps of a resolved spec (its ``encoder.depth`` key is not part of the form)."""
+    return len(resolved.encoder.stages) - 1
+
+
+def _spell_out(spec: ArchSpec) -> ArchSpec:
+    ndim = spec.ndim
+    enc, dec = spec.encoder, spec.decoder
+    enc_stages = _encoder_stages(spec, ndim)
+    depth = len(enc_stages) - 1
+    dec_block = dec.block or enc.block
+    dec_stages = _decoder_stages(spec, enc_stages, ndim)
+    skips = _skips(spec, depth)
+    from archgen.planner.graph import per_level
+
+    align = per_level(dec.align, depth, "decoder.align", depth)
+    down = enc.downsample.model_copy(update={"factor": 2}) if "factor" in enc.downsample.model_fields_set \
+        else enc.downsample
+    up = dec.upsample.model_copy(update={"keep_channels": False, "factor": 2})
+    encoder = enc.model_copy(update={
+        "depth": depth, "filters": [s.filters for s in enc_stages], "multiplier": 2.0, "max_filters": None,
+        "block": _style(enc.block), "downsample": down, "stages": enc_stages})
+    decoder = dec.model_copy(update={
+        "skips": skips, "align": list(align), "upsample": up, "block": _style(dec_block), "stages": dec_stages})
+    return spec.model_copy(update={"encoder": encoder, "decoder": decoder})
+
+
+def _style(block):
+    """The block with the short-form keys the stages replace back at their defaults."""
+    return block.model_copy(update={"convs": 2, "kernel_size": 3})
+
+
+def per_axis(value: int | list[int], ndim: int, path: str) -> list[int]:
+    """One value per spatial axis: a scalar is broadcast, a list must have ``ndim`` entries."""
+    if isinstance(value, int):
+        return [value] * ndim
+    if len(value) != ndim:
+        raise PlanError(f"has {len(value)} entries; the input has {ndim} spatial "
+                        f"ax{'is' if ndim == 1 else 'es'}, so give {ndim} (or one number for all)",
+                        path=path, value=value)
+    return list(value)
+
+
+def _set_explicitly(model, keys) -> list[str]:
+    return [k for k in keys if k in model.model_fields_set]
+
+
+def _encoder_stages(spec: ArchSpec, ndim: int) -> list[EncoderStage]:
+    enc = spec.encoder
+    down = enc.downsample
+    if enc.stages is not None:
+        clash = _set_explicitly(enc, _ENCODER_SHORT) + [f"block.{k}" for k in _set_explicitly(enc.block, _BLOCK_SHORT)]
+        if "depth" in enc.model_fields_set and enc.depth != len(enc.stages) - 1:
+            clash.insert(0, "depth")
+        if "factor" in down.model_fields_set:
+            clash.append("downsample.factor")
+        if clash:
+            raise PlanError(f"encoder.stages gives these per stage; remove encoder.{clash[0]} (or encoder.stages)",
+                            path=f"encoder.{clash[0]}", value=_get(enc, clash[0]))
+        stages = []
+        for i, stage in enumerate(enc.stages):
+            path = f"encoder.stages[{i}]"
+            stride = per_axis(stage.stride, ndim, path + ".stride")
+            if i == 0 and any(s != 1 for s in stride) and down.type != "stride":
+                raise PlanError(f"the first stage reads the input; only encoder.downsample.type=stride "
+                                f"(its first conv strides) can down-sample there, not {down.type}; use 1",
+                                path=path + ".stride", value=stage.stride)
+            if i > 0 and all(s == 1 for s in stride) and down.type != "stride":
+                raise PlanError(f"a {down.type} down-sampling needs a stride above 1 on some axis; "
+                                f"with 1 on every axis use encoder.downsample.type=stride",
+                                path=path + ".stride", value=stage.stride)
+            stages.append(stage.model_copy(update={
+                "kernel_size": per_axis(stage.kernel_size, ndim, path + ".kernel_size"), "stride": stride}))
+        return stages
+    from archgen.planner.graph import level_filters, per_level  # the short form's rules live there
+
+    filters = level_filters(spec)
+    kernels = per_level(enc.block.kernel_size, enc.depth + 1, "encoder.block.kernel_size", enc.depth)
+    return [EncoderStage(filters=f, convs=enc.block.convs, blocks=1, kernel_size=[k] * ndim,
+                         stride=[1 if i == 0 else down.factor] * ndim)
+            for i, (f, k) in enumerate(zip(filters, kernels))]
+
+
+def _get(model, dotted: str) -> Any:
+    for part in dotted.split("."):
+        model = getattr(model, part)
+    return model
+
+
+def _decoder_stages(spec: ArchSpec, enc_stages: list[EncoderStage], ndim: int) -> list[DecoderStage]:
+    dec = spec.decoder
+    depth = len(enc_stages) - 1
+    up = dec.upsample
+    if "factor" in up.model_fields_set and spec.encoder.stages is not None:
+        raise PlanError("the decoder up-samples by the strides of encoder.stages; remove decoder.upsample.factor",
+                        path="decoder.upsample.factor", value=up.factor)
+    if spec.encoder.stages is None and up.factor != spec.encoder.downsample.factor and depth > 0:
+        raise PlanError(f"the decoder up-samples by the factor the encoder down-sampled with, "
+                        f"encoder.downsample.factor={spec.encoder.downsample.factor}; remove decoder.upsample.factor "
+                        f"or make them equal", path="decoder.upsample.factor", value=up.factor)
+    if dec.stages is not None:
+        block = dec.block or spec.encoder.block
+        clash = [f"block.{k}" for k in _set_explicitly(block, _BLOCK_SHORT)] if dec.block else []
+        if "keep_channels" in up.model_fields_set:
+            clash.append("upsample.keep_channels")
+        if clash:
+            raise PlanError(f"decoder.stages gives these per stage; remove decoder.{clash[0]} (or decoder.stages)",
+                            path=f"decoder.{clash[0]}", value=_get(dec, clash[0]))
+        if len(dec.stages) != depth:
+            raise PlanError(f"has {len(dec.stages)} entries; the encoder has {depth + 1} stages, so the decoder "
+                            f"needs {depth} (level 1 first)", path="decoder.stages", value=f"{len(dec.stages)} stages")
+        return [s.model_copy(update={
+            "kernel_size": per_axis(s.kernel_size, ndim, f"decoder.stages[{i}].kernel_size"),
+            "up_filters": s.up_filters or s.filters}) for i, s in enumerate(dec.stages)]
+    from archgen.planner.graph import per_level
+
+    block = dec.block or spec.encoder.block
+    path = "decoder.block" if dec.block else "encoder.block"
+    kernels = per_level(block.kernel_size, depth + 1, path + ".kernel_size", depth)
+    filters = [s.filters for s in enc_stages]
+    stages: list[DecoderStage] = []
+    below = filters[depth]  # channels that reach the deepest decoder level
+    for level in range(depth, 0, -1):
+        f = filters[level - 1]
+        stages.insert(0, DecoderStage(filters=f, convs=block.convs, blocks=1, kernel_size=[kernels[level - 1]] * ndim,
+                                      up_filters=below if up.keep_channels else f))
+        below = f
+    return stages
+
+
+def _skips(spec: ArchSpec, depth: int) -> list[int]:
+    skips = spec.decoder.skips
+    if skips == "all":
+        return list(range(1, depth + 1))
+    if skips == "none":
+        return []
+    for i, level in enumerate(skips):
+        if level > depth:
+            raise PlanError(f"no encoder level {level}; with encoder.depth={depth} skips come from levels 1..{depth}",
+                            path=f"decoder.skips[{i}]", value=level)
+    return sorted(set(skips))
+
+
+def resolved_data(spec: ArchSpec) -> dict[str, Any]:
+    """The canonical form as plain data: only the keys that the stages do not replace."""
+    data = _spell_out(spec).model_dump(mode="json")
+    enc, dec = data["encoder"], data["decoder"]
+    for key in ("depth", *_ENCODER_SHORT):
+        enc.pop(key)
+    enc["downsample"].pop("factor")
+    dec["upsample"].pop("factor")
+    dec["upsample"].pop("keep_channels")
+    for block in (enc["block"], dec["block"]):
+        for key in _BLOCK_SHORT:
+            block.pop(key)
+    # Field order of a config: the stages last in each part, where a reader expects the table.
+    enc["stages"] = enc.pop("stages")
+    dec["stages"] = dec.pop("stages")
+    return data
+
+
+def resolved_yaml(spec: ArchSpec) -> str:
+    """The canonical form as a YAML config that builds the same model (``summary --resolved``)."""
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _list(dumper, value):
+        flow = all(not isinstance(v, (dict, list)) for v in value)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+    _Dumper.add_representer(list, _list)
+    header = "# yaml-language-server: $schema=../schema/archgen.schema.json\n"
+    header += f"# {spec.name}: the canonical form, every stage spelled out\n"
+    return header + yaml.dump(resolved_data(spec), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                              width=100)

@@ -1,0 +1,95 @@
+"""Helpers for comparing archgen with the PyTorch networks it reproduces: counts, shapes, weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from archgen.planner import make_plan
+from archgen.spec import load_spec
+from tests.conftest import CONF
+
+PEERS = CONF / "peers"
+
+
+def plan_of(name: str, shape: list[int] | None = None):
+    overrides = [f"input.shape=[{','.join(map(str, shape))}]"] if shape else []
+    return make_plan(load_spec(PEERS / f"{name}.yaml", overrides))
+
+
+def torch_counts(module) -> tuple[int, int]:
+    """(trainable parameters, buffers such as batch norm's running statistics)."""
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    buffers = sum(b.numel() for name, b in module.named_buffers() if not name.endswith("num_batches_tracked"))
+    return trainable, buffers
+
+
+def keras_counts(model) -> tuple[int, int]:
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return trainable, model.count_params() - trainable
+
+
+def channels_last(array: np.ndarray) -> np.ndarray:
+    return np.moveaxis(array, 1, -1)
+
+
+def copy_weights(model, pairs) -> None:
+    """Copy PyTorch modules' weights into the Keras layers of the same role.
+
+    ``pairs``: (Keras layer name, torch module). Conv weights (out, in, *k) become (*k, in, out);
+    transposed conv weights (in, out, *k) become (*k, out, in); norms copy scale and shift.
+    """
+    import torch
+
+    done = set()
+    for name, module in pairs:
+        layer = model.get_layer(name)
+        if isinstance(module, torch.nn.modules.conv._ConvTransposeNd):
+            w = module.weight.detach().numpy()
+            weights = [np.transpose(w, (*range(2, w.ndim), 1, 0))]
+        elif isinstance(module, torch.nn.modules.conv._ConvNd):
+            w = module.weight.detach().numpy()
+            weights = [np.transpose(w, (*range(2, w.ndim), 1, 0))]
+        elif isinstance(module, torch.nn.PReLU):
+            weights = [module.weight.detach().numpy().reshape(layer.get_weights()[0].shape)]
+            layer.set_weights(weights)
+            done.add(name)
+            continue
+        else:  # a norm: scale, shift (and running statistics for batch norm)
+            weights = [module.weight.detach().numpy()]
+        if getattr(module, "bias", None) is not None:
+            weights.append(module.bias.detach().numpy())
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            weights += [module.running_mean.numpy(), module.running_var.numpy()]
+        layer.set_weights(weights)
+        done.add(name)
+    trainable = {w.path.split("/")[0] for w in model.weights}
+    missing = trainable - done
+    assert not missing, f"layers with weights that got none: {sorted(missing)}"
+
+
+def randomize(module, seed: int = 0) -> None:
+    """Non-trivial norm scales and biases, so a copy that mixed them up would show."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith("bias") or p.ndim == 1:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1 + (1.0 if name.endswith("weight") else 0.0))
+
+
+def compare_outputs(model, net, shape: tuple[int, ...], outputs: list, tol: float = 1e-4, seed: int = 0) -> None:
+    """Run both on one random input (batch 2) and require the outputs within ``tol``."""
+    import torch
+
+    x = np.random.default_rng(seed).normal(size=(2, *shape)).astype("float32")  # channels first
+    with torch.no_grad():
+        ys_torch = outputs(net, torch.from_numpy(x))
+    ys = model(channels_last(x))
+    ys = ys if isinstance(ys, (list, tuple)) else [ys]
+    assert len(ys) == len(ys_torch)
+    for y, yt in zip(ys, ys_torch):
+        yt = channels_last(yt.numpy())
+        assert y.shape == yt.shape
+        scale = max(1.0, float(np.abs(yt).max()))
+        np.testing.assert_allclose(np.asarray(y), yt, atol=tol * scale, rtol=0)
