@@ -6,13 +6,33 @@ Conventions (also printed by ``summary``):
   bias adds, activations, norms and pools are left out (well under 1% of a U-Net).
 - Weights are float32 variables whatever the compute dtype (Keras mixed precision keeps
   float32 variables); activations are stored in the compute dtype.
-- Activations kept for backprop: every layer's output (what TensorFlow's gradient tape holds
-  on to for a conv net), times the batch.
 - Training estimate = weights + gradients (float32) + optimizer state (Adam: 2 float32 moments
-  per parameter) + activations kept for backprop. Framework workspace (cuDNN scratch, allocator
-  slack) is not modelled.
-- Inference peak: the largest set of layer outputs alive at once when the layers run in build
-  order (a tensor lives until its last consumer has run), times the batch.
+  per parameter; the iteration counter is left out) + ``activation_bytes`` + ``RUNTIME_BYTES``.
+  ``activation_bytes`` is the peak, over a simulated TensorFlow step (``train_peak_elements``),
+  of the tensors that grow with the batch: the input batch, the loss's tensors and labels, the
+  tensors each layer's backward pass reads (a conv's input, a ReLU/sigmoid's output, a max
+  pool's input and output, a norm's input and one normalised copy), the gradients in flight
+  (a tensor read by several layers holds every contribution until the last arrives) and the
+  temporaries of the layer being differentiated (a conv's: copies of its input and output, as
+  oneDNN reorders them; a norm's: three of its size).
+- Calibrated, not derived (benchmarks/memory.py, CPU, TensorFlow 2.21, Keras 3.15, 2 threads):
+  the norm's kept copy and three temporaries (Keras 3 batch norm is unfused: tf.nn.moments +
+  tf.nn.batch_normalization) and the conv's two copies were chosen to match measured peaks;
+  ``RUNTIME_BYTES`` (200 MiB) is a measured constant of TensorFlow's CPU runtime: what the
+  process's peak RSS holds beyond TensorFlow's own tensor allocator peak in a training step
+  (traced graphs, grappler, oneDNN primitives, malloc arenas; 190-270 MiB measured). With them
+  the estimate is within 20% of the measured peak RSS for the seed U-Net, a batch-norm residual
+  U-Net and the 3D U-Net at two batch sizes each.
+- Inference peak: the weights, plus the largest set of layer outputs alive at once when the
+  layers run in build order (a tensor lives until its last consumer has run) with, at a 1D/2D
+  conv, copies of its input and output (measured, not derived: TensorFlow's 2D convs on CPU
+  peak at twice the live outputs, its 3D convs do not), times the batch. No runtime constant:
+  the process holds 60-90 MiB beyond TensorFlow's tensors, inside the 20%.
+- Left out: TensorFlow's own baseline (import and runtime start, ~670 MiB RSS on CPU), allocator
+  slack beyond the measured constant (fragmentation grows with step count and batch; the second
+  step's peak is 5-15% above the first's), XLA, GPU workspace (cuDNN scratch, the BFC
+  allocator's rounding) and threads: more cores mean more per-thread scratch. No GPU was
+  measured: on a GPU the figures are an estimate, not a calibrated one.
 """
 
 from __future__ import annotations
@@ -56,7 +76,11 @@ def layer_elements(plan: Plan) -> dict[str, int] | None:
     return out
 
 
-def inference_peak_elements(plan: Plan, elements: dict[str, int]) -> int:
+def inference_peak_elements(plan: Plan, elements: dict[str, int], workspace: bool = False) -> int:
+    """The most elements (one sample) alive at once when the layers run in build order; a
+    tensor lives until its last consumer has run. ``workspace``: add, while a 1D/2D conv runs,
+    copies of its input and output (measured on CPU: TensorFlow's 2D convs hold them, its 3D
+    convs do not)."""
     last_use = {}
     for i, layer in enumerate(plan.layers):
         for name in layer.inputs:
@@ -65,7 +89,10 @@ def inference_peak_elements(plan: Plan, elements: dict[str, int]) -> int:
     live, peak = 0, 0
     for i, layer in enumerate(plan.layers):
         live += elements[layer.name]
-        peak = max(peak, live)
+        extra = 0
+        if workspace and plan.ndim <= 2 and layer.kind in ("conv", "conv_transpose"):
+            extra = elements[layer.name] + sum(elements[m] for m in layer.inputs)
+        peak = max(peak, live + extra)
         for name in set(layer.inputs):
             if last_use[name] == i and name not in outputs:
                 live -= elements[name]
@@ -134,16 +161,141 @@ def receptive_field(plan: Plan) -> int:
     return widest
 
 
+# Activations whose gradient TensorFlow computes from the activation's output (kept for backprop);
+# the others (leaky_relu, gelu, swish, ...) keep their input instead.
+_GRAD_FROM_OUTPUT = {"relu", "sigmoid", "tanh", "softmax", "elu", "exponential", "relu6"}
+
+
+def _saved_by(layer: LayerPlan, elements: dict[str, int]) -> tuple[list[str], int]:
+    """What ``layer``'s backward pass reads, in TensorFlow: the names of tensors of the plan it
+    keeps alive until then, and the elements of its own intermediates it keeps."""
+    kind, a = layer.kind, layer.attrs
+    act = a.get("activation") or "linear"
+    own = [] if act == "linear" else [layer.name] if act in _GRAD_FROM_OUTPUT else []
+    extra = elements[layer.name] if act not in ("linear", *_GRAD_FROM_OUTPUT) else 0  # pre-activation
+    if kind in ("conv", "conv_transpose"):  # the filter gradient reads the input
+        return [*layer.inputs, *own], extra
+    if kind == "activation":
+        return ([layer.name] if act in _GRAD_FROM_OUTPUT else list(layer.inputs)), 0
+    if kind == "norm":  # batch norm: its input; group/layer norm also a normalised copy
+        return list(layer.inputs), NORM_KEPT * elements[layer.name]
+    if kind == "maxpool":
+        return [*layer.inputs, layer.name], 0
+    if kind in ("multiply",) or (kind in ("upsample", "resize") and a.get("interpolation", "bilinear") != "nearest"):
+        return list(layer.inputs), 0
+    if kind == "dropout":
+        return [], elements[layer.name]  # the mask
+    return [], 0  # input, crop, pad, concat, add, avgpool, nearest up-sampling: shapes only
+
+
+CONV_COPIES = 2  # calibrated: a conv's backward holds reordered copies of its input and output
+NORM_KEPT = 1  # calibrated: a norm keeps one normalised copy of its output size for backprop
+NORM_TEMPORARIES = 3  # calibrated: a norm's backward holds three temporaries of its size
+RUNTIME_BYTES = 200 * 2**20  # measured: TensorFlow's CPU runtime beyond its tensors in a training step
+
+
+def _backward_workspace(layer: LayerPlan, elements: dict[str, int]) -> int:
+    """Temporaries of one layer's backward pass beyond the gradients it returns."""
+    n = elements[layer.name]
+    if layer.kind in ("conv", "conv_transpose"):
+        return CONV_COPIES * (n + sum(elements[m] for m in layer.inputs)) // 2
+    if layer.kind == "norm":
+        return NORM_TEMPORARIES * n
+    return 0
+
+
+def train_peak_elements(plan: Plan, elements: dict[str, int]) -> int:
+    """Peak elements (one sample) alive during a TensorFlow training step, by simulation.
+
+    Forward in build order: each output lives until its last consumer has run, or, when a
+    backward pass reads it (``_saved_by``), until that backward has run. Each head's loss keeps
+    two tensors the size of the head (its backprop and the labels). Backward in reverse build
+    order: a layer holds the gradient of its output (the sum of its consumers' contributions,
+    which are all held until the last arrives: TensorFlow's AddN), of its pre-activation for a
+    non-linear activation, and allocates one gradient per input (a crop's is the size of its
+    input, zero-padded). A layer's saved tensors go once every layer reading them is done. The
+    input batch is alive throughout; gradients with respect to it are not computed.
+    """
+    layers = {layer.name: layer for layer in plan.layers}
+    readers: dict[str, int] = {}  # backward passes that read a tensor
+    extra: dict[str, int] = {}
+    saved: dict[str, list[str]] = {}
+    for layer in plan.layers:
+        names, extra[layer.name] = _saved_by(layer, elements)
+        saved[layer.name] = names
+        for name in set(names):
+            readers[name] = readers.get(name, 0) + 1
+    last_use = {}
+    for i, layer in enumerate(plan.layers):
+        for name in layer.inputs:
+            last_use[name] = i
+    heads = set(plan.outputs.values())
+    live = peak = sum(elements[layer.name] for layer in plan.layers if layer.kind == "input")  # the batch
+    alive: set[str] = set()
+    for i, layer in enumerate(plan.layers):  # forward
+        if layer.kind == "input":
+            continue  # counted above
+        live += elements[layer.name] + extra[layer.name]
+        alive.add(layer.name)
+        if layer.name in heads:
+            live += 2 * elements[layer.name]
+        peak = max(peak, live)
+        for name in set(layer.inputs):
+            if last_use[name] == i and not readers.get(name) and name not in heads and layers[name].kind != "input":
+                live -= elements[name]
+                alive.discard(name)
+    needs_grad: dict[str, bool] = {}  # a gradient with respect to this output is computed
+    for layer in plan.layers:
+        needs_grad[layer.name] = layer.kind != "input" and (
+            layer.params > 0 or any(needs_grad[n] for n in layer.inputs))
+    held = {name: elements[name] for name in heads}  # gradient contributions waiting (in live)
+    count = {name: 1 for name in heads}
+    for layer in reversed(plan.layers):  # backward
+        name, n = layer.name, elements[layer.name]
+        if name not in held:
+            continue
+        if count[name] > 1:  # AddN: the sum, then its parts go
+            live += n
+            peak = max(peak, live)
+            live -= held[name]
+        if name in heads:
+            live -= n  # the labels' share of the loss's tensors
+        fused = layer.kind in ("conv", "conv_transpose") and (layer.attrs.get("activation") or "linear") != "linear"
+        temp = n if fused else 0  # the gradient of a conv's pre-activation
+        temp += _backward_workspace(layer, elements)
+        for m in layer.inputs:
+            if needs_grad[m]:
+                live += elements[m]
+                held[m] = held.get(m, 0) + elements[m]
+                count[m] = count.get(m, 0) + 1
+        peak = max(peak, live + temp)
+        live -= n + extra[name]  # this layer's output gradient and its own saved intermediates
+        del held[name]
+        for s_name in set(saved[name]):
+            readers[s_name] -= 1
+            if readers[s_name] == 0 and s_name in alive and layers[s_name].kind != "input":
+                alive.discard(s_name)
+                live -= elements[s_name]
+        if name in alive and not readers.get(name):
+            alive.discard(name)
+            live -= n
+    return peak
+
+
 def activation_bytes(plan: Plan, batch: int = 1, dtype: str = "float32") -> int | None:
-    """Every layer's output for ``batch`` samples in ``dtype``; None when a size is left open."""
+    """The part of a training step's memory that grows with the batch: the tensors alive at the
+    step's peak (``train_peak_elements``) for ``batch`` samples in ``dtype``; None when a size
+    is left open."""
     elements = layer_elements(plan)
-    return None if elements is None else sum(elements.values()) * DTYPE_BYTES[dtype] * batch
+    return None if elements is None else train_peak_elements(plan, elements) * DTYPE_BYTES[dtype] * batch
 
 
 def training_bytes(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str = "adam") -> int | None:
-    """Weights, gradients and optimizer slots (float32), plus the activations kept for backprop."""
+    """Weights, gradients and optimizer slots (float32), ``activation_bytes`` and TensorFlow's
+    runtime constant ``RUNTIME_BYTES``: the batch-independent part plus ``activation_bytes``
+    (``fit.max_batch`` relies on that split)."""
     activations = activation_bytes(plan, batch, dtype)
-    state = plan.total_params * WEIGHT_BYTES * (2 + OPTIMIZER_SLOTS[optimizer])
+    state = plan.total_params * WEIGHT_BYTES * (2 + OPTIMIZER_SLOTS[optimizer]) + RUNTIME_BYTES
     return None if activations is None else state + activations
 
 
@@ -155,11 +307,13 @@ def plan_cost(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str
     204
     """
     elements = layer_elements(plan)
-    peak = None if elements is None else inference_peak_elements(plan, elements) * DTYPE_BYTES[dtype] * batch
+    weights = plan.total_params * WEIGHT_BYTES
+    peak = None if elements is None else (
+        weights + inference_peak_elements(plan, elements, workspace=True) * DTYPE_BYTES[dtype] * batch)
     return Cost(
         batch=batch, dtype=dtype, optimizer=optimizer, params=plan.total_params,
         flops=None if plan.total_flops is None else plan.total_flops * batch,
-        weight_bytes=plan.total_params * WEIGHT_BYTES,
+        weight_bytes=weights,
         activation_bytes=activation_bytes(plan, batch, dtype),
         inference_peak_bytes=peak,
         training_bytes=training_bytes(plan, batch, dtype, optimizer),

@@ -8,7 +8,9 @@ import pytest
 
 from archgen.errors import ArchgenError
 from archgen.planner import make_plan
-from archgen.planner.cost import parse_bytes, plan_cost
+from archgen.planner.cost import (RUNTIME_BYTES, inference_peak_elements, layer_elements, parse_bytes, plan_cost,
+                                  train_peak_elements)
+from archgen.planner.ir import LayerPlan, Plan
 from archgen.planner.fit import max_batch, max_size
 from archgen.spec import load_spec
 from tests.conftest import CONF
@@ -23,20 +25,60 @@ def unet():
 
 def test_memory_terms_follow_their_definitions(unet):
     one, eight = plan_cost(unet, 1), plan_cost(unet, 8, "bfloat16")
-    elements = sum(prod(layer.shape) for layer in unet.layers)
-    assert one.activation_bytes == elements * 4
-    assert eight.activation_bytes == elements * 2 * 8
+    assert eight.activation_bytes == one.activation_bytes // 2 * 8  # per sample, in the compute dtype
     assert one.weight_bytes == eight.weight_bytes == 31_030_658 * 4  # float32 variables either way
-    assert one.training_bytes == 4 * one.weight_bytes + one.activation_bytes  # weights, grads, 2 Adam moments
-    assert plan_cost(unet, 1, optimizer="sgd").training_bytes == 2 * one.weight_bytes + one.activation_bytes
+    # weights, grads, 2 Adam moments, the runtime constant, the batch's share
+    assert one.training_bytes == 4 * one.weight_bytes + RUNTIME_BYTES + one.activation_bytes
+    assert plan_cost(unet, 1, optimizer="sgd").training_bytes == 2 * one.weight_bytes + RUNTIME_BYTES + one.activation_bytes
     assert eight.flops == 8 * one.flops
+
+
+def _tiny_plan():
+    """input 4x4x1 -> 3x3 conv + relu to 4x4x2 (20 params) -> 2x2 max pool -> 1x1 conv head to 2x2x3 (9)."""
+    conv = {"kernel": 3, "stride": 1, "dilation": 1, "padding": "same", "use_bias": True}
+    layers = (
+        LayerPlan("input", "input", (), (4, 4, 1), 0, 0, "input", {}),
+        LayerPlan("c1", "conv", ("input",), (4, 4, 2), 20, 0, "encoder", {**conv, "filters": 2, "activation": "relu"}),
+        LayerPlan("pool", "maxpool", ("c1",), (2, 2, 2), 0, 0, "encoder", {"factor": 2}),
+        LayerPlan("head", "conv", ("pool",), (2, 2, 3), 9, 0, "head",
+                  {**conv, "kernel": 1, "filters": 3, "activation": "linear"}),
+    )
+    return Plan(name="tiny", ndim=2, input_shape=(4, 4, 1), layers=layers, outputs={"logits": "head"},
+                sizes=None, depth=1)
+
+
+def test_memory_model_on_a_tiny_network_by_hand():
+    """Elements: input 16, c1 32, pool 8, head 12 (one sample).
+
+    Training, forward: the batch (16) stays; c1 (32) is kept (the pool and c1's ReLU read it),
+    pool (8) is kept (the pool and the head's filter gradient read it), the head (12) plus the
+    loss's two tensors (24): 92. Backward, head: labels go (80), pool's gradient (8) is made,
+    and the conv's two copies (12 + 8) -> 88 + 20 = 108. Pool: c1's gradient (32): the head's
+    gradient and output went (64), 64 + 32 = 96. c1: pool's gradient and pool went (80); the
+    ReLU's gradient (32) and the copies (32 + 16): 80 + 80 = 160, the peak. No gradient for
+    the input. Inference: c1 runs with the input alive, plus its copies: 16 + 32 + 48 = 96.
+    """
+    plan = _tiny_plan()
+    elements = layer_elements(plan)
+    assert train_peak_elements(plan, elements) == 160
+    assert inference_peak_elements(plan, elements) == 48  # no workspace: input + c1
+    assert inference_peak_elements(plan, elements, workspace=True) == 96
+    cost = plan_cost(plan, 3)
+    assert cost.activation_bytes == 160 * 4 * 3
+    assert cost.training_bytes == 29 * 4 * 4 + RUNTIME_BYTES + 160 * 4 * 3
+    assert cost.inference_peak_bytes == 29 * 4 + 96 * 4 * 3
+    assert plan_cost(plan, 3, "bfloat16").activation_bytes == 160 * 2 * 3
 
 
 def test_inference_peak_of_the_seed_unet(unet):
     """Build order keeps enc1's 568x568x64 skip alive until dec1: the peak is at enc1_conv2 or later."""
-    peak = plan_cost(unet).inference_peak_bytes
+    elements = layer_elements(unet)
+    peak = inference_peak_elements(unet, elements) * 4
     skip = 568 * 568 * 64 * 4
-    assert skip + 284 * 284 * 64 * 4 <= peak < plan_cost(unet).activation_bytes
+    assert skip + 284 * 284 * 64 * 4 <= peak < sum(elements.values()) * 4
+    # with the conv copies, the peak is at enc1_conv2: enc1_conv1 and its output, twice
+    with_workspace = plan_cost(unet).inference_peak_bytes - plan_cost(unet).weight_bytes
+    assert with_workspace == 2 * (570 * 570 * 64 + 568 * 568 * 64) * 4
 
 
 def test_max_batch_is_the_largest_that_fits(unet):
@@ -74,7 +116,7 @@ def test_summary_prints_costs_and_fit(cli):
     code, out, err = cli("summary", UNET, "--fit", "24GiB", "--batch", "2", "--dtype", "bfloat16")
     assert code == 0, err
     assert "receptive field 204" in out
-    assert "training batch up to 62" in out
+    assert "training batch up to 51" in out  # 62 before the calibrated model (2026-11)
     assert "the largest legal input that fits" in out
 
 
@@ -85,4 +127,4 @@ def test_summary_json_carries_costs(cli):
     data = json.loads(out)
     assert data["cost"]["receptive_field"] == 204
     assert data["cost"]["flops"] == data["total_flops"] == 300_856_848_896
-    assert data["fit"]["max_batch"] == 31
+    assert data["fit"]["max_batch"] == 25  # 31 before the calibrated model (2026-11)
