@@ -66,6 +66,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
                             "sweep writes only results.csv and results.json")
         p.add_argument("--sizes", type=_count_arg("--sizes", MAX_SIZES), nargs="?", const=10, metavar="N",
                        help="list the first N legal input sizes (default 10) and their output sizes")
+        p.add_argument("--resolved", action="store_true",
+                       help="print the config in its canonical stage-by-stage form (YAML that builds the same model)")
         p.add_argument("--batch", type=_count_arg("--batch", 10**6), default=1, help="batch size for FLOPs and memory (default 1)")
         p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
                        help="compute dtype of activations (weights stay float32)")
@@ -261,6 +263,12 @@ def _max_memory(args: argparse.Namespace) -> float:
 def cmd_summary(args: argparse.Namespace) -> int:
     if args.multirun:
         return _sweep("summary", args)
+    if args.resolved:
+        from archgen.spec import load_spec
+        from archgen.spec.resolve import resolved_yaml
+
+        sys.stdout.write(resolved_yaml(load_spec(args.config, args.overrides)))
+        return 0
     if args.sizes is not None:
         return _print_sizes(args)
     spec, plan = _plan(args)

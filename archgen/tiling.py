@@ -154,14 +154,30 @@ def static_head(name: str, sizes_in: Sequence[int], sizes_out: Sequence[int | No
 def _plan_layer_factor(kind: str, attrs: dict) -> Fraction:
     """How much a layer divides the resolution (2 for a 2x2 pool, 1/2 for a 2x up-sampling)."""
     if kind in ("maxpool", "avgpool"):
-        return Fraction(attrs["factor"])
+        return Fraction(_isotropic(attrs["factor"]))
     if kind == "conv":
-        return Fraction(attrs["stride"])
+        return Fraction(_isotropic(attrs["stride"]))
     if kind == "conv_transpose":
-        return Fraction(1, attrs["stride"])
+        return Fraction(1, _isotropic(attrs["stride"]))
     if kind == "upsample":
-        return Fraction(1, attrs["factor"])
+        return Fraction(1, _isotropic(attrs["factor"]))
     return Fraction(1)
+
+
+def _isotropic(value) -> int:
+    """One factor for every axis; tiling a network that down-samples axes differently is not
+    supported (its geometry differs per axis)."""
+    if isinstance(value, (tuple, list)):
+        if len(set(value)) != 1:
+            raise PlanError("the network down-samples its axes by different factors; tiled prediction "
+                            "supports only networks that treat every axis alike", path="model",
+                            value=list(value))
+        return value[0]
+    return value
+
+
+def _each_axis(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * 3
 
 
 def _plan_period(plan: Plan) -> int:
@@ -188,9 +204,10 @@ def _plan_layer_sees_edges(layer) -> bool:
     if kind == "upsample":
         return a.get("interpolation", "nearest") != "nearest"
     if kind == "conv":
-        return a["padding"] == "same" and (a["kernel"] - 1) * a["dilation"] + 1 > a["stride"]
-    if kind == "conv_transpose":
-        return a["kernel"] > a["stride"]  # overlapping kernels: border outputs miss neighbours
+        return a["padding"] == "same" and any(
+            (k - 1) * a["dilation"] + 1 > s for k, s in zip(_each_axis(a["kernel"]), _each_axis(a["stride"])))
+    if kind == "conv_transpose":  # overlapping kernels: border outputs miss neighbours
+        return any(k > s for k, s in zip(_each_axis(a["kernel"]), _each_axis(a["stride"])))
     return False
 
 

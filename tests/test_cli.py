@@ -208,3 +208,17 @@ def test_sizes_answer_when_the_files_own_size_is_illegal(cli):
     assert [row["input"] for row in data["sizes"]] == [188, 204, 220]
     code, _, err = cli("summary", UNET, "input.shape=[570,570,1]")
     assert code == 2 and "nearest" in err  # without --sizes the size is still refused
+
+
+@pytest.mark.parametrize("name", ["unet.yaml", "attention_unet.yaml", "peers/monai_dynunet_3d_anisotropic.yaml"])
+def test_resolved_prints_a_config_that_builds_the_same_model(cli, tmp_path, name):
+    from archgen.planner import make_plan
+    from archgen.report.data import plan_to_dict
+    from archgen.spec import load_spec
+
+    code, out, err = cli("summary", CONF / name, "--resolved")
+    assert code == 0, err
+    assert "stages:" in out
+    path = tmp_path / "resolved.yaml"
+    path.write_text(out)
+    assert plan_to_dict(make_plan(load_spec(path))) == plan_to_dict(make_plan(load_spec(CONF / name)))

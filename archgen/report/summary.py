@@ -174,6 +174,17 @@ def wrap_parts(parts: list[str], width: int, sep: str = "; ", indent: str = "  "
     return out
 
 
+def _axes(value) -> str:
+    """A per-axis value: ``3`` for (3, 3, 3), ``1x3x3`` where the axes differ."""
+    if isinstance(value, (tuple, list)):
+        return str(value[0]) if len(set(value)) == 1 else "x".join(map(str, value))
+    return str(value)
+
+
+def _most(value) -> int:
+    return max(value) if isinstance(value, (tuple, list)) else value
+
+
 def _note(layer: LayerPlan) -> str:
     a = layer.attrs
     if layer.kind == "crop":
@@ -182,13 +193,14 @@ def _note(layer: LayerPlan) -> str:
         return "pad " + ", ".join(f"{b}+{e}" for b, e in a["padding"])
     if layer.kind in ("conv", "conv_transpose"):
         act = "" if a["activation"] == "linear" else f" {a['activation']}"
-        stride = f"/{a['stride']}" if a["stride"] > 1 and layer.kind == "conv" else ""
-        up = f"x{a['stride']}" if layer.kind == "conv_transpose" else ""
-        return f"k{a['kernel']}{stride}{up} {a['padding'] if layer.kind == 'conv' else ''}{act}".replace("  ", " ")
+        stride = f"/{_axes(a['stride'])}" if _most(a["stride"]) > 1 and layer.kind == "conv" else ""
+        up = f"x{_axes(a['stride'])}" if layer.kind == "conv_transpose" else ""
+        return (f"k{_axes(a['kernel'])}{stride}{up} {a['padding'] if layer.kind == 'conv' else ''}{act}"
+                .replace("  ", " "))
     if layer.kind in ("maxpool", "avgpool"):
-        return f"/{a['factor']}"
+        return f"/{_axes(a['factor'])}"
     if layer.kind == "upsample":
-        return f"x{a['factor']} {a['interpolation']}"
+        return f"x{_axes(a['factor'])} {a['interpolation']}"
     if layer.kind in ("norm", "activation"):
         return a.get("norm") or a.get("activation")
     if layer.kind == "dropout":
@@ -266,7 +278,7 @@ def cost_lines(cost: Cost) -> list[str]:
         f"memory (batch {cost.batch}, {cost.dtype}): weights {fmt_bytes(cost.weight_bytes)}; "
         f"activations {fmt_bytes(cost.activation_bytes)}; inference peak {fmt_bytes(cost.inference_peak_bytes)}",
         f"training estimate {fmt_bytes(cost.training_bytes)} (weights + gradients + {cost.optimizer} state "
-        f"+ every layer's output kept for backprop)",
+        f"+ activations at the step's peak + TF runtime)",
         f"receptive field {cost.receptive_field} per spatial axis",
     ]
 
@@ -293,6 +305,10 @@ def footer_lines(plan: Plan) -> list[str]:
         outs = "; ".join(f"{head}: {rule.describe_output(head, 'n')}" for head in rule.outputs)
         firsts = ", ".join(map(str, rule.smallest(4)))
         lines.append(f"legal sizes ({names}): {rule.describe('n')} ({firsts}, ...); output {outs}")
+    elif plan.axis_sizes and all(r is not None for r in plan.axis_sizes):  # anisotropic: a rule per axis
+        for name, axis_rule in zip(AXIS_NAMES[plan.ndim], plan.axis_sizes):
+            firsts = ", ".join(map(str, axis_rule.smallest(4)))
+            lines.append(f"legal sizes ({name}): {axis_rule.describe(name)} ({firsts}, ...)")
     return lines
 
 
