@@ -217,7 +217,17 @@ def _plan(args: argparse.Namespace):
     from archgen.spec import load_spec
 
     spec = load_spec(args.config, args.overrides)
+    _warn_unused(spec)
     return spec, make_plan(spec)
+
+
+def _warn_unused(spec) -> None:
+    """Keys the config sets that change nothing: on stderr, the exit code unchanged."""
+    from archgen.errors import format_value
+    from archgen.spec.unused import unused_options
+
+    for path, value, why in unused_options(spec):
+        print(f"warning: {path}={printable(format_value(value))}: does nothing here; {why}", file=sys.stderr)
 
 
 def _console(stderr: bool = False):

@@ -222,3 +222,22 @@ def test_resolved_prints_a_config_that_builds_the_same_model(cli, tmp_path, name
     path = tmp_path / "resolved.yaml"
     path.write_text(out)
     assert plan_to_dict(make_plan(load_spec(path))) == plan_to_dict(make_plan(load_spec(CONF / name)))
+
+
+def test_a_forgotten_channel_axis_is_refused_with_the_fix(cli):
+    code, _, err = cli("summary", UNET, "input.shape=[572,572]")
+    assert code == 2
+    assert "input.shape=[572, 572]" in err and "1D with 572 channels" in err and "[572, 572, 1]" in err
+    code, _, err = cli("validate", UNET, "input.shape=[256,256,3]")  # three channels: as meant
+    assert "channel count" not in err
+
+
+def test_options_that_do_nothing_are_reported(cli):
+    code, out, err = cli("validate", UNET, "encoder.block.groups=4", "encoder.block.norm_affine=false")
+    assert code == 0
+    assert "warning: encoder.block.groups=4: does nothing here; groups apply to norm: group only" in err
+    assert "warning: encoder.block.norm_affine=false: does nothing here; there is no norm" in err
+    code, _, err = cli("validate", UNET, "encoder.block.norm=group", "encoder.block.groups=4")
+    assert "warning" not in err
+    code, _, err = cli("validate", CONF / "unet_bn_residual.yaml")
+    assert "warning" not in err  # defaults are never reported

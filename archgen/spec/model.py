@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 Padding = Literal["valid", "same"]
 Norm = Literal["none", "batch", "group", "layer", "instance"]
@@ -50,12 +50,26 @@ class Strict(BaseModel):
                               allow_inf_nan=False)
 
 
+MAX_CHANNELS_LIKE_A_SIZE = 16  # more channels than this, equal to a spatial size: a forgotten axis
+
+
 class InputSpec(Strict):
     """The model's input tensor, without the batch axis."""
 
     shape: list[Size | None] = Field(min_length=2, max_length=4)
     """Spatial sizes then channels: [L, C] (1D), [H, W, C] (2D) or [D, H, W, C] (3D).
     A spatial size may be null: the model then accepts any legal size at run time."""
+
+    @field_validator("shape")
+    @classmethod
+    def _not_a_forgotten_channel_axis(cls, shape: list) -> list:
+        channels, spatial = shape[-1], shape[:-1]
+        # [572, 572] reads as 572 channels of a 1D signal: almost always a forgotten channel axis.
+        if channels is not None and channels > MAX_CHANNELS_LIKE_A_SIZE and channels in spatial and len(spatial) < 3:
+            guess = [*shape, 1]
+            raise ValueError(f"the last entry is the channel count: this is {len(spatial)}D with {channels} channels; "
+                             f"for a {len(guess) - 1}D input with 1 channel write {guess}")
+        return shape
 
     @model_validator(mode="after")
     def _channels_known(self) -> InputSpec:

@@ -1,0 +1,47 @@
+"""Options a config sets that change nothing in the network it describes.
+
+A key that does nothing is usually a mistake (``groups: 8`` without ``norm: group``). It is not
+an error, since a file may be shared between variants, but every command says so on stderr.
+Only keys the config sets itself are reported, never defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from archgen.spec.model import ArchSpec
+
+
+def unused_options(spec: ArchSpec) -> list[tuple[str, Any, str]]:
+    """``(dotted path, value, why)`` for every key set in ``spec`` that has no effect."""
+    found = []
+    blocks = [("encoder.block", spec.encoder.block)]
+    if spec.decoder.block is not None:
+        blocks.append(("decoder.block", spec.decoder.block))
+    for path, block in blocks:
+        found += list(_block(path, block))
+    if spec.decoder.skips == "none":
+        for key in ("align", "merge"):
+            if key in spec.decoder.model_fields_set:
+                found.append((f"decoder.{key}", _shown(getattr(spec.decoder, key)),
+                              "decoder.skips is none: there is no skip to align or merge"))
+    if spec.encoder.stages is not None:
+        for key in ("depth",):
+            if key in spec.encoder.model_fields_set and spec.encoder.depth != len(spec.encoder.stages) - 1:
+                found.append((f"encoder.{key}", spec.encoder.depth, "encoder.stages sets the depth"))
+    return found
+
+
+def _block(path: str, block: Any) -> Iterator[tuple[str, Any, str]]:
+    given = block.model_fields_set
+    if "groups" in given and block.norm != "group":
+        yield f"{path}.groups", block.groups, f"groups apply to norm: group only (norm is {block.norm})"
+    for key in ("norm_epsilon", "norm_affine"):
+        if key in given and block.norm == "none":
+            yield f"{path}.{key}", getattr(block, key), "there is no norm (norm is none)"
+    if "inner_ratio" in given and block.convs == 1 and block.inner_ratio != 1.0:
+        yield f"{path}.inner_ratio", block.inner_ratio, "a block of one conv has no inner conv"
+
+
+def _shown(value: Any) -> Any:
+    return value.model_dump() if hasattr(value, "model_dump") else value
