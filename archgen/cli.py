@@ -25,6 +25,7 @@ COMMANDS = {
     "validate": "check a config and its overrides; exit 0 or 2",
     "schema": "print the JSON Schema of the config format",
     "predict": "predict an image of any size tile by tile (overlap-tile) with a built model",
+    "auto": "derive a network from a dataset's shape and spacing as nnU-Net's planner does; write its config",
 }
 
 
@@ -46,6 +47,11 @@ def _parser(command: str) -> argparse.ArgumentParser:
         from archgen.predict_cli import add_predict_arguments
 
         add_predict_arguments(p)
+        return p
+    if command == "auto":
+        from archgen.auto.cli import add_auto_arguments
+
+        add_auto_arguments(p)
         return p
     p.add_argument("config", help="the YAML file (ending in .yaml)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, +key=value, ~key")
@@ -206,10 +212,11 @@ def _run(argv: list[str]) -> int:
                          value=command)
     try:
         args = _parser(command).parse_intermixed_args(rest)
+        args._argv = list(rest)  # recorded in the files `auto` writes
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema,
-            "diagram": cmd_diagram, "predict": cmd_predict}[command](args)
+            "diagram": cmd_diagram, "predict": cmd_predict, "auto": cmd_auto}[command](args)
 
 
 def _plan(args: argparse.Namespace):
@@ -398,6 +405,12 @@ def cmd_diagram(args: argparse.Namespace) -> int:
         return 0
     print(f"wrote {printable(str(target))}")
     return 0
+
+
+def cmd_auto(args: argparse.Namespace) -> int:
+    from archgen.auto.cli import cmd_auto as auto
+
+    return auto(args)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

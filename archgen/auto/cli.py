@@ -1,0 +1,153 @@
+"""``archgen auto``: write an archgen config planned from a dataset, as nnU-Net plans it.
+
+Wiring (archgen/cli.py)::
+
+    from archgen.auto.cli import add_auto_arguments, cmd_auto
+    p = sub.add_parser("auto", help="plan a network from a dataset's shape and spacing (nnU-Net's rules)")
+    add_auto_arguments(p)
+    ...  # dispatch: return cmd_auto(args)
+
+``cmd_auto`` raises :class:`archgen.errors.SpecError` (exit 2 in ``archgen.cli.main``) on bad input;
+``python -m archgen.auto.cli`` runs it on its own with the same exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from archgen.errors import ArchgenError, SpecError
+
+CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
+
+
+def add_auto_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_argument_group("the dataset (nnU-Net's files, or its median figures)")
+    src.add_argument("--fingerprint", metavar="JSON", help="nnU-Net's dataset_fingerprint.json")
+    src.add_argument("--dataset", metavar="JSON", help="nnU-Net's dataset.json (channels, labels, numTraining)")
+    src.add_argument("--shape", metavar="D,H,W", help="median image shape in voxels (2 values: a 2D dataset)")
+    src.add_argument("--spacing", metavar="D,H,W", help="voxel spacing in mm, same axes as --shape")
+    src.add_argument("--channels", type=int, help="input channels (default: dataset.json, else 1)")
+    src.add_argument("--classes", type=int,
+                     help="labels including the background, nnU-Net's len(labels) (default: dataset.json)")
+    src.add_argument("--cases", type=int, help="training cases, for the batch-size cap (default: dataset.json "
+                                               "numTraining, the fingerprint's count, or 100 with --shape)")
+    parser.add_argument("--family", choices=["plain", "resenc_m", "resenc_l", "resenc_xl"], default="plain",
+                        help="nnU-Net's planner: ExperimentPlanner (plain) or nnUNetPlannerResEnc{M,L,XL}")
+    parser.add_argument("--fit", metavar="BYTES",
+                        help="GPU memory target, e.g. 8GB (nnU-Net's gpu_memory_target_in_gb = bytes / 1e9); "
+                             "default: the family's own (8GB; resenc_l 24GB; resenc_xl 40GB)")
+    parser.add_argument("--memory", choices=["nnunet"], default="nnunet",
+                        help="memory model: nnunet = nnU-Net's feature-map estimate against its reference "
+                             "values (the only one so far)")
+    parser.add_argument("--configuration", choices=CONFIGURATIONS,
+                        help="which configuration to write (default: 3d_fullres, or 2d for a 2D dataset)")
+    parser.add_argument("--name", help="model name in the config (default: auto_<configuration>)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the config here (default: stdout)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    parser.add_argument("--json", action="store_true",
+                        help='print {"configurations": {...}} with nnU-Net\'s keys and axis order instead')
+
+
+def _dataset(args: argparse.Namespace):
+    from archgen.auto.inputs import from_figures, from_files
+
+    if args.fingerprint is not None:
+        if args.shape is not None or args.spacing is not None:
+            raise SpecError("give either --fingerprint or --shape/--spacing, not both", path="--shape",
+                            value=args.shape if args.shape is not None else args.spacing)
+        return from_files(args.fingerprint, args.dataset, args.channels, args.classes, args.cases)
+    if args.dataset is not None:
+        raise SpecError("needs --fingerprint (dataset.json has no shapes or spacings)", path="--dataset",
+                        value=args.dataset)
+    if args.shape is None or args.spacing is None:
+        missing = "--shape" if args.shape is None else "--spacing"
+        raise SpecError("is required without --fingerprint (e.g. --shape 128,128,128 --spacing 1,1,1)",
+                        path=missing)
+    if args.classes is None:
+        raise SpecError("is required with --shape: the number of labels including the background",
+                        path="--classes")
+    return from_figures(args.shape, args.spacing, args.channels if args.channels is not None else 1,
+                        args.classes, args.cases)
+
+
+def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> tuple[dict, str | None]:
+    """(nnU-Net-keyed decisions, YAML text or None with --json)."""
+    from archgen.auto.config import render
+    from archgen.auto.inputs import parse_gb
+    from archgen.auto.nnunet import FAMILIES, plan_dataset
+
+    family = FAMILIES[args.family]
+    gb = parse_gb(args.fit) if args.fit is not None else family.default_gb
+    dataset = _dataset(args)
+    result = plan_dataset(dataset, family, gb)
+    configs = result["configurations"]
+    conf = args.configuration or ("3d_fullres" if "3d_fullres" in configs else "2d")
+    if conf not in configs:
+        why = ("the dataset is 2D" if conf.startswith("3d") and "3d_fullres" not in configs else
+               "the 3d_fullres patch already covers 25% of the median image (or lowres would not be half its size)")
+        raise SpecError(f"was not made: {why}; made: {', '.join(configs)}", path="--configuration", value=conf)
+    if args.json:
+        return result, None
+    command = "archgen auto " + " ".join(shlex.quote(a) for a in (argv or []))
+    return result, render(result, conf, dataset, args.name or f"auto_{conf}", command.strip())
+
+
+def public(result: dict) -> dict:
+    """The JSON answer: nnU-Net's keys per configuration, archgen's reasons under ``archgen``."""
+    out = {k: v for k, v in result.items() if k != "configurations"}
+    out["configurations"] = {}
+    for name, conf in result["configurations"].items():
+        conf = dict(conf)
+        out["configurations"][name] = {**{k: v for k, v in conf.items() if k != "_why"}, "archgen": conf["_why"]}
+    return out
+
+
+def cmd_auto(args: argparse.Namespace) -> int:
+    from archgen.output import check_target, write_atomic
+
+    argv = getattr(args, "_argv", None)
+    if args.output:  # refused before any work, as every command's output is
+        check_target(Path(args.output), force=args.force, suffix=".yaml")
+    result, text = run(args, argv)
+    if text is None:
+        print(json.dumps(public(result), indent=2))
+        return 0
+    if args.output:
+        path = Path(args.output)
+        try:
+            write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=".yaml", force=args.force)
+        except OSError as exc:
+            raise ArchgenError(f"cannot be written: {exc.strerror or exc}", path="--output", value=str(path)) from None
+        conf = args.configuration or ("3d_fullres" if "3d_fullres" in result["configurations"] else "2d")
+        c = result["configurations"][conf]
+        print(f"{path}: {conf}, patch {c['patch_size']}, batch {c['batch_size']}, {c['n_stages']} stages, "
+              f"features {c['features_per_stage']}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m archgen.auto.cli ...``: the command without archgen's CLI (exit 2 on bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="archgen auto", description=__doc__.splitlines()[0])
+    add_auto_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    args._argv = argv
+    try:
+        return cmd_auto(args)
+    except ArchgenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
