@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from math import prod
 
 from archgen.errors import PlanError
@@ -47,7 +48,13 @@ def make_plan(spec: ArchSpec) -> Plan:
         axes.append((*solved[key], False))
 
     layers = []
+    same: dict[str, str] = {}  # a crop or pad of nothing -> the layer it would have copied
     for node in nodes:
+        if node.kind in ("crop", "pad") and not any(any(amounts[node.name]) for _, amounts, _ in axes):
+            same[node.name] = same.get(node.inputs[0], node.inputs[0])  # it would do nothing: not emitted
+            continue
+        if any(name in same for name in node.inputs):
+            node = replace(node, inputs=tuple(same.get(name, name) for name in node.inputs))
         spatial = tuple(None if dyn else sizes[node.name] for sizes, _, dyn in axes)
         attrs = dict(node.attrs)
         if node.kind == "crop":

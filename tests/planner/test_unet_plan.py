@@ -112,3 +112,14 @@ def test_planner_never_imports_tensorflow():
             "assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_crops_and_pads_of_nothing_are_not_layers():
+    same = make_plan(load_spec(CONF / "unet_same.yaml"))
+    assert not [layer for layer in same.layers if layer.kind in ("crop", "pad")]
+    assert same.layer("dec1_concat").inputs == ("dec1_up", "enc1_conv2")  # the skip joins directly
+    residual = make_plan(load_spec(CONF / "unet_bn_residual.yaml"))
+    assert not [layer for layer in residual.layers if layer.kind == "crop"]
+    valid = make_plan(load_spec(CONF / "unet.yaml"))
+    assert [layer.name for layer in valid.layers if layer.kind == "crop"] == [
+        "dec4_crop", "dec3_crop", "dec2_crop", "dec1_crop"]
