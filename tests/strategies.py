@@ -23,6 +23,8 @@ def block_dicts(draw, depth: int, ndim: int):
         "dropout": draw(st.sampled_from([0.0, 0.0, 0.25])),
         "inner_ratio": draw(st.sampled_from([1.0, 0.5])),
     }
+    if block["type"] == "residual" and draw(st.booleans()):
+        block["shortcut"] = draw(st.sampled_from(["plain", "resnet_d"]))
     if block["activation"] == "leaky_relu" and draw(st.booleans()):
         block["negative_slope"] = draw(st.sampled_from([0.01, 0.1]))
     if draw(st.booleans()):
@@ -48,7 +50,7 @@ def explicit_stages(draw, config: dict, ndim: int) -> dict:
         stages.append({"filters": draw(st.sampled_from([2, 3, 4])), "convs": draw(st.integers(1, 2)),
                        "blocks": draw(st.integers(1, 2)), "kernel_size": draw(per_axis([1, 2, 3])),
                        "stride": stride})
-    encoder = {k: v for k, v in config["encoder"].items() if k in ("block", "downsample")}
+    encoder = {k: v for k, v in config["encoder"].items() if k in ("block", "downsample", "stem")}
     encoder["block"] = {k: v for k, v in encoder["block"].items() if k not in ("convs", "kernel_size")}
     encoder["downsample"] = {k: v for k, v in encoder["downsample"].items() if k != "factor"}
     encoder["stages"] = stages
@@ -110,6 +112,9 @@ def spec_dicts(draw):
         encoder["downsample"]["odd_sizes"] = "floor"
     if draw(st.booleans()):
         encoder["max_filters"] = 8
+    if draw(st.booleans()):  # convs before the first stage; empty takes the first stage's filters and kernel
+        encoder["stem"] = draw(st.sampled_from([{}, {"filters": 3, "convs": 2, "kernel_size": 1},
+                                                {"filters": 2, "kernel_size": [3] * ndim}]))
     decoder = {"skips": skips, "align": align, "merge": merge, "upsample": upsample}
     if draw(st.booleans()):
         decoder["block"] = draw(block_dicts(depth, ndim))

@@ -19,6 +19,7 @@ from archgen.spec.model import (
     ArchSpec,
     AttentionMerge,
     AvgPool,
+    ConvBlock,
     MaxPool,
     ResidualBlock,
     ResizeUp,
@@ -173,6 +174,8 @@ def build_graph(spec: ArchSpec) -> Graph:
             stride = (1,) * r.ndim
         if i == depth:
             g.bottleneck_in = x
+        if i == 0 and r.encoder.stem is not None:
+            x = plan_stem(g, r, x)
         x = plan_stage(g, r, x, prefix, stage.filters, stage.convs, stage.blocks, tuple(stage.kernel_size), stride,
                        decoder=False, path=f"encoder.stages[{i}]")
         if i == depth and isinstance(down, StrideFirstConv):
@@ -198,6 +201,15 @@ def _first_conv(g: Graph, prefix: str) -> str:
     return next(n for n in g.nodes if n.startswith(prefix + "_") and g.nodes[n].kind == "conv")
 
 
+def plan_stem(g: Graph, r: ArchSpec, x: str) -> str:
+    """The encoder's stem: ``stem_conv1``... with the encoder block's norm and activation, never
+    residual (its layers belong to level 1)."""
+    stem, block = r.encoder.stem, r.encoder.block
+    plain = ConvBlock.model_validate(block.model_dump(exclude={"type", "shortcut"}))
+    return plan_block(g, r, x, "stem", stem.filters, stem.convs, tuple(stem.kernel_size), (1,) * r.ndim,
+                      decoder=False, group="enc1", stage_path="encoder.stem", block=plain)
+
+
 def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, blocks: int,
                kernel: tuple[int, ...], stride: tuple[int, ...], *, decoder: bool, path: str) -> str:
     """``blocks`` blocks in a row; the first conv of the first block strides by ``stride``.
@@ -212,9 +224,10 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
 
 
 def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, kernel: tuple[int, ...],
-               stride: tuple[int, ...], *, decoder: bool, group: str, stage_path: str) -> str:
+               stride: tuple[int, ...], *, decoder: bool, group: str, stage_path: str, block=None) -> str:
     """``convs`` convs (each with optional norm and activation), a shortcut if residual, dropout."""
-    block = r.decoder.block if decoder else r.encoder.block
+    if block is None:
+        block = r.decoder.block if decoder else r.encoder.block
     path = "decoder.block" if decoder else "encoder.block"
     padding = block.padding or r.padding
     residual = isinstance(block, ResidualBlock)
@@ -250,7 +263,17 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
         x = norm_act(x, i, act)
     if residual:
         shortcut = block_in
-        if g.channels(shortcut) != filters or any(s > 1 for s in stride):
+        if block.shortcut == "resnet_d":
+            if any(s > 1 for s in stride):
+                shortcut = g.add(f"{prefix}_shortcut_pool", "avgpool", (shortcut,), g.channels(shortcut),
+                                 group=group, path=path + ".shortcut", factor=compact(stride))
+            if g.channels(shortcut) != filters:
+                shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=1, use_bias=False, group=group,
+                                  path=path + ".shortcut")
+                if with_norm:
+                    shortcut = g.norm(f"{prefix}_proj_norm", shortcut, block.norm, block.groups, group=group,
+                                      path=path, epsilon=block.norm_epsilon, affine=block.norm_affine)
+        elif g.channels(shortcut) != filters or any(s > 1 for s in stride):
             shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=1, stride=stride, use_bias=use_bias,
                               group=group, path=path)
             if with_norm:

@@ -118,9 +118,15 @@ class ConvBlock(_BlockBase):
 
 
 class ResidualBlock(_BlockBase):
-    """Convolutions with an identity shortcut (a 1x1 projection where channels change)."""
+    """Convolutions with a shortcut added before the last activation: conv-norm-act, ..., conv-norm,
+    add, act (nnU-Net's BasicBlockD with ``convs: 2``). The shortcut is the identity where channels
+    and size stay."""
 
     type: Literal["residual"] = "residual"
+    shortcut: Literal["plain", "resnet_d"] = "plain"
+    """How the shortcut changes channels or size: plain, a strided 1x1 conv (with the block's bias)
+    then the norm; resnet_d (He et al. 2019, nnU-Net's ResidualEncoder), an average pooling by the
+    stride where the block strides, then a 1x1 conv without bias and the norm where channels change."""
 
 
 Block = tagged("conv", ConvBlock, ResidualBlock)
@@ -269,6 +275,18 @@ class DecoderStage(Strict):
     """Output channels of the up-sampling that feeds this stage; null means the stage's ``filters``."""
 
 
+class Stem(Strict):
+    """Convs that read the input before the first stage (nnU-Net's ResidualEncoder stem): conv, norm
+    and activation as the encoder's block sets them, never residual, no down-sampling."""
+
+    filters: StageChannels | None = None
+    """Output channels of the stem's convs; null means the first stage's filters."""
+    convs: Count = 1
+    """Convolutions in a row."""
+    kernel_size: PerAxis | None = None
+    """Kernel size: one for every spatial axis, or one per axis; null means the first stage's."""
+
+
 class EncoderSpec(Strict):
     """The contracting path: ``depth`` levels each ending in a down-sampling, then the bottleneck."""
 
@@ -281,6 +299,8 @@ class EncoderSpec(Strict):
     """Channel growth per level when ``filters`` is a single number."""
     max_filters: Channels | None = None
     """Cap on the filters of any level (nnU-Net caps at 320 in 3D, 512 in 2D)."""
+    stem: Stem | None = None
+    """Convs before the first stage (layers ``stem_conv1``, ...); null means none."""
     block: Block = ConvBlock()
     """The block applied at each level and at the bottleneck."""
     downsample: Downsample = MaxPool()

@@ -53,8 +53,14 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
     down = enc.downsample.model_copy(update={"factor": 2}) if "factor" in enc.downsample.model_fields_set \
         else enc.downsample
     up = dec.upsample.model_copy(update={"keep_channels": False, "factor": 2})
+    stem = None
+    if enc.stem is not None:
+        kernel = enc.stem.kernel_size if enc.stem.kernel_size is not None else enc_stages[0].kernel_size
+        stem = enc.stem.model_copy(update={
+            "filters": enc.stem.filters or enc_stages[0].filters,
+            "kernel_size": per_axis(kernel, ndim, "encoder.stem.kernel_size")})
     encoder = enc.model_copy(update={
-        "depth": depth, "filters": [s.filters for s in enc_stages], "multiplier": 2.0, "max_filters": None,
+        "stem": stem, "depth": depth, "filters": [s.filters for s in enc_stages], "multiplier": 2.0, "max_filters": None,
         "block": _style(enc.block), "downsample": down, "stages": enc_stages})
     decoder = dec.model_copy(update={
         "skips": skips, "align": list(align), "upsample": up, "block": _style(dec_block), "stages": dec_stages})

@@ -87,3 +87,54 @@ def test_stage_errors_name_the_key(override, message):
     with pytest.raises(ArchgenError) as info:
         archgen.plan(data, [override])
     assert info.value.render().startswith(message), info.value.render()
+
+
+RESENC_2D = """
+input: {shape: [32, 24, 2]}
+encoder:
+  stem: {filters: 6, kernel_size: [3, 1]}
+  downsample: {type: stride}
+  block: {type: residual, shortcut: resnet_d, norm: instance, activation: leaky_relu, negative_slope: 0.01,
+          bias: true}
+  stages:
+    - {filters: 6, blocks: 1}
+    - {filters: 8, blocks: 2, stride: 2}
+    - {filters: 8, blocks: 1, stride: [2, 1]}
+decoder:
+  block: {type: conv, norm: instance, activation: leaky_relu, negative_slope: 0.01, bias: true}
+  stages:
+    - {filters: 6, convs: 1}
+    - {filters: 8, convs: 1}
+heads: [{name: out, filters: 2}]
+"""
+
+
+def test_stem_and_resnet_d_shortcuts():
+    """nnU-Net's ResidualEncoder: a stem, then BasicBlockD blocks whose shortcut average-pools by the
+    stride and projects (1x1 conv without bias, then the norm) only where channels change."""
+    plan = archgen.plan(RESENC_2D)
+    names = [layer.name for layer in plan.layers]
+    assert names[1:4] == ["stem_conv1", "stem_norm1", "stem_act1"] and plan.layer("stem_conv1").attrs["kernel"] == (3, 1)
+    assert plan.layer("stem_conv1").params == 3 * 2 * 6 + 6 and plan.layer("stem_conv1").group == "enc1"
+    assert not any(n.startswith("enc1_proj") or n.startswith("enc1_shortcut") for n in names)  # identity: 6 -> 6
+    pool, proj = plan.layer("enc2_block1_shortcut_pool"), plan.layer("enc2_block1_proj")
+    assert pool.kind == "avgpool" and pool.attrs["factor"] == 2 and pool.shape == (16, 12, 6)
+    assert proj.params == 6 * 8 and not proj.attrs["use_bias"] and proj.inputs == (pool.name,)
+    assert plan.layer("enc2_block1_residual").inputs == ("enc2_block1_norm2", "enc2_block1_proj_norm")
+    assert not any(n.startswith("enc2_block2_proj") or n.startswith("enc2_block2_shortcut") for n in names)
+    # stride without a change of channels: the pool alone
+    assert plan.layer("bottleneck_shortcut_pool").attrs["factor"] == (2, 1)
+    assert plan.layer("bottleneck_residual").inputs == ("bottleneck_norm2", "bottleneck_shortcut_pool")
+    assert "dec1_residual" not in names and plan.layer("dec1_act1").attrs["negative_slope"] == 0.01
+    # the canonical form keeps the stem, spelled out
+    r = resolve(archgen.load(RESENC_2D))
+    assert r.encoder.stem.filters == 6 and r.encoder.stem.kernel_size == [3, 1]
+    default_stem = resolve(archgen.load(RESENC_2D.replace("{filters: 6, kernel_size: [3, 1]}", "{}")))
+    assert default_stem.encoder.stem.filters == 6 and default_stem.encoder.stem.kernel_size == [3, 3]
+
+
+def test_plain_shortcut_projects_with_a_strided_conv():
+    plan = archgen.plan(RESENC_2D.replace("shortcut: resnet_d", "shortcut: plain"))
+    assert plan.layer("enc2_block1_proj").attrs["stride"] == 2 and plan.layer("enc2_block1_proj").attrs["use_bias"]
+    assert "enc2_block1_shortcut_pool" not in [layer.name for layer in plan.layers]
+    assert plan.layer("bottleneck_proj").attrs["stride"] == (2, 1)
