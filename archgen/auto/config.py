@@ -82,16 +82,17 @@ def render(result: dict, configuration: str, dataset: Dataset, name: str, comman
         f"dataset cap {why['batch_size_cap_dataset']} = {why['max_dataset_covered']:g} of its voxels, minimum 2).",
     ]
     if family.residual:
-        lines.append("# ResidualEncoderUNet also has a stem (one conv, features_per_stage[0], before stage 1) and "
-                     "BasicBlockD shortcuts (avg-pool + 1x1 conv + norm where the shape changes).")
+        lines.append("# ResidualEncoderUNet: a stem (one conv to features_per_stage[0]) and BasicBlockD stages "
+                     "(ResNet-D shortcuts: avg-pool + 1x1 conv + norm where the shape changes).")
     lines += [
         f"name: {name}",
         "input:",
         f"  shape: {_flow([*conf['patch_size'], dataset.channels])}",
         "padding: same",
         "encoder:",
+        *(["  stem: {convs: 1}"] if family.residual else []),
         "  block:",
-        *(["    type: residual"] if family.residual else []),
+        *(["    type: residual", "    shortcut: resnet_d"] if family.residual else []),
         "    norm: instance",
         "    norm_epsilon: 1.0e-5",
         "    activation: leaky_relu",

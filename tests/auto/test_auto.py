@@ -285,3 +285,15 @@ def test_auto_runs_from_the_archgen_command(tmp_path, cli):
     assert "# Written by `archgen auto` (archgen auto --shape 64,64,64" in text
     code, stdout, err = cli("validate", out)
     assert code == 0, err
+
+
+def test_a_resenc_m_plan_builds_nnunets_residual_encoder_unet(tmp_path, cli):
+    """ResEnc M for 128^3, 1 channel, 3 classes: dynamic-network-architectures' ResidualEncoderUNet
+    has 102,350,575 trainable parameters (tests/peers/test_nnunet_resenc.py builds it)."""
+    import archgen
+
+    out = tmp_path / "plan.yaml"
+    code, _, err = cli("auto", "--shape", "128,128,128", "--spacing", "1,1,1", "--classes", "3",
+                       "--family", "resenc_m", "-o", out)
+    assert code == 0, err
+    assert archgen.plan(out).total_params == 102_350_575
