@@ -93,3 +93,15 @@ def compare_outputs(model, net, shape: tuple[int, ...], outputs: list, tol: floa
         assert y.shape == yt.shape
         scale = max(1.0, float(np.abs(yt).max()))
         np.testing.assert_allclose(np.asarray(y), yt, atol=tol * scale, rtol=0)
+
+
+def nnunet_decoder_pairs(net, n_stages: int) -> list:
+    """archgen's layer for each module of dynamic-network-architectures' UNetDecoder (deepest first)."""
+    out = []
+    for s in range(n_stages - 1):
+        level = n_stages - 1 - s
+        out.append((f"dec{level}_up", net.decoder.transpconvs[s]))
+        for c, block in enumerate(net.decoder.stages[s].convs):
+            out += [(f"dec{level}_conv{c + 1}", block.conv), (f"dec{level}_norm{c + 1}", block.norm)]
+        out.append(("logits" if level == 1 else f"logits_dec{level}", net.decoder.seg_layers[s]))
+    return out

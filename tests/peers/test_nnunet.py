@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.peers.common import compare_outputs, copy_weights, keras_counts, plan_of, randomize, torch_counts
+from tests.peers.common import (compare_outputs, copy_weights, keras_counts, nnunet_decoder_pairs, plan_of, randomize,
+                                 torch_counts)
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("dynamic_network_architectures")
@@ -29,13 +30,7 @@ def pairs(net, n_stages: int = 6):
         prefix = "bottleneck" if s == n_stages - 1 else f"enc{s + 1}"
         for c, block in enumerate(stage[0].convs):
             out += [(f"{prefix}_conv{c + 1}", block.conv), (f"{prefix}_norm{c + 1}", block.norm)]
-    for s in range(n_stages - 1):
-        level = n_stages - 1 - s
-        out.append((f"dec{level}_up", net.decoder.transpconvs[s]))
-        for c, block in enumerate(net.decoder.stages[s].convs):
-            out += [(f"dec{level}_conv{c + 1}", block.conv), (f"dec{level}_norm{c + 1}", block.norm)]
-        out.append(("logits" if level == 1 else f"logits_dec{level}", net.decoder.seg_layers[s]))
-    return out
+    return out + nnunet_decoder_pairs(net, n_stages)
 
 
 def test_nnunet_plain_2d_counts_and_shapes():
