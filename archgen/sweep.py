@@ -226,6 +226,10 @@ def _count(override, root: Path) -> int:
             raise SpecError("range() needs a step other than 0", path="overrides", value=override.input_line)
         return max(0, math.ceil((value.stop - value.start) / value.step))
     if kind == "Glob":  # options of a config group in the config's folder
+        if not (root / override.key_or_group).is_dir():
+            raise SpecError("glob() picks options of a config group (a folder beside the config); "
+                            f"there is no folder {override.key_or_group}/", path="overrides",
+                            value=printable(override.input_line or ""))
         names = [p.stem for p in (root / override.key_or_group).glob("*.yaml")]
         return sum(any(fnmatch.fnmatch(n, i) for i in value.include)
                    and not any(fnmatch.fnmatch(n, e) for e in value.exclude) for n in names)

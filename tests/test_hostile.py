@@ -164,6 +164,7 @@ def test_an_alias_bomb_is_refused_when_overrides_would_copy_the_tree(cli, monkey
     (("summary", "-m", "--max-variants", "3", "encoder.depth=1,2", "encoder.filters=1,2"), "more than 3 variants"),
     (("summary", "-m", "encoder.depth=interval(1,2)"), "interval() needs a sweeper that samples"),
     (("summary", "-m", "encoder.depth=range(1,"), "error: overrides: bad override"),
+    (("summary", "-m", "encoder.depth=glob(*)"), "glob() picks options of a config group"),
     (("summary", "encoder.multiplier=nan"), "encoder.multiplier=nan: is not a finite number"),
     (("summary", "encoder.multiplier=inf"), "encoder.multiplier=inf: is not a finite number"),
     (("build", "input.shape=[100000,100000,1]", "padding=same"), "more than any single device holds"),

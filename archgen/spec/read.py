@@ -104,6 +104,9 @@ def check_tree(data: Any) -> None:
             raise SpecError(f"is a string of {len(node):,} characters; at most {MAX_TEXT:,} are allowed",
                             path=dotted(loc) or "config")
         if not isinstance(node, (dict, list)):
+            if not isinstance(node, (str, int, float, bool, type(None))):  # !!set, !!binary and the like
+                raise SpecError(f"is a YAML {type(node).__name__}; a config holds only mappings, lists, strings, "
+                                "numbers, booleans and null", path=dotted(loc) or "config")
             return 1
         if id(node) in sizes:
             return sizes[id(node)]
