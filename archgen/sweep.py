@@ -60,13 +60,13 @@ class SweepOptions:
 
 def run_sweep(command: str, config: str, overrides: Sequence[str], options: SweepOptions | None = None) -> int:
     """Run ``command`` (build or summary) for every variant Hydra's sweeper makes of ``overrides``."""
+    from archgen.spec.guard import check_mapping
     from archgen.spec.load import check_config_path, check_override_groups, guard_resolvers, read_config_file
-    from archgen.spec.guard import check_config_tree
 
     options = options or SweepOptions()
     path = check_config_path(config)
     data = read_config_file(path)
-    check_config_tree(path, data)
+    check_mapping(data, path.parent)
     check_override_groups(path.parent, overrides)
     guard_resolvers()
     overrides, sweep_dir = _sweep_dir(overrides)

@@ -26,12 +26,6 @@ _ENV = "oc.env:"
 MAX_EXPANDED = 1_000_000  # characters and values after interpolation
 
 
-def check_config_tree(path: Path, data: dict[str, Any]) -> None:
-    """Refuse Hydra settings in ``data`` (read from ``path``) and in every file its defaults pull in."""
-    root = path.parent.resolve()
-    _check_file(data, path, root, group=(), seen={path.resolve()}, header=None)
-
-
 def check_mapping(data: dict[str, Any], root: Path | None = None) -> None:
     """The same rules for a mapping handed over directly (the Python API); the files its defaults
     list names are read and checked when ``root`` (the folder they are looked up in) is known."""

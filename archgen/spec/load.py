@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence, get_args
 from pydantic import BaseModel, ValidationError
 
 from archgen.errors import SpecError, did_you_mean, dotted
-from archgen.spec.guard import check_config_tree, check_group_override, check_interpolations, check_mapping
+from archgen.spec.guard import check_group_override, check_interpolations, check_mapping
 from archgen.spec.model import ArchSpec
 from archgen.spec.read import check_regular_file, check_tree, read_config_file, read_yaml_text  # noqa: F401
 
@@ -31,8 +31,7 @@ def compose_config(config: str | Path, overrides: Sequence[str] = ()) -> dict[st
     """The config file as plain data, after its defaults list and Hydra's override grammar."""
     path = check_config_path(config)
     data = read_config_file(path)
-    check_config_tree(path, data)
-    return compose_data(data, overrides, root=path.parent)
+    return compose_data(data, overrides, root=path.parent)  # checks it and its defaults' files
 
 
 def check_config_path(config: str | Path) -> Path:
