@@ -132,7 +132,6 @@ def swept_values(overrides: Sequence[str], keys: Sequence[str]) -> dict[str, Any
     return {key: out[key] for key in keys if key in out}
 
 
-_PARSER = None
 
 
 @functools.lru_cache(maxsize=65536)
@@ -142,13 +141,11 @@ def parsed_override(text: str):
     return _parser().parse_override(text)
 
 
+@functools.cache
 def _parser():
-    global _PARSER
-    if _PARSER is None:
-        from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        _PARSER = OverridesParser.create()
-    return _PARSER
+    return OverridesParser.create()
 
 
 def _sweep_dir(overrides: Sequence[str]) -> tuple[list[str], Path]:

@@ -202,7 +202,7 @@ def test_outputs_are_named_after_heads_and_train_with_a_loss_dict():
 
 
 def test_one_head_compiles_with_a_loss_dict_keyed_by_its_name():
-    keras = pytest.importorskip("keras")
+    pytest.importorskip("keras")
     import numpy as np
 
     model = archgen.build_model(SMALL, ["heads.0.name=mask", "heads.0.activation=sigmoid"])

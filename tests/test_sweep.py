@@ -224,7 +224,7 @@ def test_the_plain_override_path_equals_omegaconfs(variant):
     try:
         ConfigLoaderImpl._apply_overrides_to_config([parsed_override(o) for o in variant], cfg)
         expected = resolve(cfg)
-    except Exception as exc:  # noqa: BLE001 - then both paths must refuse it
+    except Exception:  # noqa: BLE001 - then both paths must refuse it
         with pytest.raises(Exception):
             variant_config(data, variant)
         return
