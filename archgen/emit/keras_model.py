@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 from archgen.backend import import_keras
+from archgen.emit.backbone import emit_backbone, emit_tap
 from archgen.emit.initialize import numpy_sampling
 from archgen.errors import EmitError, did_you_mean
 from archgen.planner.ir import LayerPlan, Plan
@@ -125,6 +126,8 @@ EMITTERS: dict[str, Emitter] = {
     "concat": emit_concat,
     "add": emit_add,
     "multiply": emit_multiply,
+    "backbone": emit_backbone,
+    "tap": emit_tap,
 }
 
 

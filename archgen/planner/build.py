@@ -100,6 +100,11 @@ def _size_rules(spec: ArchSpec, graph) -> list[SizeRule | None]:
 
 def layer_flops(node: Node, nodes: dict[str, Node], spatial: tuple, in_spatial: tuple, ndim: int) -> int | None:
     """2 x multiply-adds of convolutions, one sample; other layers count 0 (they are < 0.1%)."""
+    if node.kind == "backbone":  # the table's count of its convolutions, per 32x32 tile of the input
+        if any(p is None for p in in_spatial):
+            return None
+        tiles = prod(n // node.attrs["factor"] for n in in_spatial)
+        return node.attrs["flops_per_tile"] * tiles + node.attrs["flops_constant"]
     if node.kind not in ("conv", "conv_transpose"):
         return 0
     # A transposed conv does its multiply-adds per input position, a conv per output position.
@@ -135,8 +140,11 @@ def _size_error(spec: ArchSpec, exc: SizeError, rule: SizeRule | None, axis: int
     names = AXIS_NAMES[spec.ndim]
     n = spec.input.shape[axis]
     where = f" on axis {names[axis]}" if spec.ndim > 1 else ""
-    depth = f"encoder.depth={spec.encoder.depth}" if spec.encoder.stages is None else \
-        f"{len(spec.encoder.stages)} encoder stages"
+    if spec.encoder.type == "backbone":
+        depth = f"backbone {spec.encoder.name}"
+    else:
+        depth = f"encoder.depth={spec.encoder.depth}" if spec.encoder.stages is None else \
+            f"{len(spec.encoder.stages)} encoder stages"
     context = f"with {depth} and padding={spec.padding}, "
     message = f"{context}{exc.node.name} gets {exc.size}{where}, which is {exc.reason}"
     if exc.reason.startswith(("its inputs", "cannot")):

@@ -20,6 +20,7 @@ from archgen.spec.model import (
     AttentionMerge,
     AvgPool,
     ConvBlock,
+    InterpolateUp,
     MaxPool,
     ResidualBlock,
     ResizeUp,
@@ -159,6 +160,10 @@ def build_graph(spec: ArchSpec) -> Graph:
     Reads only the canonical form (``resolve``): the encoder's and decoder's stages.
     """
     r = resolve(spec)
+    if r.encoder.type == "backbone":
+        from archgen.planner.backbone import build_backbone_graph
+
+        return build_backbone_graph(r)
     g = Graph(r.ndim)
     stages, dstages = r.encoder.stages, r.decoder.stages
     depth = len(stages) - 1
@@ -314,6 +319,12 @@ def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, facto
         kernel = factor if up.kernel_size is None else up.kernel_size
         return g.conv(f"dec{level}_up", x, filters, kernel=kernel, stride=factor,
                       activation=up.activation, use_bias=up.bias, transpose=True, group=group, path=path)
+    if isinstance(up, InterpolateUp):  # no learned layer: the channels stay
+        if up.interpolation == "bilinear" and r.ndim != 2:
+            raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
+                            f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
+        return g.add(f"dec{level}_up", "upsample", (x,), g.channels(x), group=group, path=path,
+                     factor=compact(factor), interpolation=up.interpolation)
     assert isinstance(up, ResizeUp)
     if up.interpolation == "bilinear" and r.ndim != 2:
         raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
@@ -360,7 +371,7 @@ def plan_attention_gate(g: Graph, gate: str, skip: str, p: str, inter: int, path
 
 def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, str]:
     """One conv per head (and per deep-supervision level); returns output name -> layer name."""
-    depth = len(spec.encoder.stages) - 1
+    depth = max(features) - 1
     outputs: dict[str, str] = {}
     for i, head in enumerate(spec.heads):
         path = f"heads[{i}]"
@@ -392,4 +403,8 @@ def down_factors(resolved: ArchSpec) -> list[int]:
     """Per spatial axis, the product of the down-sampling factors that must divide a size exactly:
     legal sizes repeat with this period (or every size is legal, where pooling floors odd sizes and
     the decoder pads its up-sampled features back: the size solver finds that out)."""
+    if resolved.encoder.type == "backbone":
+        from archgen.backbones import BACKBONES
+
+        return [BACKBONES[resolved.encoder.name].divisor] * resolved.ndim
     return [prod(stage.stride[axis] for stage in resolved.encoder.stages) for axis in range(resolved.ndim)]

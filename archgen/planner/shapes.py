@@ -60,6 +60,23 @@ def upsample_size(node: Node, n: int, axis: int = 0) -> int:
     return n * _on(node.attrs["factor"], axis)
 
 
+def backbone_size(node: Node, n: int, axis: int = 0) -> int:
+    """A keras.applications backbone: its stride-32 output, where every tap lines up with the decoder
+    only if 32 divides the size, and Keras builds it only from ``min_size`` on."""
+    f, smallest = node.attrs["factor"], node.attrs["min_size"]
+    if n < smallest:
+        raise SizeError(node, n, f"below {node.attrs['backbone']}'s smallest input size, {smallest}")
+    if n % f:
+        raise SizeError(node, n, f"not a multiple of {f}, the backbone's total stride, so its stage outputs "
+                                 f"do not line up with the decoder")
+    return n // f
+
+
+def tap_size(node: Node, n: int, axis: int = 0) -> int:
+    """A backbone's stage output: the backbone's size (input / 32) times 32 / the tap's stride."""
+    return n * node.attrs["factor"]
+
+
 def same_size(node: Node, n: int, axis: int = 0) -> int:
     return n
 
@@ -89,6 +106,8 @@ UNARY: dict[str, Callable[[Node, int], int]] = {
     "norm": same_size,
     "activation": same_size,
     "dropout": same_size,
+    "backbone": backbone_size,
+    "tap": tap_size,
 }
 ALIGN: dict[str, Callable[[Node, int, int], tuple[int, int]]] = {"crop": crop_amount, "pad": pad_amount}
 

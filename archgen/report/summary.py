@@ -16,6 +16,7 @@ from archgen.planner.build import AXIS_NAMES
 from archgen.errors import printable
 from archgen.planner.cost import Cost, fmt_bytes
 from archgen.planner.ir import LayerPlan, Plan
+from archgen.report.backbone import backbone_lines
 from archgen.report.data import fmt_shape, group_title, legal_sizes
 
 
@@ -205,6 +206,12 @@ def _note(layer: LayerPlan) -> str:
         return a.get("norm") or a.get("activation")
     if layer.kind == "dropout":
         return f"rate {a['rate']}"
+    if layer.kind == "backbone":
+        learn = {0: "frozen", len(a["taps"]): "all learn"}.get(a["trainable_stages"],
+                                                               f"last {a['trainable_stages']} stages learn")
+        return f"{a['constructor']} weights {a['weights'] or 'none'}, {learn}"
+    if layer.kind == "tap":
+        return (a["layer"] or "output") + (" (its input)" if a["side"] == "input" else "")
     return ""
 
 
@@ -309,6 +316,7 @@ def footer_lines(plan: Plan) -> list[str]:
         for name, axis_rule in zip(AXIS_NAMES[plan.ndim], plan.axis_sizes):
             firsts = ", ".join(map(str, axis_rule.smallest(4)))
             lines.append(f"legal sizes ({name}): {axis_rule.describe(name)} ({firsts}, ...)")
+    lines += backbone_lines(plan)
     return lines
 
 

@@ -213,7 +213,18 @@ class ResizeUp(Strict):
     """Keep the input's channels instead of taking the target level's."""
 
 
-Upsample = tagged("transpose", TransposeUp, ResizeUp)
+class InterpolateUp(Strict):
+    """Nearest or bilinear up-sampling alone, no learned layer: the channels stay
+    (segmentation_models' Unet decoder)."""
+
+    type: Literal["interpolate"] = "interpolate"
+    factor: int = Field(default=2, ge=2, le=64)
+    """Up-sampling factor on every spatial axis."""
+    interpolation: Literal["nearest", "bilinear"] = "nearest"
+    """Interpolation of the up-sampling; bilinear works on 2D inputs only."""
+
+
+Upsample = tagged("transpose", TransposeUp, ResizeUp, InterpolateUp)
 
 
 class ConcatMerge(Strict):
@@ -290,6 +301,9 @@ class Stem(Strict):
 class EncoderSpec(Strict):
     """The contracting path: ``depth`` levels each ending in a down-sampling, then the bottleneck."""
 
+    type: Literal["unet"] = "unet"
+    """The encoder's kind: unet (built here from blocks, the default) or backbone (a pretrained
+    classifier from keras.applications)."""
     depth: int = Field(default=4, ge=0, le=12)
     """Number of down-sampling steps (levels 1..depth, then the bottleneck)."""
     filters: Channels | list[Channels] = 64
@@ -308,6 +322,56 @@ class EncoderSpec(Strict):
     stages: list[EncoderStage] | None = Field(default=None, min_length=1, max_length=13)
     """The encoder stage by stage (level 1 first, bottleneck last), in place of ``depth``,
     ``filters``, ``multiplier``, ``max_filters`` and the block's ``convs`` and ``kernel_size``."""
+
+
+class BackboneEncoder(Strict):
+    """A pretrained image classifier from keras.applications as the encoder, built without its top
+    (``include_top=False``). Its stage outputs ("taps", at strides 1 (VGG only), 2, 4, 8 and 16) are
+    the decoder's skips and its stride-32 output the bottleneck, so the decoder has 5 stages. Each
+    backbone's taps, channels, parameters and legal sizes are one row of
+    ``archgen/backbones/table.py``. 2D inputs only; each size a multiple of 32, at least 32."""
+
+    type: Literal["backbone"] = "backbone"
+    name: str
+    """The keras.applications model in lower case: vgg16, resnet50, resnet50v2, densenet121,
+    mobilenetv2, mobilenetv3small, efficientnetb0, efficientnetv2s, convnexttiny, ..."""
+    weights: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    """imagenet (Keras downloads the file into ~/.keras/models on first use; needs 3 input channels),
+    null (random initial weights), or the path of a weights file saved from the same backbone built
+    with include_top=False (``.weights.h5``, ``.h5`` or ``.keras``), relative to the working directory."""
+    adapter: bool = False
+    """Put a learned 1x1 convolution from the input's channels to 3 (layer ``backbone_adapter``,
+    3C + 3 parameters) before the backbone, which reads 3 channels (RGB, for pretrained weights):
+    needed for an input of other than 3 channels."""
+    trainable: bool | Annotated[int, Field(ge=0, le=64)] = True
+    """true: the whole backbone learns; false: it is frozen (its batch norms then run in inference
+    mode); N: only its last N stages learn, where a stage is the layers up to and including a tap
+    (the first stage ends at the first tap, the last at the stride-32 output)."""
+
+    @field_validator("name")
+    @classmethod
+    def _known_backbone(cls, name: str) -> str:
+        from archgen.backbones import BACKBONES
+        from archgen.errors import did_you_mean
+
+        if name not in BACKBONES:
+            hint = did_you_mean(name.lower(), BACKBONES) if name.lower() not in BACKBONES else \
+                f" (did you mean '{name.lower()}'?)"
+            raise ValueError(f"unknown backbone{hint}; known: {', '.join(BACKBONES)}")
+        return name
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_source(cls, weights: str | None) -> str | None:
+        if weights is None or weights == "imagenet" or weights.endswith((".h5", ".keras")):
+            return weights
+        from archgen.errors import did_you_mean
+
+        raise ValueError(f"expected imagenet, null, or the path of a weights file ending in .weights.h5, .h5 or "
+                         f".keras{did_you_mean(weights, ['imagenet'])}")
+
+
+Encoder = tagged("unet", EncoderSpec, BackboneEncoder)
 
 
 class DecoderSpec(Strict):
@@ -359,8 +423,8 @@ class ArchSpec(Strict):
     """The input tensor."""
     padding: Padding = "same"
     """Padding of every conv whose block does not set its own."""
-    encoder: EncoderSpec = EncoderSpec()
-    """The contracting path."""
+    encoder: Encoder = EncoderSpec()
+    """The contracting path: built from blocks (``type: unet``), or a pretrained backbone."""
     decoder: DecoderSpec = DecoderSpec()
     """The expanding path."""
     heads: list[HeadSpec] = Field(min_length=1, max_length=64)

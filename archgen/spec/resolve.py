@@ -36,10 +36,16 @@ def resolve(spec: ArchSpec) -> ArchSpec:
 
 def stage_count(resolved: ArchSpec) -> int:
     """Down-sampling steps of a resolved spec (its ``encoder.depth`` key is not part of the form)."""
+    if resolved.encoder.type == "backbone":
+        return len(resolved.decoder.stages)
     return len(resolved.encoder.stages) - 1
 
 
 def _spell_out(spec: ArchSpec) -> ArchSpec:
+    if spec.encoder.type == "backbone":
+        from archgen.spec.resolve_backbone import spell_out_backbone
+
+        return spell_out_backbone(spec)
     ndim = spec.ndim
     enc, dec = spec.encoder, spec.decoder
     enc_stages = _encoder_stages(spec, ndim)
@@ -187,16 +193,19 @@ def resolved_data(spec: ArchSpec) -> dict[str, Any]:
     """The canonical form as plain data: only the keys that the stages do not replace."""
     data = _spell_out(spec).model_dump(mode="json")
     enc, dec = data["encoder"], data["decoder"]
-    for key in ("depth", *_ENCODER_SHORT):
-        enc.pop(key)
-    enc["downsample"].pop("factor")
     dec["upsample"].pop("factor")
-    dec["upsample"].pop("keep_channels")
-    for block in (enc["block"], dec["block"]):
+    dec["upsample"].pop("keep_channels", None)
+    for key in _BLOCK_SHORT:
+        dec["block"].pop(key)
+    if enc["type"] == "unet":
+        enc.pop("type")  # the default kind: the canonical form of a U-Net reads as before the key existed
+        for key in ("depth", *_ENCODER_SHORT):
+            enc.pop(key)
+        enc["downsample"].pop("factor")
         for key in _BLOCK_SHORT:
-            block.pop(key)
-    # Field order of a config: the stages last in each part, where a reader expects the table.
-    enc["stages"] = enc.pop("stages")
+            enc["block"].pop(key)
+        # Field order of a config: the stages last in each part, where a reader expects the table.
+        enc["stages"] = enc.pop("stages")
     dec["stages"] = dec.pop("stages")
     return data
 

@@ -15,7 +15,7 @@ from archgen.spec.model import ArchSpec
 def unused_options(spec: ArchSpec) -> list[tuple[str, Any, str]]:
     """``(dotted path, value, why)`` for every key set in ``spec`` that has no effect."""
     found = []
-    blocks = [("encoder.block", spec.encoder.block)]
+    blocks = [("encoder.block", spec.encoder.block)] if spec.encoder.type == "unet" else []
     if spec.decoder.block is not None:
         blocks.append(("decoder.block", spec.decoder.block))
     for path, block in blocks:
@@ -25,7 +25,7 @@ def unused_options(spec: ArchSpec) -> list[tuple[str, Any, str]]:
             if key in spec.decoder.model_fields_set:
                 found.append((f"decoder.{key}", _shown(getattr(spec.decoder, key)),
                               "decoder.skips is none: there is no skip to align or merge"))
-    if spec.encoder.stages is not None:
+    if spec.encoder.type == "unet" and spec.encoder.stages is not None:
         for key in ("depth",):
             if key in spec.encoder.model_fields_set and spec.encoder.depth != len(spec.encoder.stages) - 1:
                 found.append((f"encoder.{key}", spec.encoder.depth, "encoder.stages sets the depth"))
