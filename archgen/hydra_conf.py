@@ -183,5 +183,5 @@ def _strip(data: Any, model: type[BaseModel]) -> Any:
                 own is None or not _same(own.get_default(call_default_factory=True), defaults[k]))
             if k == "type" or not filler:
                 kept[k] = v
-        out[key] = kept
+        out[key] = _strip(kept, chosen)  # the encoder's kinds hold models of their own (block, downsample)
     return out

@@ -35,6 +35,9 @@ def conv_flops(model) -> int:
             per_position = cin * layer.depth_multiplier if isinstance(layer, L.DepthwiseConv2D) else \
                 cin * layer.filters // layer.groups
             total += 2 * out[1] * out[2] * taps * per_position
+        elif isinstance(layer, L.Dense) and len(layer.input.shape) == 4:  # ConvNeXt's pointwise convs
+            out = layer.output.shape
+            total += 2 * out[1] * out[2] * layer.input.shape[-1] * layer.units
     return total
 
 

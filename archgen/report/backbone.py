@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from xml.sax.saxutils import escape
+
 from archgen.backbones import BACKBONES
 from archgen.planner.ir import Plan
+
+FRAME_PAD = 10  # between the frame and the tap boxes it holds
+LABEL_ROOM = 18  # above a box: its label
 
 
 def backbone_lines(plan: Plan) -> list[str]:
@@ -17,3 +22,22 @@ def backbone_lines(plan: Plan) -> list[str]:
                          f"params and FLOPs from archgen's table; memory counts its taps, not its inner activations; "
                          f"input {row.preprocessing}")
     return lines
+
+
+def backbone_frame(plan: Plan, levels: dict) -> list[str]:
+    """The SVG of a backbone: one dashed block around the levels its taps make (encoder side and
+    bottleneck), titled with the application, its parameters and weights; nothing without one."""
+    body = next((layer for layer in plan.layers if layer.kind == "backbone"), None)
+    if body is None:
+        return []
+    taps = [levels[layer.group] for layer in plan.layers if layer.kind == "tap" and layer.group in levels]
+    # Just above the top box's label (which stays inside), below the picture's title; the frame's own
+    # title goes at its bottom left, where the U leaves room.
+    x0, y0 = min(b.x for b in taps) - FRAME_PAD, min(b.y for b in taps) - LABEL_ROOM
+    x1, y1 = max(b.right for b in taps) + FRAME_PAD, max(b.y + b.h for b in taps) + FRAME_PAD + 10
+    a = body.attrs
+    title = f"backbone {a['constructor']}: {body.params:,} params, weights {a['weights'] or 'none'}"
+    return [f'<g class="backbone" id="backbone"><title>{escape(title)}</title>'
+            f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" rx="8" '
+            f'fill="none" stroke="#2c6fbb" stroke-width="1.5" stroke-dasharray="8 4"/>'
+            f'<text x="{x0 + 6:.1f}" y="{y1 - 5:.1f}" fill="#2c6fbb">{escape(title)}</text></g>']

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
 from archgen.planner.ir import LayerPlan, Plan
+from archgen.report.backbone import backbone_frame
 from archgen.report.data import fmt_shape
 
 COL = 150          # column pitch: wide enough for a label like "bottleneck 28x28x1024"
@@ -60,6 +61,12 @@ def level_output(plan: Plan, group: str) -> LayerPlan:
     to the step to the next level, and whose output is not what the skip carries)."""
     down = (f"{group}_pool", f"{group}_down")
     return [layer for layer in plan.layers if layer.group == group and layer.name not in down][-1]
+
+
+def _level_name(plan: Plan, group: str) -> str:
+    """A level's label: its group, or the tap's name where a backbone's stage output is the level."""
+    out = level_output(plan, group)
+    return out.name if out.kind == "tap" else group
 
 
 def level_row(plan: Plan, group: str) -> int:
@@ -196,11 +203,15 @@ def plan_to_svg(plan: Plan) -> str:
     """A U-shaped SVG: encoder levels down the left, bottleneck, decoder up the right, heads."""
     names = level_names(plan)
     levels, heads, bottom = layout(plan)
-    body = [_box("level", g, levels[g], f"{g} {fmt_shape(level_output(plan, g).shape)}",
+    body = [_box("level", g, levels[g], f"{_level_name(plan, g)} {fmt_shape(level_output(plan, g).shape)}",
                  FILLS[g[:3] if g != "bottleneck" else g]) for g in names]
+    body += backbone_frame(plan, levels)
+    # A backbone may have no level-1 tap (no enc1): the bottleneck's place in the U, not the depth,
+    # says which steps go down.
+    deepest = names.index("bottleneck") if "bottleneck" in names else plan.depth
     for a, b in zip(names, names[1:]):
         pa, pb = levels[a], levels[b]
-        if names.index(b) <= plan.depth:  # down: out of the bottom, into the deeper box's side
+        if names.index(b) <= deepest:  # down: out of the bottom, into the deeper box's side
             pts = [(pa.cx, pa.y + pa.h), (pa.cx, pb.y + pb.h / 2), (pb.x, pb.y + pb.h / 2)]
             body.append(_arrow("down", a, b, pts))
         else:  # up: out of the side, into the shallower box's bottom
