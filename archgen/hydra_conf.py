@@ -137,6 +137,15 @@ def _dataclass(members: tuple[type[BaseModel], ...], name: str, unset: bool) -> 
     return dataclasses.make_dataclass(name, fields)
 
 
+def _sub_node_default(members: tuple[type[BaseModel], ...], key: str) -> Any:
+    """What the node holds at ``key`` (a model's field) before anything sets it."""
+    info = next(m.model_fields[key] for m in members if key in m.model_fields)
+    sub = _field_members(info)
+    if not sub or _is_list(info.annotation) or info.default is None:
+        return None
+    return dataclasses.asdict(_dataclass(sub, "Or".join(m.__name__ for m in sub) + "Node", unset=False)())
+
+
 def _copy(value: Any) -> Any:
     return [_copy(v) for v in value] if isinstance(value, list) else (
         {k: _copy(v) for k, v in value.items()} if isinstance(value, dict) else value)
@@ -179,7 +188,11 @@ def _strip(data: Any, model: type[BaseModel]) -> Any:
         kept = {}
         for k, v in value.items():
             own = chosen.model_fields.get(k) if isinstance(k, str) else None
-            filler = k in defaults and _same(v, defaults[k]) and (
+            # A null-default model (encoder.stem) stands in the node as its keys, all null; a model of
+            # another kind (the U-Net encoder's block, under a backbone) as its node's defaults.
+            unset = defaults.get(k) is None and isinstance(v, dict) and all(x is None for x in v.values())
+            untouched = own is None and isinstance(v, dict) and v == _sub_node_default(members, k)
+            filler = k in defaults and (unset or untouched or _same(v, defaults[k])) and (
                 own is None or not _same(own.get_default(call_default_factory=True), defaults[k]))
             if k == "type" or not filler:
                 kept[k] = v

@@ -200,3 +200,24 @@ def test_app_reports_a_bad_value_by_its_key_in_the_apps_config(tmp_path, args, m
 def test_plain_model_files_mean_what_the_app_builds():
     # unet_valid.yaml's comment promises 92x92 in, 52x52 out
     assert archgen.plan(plain_model("unet_valid")).output_shapes == {"logits": (52, 52, 2)}
+
+
+def test_the_node_holds_a_backbone_encoder():
+    """The encoder's node holds the keys of both kinds; a backbone config keeps only its own."""
+    from omegaconf import OmegaConf
+
+    from archgen.spec.read import read_config_file
+    from tests.conftest import CONF
+
+    data = read_config_file(CONF / "peers" / "smp_unet_resnet50.yaml")
+    node = OmegaConf.merge(OmegaConf.structured(archgen.hydra_conf.schema_node()), data)
+    assert archgen.load(node) == archgen.load(data)
+    assert archgen.load(node).encoder.name == "resnet50"
+
+
+def test_a_backbone_is_chosen_on_the_command_line(hydra_compose):
+    # The app's file sets U-Net keys (depth 2, filters 8): back at the node's defaults, they drop out.
+    cfg = hydra_compose("model.encoder.type=backbone", "model.encoder.name=resnet50", "model.input.shape=[64,64,3]",
+                        "model.encoder.depth=4", "model.encoder.filters=64")
+    spec = archgen.load(cfg.model)
+    assert spec.encoder.type == "backbone" and spec.encoder.name == "resnet50"
