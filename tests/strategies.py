@@ -71,10 +71,13 @@ def spec_dicts(draw):
     depth = draw(st.integers(0, 3 if ndim < 3 else 2))
     factor = draw(st.sampled_from([2, 2, 3]))
     down = draw(st.sampled_from(["maxpool", "avgpool", "conv", "stride"]))
-    up_type = draw(st.sampled_from(["transpose", "resize"]))
+    up_type = draw(st.sampled_from(["transpose", "resize", "interpolate"]))
     upsample = {"type": up_type, "factor": factor, "keep_channels": draw(st.booleans()),
                 "activation": draw(st.sampled_from(ACTIVATIONS))}
-    if up_type == "transpose":
+    if up_type == "interpolate":  # no learned layer: neither channels nor an activation of its own
+        upsample = {"type": up_type, "factor": factor,
+                    "interpolation": draw(st.sampled_from(["nearest", "bilinear"] if ndim == 2 else ["nearest"]))}
+    elif up_type == "transpose":
         upsample["kernel_size"] = draw(st.sampled_from([factor, factor + 1]))
         upsample["bias"] = draw(st.booleans())
     else:

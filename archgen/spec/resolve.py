@@ -58,7 +58,8 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
     align = per_level(dec.align, depth, "decoder.align", depth)
     down = enc.downsample.model_copy(update={"factor": 2}) if "factor" in enc.downsample.model_fields_set \
         else enc.downsample
-    up = dec.upsample.model_copy(update={"keep_channels": False, "factor": 2})
+    up = dec.upsample.model_copy(update={"factor": 2, **({"keep_channels": False}
+                                                          if "keep_channels" in dec.upsample.model_fields else {})})
     stem = None
     if enc.stem is not None:
         kernel = enc.stem.kernel_size if enc.stem.kernel_size is not None else enc_stages[0].kernel_size
@@ -171,7 +172,7 @@ def _decoder_stages(spec: ArchSpec, enc_stages: list[EncoderStage], ndim: int) -
     for level in range(depth, 0, -1):
         f = filters[level - 1]
         stages.insert(0, DecoderStage(filters=f, convs=block.convs, blocks=1, kernel_size=[kernels[level - 1]] * ndim,
-                                      up_filters=below if up.keep_channels else f))
+                                      up_filters=below if getattr(up, "keep_channels", False) else f))
         below = f
     return stages
 

@@ -25,6 +25,11 @@ def unused_options(spec: ArchSpec) -> list[tuple[str, Any, str]]:
             if key in spec.decoder.model_fields_set:
                 found.append((f"decoder.{key}", _shown(getattr(spec.decoder, key)),
                               "decoder.skips is none: there is no skip to align or merge"))
+    if spec.decoder.upsample.type == "interpolate":
+        for i, stage in enumerate(spec.decoder.stages or []):
+            if "up_filters" in stage.model_fields_set and stage.up_filters is not None:
+                found.append((f"decoder.stages[{i}].up_filters", stage.up_filters,
+                              "decoder.upsample is interpolate: it has no learned layer, the channels stay"))
     if spec.encoder.type == "unet" and spec.encoder.stages is not None:
         for key in ("depth",):
             if key in spec.encoder.model_fields_set and spec.encoder.depth != len(spec.encoder.stages) - 1:

@@ -126,3 +126,12 @@ def test_backbone_plans_never_import_tensorflow():
             "assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_up_filters_with_interpolation_are_reported_as_unused():
+    from archgen.spec.unused import unused_options
+
+    spec = load_spec(SMP, ["decoder.stages=[{filters: 16, up_filters: 4},{filters: 32},{filters: 64},"
+                           "{filters: 128},{filters: 256}]"])
+    assert [path for path, _, _ in unused_options(spec)] == ["decoder.stages[0].up_filters"]
+    assert make_plan(spec).layer("dec1_up").shape[-1] == 32  # the channels of the level below stay
