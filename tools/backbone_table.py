@@ -23,7 +23,7 @@ import keras  # noqa: E402
 
 L = keras.layers
 SKIPPED = (L.InputLayer, L.Rescaling, L.Normalization, L.ZeroPadding2D)
-AUTO_NAME = re.compile(r"^(activation|re_lu|multiply|add)(_\d+)?$")
+AUTO_NAME = re.compile(r"^(activation|re_lu|multiply|add|layer_normalization)(_\d+)?$")
 
 
 def conv_flops(model) -> int:

@@ -171,15 +171,15 @@ ROWS = [
     _row('ConvNeXtTiny', 27_820_128, 174_159_360, 0, BUILT_IN_IMAGENET,
          [(4, 96, 'convnext_tiny_stage_0_block_2_identity'),
           (8, 192, 'convnext_tiny_stage_1_block_2_identity'),
-          (16, 384, 'convnext_tiny_stage_2_block_8_identity'), (32, 768, 'layer_normalization')]),
+          (16, 384, 'convnext_tiny_stage_2_block_8_identity'), (32, 768, '')]),
     _row('ConvNeXtSmall', 49_454_688, 346_738_176, 0, BUILT_IN_IMAGENET,
          [(4, 96, 'convnext_small_stage_0_block_2_identity'),
           (8, 192, 'convnext_small_stage_1_block_2_identity'),
-          (16, 384, 'convnext_small_stage_2_block_26_identity'), (32, 768, 'layer_normalization')]),
+          (16, 384, 'convnext_small_stage_2_block_26_identity'), (32, 768, '')]),
     _row('ConvNeXtBase', 87_566_464, 613_312_512, 0, BUILT_IN_IMAGENET,
          [(4, 128, 'convnext_base_stage_0_block_2_identity'),
           (8, 256, 'convnext_base_stage_1_block_2_identity'),
-          (16, 512, 'convnext_base_stage_2_block_26_identity'), (32, 1024, 'layer_normalization')]),
+          (16, 512, 'convnext_base_stage_2_block_26_identity'), (32, 1024, '')]),
 ]
 
 BACKBONES: dict[str, Backbone] = {row.name: row for row in ROWS}

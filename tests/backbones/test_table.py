@@ -7,6 +7,8 @@ Building all 30 backbones takes minutes on two cores: the full check is slow; Mo
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from archgen.backbones import BACKBONES
@@ -55,6 +57,10 @@ def check_row(name: str, height: int, width: int) -> None:
     assert conv_flops(model) == row.flops(height, width), name
     assert [t.stride for t in row.taps] == sorted(t.stride for t in row.taps) and row.taps[-1].stride == row.divisor
     for tap in row.taps:
+        if tap.layer:  # a name Keras made up from the class (re_lu_3) would change from build to build
+            auto = re.sub("([a-z])([A-Z])", r"\1_\2", re.sub("(.)([A-Z][a-z]+)", r"\1_\2",
+                                                               type(model.get_layer(tap.layer)).__name__)).lower()
+            assert not re.fullmatch(rf"{auto}(_\d+)?", tap.layer), (name, tap)
         assert tuple(tap_tensor(model, tap).shape[1:]) == (height // tap.stride, width // tap.stride, tap.channels), \
             (name, tap)
     # The last tap is what the model ends in: nothing of the backbone is left unused or missing.
