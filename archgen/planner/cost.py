@@ -126,8 +126,9 @@ def _input_span(layer: LayerPlan, lo: int, hi: int, in_size: int | None) -> tupl
         return lo // f, hi // f
     if kind == "tap":  # a backbone's stage output, finer than the backbone node by ``factor``
         return lo // a["factor"], hi // a["factor"]
-    if kind == "backbone":  # counted as reading its whole input (deep stages and their pools see it all)
-        return (0, in_size - 1) if in_size is not None else (lo, hi)
+    if kind == "backbone":  # counted as reading its whole input (deep stages and their pools see it all);
+        f = a["factor"]     # at an open size, only the input positions its stride maps to (a lower bound)
+        return (0, in_size - 1) if in_size is not None else (lo * f, hi * f + f - 1)
     if kind in ("crop", "pad"):
         shift = a["cropping" if kind == "crop" else "padding"][0][0]
         return (lo + shift, hi + shift) if kind == "crop" else (lo - shift, hi - shift)

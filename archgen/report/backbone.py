@@ -20,6 +20,7 @@ def backbone_lines(plan: Plan) -> list[str]:
             taps = ", ".join(f"s{t.stride} {t.channels}ch" for t in row.taps)
             lines.append(f"backbone {row.name}: keras.applications.{row.constructor}(include_top=False), taps {taps}; "
                          f"params and FLOPs from archgen's table; memory counts its taps, not its inner activations; "
+                         f"the receptive field counts it as reading the whole input (at an open size: its stride); "
                          f"input {row.preprocessing}")
     return lines
 
