@@ -329,7 +329,9 @@ class BackboneEncoder(Strict):
     (``include_top=False``). Its stage outputs ("taps", at strides 1 (VGG only), 2, 4, 8 and 16) are
     the decoder's skips and its stride-32 output the bottleneck, so the decoder has 5 stages. Each
     backbone's taps, channels, parameters and legal sizes are one row of
-    ``archgen/backbones/table.py``. 2D inputs only; each size a multiple of 32, at least 32."""
+    ``archgen/backbones/table.py``. 2D inputs only; each size a multiple of 32, at least 32. Without
+    ``decoder.stages`` the decoder is segmentation_models' (16 filters at level 1, doubling to 256);
+    without ``decoder.block``, archgen's default conv block."""
 
     type: Literal["backbone"] = "backbone"
     name: str
@@ -389,7 +391,7 @@ class DecoderSpec(Strict):
     upsample: Upsample = TransposeUp()
     """How each level is up-sampled."""
     block: Block | None = None
-    """The block of each decoder level; null reuses the encoder's."""
+    """The block of each decoder level; null reuses the encoder's (with a backbone: the default block)."""
     stages: list[DecoderStage] | None = Field(default=None, min_length=0, max_length=12)
     """The decoder stage by stage, level 1 (full resolution) first: one per encoder stage but the
     bottleneck. In place of the block's ``convs`` and ``kernel_size`` and the up-sampling's
