@@ -29,6 +29,9 @@ AUTO_NAME = re.compile(r"^(activation|re_lu|multiply|add|layer_normalization)(_\
 def conv_flops(model) -> int:
     total = 0
     for layer in model.layers:
+        if isinstance(layer, keras.Model):  # ConvNeXt's stem and down-sampling blocks are Sequential models
+            total += conv_flops(layer)
+            continue
         if isinstance(layer, (L.Conv2D, L.DepthwiseConv2D)):
             out, cin = layer.output.shape, layer.input.shape[-1]
             taps = layer.kernel_size[0] * layer.kernel_size[1]

@@ -30,6 +30,9 @@ def conv_flops(model) -> int:
     """2 x multiply-adds of every convolution, counted from Keras's own layers."""
     total = 0
     for layer in model.layers:
+        if isinstance(layer, keras.Model):  # ConvNeXt's stem and down-sampling blocks are Sequential models
+            total += conv_flops(layer)
+            continue
         if isinstance(layer, (L.Conv2D, L.DepthwiseConv2D)):
             out, cin = layer.output.shape, layer.input.shape[-1]
             taps = layer.kernel_size[0] * layer.kernel_size[1]
