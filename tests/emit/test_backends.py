@@ -22,6 +22,7 @@ CASES = [
     ("unet_bn_residual.yaml", ["input.shape=[32,48,3]", "encoder.filters=4"]),
     ("attention_unet.yaml", ["input.shape=[32,32,3]", "encoder.filters=4", "encoder.depth=2"]),
     ("unet3d.yaml", ["input.shape=[92,92,92,3]", "encoder.filters=[4,8,16,32]"]),
+    ("peers/smp_unet_resnet50.yaml", ["input.shape=[64,96,3]", "encoder.name=mobilenetv3small"]),
 ]
 SCRIPT = """
 import json, os, sys
@@ -35,7 +36,9 @@ from archgen.spec import load_spec
 config, overrides, folder = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 plan = make_plan(load_spec(config, overrides))
 model = emit_model(plan)
-layers = {l.name: [list(l.output.shape[1:]), l.count_params()] for l in model.layers}
+# A backbone outputs its taps, the deepest (the plan's shape for it) last.
+layers = {l.name: [list((l.output[-1] if isinstance(l.output, list) else l.output).shape[1:]), l.count_params()]
+          for l in model.layers}
 weights = os.path.join(folder, "weights.npz")
 if sys.argv[1] == "tensorflow":
     np.savez(weights, *model.get_weights())
