@@ -60,7 +60,8 @@ class Cost:
     activation_bytes: int | None
     inference_peak_bytes: int | None
     training_bytes: int | None
-    receptive_field: int
+    receptive_field: int  # the widest over the spatial axes
+    receptive_fields: tuple[int, ...]  # per spatial axis
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -99,14 +100,15 @@ def inference_peak_elements(plan: Plan, elements: dict[str, int], workspace: boo
     return peak
 
 
-def _first_axis(attrs: dict) -> dict:
-    """Per-axis attributes (kernel, stride, factor as tuples) on the first spatial axis."""
-    return {k: (v[0] if k in ("kernel", "stride", "factor") and isinstance(v, tuple) else v) for k, v in attrs.items()}
+def _on_axis(attrs: dict, axis: int) -> dict:
+    """Per-axis attributes (kernel, stride, factor as tuples) on one spatial axis."""
+    return {k: (v[axis] if k in ("kernel", "stride", "factor") and isinstance(v, tuple) else v)
+            for k, v in attrs.items()}
 
 
-def _input_span(layer: LayerPlan, lo: int, hi: int, in_size: int | None) -> tuple[int, int]:
-    """The input positions (first axis) that output positions ``lo..hi`` of ``layer`` read."""
-    a, kind = _first_axis(layer.attrs), layer.kind
+def _input_span(layer: LayerPlan, lo: int, hi: int, in_size: int | None, axis: int = 0) -> tuple[int, int]:
+    """The input positions on ``axis`` that output positions ``lo..hi`` of ``layer`` read."""
+    a, kind = _on_axis(layer.attrs, axis), layer.kind
     if kind == "conv":
         s, reach = a["stride"], (a["kernel"] - 1) * a["dilation"] + 1
         before = 0 if a["padding"] == "valid" else max(reach - s, 0) // 2  # TensorFlow's "same" split
@@ -125,24 +127,35 @@ def _input_span(layer: LayerPlan, lo: int, hi: int, in_size: int | None) -> tupl
             return floor((lo + 0.5) / f - 0.5), floor((hi + 0.5) / f - 0.5) + 1
         return lo // f, hi // f
     if kind in ("crop", "pad"):
-        shift = a["cropping" if kind == "crop" else "padding"][0][0]
+        shift = a["cropping" if kind == "crop" else "padding"][axis][0]
         return (lo + shift, hi + shift) if kind == "crop" else (lo - shift, hi - shift)
     if kind == "resize":
-        scale = in_size / a["size"][0]
+        scale = in_size / a["size"][axis]
         return floor((lo + 0.5) * scale - 0.5), floor((hi + 0.5) * scale - 0.5) + 1
     return lo, hi  # per-position layers and merges
 
 
 def receptive_field(plan: Plan) -> int:
-    """Input positions (per spatial axis) that can influence one output position, at worst.
+    """The widest of ``receptive_fields``: the same on every axis of an isotropic network."""
+    return max(receptive_fields(plan))
+
+
+def receptive_fields(plan: Plan) -> tuple[int, ...]:
+    """Per spatial axis, the input positions that can influence one output position, at worst.
 
     Exact, not the centred-window formula: pooling and up-sampling make the field depend on
     where an output sits on the pooling grid, so spans are traced back from one output
     position of each residue of the grid and the widest is kept. Normalisation statistics
     (batch norm in training, group norm) are not counted as reading other positions.
     """
+    return tuple(_receptive_field(plan, axis) for axis in range(plan.ndim))
+
+
+def _receptive_field(plan: Plan, axis: int) -> int:
     layers = {layer.name: layer for layer in plan.layers}
-    period = plan.sizes.period if plan.sizes else 1
+    rules = plan.axis_sizes
+    rule = rules[axis] if len(rules) > axis else plan.sizes
+    period = rule.period if rule else 1
     widest = 0
     for head in plan.outputs.values():
         for c in range(period):
@@ -155,7 +168,7 @@ def receptive_field(plan: Plan) -> int:
                     widest = max(widest, hi - lo + 1)
                     continue
                 for name in layer.inputs:
-                    in_lo, in_hi = _input_span(layer, lo, hi, layers[name].shape[0])
+                    in_lo, in_hi = _input_span(layer, lo, hi, layers[name].shape[axis], axis)
                     old = spans.get(name, (in_lo, in_hi))
                     spans[name] = (min(old[0], in_lo), max(old[1], in_hi))
     return widest
@@ -317,7 +330,8 @@ def plan_cost(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str
         activation_bytes=activation_bytes(plan, batch, dtype),
         inference_peak_bytes=peak,
         training_bytes=training_bytes(plan, batch, dtype, optimizer),
-        receptive_field=receptive_field(plan),
+        receptive_field=max(fields := receptive_fields(plan)),
+        receptive_fields=fields,
     )
 
 

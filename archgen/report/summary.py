@@ -279,8 +279,15 @@ def cost_lines(cost: Cost) -> list[str]:
         f"activations {fmt_bytes(cost.activation_bytes)}; inference peak {fmt_bytes(cost.inference_peak_bytes)}",
         f"training estimate {fmt_bytes(cost.training_bytes)} (weights + gradients + {cost.optimizer} state "
         f"+ activations at the step's peak + TF runtime)",
-        f"receptive field {cost.receptive_field} per spatial axis",
+        receptive_field_line(cost.receptive_fields),
     ]
+
+
+def receptive_field_line(fields: tuple[int, ...]) -> str:
+    if len(set(fields)) == 1:
+        return f"receptive field {fields[0]} per spatial axis"
+    names = AXIS_NAMES[len(fields)]
+    return f"receptive field {' x '.join(map(str, fields))} ({' x '.join(names)})"
 
 
 def print_fit(fit: dict, console: Console) -> None:
