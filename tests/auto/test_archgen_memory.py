@@ -247,3 +247,13 @@ def test_plan_dataset_refuses_an_unknown_memory_model():
 
     with pytest.raises(SpecError, match="--memory=gpu: expected archgen or nnunet"):
         plan_dataset(from_figures("64,64,64", "1,1,1", 1, 2, None), FAMILIES["plain"], 8.0, "gpu")
+
+
+def test_readme_table_is_what_auto_decides():
+    """The README's side-by-side table is the output of tests/auto/memory_table.py, row for row."""
+    from pathlib import Path
+
+    from tests.auto.memory_table import rows
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "\n".join(rows()) in readme
