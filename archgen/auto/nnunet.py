@@ -38,6 +38,9 @@ The rules, in the order the planner applies them:
    the topology is recomputed.
 8. Batch size: round(reference / estimate x reference batch (3D: 2, 2D: 12)), capped so a batch
    covers at most 5% of the dataset's voxels (plain; ResEnc M/L/XL: 100%), at least 2.
+   (7 and 8 are nnU-Net's memory model, ``memory_model="nnunet"``; the default, "archgen", keeps
+   the shrink steps, the cap and the minimum but asks archgen's training estimate of the planned
+   network instead: ``archgen.auto.memory``.)
 9. 3d_lowres: if the 3D patch covers < 25% of the median image, the spacing grows by 3% a step
    (anisotropic axes first) until it does; dropped if that image is not at least half the size.
    2d: the last two axes of the full-resolution spacing and median shape.
@@ -351,7 +354,7 @@ def compute_new_shape(old_shape, old_spacing, new_spacing) -> list[int]:
     return [int(round(i / j * k)) for i, j, k in zip(old_spacing, new_spacing, old_shape)]
 
 
-def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str = "nnunet") -> dict[str, Any]:
+def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str = "archgen") -> dict[str, Any]:
     """``plan_experiment``: the 3d_fullres, 3d_lowres (when made) and 2d configurations.
 
     ``memory_model``: "nnunet" (its reference-VRAM heuristic, nnU-Net's decisions exactly) or
