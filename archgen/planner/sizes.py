@@ -27,7 +27,7 @@ def _legal_on(nodes: list[Node], n: int, axis: int = 0) -> dict[str, int] | None
         return None
 
 
-_SHAPE_ATTRS = ("kernel", "stride", "dilation", "padding", "factor", "floor", "amounts")
+_SHAPE_ATTRS = ("kernel", "stride", "dilation", "padding", "factor", "floor", "amounts", "smallest_of")
 _cache: dict[tuple, SizeRule | None] = {}
 
 
