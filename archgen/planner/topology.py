@@ -100,6 +100,9 @@ def _plan_unet_plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
 
 def _plan_unet_3plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
     up, cat = r.decoder.upsample, r.decoder.cat_channels
+    if up.interpolation == "bilinear" and r.ndim != 2:
+        raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
+                        f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
     block = r.decoder.block
     # Each input's conv: the decoder block's conv, norm and activation, once, without residual or dropout.
     plain = ConvBlock.model_validate(block.model_dump(exclude={"type", "shortcut", "dropout", "convs"}))
