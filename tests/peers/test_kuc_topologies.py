@@ -81,3 +81,23 @@ def test_unet_plus_legal_sizes_and_odd_shapes():
     assert_model_matches_plan(model, ours)
     y = model(np.zeros((1, 64, 40, 3), "float32"))
     assert tuple(y.shape[1:]) == (64, 40, 2)
+
+
+def test_unet_3plus_weights_copied_give_the_same_outputs(capsys):
+    """Both models are Keras: copy keras-unet-collection's weights layer for layer (both build the
+    decoder's inputs coarsest first and concatenate in that order) and compare the outputs."""
+    theirs = kuc.unet_3plus_2d((64, 64, 3), **UNET_3PLUS)
+    ours = emit_model(plan("kuc_unet_3plus_2d", "input.shape=[64,64,3]"))
+    weighted = lambda model: [layer for layer in model.layers if layer.weights]  # noqa: E731
+    pairs = list(zip(weighted(ours), weighted(theirs), strict=True))
+    rng = np.random.default_rng(0)
+    for mine, their in pairs:
+        assert [w.shape for w in mine.weights] == [w.shape for w in their.weights], (mine.name, their.name)
+        values = [rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path else rng.normal(0, 0.1, w.shape)
+                  for w in their.weights]
+        their.set_weights(values)
+        mine.set_weights(values)
+    x = rng.normal(size=(2, 64, 64, 3)).astype("float32")
+    y = np.asarray(ours(x))
+    assert y.std() > 1e-3  # not a constant: the comparison says something
+    np.testing.assert_allclose(y, np.asarray(theirs([x])), atol=1e-4)
