@@ -53,8 +53,10 @@ def _check_merge(r: ArchSpec) -> None:
                         path="decoder.merge.type", value=dec.merge.type)
     for i, align in enumerate(dec.align):
         if align not in ("crop", "none"):
+            # One value for every level (the usual way to write it) is reported as that one key.
+            path = "decoder.align" if len(set(dec.align)) == 1 else f"decoder.align[{i}]"
             raise PlanError(f"decoder.type={dec.type} crops every input of a node to the smallest of them; "
-                            f"use crop (or none where sizes match)", path=f"decoder.align[{i}]", value=align)
+                            f"use crop (or none where sizes match)", path=path, value=align)
 
 
 def scale_between(r: ArchSpec, fine: int, coarse: int) -> tuple[int, ...]:

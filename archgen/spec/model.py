@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator,
+                      model_validator)
 
 Padding = Literal["valid", "same"]
 Norm = Literal["none", "batch", "group", "layer", "instance"]
@@ -333,12 +334,13 @@ class DecoderSpec(Strict):
     bottleneck, resized up to level 1 (named ``<head>_dec<level>``). For unet use
     ``heads[].deep_supervision``."""
 
-    @model_validator(mode="after")
-    def _deep_supervision_has_a_topology(self) -> DecoderSpec:
-        if self.deep_supervision and self.type == "unet":
-            raise ValueError("deep_supervision applies to type unet++ and unet3+; for unet give each head "
-                             "the levels it supervises (heads[].deep_supervision)")
-        return self
+    @field_validator("deep_supervision")
+    @classmethod
+    def _deep_supervision_has_a_topology(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("type") == "unet":
+            raise ValueError("applies to decoder.type unet++ and unet3+; for unet give each head the levels "
+                             "it supervises (heads[].deep_supervision)")
+        return value
 
     skips: Literal["all", "none"] | list[Count] = "all"
     """Which encoder levels send a skip connection: all (U-Net), none (plain

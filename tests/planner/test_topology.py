@@ -128,7 +128,8 @@ def test_resolved_form_round_trips():
 @pytest.mark.parametrize("topology, decoder, path", [
     ("unet++", {"skips": [1, 2]}, "decoder.skips"),
     ("unet++", {"merge": {"type": "add"}}, "decoder.merge.type"),
-    ("unet3+", {"align": "pad"}, "decoder.align[0]"),
+    ("unet3+", {"align": "pad"}, "decoder.align"),
+    ("unet3+", {"align": ["crop", "resize", "crop"]}, "decoder.align[1]"),
     ("unet3+", {"upsample": {"type": "transpose"}}, "decoder.upsample.type"),
     ("unet++", {"upsample": {"type": "resize", "norm": True}}, "decoder.upsample.norm"),
 ])
