@@ -34,7 +34,7 @@ def plan_topology(g: Graph, r: ArchSpec, skips: dict[int, str]) -> Graph:
     ``skips[level]`` is the encoder's output at ``level`` (``depth + 1`` = the bottleneck).
     """
     depth = len(r.encoder.stages) - 1
-    _check_merge(r)
+    _check_joins(r)
     if r.decoder.type == "unet++":
         features, top = _plan_unet_plus(g, r, skips, depth)
     else:
@@ -46,7 +46,8 @@ def plan_topology(g: Graph, r: ArchSpec, skips: dict[int, str]) -> Graph:
     return g
 
 
-def _check_merge(r: ArchSpec) -> None:
+def _check_joins(r: ArchSpec) -> None:
+    """Both topologies concatenate, and align by cropping to the smallest input (or not at all)."""
     dec = r.decoder
     if not isinstance(dec.merge, ConcatMerge):
         raise PlanError(f"decoder.type={dec.type} concatenates its inputs; use merge type concat",
@@ -146,12 +147,12 @@ def _plan_deep_supervision(g: Graph, r: ArchSpec, top: list[tuple[int, str]], de
         path = "decoder.deep_supervision"
         if r.decoder.type == "unet++":
             for j, x in top:
-                name = _free(g, outputs, f"{head.name}_x0_{j}", i)
+                name = _free(g, r, outputs, f"{head.name}_x0_{j}", i)
                 outputs[name] = g.conv(name, x, head.filters, kernel=head.kernel_size, padding=r.padding,
                                        activation=head.activation, group="head", path=path)
             continue
         for level, feature in top:  # unet3+: conv at the level's scale, resized to level 1, then the activation
-            name = _free(g, outputs, f"{head.name}_dec{level}", i)
+            name = _free(g, r, outputs, f"{head.name}_dec{level}", i, "conv", "up")
             last = head.activation == "linear"
             x = g.conv(f"{name}_conv", feature, head.filters, kernel=head.kernel_size, padding=r.padding,
                        group="head", path=path)
@@ -161,10 +162,12 @@ def _plan_deep_supervision(g: Graph, r: ArchSpec, top: list[tuple[int, str]], de
     return outputs
 
 
-def _free(g: Graph, outputs: dict[str, str], name: str, head: int) -> str:
-    if name in g.nodes or name in outputs or name in g.outputs:
-        raise PlanError(f"deep supervision names an output {name}, which another layer or output already has; "
-                        f"rename the head", path=f"heads[{head}].name", value=name.rsplit("_", 2)[0])
+def _free(g: Graph, r: ArchSpec, outputs: dict[str, str], name: str, head: int, *inner: str) -> str:
+    """``name`` for a deep-supervision output, after checking that it and its inner layers are new."""
+    for taken in (name, *(f"{name}_{suffix}" for suffix in inner)):
+        if taken in g.nodes or taken in outputs or taken in g.outputs:
+            raise PlanError(f"deep supervision names a layer {taken}, which another layer or output already has; "
+                            f"rename the head", path=f"heads[{head}].name", value=r.heads[head].name)
     return name
 
 

@@ -150,3 +150,16 @@ def test_deep_supervision_needs_a_topology():
     with pytest.raises(ArchgenError) as info:
         validate(config("unet", size=64, deep_supervision=True))
     assert "decoder" in info.value.render() and "unet++" in info.value.render()
+
+
+def test_deep_supervision_name_clash_names_the_head():
+    cfg = config("unet3+", size=64, padding="same", deep_supervision=True)
+    cfg["heads"] = [{"name": "y", "filters": 2}, {"name": "y_dec2_up", "filters": 2, "level": 2}]
+    with pytest.raises(PlanError) as info:
+        make_plan(validate(cfg))
+    assert info.value.path == "heads[0].name" and "y_dec2_up" in info.value.render()
+    cfg = config("unet++", size=64, padding="same", deep_supervision=True)
+    cfg["heads"] = [{"name": "y", "filters": 2, "level": 2}]
+    with pytest.raises(PlanError) as info:
+        make_plan(validate(cfg))
+    assert info.value.path == "decoder.deep_supervision"
