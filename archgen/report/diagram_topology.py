@@ -94,8 +94,9 @@ def nested_body(plan: Plan) -> tuple[list[str], float, float]:
             else:
                 row_bottom = max(box.y + box.h for gg, box in boxes.items() if _cell(plan, gg)[0] == i)
                 bus = row_bottom + ROW_GAP / 2 + BUS_STEP * k
-                body.append(_arrow("dense-skip", source, g, [(a.cx, a.y + a.h), (a.cx, bus),
-                                                             (b.x + 2 * b.w / 3, bus), (b.x + 2 * b.w / 3, b.y + b.h)]))
+                x = b.x + b.w * (0.45 + 0.4 * (k + 1) / j)  # one entry per bus, right of the up arrow's
+                body.append(_arrow("dense-skip", source, g, [(a.cx, a.y + a.h), (a.cx, bus), (x, bus),
+                                                             (x, b.y + b.h)]))
     lanes: dict[int, int] = {}
     for name, box in head_boxes.items():
         source = head_source(plan, plan.layer(name))
@@ -109,8 +110,9 @@ def nested_body(plan: Plan) -> tuple[list[str], float, float]:
             lanes[row] = lanes.get(row, 0) + 1
             row_bottom = max(b.y + b.h for gg, b in boxes.items() if _cell(plan, gg)[0] == row)
             lane = row_bottom + ROW_GAP / 2 + BUS_STEP * (plan.depth + lanes[row])
-            x0 = src.x + src.w * 0.85
-            pts = [(x0, src.y + src.h), (x0, lane), (box.cx, lane), (box.cx, box.y + box.h)]
+            # Out of the right side, low, clear of the dense skips entering the node's bottom.
+            x0, y0 = src.right + 6 + 2 * lanes[row], src.y + src.h * 0.85
+            pts = [(src.right, y0), (x0, y0), (x0, lane), (box.cx, lane), (box.cx, box.y + box.h)]
         body.append(_arrow("to-deep-head" if deep else "to-head", source, f"head_{name}", pts))
         body.append(_box("head", f"head_{name}", box, f"{name} {fmt_shape(plan.layer(name).shape)}", FILLS["head"]))
     right = MARGIN + columns * COL + max((len(v) for v in head_rows.values()), default=0) * pitch + MARGIN
