@@ -88,6 +88,21 @@ def test_unet_3plus_weights_copied_give_the_same_outputs(capsys):
     decoder's inputs coarsest first and concatenate in that order) and compare the outputs."""
     theirs = kuc.unet_3plus_2d((64, 64, 3), **UNET_3PLUS)
     ours = emit_model(plan("kuc_unet_3plus_2d", "input.shape=[64,64,3]"))
+    same_outputs(ours, theirs)
+
+
+def test_unet_plus_weights_copied_give_the_reference_outputs():
+    """The same with the hand-written UNet++ (concatenation order: the up-sampled node first)."""
+    from tests.reference.kuc_unet_plus import kuc_unet_plus
+
+    reference = kuc_unet_plus((64, 64, 3), filter_num=(8, 16, 32, 64))
+    ours = emit_model(plan("kuc_unet_plus_2d", "input.shape=[64,64,3]", "encoder.filters=8"))
+    same_outputs(ours, reference)
+
+
+def same_outputs(ours, theirs) -> None:
+    """Copy random weights (batch norm variances positive) into both, layer by layer in build order;
+    the outputs must agree on a random batch."""
     weighted = lambda model: [layer for layer in model.layers if layer.weights]  # noqa: E731
     pairs = list(zip(weighted(ours), weighted(theirs), strict=True))
     rng = np.random.default_rng(0)
@@ -100,4 +115,4 @@ def test_unet_3plus_weights_copied_give_the_same_outputs(capsys):
     x = rng.normal(size=(2, 64, 64, 3)).astype("float32")
     y = np.asarray(ours(x))
     assert y.std() > 1e-3  # not a constant: the comparison says something
-    np.testing.assert_allclose(y, np.asarray(theirs([x])), atol=1e-4)
+    np.testing.assert_allclose(y, theirs.predict(x, verbose=0), atol=1e-4)
