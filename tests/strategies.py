@@ -126,6 +126,40 @@ def spec_dicts(draw):
         "decoder": decoder,
         "heads": heads,
     }
+    if draw(st.integers(0, 2)):
+        config = draw(topology(config, ndim))
     if draw(st.booleans()):
         config = draw(explicit_stages(config, ndim))
     return config
+
+
+@st.composite
+def topology(draw, config: dict, ndim: int) -> dict:
+    """The same encoder with a UNet++ or UNet 3+ decoder: concatenation, crop (or no) alignment,
+    nested or full-scale skips, deep supervision, and for UNet 3+ resizing and cat_channels."""
+    kind = draw(st.sampled_from(["unet++", "unet3+"]))
+    depth = config["encoder"]["depth"]
+    decoder = {**config["decoder"], "type": kind, "merge": {"type": "concat", "order": draw(st.sampled_from(
+        ["up_skip", "skip_up"]))}, "align": draw(st.sampled_from(["crop", "crop", "none"]))}
+    up = dict(decoder["upsample"])
+    if kind == "unet++":
+        decoder["skips"] = "all"
+        if up["type"] == "resize" and draw(st.booleans()):
+            up["norm"] = True
+            decoder["block"] = {**decoder.get("block", config["encoder"]["block"]), "norm": "batch"}
+    else:
+        up = {"type": "resize", "factor": up["factor"],
+              "interpolation": draw(st.sampled_from(["nearest", "bilinear"] if ndim == 2 else ["nearest"]))}
+        decoder["skips"] = draw(st.one_of(st.just("all"), st.lists(st.integers(1, max(depth, 1)), max_size=depth,
+                                                                    unique=True)))
+        if depth == 0:
+            decoder["skips"] = "all"
+        if draw(st.booleans()):
+            decoder["cat_channels"] = draw(st.sampled_from([2, 3]))
+    decoder["upsample"] = up
+    heads = config["heads"]
+    if depth >= 1 and draw(st.booleans()):
+        decoder["deep_supervision"] = True
+        heads = [{**{k: v for k, v in heads[0].items() if k != "deep_supervision"}, "level": 1}, *heads[1:]]
+        heads = [{k: v for k, v in h.items() if k != "deep_supervision"} for h in heads]
+    return {**config, "decoder": decoder, "heads": heads}

@@ -181,6 +181,10 @@ def build_graph(spec: ArchSpec) -> Graph:
         if i == depth and isinstance(down, StrideFirstConv):
             g.bottleneck_in = _first_conv(g, prefix)
         skips[level] = x
+    if r.decoder.type != "unet":  # nested or full-scale skips: their own module
+        from archgen.planner.topology import plan_topology
+
+        return plan_topology(g, r, skips)
     features = {depth + 1: x}
     with_skip = set(r.decoder.skips)
     for level in range(depth, 0, -1):
@@ -307,20 +311,26 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
                   padding="same", activation=down.activation, group=group, path=path)
 
 
-def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, factor: tuple[int, ...]) -> str:
+def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, factor: tuple[int, ...],
+                  prefix: str | None = None) -> str:
+    """The up-sampling into decoder ``level`` (``dec{level}_up``; ``{prefix}_up`` for a nested node)."""
     up = r.decoder.upsample
-    group, path = f"dec{level}", "decoder.upsample"
+    group, path = prefix or f"dec{level}", "decoder.upsample"
     if isinstance(up, TransposeUp):
         kernel = factor if up.kernel_size is None else up.kernel_size
-        return g.conv(f"dec{level}_up", x, filters, kernel=kernel, stride=factor,
+        return g.conv(f"{group}_up", x, filters, kernel=kernel, stride=factor,
                       activation=up.activation, use_bias=up.bias, transpose=True, group=group, path=path)
     assert isinstance(up, ResizeUp)
     if up.interpolation == "bilinear" and r.ndim != 2:
         raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
                         f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
-    x = g.add(f"dec{level}_up", "upsample", (x,), g.channels(x), group=group, path=path,
+    x = g.add(f"{group}_up", "upsample", (x,), g.channels(x), group=group, path=path,
               factor=compact(factor), interpolation=up.interpolation)
-    return g.conv(f"dec{level}_upconv", x, filters, kernel=up.kernel_size, activation=up.activation,
+    if up.norm:
+        from archgen.planner.topology import plan_normed_upconv
+
+        return plan_normed_upconv(g, r, x, group, filters)
+    return g.conv(f"{group}_upconv", x, filters, kernel=up.kernel_size, activation=up.activation,
                   group=group, path=path)
 
 

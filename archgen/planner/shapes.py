@@ -118,7 +118,8 @@ def infer_axis(nodes: list[Node], n: int, axis: int = 0) -> tuple[dict[str, int]
             amounts[node.name] = (before, after)
             sizes[node.name] = sizes[node.inputs[0]] + before + after
         elif kind in ALIGN:
-            target = sizes[node.like]
+            # A crop into a node of several inputs takes the smallest of them (``smallest_of``).
+            target = sizes[node.like] if node.like else min(sizes[i] for i in node.attrs["smallest_of"])
             amounts[node.name] = ALIGN[kind](node, sizes[node.inputs[0]], target)
             sizes[node.name] = target
         elif kind == "resize":

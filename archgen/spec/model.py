@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator,
+                      model_validator)
 
 Padding = Literal["valid", "same"]
 Norm = Literal["none", "batch", "group", "layer", "instance"]
@@ -211,6 +212,9 @@ class ResizeUp(Strict):
     """Activation of the conv after the resize."""
     keep_channels: bool = False
     """Keep the input's channels instead of taking the target level's."""
+    norm: bool = False
+    """Normalise the conv's output with the decoder block's norm, before the activation, and drop the
+    conv's bias (keras-unet-collection's decode layer: up-sample, conv, batch norm, ReLU)."""
 
 
 Upsample = tagged("transpose", TransposeUp, ResizeUp)
@@ -310,8 +314,33 @@ class EncoderSpec(Strict):
     ``filters``, ``multiplier``, ``max_filters`` and the block's ``convs`` and ``kernel_size``."""
 
 
+DecoderType = Literal["unet", "unet++", "unet3+"]
+
+
 class DecoderSpec(Strict):
     """The expanding path: one level per encoder level, deepest first."""
+
+    type: DecoderType = "unet"
+    """Topology: unet (each level joins the up-sampled level below and the skip of its own level);
+    unet++ (Zhou et al. 2018: nested dense skips, node ``x{i}_{j}`` reads ``x{i}_0..x{i}_{j-1}`` and
+    the up-sampled ``x{i+1}_{j-1}``); unet3+ (Huang et al. 2020: each level reads every skip level at
+    its scale or finer, max-pooled, and every deeper level, resized up, each through a conv to
+    ``cat_channels``, then fuses their concatenation with the stage's convs)."""
+    cat_channels: Channels | None = None
+    """unet3+: filters of the conv every full-scale input passes; null means encoder level 1's."""
+    deep_supervision: bool = False
+    """unet++ and unet3+: every head on level 1 gets a copy on the intermediate outputs: unet++'s top
+    nested nodes ``x0_1..x0_{depth-1}`` (named ``<head>_x0_<j>``); unet3+'s deeper levels and the
+    bottleneck, resized up to level 1 (named ``<head>_dec<level>``). For unet use
+    ``heads[].deep_supervision``."""
+
+    @field_validator("deep_supervision")
+    @classmethod
+    def _deep_supervision_has_a_topology(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("type") == "unet":
+            raise ValueError("applies to decoder.type unet++ and unet3+; for unet give each head the levels "
+                             "it supervises (heads[].deep_supervision)")
+        return value
 
     skips: Literal["all", "none"] | list[Count] = "all"
     """Which encoder levels send a skip connection: all (U-Net), none (plain

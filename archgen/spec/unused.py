@@ -25,6 +25,15 @@ def unused_options(spec: ArchSpec) -> list[tuple[str, Any, str]]:
             if key in spec.decoder.model_fields_set:
                 found.append((f"decoder.{key}", _shown(getattr(spec.decoder, key)),
                               "decoder.skips is none: there is no skip to align or merge"))
+    if spec.decoder.cat_channels is not None and spec.decoder.type != "unet3+":
+        found.append(("decoder.cat_channels", spec.decoder.cat_channels,
+                      f"cat_channels applies to decoder.type unet3+ only (type is {spec.decoder.type})"))
+    if spec.decoder.type == "unet3+":
+        up = spec.decoder.upsample
+        for key in ("kernel_size", "activation", "norm"):  # unet3+ gives each input a conv of its own
+            if key in up.model_fields_set:
+                found.append((f"decoder.upsample.{key}", getattr(up, key),
+                              "decoder.type unet3+ resizes only; each input's conv is the decoder block's"))
     if spec.encoder.stages is not None:
         for key in ("depth",):
             if key in spec.encoder.model_fields_set and spec.encoder.depth != len(spec.encoder.stages) - 1:
