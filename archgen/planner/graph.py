@@ -357,8 +357,8 @@ def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, facto
                         f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
     x = g.add(f"dec{level}_up", "upsample", (x,), g.channels(x), group=group, path=path,
               factor=compact(factor), interpolation=up.interpolation)
-    return g.conv(f"dec{level}_upconv", x, filters, kernel=up.kernel_size, activation=up.activation,
-                  group=group, path=path)
+    return g.conv(f"dec{level}_upconv", x, filters, kernel=up.kernel_size,
+                  activation="linear" if plain else up.activation, group=group, path=path)
 
 
 def plan_merge(g: Graph, r: ArchSpec, up: str, skip: str, level: int, align: str) -> str:
