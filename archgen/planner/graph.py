@@ -309,10 +309,11 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
                     shortcut = g.norm(f"{prefix}_proj_norm", shortcut, block.norm, block.groups, group=group,
                                       path=path, epsilon=block.norm_epsilon, affine=block.norm_affine)
         elif g.channels(shortcut) != filters or any(s > 1 for s in stride):
-            strided = any(s > 1 for s in stride)
             size = block.shortcut_kernel_size
-            shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=1 if not strided else kernel if size == "block"
-                              else size, stride=stride, use_bias=use_bias, group=group, path=path)
+            # 1x1 where only the channels change; where the block strides, the kernel the block asks for
+            proj_kernel = (kernel if size == "block" else size) if any(s > 1 for s in stride) else 1
+            shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=proj_kernel, stride=stride,
+                              use_bias=use_bias, group=group, path=path)
             if with_norm and block.shortcut_norm:
                 shortcut = g.norm(f"{prefix}_proj_norm", shortcut, block.norm, block.groups, group=group, path=path,
                                   epsilon=block.norm_epsilon, affine=block.norm_affine)

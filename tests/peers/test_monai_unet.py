@@ -22,8 +22,8 @@ from monai.networks.nets import UNet  # noqa: E402
 CHANNELS = (16, 32, 64, 128, 256)
 
 
-def monai_unet(num_res_units: int):
-    return UNet(spatial_dims=2, in_channels=1, out_channels=2, channels=CHANNELS, strides=(2, 2, 2, 2),
+def monai_unet(num_res_units: int, spatial_dims: int = 2):
+    return UNet(spatial_dims=spatial_dims, in_channels=1, out_channels=2, channels=CHANNELS, strides=(2, 2, 2, 2),
                 num_res_units=num_res_units).eval()
 
 
@@ -105,6 +105,16 @@ def test_unet_2d_counts_and_shapes(num_res_units, params, size):
     with torch.no_grad():
         y = net(torch.zeros(1, 1, *size))
     assert plan.output_shapes["logits"] == (*y.shape[2:], y.shape[1]) == (*size, 2)
+
+
+@pytest.mark.parametrize("num_res_units", [2, 0])
+def test_the_same_file_gives_the_3d_network(num_res_units):
+    net = monai_unet(num_res_units, spatial_dims=3)
+    plan = plan_for(num_res_units, [16, 32, 48])
+    assert plan.total_params == torch_counts(net)[0]
+    with torch.no_grad():
+        y = net(torch.zeros(1, 1, 16, 32, 48))
+    assert plan.output_shapes["logits"] == (*y.shape[2:], y.shape[1]) == (16, 32, 48, 2)
 
 
 @pytest.mark.parametrize("num_res_units", [2, 0])
