@@ -34,9 +34,9 @@ def emit_conv(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
 
 def emit_conv_transpose(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
     a = layer.attrs
-    return _nd("Conv", ndim, "Transpose")(a["filters"], a["kernel"], strides=a["stride"], padding="same",
-                                          activation=a["activation"], use_bias=a["use_bias"],
-                                          name=layer.name)(xs[0])
+    return _nd("Conv", ndim, "Transpose")(a["filters"], a["kernel"], strides=a["stride"],
+                                          padding=a.get("padding", "same"), activation=a["activation"],
+                                          use_bias=a["use_bias"], name=layer.name)(xs[0])
 
 
 def emit_maxpool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:

@@ -119,7 +119,7 @@ def _input_span(layer: LayerPlan, lo: int, hi: int, in_size: int | None, axis: i
     if kind == "conv_transpose":
         # The gradient of a "same" conv: output u gets input i when i*s - before <= u < i*s - before + k.
         k, s = a["kernel"], a["stride"]
-        before = max(k - s, 0) // 2
+        before = 0 if a.get("padding") == "valid" else max(k - s, 0) // 2
         return -((k - 1 - lo - before) // s), (hi + before) // s
     if kind == "upsample":
         f = a["factor"]

@@ -41,7 +41,10 @@ def conv_size(node: Node, n: int, axis: int = 0) -> int:
 
 
 def transpose_size(node: Node, n: int, axis: int = 0) -> int:
-    # Padding "same" makes a transposed conv scale the size exactly by its stride.
+    # Padding "same" makes a transposed conv scale the size exactly by its stride; "valid" gives the
+    # full output, which a crop then trims to PyTorch's padding.
+    if node.attrs.get("padding") == "valid":
+        return (n - 1) * _on(node.attrs["stride"], axis) + _on(node.attrs["kernel"], axis)
     return n * _on(node.attrs["stride"], axis)
 
 
@@ -117,6 +120,13 @@ def infer_axis(nodes: list[Node], n: int, axis: int = 0) -> tuple[dict[str, int]
                                                              f"it pads for, so it does not tile seamlessly")
             amounts[node.name] = (before, after)
             sizes[node.name] = sizes[node.inputs[0]] + before + after
+        elif kind == "crop" and "amounts" in node.attrs:  # a fixed crop (PyTorch's transposed-conv padding)
+            before, after = node.attrs["amounts"][axis]
+            n_in = sizes[node.inputs[0]]
+            if n_in - before - after < 1:
+                raise SizeError(node, n_in, f"too small to crop {before} + {after} from")
+            amounts[node.name] = (before, after)
+            sizes[node.name] = n_in - before - after
         elif kind in ALIGN:
             # A crop into a node of several inputs takes the smallest of them (``smallest_of``).
             target = sizes[node.like] if node.like else min(sizes[i] for i in node.attrs["smallest_of"])

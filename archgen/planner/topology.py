@@ -108,7 +108,8 @@ def _plan_unet_3plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
                         f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
     block = r.decoder.block
     # Each input's conv: the decoder block's conv, norm and activation, once, without residual or dropout.
-    plain = ConvBlock.model_validate(block.model_dump(exclude={"type", "shortcut", "dropout", "convs"}))
+    kept = set(ConvBlock.model_fields) & set(type(block).model_fields) - {"type", "dropout", "convs", "se"}
+    plain = ConvBlock.model_validate(block.model_dump(include=kept))
     floor = {"floor": True} if getattr(r.encoder.downsample, "odd_sizes", "refuse") == "floor" else {}
     features = {depth + 1: skips[depth + 1]}
     for level in range(depth, 0, -1):
@@ -172,16 +173,13 @@ def _free(g: Graph, r: ArchSpec, outputs: dict[str, str], name: str, head: int, 
 
 
 def plan_normed_upconv(g: Graph, r: ArchSpec, x: str, group: str, filters: int) -> str:
-    """The conv after a resize, with ``upsample.norm``: conv without bias, the decoder block's norm, the
+    """The conv after a resize, with ``upsample.norm``: conv without bias, the norm, the
     up-sampling's activation."""
-    up, block = r.decoder.upsample, r.decoder.block
+    up = r.decoder.upsample
     path = "decoder.upsample"
-    if block.norm == "none":
-        raise PlanError("normalises with the decoder block's norm, and the block has none (norm: none); "
-                        "set decoder.block.norm or remove this", path=path + ".norm", value=True)
     x = g.conv(f"{group}_upconv", x, filters, kernel=up.kernel_size, use_bias=False, group=group, path=path)
-    x = g.norm(f"{group}_upnorm", x, block.norm, block.groups, group=group, path=path, epsilon=block.norm_epsilon,
-               affine=block.norm_affine)
+    x = g.norm(f"{group}_upnorm", x, up.norm, up.groups, group=group, path=path, epsilon=up.norm_epsilon,
+               affine=up.norm_affine)
     if up.activation == "linear":
         return x
     return g.activation(f"{group}_upact", x, up.activation, group=group, path=path)

@@ -110,6 +110,9 @@ class _BlockBase(Strict):
     """Dropout rate applied at the end of each block; 0 adds no layer."""
     padding: Padding | None = None
     """Padding of this block's convs; null takes the top-level ``padding``."""
+    order: Literal["norm_act", "act_norm"] = "norm_act"
+    """After each conv: the norm then the activation, or the activation then the norm (nnU-Net's
+    ``nonlin_first``)."""
 
 
 class ConvBlock(_BlockBase):
@@ -128,6 +131,14 @@ class ResidualBlock(_BlockBase):
     """How the shortcut changes channels or size: plain, a strided 1x1 conv (with the block's bias)
     then the norm; resnet_d (He et al. 2019, nnU-Net's ResidualEncoder), an average pooling by the
     stride where the block strides, then a 1x1 conv without bias and the norm where channels change."""
+    shortcut_kernel_size: Count | Literal["block"] = 1
+    """Kernel of the plain shortcut's conv where the block strides: a number, or block for the
+    stage's own kernel (MONAI's ResidualUnit); where only the channels change it is 1x1."""
+    shortcut_norm: bool = True
+    """Whether the shortcut's conv is followed by the block's norm (MONAI's ResidualUnit: false)."""
+    add_at: Literal["before_activation", "after_activation"] = "before_activation"
+    """Where the shortcut is added: before the last activation (conv-norm, add, act: ResNet,
+    nnU-Net), or after it (conv-norm-act, add, and nothing after: MONAI's ResidualUnit)."""
 
 
 Block = tagged("conv", ConvBlock, ResidualBlock)
@@ -196,6 +207,21 @@ class TransposeUp(Strict):
     """Whether the transposed conv has a bias."""
     keep_channels: bool = False
     """Keep the input's channels (as the 3D U-Net does) instead of taking the target level's."""
+    padding: Literal["same"] | Annotated[int, Field(ge=0, le=64)] = "same"
+    """same: the output is exactly ``factor`` times the input (Keras's "same"); a number is PyTorch's
+    ``padding`` of a ConvTranspose: that many rows dropped from each side of the full output, whose
+    size is then (n - 1) * factor + kernel - 2 * padding + output_padding."""
+    output_padding: Annotated[int, Field(ge=0, le=64)] = 0
+    """PyTorch's ``output_padding``: rows given back at the end (at most ``padding``; only with a
+    number as ``padding``). MONAI's up-sampling: kernel 3, padding 1, output_padding 1."""
+    norm: Norm = "none"
+    """Normalisation after the transposed conv, before its activation (MONAI's UNet, AttentionUnet)."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of that norm; null means Keras's 0.001."""
+    norm_affine: bool = True
+    """Whether that norm learns a scale and shift."""
+    groups: Channels = 8
+    """Groups of a group norm."""
 
 
 class ResizeUp(Strict):
@@ -212,9 +238,15 @@ class ResizeUp(Strict):
     """Activation of the conv after the resize."""
     keep_channels: bool = False
     """Keep the input's channels instead of taking the target level's."""
-    norm: bool = False
-    """Normalise the conv's output with the decoder block's norm, before the activation, and drop the
-    conv's bias (keras-unet-collection's decode layer: up-sample, conv, batch norm, ReLU)."""
+    norm: Norm = "none"
+    """Normalisation after the conv, before its activation; the conv then has no bias
+    (keras-unet-collection's decode layer: up-sample, conv, batch norm, ReLU)."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of that norm; null means Keras's 0.001."""
+    norm_affine: bool = True
+    """Whether that norm learns a scale and shift."""
+    groups: Channels = 8
+    """Groups of a group norm."""
 
 
 Upsample = tagged("transpose", TransposeUp, ResizeUp)
@@ -241,6 +273,15 @@ class AttentionMerge(Strict):
     type: Literal["attention"] = "attention"
     inter_filters: Channels | None = None
     """Channels of the gate's intermediate 1x1 convs; null means half the skip's channels."""
+    norm: Literal["none", "batch", "instance", "layer"] = "none"
+    """Normalisation after each of the gate's three 1x1 convs (MONAI's AttentionUnet: batch); the
+    sigmoid then follows the last one's norm."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of the gate's norms; null means Keras's 0.001."""
+    skip_bias: bool = False
+    """Whether the gate's conv on the skip has a bias (Oktay et al.: no; MONAI: yes)."""
+    order: Literal["up_skip", "skip_up"] = "up_skip"
+    """Channel order of the concatenation after the gate (see ``concat``; MONAI: skip_up)."""
 
 
 Merge = tagged("concat", ConcatMerge, AddMerge, AttentionMerge)
@@ -269,8 +310,9 @@ class DecoderStage(Strict):
 
     filters: StageChannels
     """Output channels of the stage's convs."""
-    convs: Count = 2
-    """Convolutions per block."""
+    convs: Annotated[int, Field(ge=0, le=64)] = 2
+    """Convolutions per block; 0 means no block: the up-sampling and the merge alone (MONAI's UNet
+    without residual units)."""
     blocks: Count = 1
     """Blocks in a row."""
     kernel_size: PerAxis = 3
@@ -351,6 +393,14 @@ class DecoderSpec(Strict):
     none (sizes must already match). One value, or one per level (level 1 first)."""
     merge: Merge = ConcatMerge()
     """How the aligned skip joins the up-sampled feature."""
+    merge_at: Literal["after_upsample", "before_upsample"] = "after_upsample"
+    """When a level joins its skip: after up-sampling the feature from below (the U-Net), or before,
+    so that the up-sampling reads both and undoes the down-sampling into the skip's own stage
+    (MONAI's UNet). Before needs a bottleneck of stride 1."""
+    last_conv_only: bool = False
+    """Level 1's last conv (its block's, or the up-sampling's where level 1 has ``convs: 0``) without
+    norm, activation or dropout: the decoder makes the output itself (MONAI's UNet), and a head
+    with ``conv: false`` passes it on."""
     upsample: Upsample = TransposeUp()
     """How each level is up-sampled."""
     block: Block | None = None
@@ -372,6 +422,9 @@ class HeadSpec(Strict):
     """softmax or sigmoid for segmentation, linear for logits or regression."""
     kernel_size: Count = 1
     """Kernel size of the head conv."""
+    conv: bool = True
+    """false: no conv, the level's features as they are (through ``activation``), for a decoder that
+    makes the output itself (``decoder.last_conv_only``); ``filters`` must equal their channels."""
     level: Count = 1
     """Decoder level the head reads (1 = full resolution; depth + 1 reads the bottleneck)."""
     deep_supervision: list[Count] = Field(default=[], max_length=64)

@@ -131,7 +131,6 @@ def test_resolved_form_round_trips():
     ("unet3+", {"align": "pad"}, "decoder.align"),
     ("unet3+", {"align": ["crop", "resize", "crop"]}, "decoder.align[1]"),
     ("unet3+", {"upsample": {"type": "transpose"}}, "decoder.upsample.type"),
-    ("unet++", {"upsample": {"type": "resize", "norm": True}}, "decoder.upsample.norm"),
 ])
 def test_bad_combinations_name_the_key(topology, decoder, path):
     with pytest.raises(PlanError) as info:
