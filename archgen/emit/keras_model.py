@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 from archgen.backend import import_keras
+from archgen.emit.blocks import BLOCK_EMITTERS
 from archgen.emit.initialize import numpy_sampling
 from archgen.errors import EmitError, did_you_mean
 from archgen.planner.ir import LayerPlan, Plan
@@ -125,6 +126,7 @@ EMITTERS: dict[str, Emitter] = {
     "concat": emit_concat,
     "add": emit_add,
     "multiply": emit_multiply,
+    **BLOCK_EMITTERS,  # squeeze-and-excitation and the transformer bottleneck
 }
 
 

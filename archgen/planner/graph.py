@@ -13,6 +13,9 @@ from math import prod
 from typing import Any
 
 from archgen.errors import PlanError
+from archgen.planner.blocks_recurrent import plan_recurrent_block
+from archgen.planner.blocks_se import plan_se
+from archgen.planner.blocks_transformer import plan_transformer
 from archgen.planner.ir import Node
 from archgen.spec.model import (
     AddMerge,
@@ -21,6 +24,7 @@ from archgen.spec.model import (
     AvgPool,
     ConvBlock,
     MaxPool,
+    RecurrentResidualBlock,
     ResidualBlock,
     ResizeUp,
     StrideFirstConv,
@@ -180,6 +184,8 @@ def build_graph(spec: ArchSpec) -> Graph:
                        decoder=False, path=f"encoder.stages[{i}]")
         if i == depth and isinstance(down, StrideFirstConv):
             g.bottleneck_in = _first_conv(g, prefix)
+        if i == depth and r.encoder.transformer is not None:
+            x = plan_transformer(g, r.encoder.transformer, x)
         skips[level] = x
     features = {depth + 1: x}
     with_skip = set(r.decoder.skips)
@@ -205,7 +211,7 @@ def plan_stem(g: Graph, r: ArchSpec, x: str) -> str:
     """The encoder's stem: ``stem_conv1``... with the encoder block's norm and activation, never
     residual (its layers belong to level 1)."""
     stem, block = r.encoder.stem, r.encoder.block
-    plain = ConvBlock.model_validate(block.model_dump(exclude={"type", "shortcut"}))
+    plain = ConvBlock.model_validate(block.model_dump(exclude={"type", "shortcut", "recurrences", "se"}))
     return plan_block(g, r, x, "stem", stem.filters, stem.convs, tuple(stem.kernel_size), (1,) * r.ndim,
                       decoder=False, group="enc1", stage_path="encoder.stem", block=plain)
 
@@ -251,6 +257,10 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
             x = g.activation(f"{prefix}_act{i}", x, act, group=group, path=path, negative_slope=slope)
         return x
 
+    if isinstance(block, RecurrentResidualBlock):
+        x = plan_recurrent_block(g, r, x, prefix, filters, convs, kernel, stride, block=block, group=group,
+                                 path=path, fused=fused, se_planner=plan_se)
+        convs = 0  # its convs are planned
     block_in = x
     for i in range(1, convs + 1):
         last = i == convs
@@ -261,6 +271,8 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
                    activation=act if fused and not with_norm else "linear", use_bias=use_bias,
                    group=group, path=path)
         x = norm_act(x, i, act)
+    if block.se is not None and convs:
+        x = plan_se(g, x, prefix, block.se, group=group, path=path)
     if residual:
         shortcut = block_in
         if block.shortcut == "resnet_d":
@@ -320,6 +332,11 @@ def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, facto
                         f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
     x = g.add(f"dec{level}_up", "upsample", (x,), g.channels(x), group=group, path=path,
               factor=compact(factor), interpolation=up.interpolation)
+    if up.norm != "none":
+        x = g.conv(f"dec{level}_upconv", x, filters, kernel=up.kernel_size, use_bias=False, group=group, path=path)
+        x = g.norm(f"dec{level}_upnorm", x, up.norm, 1, group=group, path=path)
+        return x if up.activation == "linear" else g.activation(f"dec{level}_upact", x, up.activation,
+                                                                 group=group, path=path)
     return g.conv(f"dec{level}_upconv", x, filters, kernel=up.kernel_size, activation=up.activation,
                   group=group, path=path)
 
