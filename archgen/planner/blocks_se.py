@@ -21,3 +21,13 @@ def plan_se(g, x: str, prefix: str, se: SqueezeExcite, *, group: str, path: str)
     s = g.conv(f"{prefix}_se_reduce", s, reduced, kernel=1, activation=se.activation, group=group, path=path)
     s = g.conv(f"{prefix}_se_expand", s, channels, kernel=1, activation="sigmoid", group=group, path=path)
     return g.add(f"{prefix}_se_scale", "scale", (x, s), channels, group=group, path=path)
+
+
+def sizeless(nodes) -> set[str]:
+    """Layers whose spatial size is 1 whatever the input's: a global pool and the layers that read
+    only from one (the SE's 1x1 convs). Their size is known even where the input's is left open."""
+    found: set[str] = set()
+    for node in nodes:
+        if node.kind == "global_pool" or (node.inputs and node.kind != "scale" and all(i in found for i in node.inputs)):
+            found.add(node.name)
+    return found

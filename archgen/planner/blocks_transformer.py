@@ -51,6 +51,8 @@ def plan_transformer(g, t: Transformer, x: str) -> str:
         x = g.conv(f"{PREFIX}_in", x, filters, kernel=1, use_bias=False, group=GROUP, path=PATH + ".project_in")
     x = g.conv(f"{PREFIX}_patch", x, embed, kernel=t.patch_size, stride=t.patch_size, padding="valid",
                group=GROUP, path=PATH + ".patch_size")
+    if t.patch_size > 1:  # legal sizes step by whole patches: k counts patches, not bottleneck positions
+        g.bottleneck_in = x
     x = g.add(f"{PREFIX}_pos", "position_embedding", (x,), embed, group=GROUP, path=PATH)
     for i in range(1, t.layers + 1):
         p = f"{PREFIX}{i}"

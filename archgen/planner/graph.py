@@ -409,4 +409,6 @@ def down_factors(resolved: ArchSpec) -> list[int]:
     """Per spatial axis, the product of the down-sampling factors that must divide a size exactly:
     legal sizes repeat with this period (or every size is legal, where pooling floors odd sizes and
     the decoder pads its up-sampled features back: the size solver finds that out)."""
-    return [prod(stage.stride[axis] for stage in resolved.encoder.stages) for axis in range(resolved.ndim)]
+    # A transformer's patches tile the bottleneck: its size is a multiple of the patch size too.
+    patch = resolved.encoder.transformer.patch_size if resolved.encoder.transformer is not None else 1
+    return [prod(stage.stride[axis] for stage in resolved.encoder.stages) * patch for axis in range(resolved.ndim)]
