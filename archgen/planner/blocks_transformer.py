@@ -73,14 +73,14 @@ def plan_transformer(g, t: Transformer, x: str) -> str:
                   transpose=t.patch_size > 1, group=GROUP, path=PATH)
 
 
-def shaped_params(node: Node, spatial: tuple) -> int:
+def shaped_params(node: Node, spatial: tuple, input_shape: list) -> int:
     """Parameters of a layer whose weights depend on its size: the position embedding holds one vector
     per position; every other layer's count is known before sizes are."""
     if node.kind != "position_embedding":
         return node.params
     if any(s is None for s in spatial):
         raise PlanError("the transformer's learned position embedding holds one vector per bottleneck patch, so "
-                        "the input size cannot be left open; give a number", path="input.shape", value=None)
+                        "no spatial size can be left open; give numbers", path="input.shape", value=list(input_shape))
     return prod(spatial) * node.channels
 
 

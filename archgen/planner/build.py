@@ -70,7 +70,7 @@ def make_plan(spec: ArchSpec) -> Plan:
                            for sizes, _, dyn in axes) if node.inputs else ()
         layers.append(LayerPlan(
             name=node.name, kind=node.kind, inputs=node.inputs, shape=(*spatial, node.channels),
-            params=shaped_params(node, spatial), flops=layer_flops(node, graph.nodes, spatial, in_spatial, spec.ndim),
+            params=shaped_params(node, spatial, spec.input.shape), flops=layer_flops(node, graph.nodes, spatial, in_spatial, spec.ndim),
             group=node.group, attrs=attrs))
     rule = rules[0] if all(r == rules[0] for r in rules) else None
     return Plan(name=spec.name, ndim=spec.ndim, input_shape=tuple(spec.input.shape), layers=tuple(layers),
