@@ -1,8 +1,8 @@
 """Plan -> ``keras.Model`` (functional API): one small function per layer kind.
 
 The emitter translates; it computes no shapes. Crops, pads and resize targets come solved
-in ``LayerPlan.attrs``. Only built-in layers are used, so a saved model loads with
-``safe_mode=True``.
+in ``LayerPlan.attrs``. Only built-in layers are used, but for the transformer's position embedding
+(registered with Keras in ``blocks.py``), so a saved model loads with ``safe_mode=True``.
 """
 
 from __future__ import annotations

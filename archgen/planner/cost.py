@@ -187,6 +187,11 @@ def _saved_by(layer: LayerPlan, elements: dict[str, int]) -> tuple[list[str], in
         return [*layer.inputs, layer.name], 0
     if kind in ("multiply",) or (kind in ("upsample", "resize") and a.get("interpolation", "bilinear") != "nearest"):
         return list(layer.inputs), 0
+    if kind == "dense":  # the kernel gradient reads the input
+        return list(layer.inputs), 0
+    if kind == "attention":  # its input, and the scores before and after the softmax (not calibrated)
+        tokens = elements[layer.name] // layer.shape[-1]
+        return list(layer.inputs), 2 * a["heads"] * tokens * tokens
     if kind == "dropout":
         return [], elements[layer.name]  # the mask
     return [], 0  # input, crop, pad, concat, add, avgpool, nearest up-sampling: shapes only

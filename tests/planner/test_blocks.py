@@ -138,3 +138,12 @@ def test_resize_with_batch_norm_drops_the_conv_bias():
                                                   "activation": "relu"}}))
     assert plan.layer("dec1_upconv").params == 9 * 8 * 4  # 8 channels in, 4 out, no bias
     assert [plan.layer(n).kind for n in ("dec1_upnorm", "dec1_upact")] == ["norm", "activation"]
+
+
+def test_attention_keeps_its_scores_for_the_backward_pass():
+    from archgen.planner.cost import _saved_by, layer_elements
+
+    plan = make_plan(config(transformer=TRANSFORMER))
+    elements = layer_elements(plan)
+    saved, extra = _saved_by(plan.layer("bottleneck_vit1_attn"), elements)
+    assert saved == ["bottleneck_vit1_norm1"] and extra == 2 * 2 * 64 * 64  # 2 heads, 64 tokens
