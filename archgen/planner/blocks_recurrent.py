@@ -17,13 +17,14 @@ the conv's output before each addition (``_crop{j}``, ``enc2_shortcut_crop``).
 from __future__ import annotations
 
 from archgen.errors import PlanError
+from archgen.planner.blocks_se import plan_se
 from archgen.spec.model import RecurrentResidualBlock
 
 
 def plan_recurrent_block(g, r, x: str, prefix: str, filters: int, units: int, kernel: tuple[int, ...],
                          stride: tuple[int, ...], *, block: RecurrentResidualBlock, group: str, path: str,
-                         fused: bool, se_planner) -> str:
-    """The block's layers from ``x``; returns the name of its output (before dropout)."""
+                         fused: bool) -> str:
+    """The block's layers from ``x``; returns the name of its output (after its dropout, if any)."""
     padding = block.padding or r.padding
     with_norm = block.norm != "none"
     use_bias = not with_norm if block.bias is None else block.bias
@@ -55,7 +56,10 @@ def plan_recurrent_block(g, r, x: str, prefix: str, filters: int, units: int, ke
             out = conv_norm_act(name, g.add(f"{name}_add{j}", "add", (out, held), filters, group=group, path=path), j)
         main = out
     if block.se is not None:
-        main = se_planner(g, main, prefix, block.se, group=group, path=path)
+        main = plan_se(g, main, prefix, block.se, group=group, path=path)
     if valid:
         shortcut = g.add(f"{prefix}_shortcut_crop", "crop", (shortcut,), filters, like=main, group=group, path=path)
-    return g.add(f"{prefix}_residual", "add", (main, shortcut), filters, group=group, path=path)
+    x = g.add(f"{prefix}_residual", "add", (main, shortcut), filters, group=group, path=path)
+    if block.dropout > 0:
+        x = g.add(f"{prefix}_drop", "dropout", (x,), filters, group=group, path=path, rate=block.dropout)
+    return x

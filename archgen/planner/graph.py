@@ -245,6 +245,9 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
         raise PlanError(f"applies to activation leaky_relu only, not {block.activation}; remove it",
                         path=path + ".negative_slope", value=slope)
     fused = fusable(block.activation, slope)
+    if isinstance(block, RecurrentResidualBlock):  # its strided conv is a 1x1: any dilation works
+        return plan_recurrent_block(g, r, x, prefix, filters, convs, kernel, stride, block=block, group=group,
+                                    path=path, fused=fused)
     if block.dilation > 1 and any(s > 1 for s in stride):
         raise PlanError(f"{prefix}_conv1 strides (encoder.downsample.type=stride) and Keras cannot dilate a strided "
                         f"conv; use dilation 1 or another down-sampling", path=path + ".dilation", value=block.dilation)
@@ -257,10 +260,6 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
             x = g.activation(f"{prefix}_act{i}", x, act, group=group, path=path, negative_slope=slope)
         return x
 
-    if isinstance(block, RecurrentResidualBlock):
-        x = plan_recurrent_block(g, r, x, prefix, filters, convs, kernel, stride, block=block, group=group,
-                                 path=path, fused=fused, se_planner=plan_se)
-        convs = 0  # its convs are planned
     block_in = x
     for i in range(1, convs + 1):
         last = i == convs
@@ -271,7 +270,7 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
                    activation=act if fused and not with_norm else "linear", use_bias=use_bias,
                    group=group, path=path)
         x = norm_act(x, i, act)
-    if block.se is not None and convs:
+    if block.se is not None:
         x = plan_se(g, x, prefix, block.se, group=group, path=path)
     if residual:
         shortcut = block_in

@@ -8,13 +8,19 @@ import re
 import pytest
 
 from tests.peers.common import plan_of
-from tests.peers.keras_peers import copy_by_name, keras_counts, plan_counts, randomize, same_outputs
+from tests.peers.keras_peers import (
+    copy_by_name,
+    keras_counts,
+    plan_counts,
+    randomize,
+    same_outputs,
+)
 
 kuc = pytest.importorskip("keras_unet_collection.models")
 
 FILTERS = [64, 128, 256, 512]
-CONFIG_CALL = dict(stack_num_down=2, stack_num_up=1, recur_num=2, activation="ReLU", output_activation="Softmax",
-                   batch_norm=True, pool="max", unpool="nearest")
+CONFIG_CALL = {"stack_num_down": 2, "stack_num_up": 1, "recur_num": 2, "activation": "ReLU",
+               "output_activation": "Softmax", "batch_norm": True, "pool": "max", "unpool": "nearest"}
 # r2_unet_2d's own defaults (batch_norm=False, bilinear up-sampling), as overrides of the config.
 DEFAULTS = ["encoder.block.norm=none", "decoder.upsample.norm=none", "decoder.upsample.interpolation=bilinear",
             "decoder.stages.0.convs=2", "decoder.stages.1.convs=2", "decoder.stages.2.convs=2"]

@@ -8,12 +8,17 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from tests.peers.common import plan_of
-from tests.peers.keras_peers import copy_by_name, keras_counts, plan_counts, randomize, same_outputs
+from tests.peers.keras_peers import (
+    copy_by_name,
+    keras_counts,
+    plan_counts,
+    randomize,
+    same_outputs,
+)
 
-VIT = dict(embed_dim=256, num_mlp=1024, num_heads=4, num_transformer=4)
+VIT = {"embed_dim": 256, "num_mlp": 1024, "num_heads": 4, "num_transformer": 4}
 
 
 def reference(size: int):
@@ -72,7 +77,7 @@ def copy_from_reference(model, net) -> None:
             return [kernel.reshape(1, 1, *kernel.shape), bias]
         if name == "bottleneck_vit_pos":  # one vector per token, tokens in row-major order
             table = embedding.pos_embed.get_weights()[0]
-            side = int(round(len(table) ** 0.5))
+            side = round(len(table) ** 0.5)
             return [table.reshape(side, side, -1)]
         return ref_name(name)
 
