@@ -147,6 +147,11 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _unset(value: Any) -> bool:
+    """A key the node left unset: null, or a part whose keys are all unset (decoder.block.se)."""
+    return value is None or (isinstance(value, dict) and all(_unset(v) for v in value.values()))
+
+
 def _strip(data: Any, model: type[BaseModel]) -> Any:
     if not isinstance(data, dict):
         return data
@@ -163,7 +168,7 @@ def _strip(data: Any, model: type[BaseModel]) -> Any:
         if not isinstance(value, dict):
             continue
         if info.default is None:  # decoder.block's unset keys
-            value = {k: v for k, v in value.items() if v is not None}
+            value = {k: v for k, v in value.items() if not _unset(v)}
             if not value:
                 out[key] = None
                 continue
@@ -183,5 +188,5 @@ def _strip(data: Any, model: type[BaseModel]) -> Any:
                 own is None or not _same(own.get_default(call_default_factory=True), defaults[k]))
             if k == "type" or not filler:
                 kept[k] = v
-        out[key] = kept
+        out[key] = _strip(kept, chosen)  # its own optional parts (a block's se) may be unset too
     return out

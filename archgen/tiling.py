@@ -436,6 +436,8 @@ def load_model(path: str | os.PathLike):
     from archgen.backend import import_keras
 
     keras = import_keras()
+    import archgen.emit.blocks  # noqa: F401  registers archgen>PositionEmbedding (transformer bottleneck)
+
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for a bad file; the user needs one line

@@ -10,7 +10,7 @@ ACTIVATIONS = ["relu", "elu", "gelu", "silu", "tanh", "leaky_relu", "linear", "s
 @st.composite
 def block_dicts(draw, depth: int, ndim: int):
     block = {
-        "type": draw(st.sampled_from(["conv", "residual"])),
+        "type": draw(st.sampled_from(["conv", "residual", "recurrent_residual"])),
         "convs": draw(st.integers(1, 2)),
         "kernel_size": draw(st.one_of(st.integers(1, 3), st.lists(st.integers(1, 3), min_size=depth + 1,
                                                                    max_size=depth + 1))),
@@ -23,6 +23,11 @@ def block_dicts(draw, depth: int, ndim: int):
         "dropout": draw(st.sampled_from([0.0, 0.0, 0.25])),
         "inner_ratio": draw(st.sampled_from([1.0, 0.5])),
     }
+    if block["type"] == "recurrent_residual":
+        block["recurrences"] = draw(st.integers(1, 2))
+        block["inner_ratio"] = 1.0  # every conv of the block is added to its input
+    if draw(st.booleans()):
+        block["se"] = {"ratio": draw(st.sampled_from([1, 2, 3])), "activation": draw(st.sampled_from(ACTIVATIONS))}
     if block["type"] == "residual" and draw(st.booleans()):
         block["shortcut"] = draw(st.sampled_from(["plain", "resnet_d"]))
     if block["type"] == "residual" and draw(st.booleans()):  # MONAI's ResidualUnit and its neighbours
@@ -38,6 +43,17 @@ def block_dicts(draw, depth: int, ndim: int):
     if draw(st.booleans()):
         block["padding"] = draw(st.sampled_from(["valid", "same"]))
     return block
+
+
+@st.composite
+def transformer_dicts(draw) -> dict:
+    """A small transformer bottleneck: patches of 1 or 2, a few heads, every option."""
+    heads = draw(st.integers(1, 2))
+    return {"patch_size": draw(st.sampled_from([1, 1, 2])), "embed_dim": draw(st.sampled_from([4, 6])),
+            "layers": draw(st.integers(1, 2)), "heads": heads, "key_dim": draw(st.sampled_from([None, 3])),
+            "mlp_dim": draw(st.sampled_from([4, 8])), "mlp_activation": draw(st.sampled_from(ACTIVATIONS)),
+            "activate_mlp_output": draw(st.booleans()), "project_in": draw(st.booleans()),
+            "final_norm": draw(st.booleans()), "out_bias": draw(st.booleans())}
 
 
 @st.composite
@@ -61,7 +77,7 @@ def explicit_stages(draw, config: dict, ndim: int) -> dict:
         stages[0]["stride"] = draw(per_axis([1, 2]))
         if draw(st.integers(0, 4)):
             stages[-1]["stride"] = 1
-    encoder = {k: v for k, v in config["encoder"].items() if k in ("block", "downsample", "stem")}
+    encoder = {k: v for k, v in config["encoder"].items() if k in ("block", "downsample", "stem", "transformer")}
     encoder["block"] = {k: v for k, v in encoder["block"].items() if k not in ("convs", "kernel_size")}
     encoder["downsample"] = {k: v for k, v in encoder["downsample"].items() if k != "factor"}
     if down != encoder["downsample"]["type"]:
@@ -110,6 +126,7 @@ def spec_dicts(draw):
     else:
         upsample["interpolation"] = draw(st.sampled_from(["nearest", "bilinear"] if ndim == 2 else ["nearest"]))
         upsample["kernel_size"] = draw(st.integers(1, 3))
+        upsample["norm"] = draw(st.sampled_from(["none", "batch"]))
     aligns = ["crop", "pad", "none"] + (["resize"] if ndim == 2 else [])
     align = draw(st.one_of(st.sampled_from(aligns), st.lists(st.sampled_from(aligns), min_size=depth,
                                                                max_size=depth)))
@@ -150,6 +167,8 @@ def spec_dicts(draw):
     if draw(st.booleans()):  # convs before the first stage; empty takes the first stage's filters and kernel
         encoder["stem"] = draw(st.sampled_from([{}, {"filters": 3, "convs": 2, "kernel_size": 1},
                                                 {"filters": 2, "kernel_size": [3] * ndim}]))
+    if draw(st.booleans()):
+        encoder["transformer"] = draw(transformer_dicts())
     decoder = {"skips": skips, "align": align, "merge": merge, "upsample": upsample}
     if draw(st.booleans()):
         decoder["last_conv_only"] = draw(st.booleans())
@@ -178,6 +197,10 @@ def topology(draw, config: dict, ndim: int) -> dict:
     depth = config["encoder"]["depth"]
     decoder = {**config["decoder"], "type": kind, "merge": {"type": "concat", "order": draw(st.sampled_from(
         ["up_skip", "skip_up"]))}, "align": draw(st.sampled_from(["crop", "crop", "none"]))}
+    for key in ("last_conv_only", "merge_at"):  # plain U-Net options the topologies refuse
+        decoder.pop(key, None)
+    if "stages" in decoder:
+        decoder["stages"] = [{**stage, "convs": max(1, stage.get("convs", 1))} for stage in decoder["stages"]]
     up = dict(decoder["upsample"])
     if kind == "unet++":
         decoder["skips"] = "all"

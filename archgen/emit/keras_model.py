@@ -1,8 +1,8 @@
 """Plan -> ``keras.Model`` (functional API): one small function per layer kind.
 
 The emitter translates; it computes no shapes. Crops, pads and resize targets come solved
-in ``LayerPlan.attrs``. Only built-in layers are used, so a saved model loads with
-``safe_mode=True``.
+in ``LayerPlan.attrs``. Only built-in layers are used, but for the transformer's position embedding
+(registered with Keras in ``blocks.py``), so a saved model loads with ``safe_mode=True``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 from archgen.backend import import_keras
+from archgen.emit.blocks import BLOCK_EMITTERS
 from archgen.emit.initialize import numpy_sampling
 from archgen.errors import EmitError, did_you_mean
 from archgen.planner.ir import LayerPlan, Plan
@@ -125,6 +126,7 @@ EMITTERS: dict[str, Emitter] = {
     "concat": emit_concat,
     "add": emit_add,
     "multiply": emit_multiply,
+    **BLOCK_EMITTERS,  # squeeze-and-excitation and the transformer bottleneck
 }
 
 

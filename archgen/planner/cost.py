@@ -2,7 +2,8 @@
 
 Conventions (also printed by ``summary``):
 
-- FLOPs: 2 x multiply-adds of the convolutions (and transposed convolutions) for the batch;
+- FLOPs: 2 x multiply-adds of the convolutions (and transposed convolutions), Dense layers and
+  attention (projections, scores and the weighted sum of the values) for the batch;
   bias adds, activations, norms and pools are left out (well under 1% of a U-Net).
 - Weights are float32 variables whatever the compute dtype (Keras mixed precision keeps
   float32 variables); activations are stored in the compute dtype.
@@ -126,6 +127,8 @@ def _input_span(layer: LayerPlan, lo: int, hi: int, in_size: int | None, axis: i
         if a["interpolation"] == "bilinear":  # half-pixel centres: two neighbours
             return floor((lo + 0.5) / f - 0.5), floor((hi + 0.5) / f - 0.5) + 1
         return lo // f, hi // f
+    if kind == "attention":  # every position attends to every other
+        return (0, in_size - 1) if in_size is not None else (lo, hi)
     if kind in ("crop", "pad"):
         shift = a["cropping" if kind == "crop" else "padding"][axis][0]
         return (lo + shift, hi + shift) if kind == "crop" else (lo - shift, hi - shift)
@@ -146,7 +149,8 @@ def receptive_fields(plan: Plan) -> tuple[int, ...]:
     Exact, not the centred-window formula: pooling and up-sampling make the field depend on
     where an output sits on the pooling grid, so spans are traced back from one output
     position of each residue of the grid and the widest is kept. Normalisation statistics
-    (batch norm in training, group norm) are not counted as reading other positions.
+    (batch norm in training, group norm) and squeeze-and-excitation's pooled gate are not counted as
+    reading other positions; attention is: it reads every position of its input.
     """
     return tuple(_receptive_field(plan, axis) for axis in range(plan.ndim))
 
@@ -196,6 +200,11 @@ def _saved_by(layer: LayerPlan, elements: dict[str, int]) -> tuple[list[str], in
         return [*layer.inputs, layer.name], 0
     if kind in ("multiply",) or (kind in ("upsample", "resize") and a.get("interpolation", "bilinear") != "nearest"):
         return list(layer.inputs), 0
+    if kind == "dense":  # the kernel gradient reads the input
+        return list(layer.inputs), 0
+    if kind == "attention":  # its input, and the scores before and after the softmax (not calibrated)
+        tokens = elements[layer.name] // layer.shape[-1]
+        return list(layer.inputs), 2 * a["heads"] * tokens * tokens
     if kind == "dropout":
         return [], elements[layer.name]  # the mask
     return [], 0  # input, crop, pad, concat, add, avgpool, nearest up-sampling: shapes only

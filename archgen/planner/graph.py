@@ -13,6 +13,9 @@ from math import prod
 from typing import Any
 
 from archgen.errors import PlanError
+from archgen.planner.blocks_recurrent import plan_recurrent_block
+from archgen.planner.blocks_se import plan_se
+from archgen.planner.blocks_transformer import plan_transformer
 from archgen.planner.ir import Node
 from archgen.planner.transpose import plan_transpose_up
 from archgen.spec.model import (
@@ -22,6 +25,7 @@ from archgen.spec.model import (
     AvgPool,
     ConvBlock,
     MaxPool,
+    RecurrentResidualBlock,
     ResidualBlock,
     ResizeUp,
     StrideFirstConv,
@@ -181,6 +185,8 @@ def build_graph(spec: ArchSpec) -> Graph:
                        decoder=False, path=f"encoder.stages[{i}]")
         if i == depth and isinstance(down, StrideFirstConv):
             g.bottleneck_in = _first_conv(g, prefix)
+        if i == depth and r.encoder.transformer is not None:
+            x = plan_transformer(g, r.encoder.transformer, x)
         skips[level] = x
     if r.decoder.type != "unet":  # nested or full-scale skips: their own module
         from archgen.planner.topology import plan_topology
@@ -229,8 +235,8 @@ def plan_stem(g: Graph, r: ArchSpec, x: str) -> str:
     """The encoder's stem: ``stem_conv1``... with the encoder block's norm and activation, never
     residual (its layers belong to level 1)."""
     stem, block = r.encoder.stem, r.encoder.block
-    residual_only = {"type", *ResidualBlock.model_fields.keys() - ConvBlock.model_fields.keys()}
-    plain = ConvBlock.model_validate(block.model_dump(exclude=residual_only))
+    kept = set(ConvBlock.model_fields) & set(type(block).model_fields) - {"type", "se"}
+    plain = ConvBlock.model_validate(block.model_dump(include=kept))
     return plan_block(g, r, x, "stem", stem.filters, stem.convs, tuple(stem.kernel_size), (1,) * r.ndim,
                       decoder=False, group="enc1", stage_path="encoder.stem", block=plain)
 
@@ -268,6 +274,13 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
         raise PlanError(f"applies to activation leaky_relu only, not {block.activation}; remove it",
                         path=path + ".negative_slope", value=slope)
     fused = fusable(block.activation, slope)
+    if isinstance(block, RecurrentResidualBlock):  # its strided conv is a 1x1: any dilation works
+        if plain_last:
+            raise PlanError("a recurrent residual block ends in an addition, so it has no last conv to leave "
+                            "plain; use a conv or residual decoder block, or remove last_conv_only",
+                            path="decoder.last_conv_only", value=True)
+        return plan_recurrent_block(g, r, x, prefix, filters, convs, kernel, stride, block=block, group=group,
+                                    path=path, fused=fused)
     if block.dilation > 1 and any(s > 1 for s in stride):
         raise PlanError(f"{prefix}_conv1 strides (encoder.downsample.type=stride) and Keras cannot dilate a strided "
                         f"conv; use dilation 1 or another down-sampling", path=path + ".dilation", value=block.dilation)
@@ -300,6 +313,8 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
                    group=group, path=path)
         if not plain:
             x = norm_act(x, i, act)
+    if block.se is not None:
+        x = plan_se(g, x, prefix, block.se, group=group, path=path)
     if residual:
         shortcut = block_in
         if block.shortcut == "resnet_d":
@@ -461,4 +476,6 @@ def down_factors(resolved: ArchSpec) -> list[int]:
     """Per spatial axis, the product of the down-sampling factors that must divide a size exactly:
     legal sizes repeat with this period (or every size is legal, where pooling floors odd sizes and
     the decoder pads its up-sampled features back: the size solver finds that out)."""
-    return [prod(stage.stride[axis] for stage in resolved.encoder.stages) for axis in range(resolved.ndim)]
+    # A transformer's patches tile the bottleneck: its size is a multiple of the patch size too.
+    patch = resolved.encoder.transformer.patch_size if resolved.encoder.transformer is not None else 1
+    return [prod(stage.stride[axis] for stage in resolved.encoder.stages) * patch for axis in range(resolved.ndim)]

@@ -67,6 +67,10 @@ def same_size(node: Node, n: int, axis: int = 0) -> int:
     return n
 
 
+def one_size(node: Node, n: int, axis: int = 0) -> int:
+    return 1  # a global pooling keeps one position per axis
+
+
 def crop_amount(node: Node, n: int, target: int) -> tuple[int, int]:
     """Centre crop of ``n`` down to ``target``; the odd pixel goes to the end."""
     if n < target:
@@ -92,6 +96,10 @@ UNARY: dict[str, Callable[[Node, int], int]] = {
     "norm": same_size,
     "activation": same_size,
     "dropout": same_size,
+    "global_pool": one_size,
+    "dense": same_size,
+    "attention": same_size,
+    "position_embedding": same_size,
 }
 ALIGN: dict[str, Callable[[Node, int, int], tuple[int, int]]] = {"crop": crop_amount, "pad": pad_amount}
 
@@ -134,6 +142,8 @@ def infer_axis(nodes: list[Node], n: int, axis: int = 0) -> tuple[dict[str, int]
             sizes[node.name] = target
         elif kind == "resize":
             sizes[node.name] = sizes[node.like]
+        elif kind == "scale":  # a gate of size 1 broadcast over its first input
+            sizes[node.name] = sizes[node.inputs[0]]
         else:  # merges: concat, add, multiply
             first, *rest = (sizes[i] for i in node.inputs)
             for other in rest:

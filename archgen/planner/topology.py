@@ -49,6 +49,16 @@ def plan_topology(g: Graph, r: ArchSpec, skips: dict[int, str]) -> Graph:
 def _check_joins(r: ArchSpec) -> None:
     """Both topologies concatenate, and align by cropping to the smallest input (or not at all)."""
     dec = r.decoder
+    for i, stage in enumerate(dec.stages):
+        if stage.convs == 0:
+            raise PlanError(f"decoder.type={dec.type} gives every node a block of its own; give it at least one conv",
+                            path=f"decoder.stages[{i}].convs", value=0)
+    if dec.merge_at != "after_upsample":
+        raise PlanError(f"decoder.type={dec.type} up-samples each input before joining them",
+                        path="decoder.merge_at", value=dec.merge_at)
+    if dec.last_conv_only:
+        raise PlanError(f"decoder.type={dec.type} ends its nodes with the block's norm and activation; remove it "
+                        f"(or use decoder.type unet)", path="decoder.last_conv_only", value=True)
     if not isinstance(dec.merge, ConcatMerge):
         raise PlanError(f"decoder.type={dec.type} concatenates its inputs; use merge type concat",
                         path="decoder.merge.type", value=dec.merge.type)

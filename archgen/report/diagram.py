@@ -13,6 +13,7 @@ from typing import NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
 from archgen.planner.ir import LayerPlan, Plan
+from archgen.report.blocks import block_tags
 from archgen.report.data import fmt_shape
 
 COL = 150          # column pitch: wide enough for a label like "bottleneck 28x28x1024"
@@ -212,7 +213,7 @@ def plan_to_svg(plan: Plan) -> str:
         return _document(plan, body, bottom, width)
     names = level_names(plan)
     levels, heads, bottom = layout(plan)
-    body = [_box("level", g, levels[g], f"{g} {fmt_shape(level_output(plan, g).shape)}",
+    body = [_box("level", g, levels[g], f"{g} {fmt_shape(level_output(plan, g).shape)}{block_tags(plan, g)}",
                  FILLS[g[:3] if g != "bottleneck" else g]) for g in names]
     for a, b in zip(names, names[1:]):
         pa, pb = levels[a], levels[b]

@@ -16,6 +16,7 @@ from archgen.planner.build import AXIS_NAMES
 from archgen.errors import printable
 from archgen.planner.cost import Cost, fmt_bytes
 from archgen.planner.ir import LayerPlan, Plan
+from archgen.report.blocks import block_note
 from archgen.report.data import fmt_shape, group_title, legal_sizes
 
 
@@ -205,7 +206,7 @@ def _note(layer: LayerPlan) -> str:
         return a.get("norm") or a.get("activation")
     if layer.kind == "dropout":
         return f"rate {a['rate']}"
-    return ""
+    return block_note(layer)
 
 
 SUMMARY_LAYOUTS = (  # richest first: drop the note, then shorten numbers, then drop the kind

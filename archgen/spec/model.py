@@ -79,6 +79,16 @@ class InputSpec(Strict):
         return self
 
 
+class SqueezeExcite(Strict):
+    """Channel gating: global average pool, a 1x1 conv reducing the channels by ``ratio``, its
+    activation, a 1x1 conv back to the channels, sigmoid, and the block's output multiplied by it."""
+
+    ratio: int = Field(default=16, ge=1, le=4096)
+    """Channels of the reducing conv: the block's channels // ratio (at least 1)."""
+    activation: Activation = "relu"
+    """Activation of the reducing conv."""
+
+
 class _BlockBase(Strict):
     convs: Count = 2
     """Convolutions per level."""
@@ -113,6 +123,10 @@ class _BlockBase(Strict):
     order: Literal["norm_act", "act_norm"] = "norm_act"
     """After each conv: the norm then the activation, or the activation then the norm (nnU-Net's
     ``nonlin_first``)."""
+    se: SqueezeExcite | None = None
+    """Squeeze-and-excitation (Hu et al. 2018) on the block's output channels, after its last conv
+    (and that conv's norm and activation); in a residual block before the addition, as SE-ResNet.
+    Null adds none."""
 
 
 class ConvBlock(_BlockBase):
@@ -141,7 +155,18 @@ class ResidualBlock(_BlockBase):
     nnU-Net), or after it (conv-norm-act, add, and nothing after: MONAI's ResidualUnit)."""
 
 
-Block = tagged("conv", ConvBlock, ResidualBlock)
+class RecurrentResidualBlock(_BlockBase):
+    """R2U-Net's recurrent residual block (Alom et al. 2018): a 1x1 conv to the level's filters, then
+    ``convs`` recurrent units in a row, each conv(x) followed by ``recurrences`` times conv(x + previous),
+    every conv with its norm and activation and all convs of a unit distinct (weights are not shared,
+    as keras-unet-collection builds it); the 1x1 conv's output is added to the last unit's output."""
+
+    type: Literal["recurrent_residual"] = "recurrent_residual"
+    recurrences: Count = 2
+    """How many times a unit adds its input to its last output and convolves again (the paper's t)."""
+
+
+Block = tagged("conv", ConvBlock, ResidualBlock, RecurrentResidualBlock)
 
 
 OddSizes = Literal["refuse", "floor"]
@@ -286,6 +311,39 @@ class AttentionMerge(Strict):
 
 Merge = tagged("concat", ConcatMerge, AddMerge, AttentionMerge)
 
+
+class Transformer(Strict):
+    """Transformer layers on the bottleneck's output (TransUNet, Chen et al. 2021): patches of
+    ``patch_size`` embedded by a conv of that kernel and stride, a learned position embedding, ``layers``
+    pre-norm blocks of multi-head self-attention over every patch and an MLP, each with a residual
+    addition, then a conv back to the bottleneck's filters and size."""
+
+    patch_size: Count = 1
+    """Patch edge on every spatial axis, in bottleneck positions; the bottleneck's size must be a
+    multiple of it. Above 1 the map comes back by a transposed conv of that kernel and stride."""
+    embed_dim: Channels = 768
+    """Channels of every token."""
+    layers: Count = 12
+    """Transformer blocks in a row."""
+    heads: Channels = 12
+    """Attention heads."""
+    key_dim: Channels | None = None
+    """Size of each head's query and key; null means embed_dim // heads (ViT). keras-unet-collection
+    uses embed_dim."""
+    mlp_dim: Channels = 3072
+    """Hidden units of each block's MLP."""
+    mlp_activation: Activation = "gelu"
+    """Activation of the MLP's hidden layer."""
+    activate_mlp_output: bool = False
+    """Apply ``mlp_activation`` after the MLP's second Dense too (keras-unet-collection's ViT_MLP does)."""
+    project_in: bool = False
+    """A 1x1 conv without bias on the bottleneck's output before the patches (keras-unet-collection's
+    ``conv_trans_before``)."""
+    final_norm: bool = True
+    """A layer norm after the last block (ViT's and TransUNet's encoder_norm; keras-unet-collection has none)."""
+    out_bias: bool = False
+    """Whether the conv back to the bottleneck's filters has a bias."""
+
 Align = Literal["crop", "pad", "resize", "none"]
 
 
@@ -354,6 +412,8 @@ class EncoderSpec(Strict):
     stages: list[EncoderStage] | None = Field(default=None, min_length=1, max_length=13)
     """The encoder stage by stage (level 1 first, bottleneck last), in place of ``depth``,
     ``filters``, ``multiplier``, ``max_filters`` and the block's ``convs`` and ``kernel_size``."""
+    transformer: Transformer | None = None
+    """Transformer layers after the bottleneck's block (layers ``bottleneck_vit_*``); null means none."""
 
 
 DecoderType = Literal["unet", "unet++", "unet3+"]

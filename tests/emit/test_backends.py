@@ -22,6 +22,8 @@ CASES = [
     ("unet_bn_residual.yaml", ["input.shape=[32,48,3]", "encoder.filters=4"]),
     ("attention_unet.yaml", ["input.shape=[32,32,3]", "encoder.filters=4", "encoder.depth=2"]),
     ("unet3d.yaml", ["input.shape=[92,92,92,3]", "encoder.filters=[4,8,16,32]"]),
+    ("peers/kuc_r2_unet_2d.yaml", ["input.shape=[32,32,3]"]),
+    ("peers/kuc_transunet_2d.yaml", ["input.shape=[32,32,3]", "encoder.block.se={ratio: 8}"]),
 ]
 SCRIPT = """
 import json, os, sys
