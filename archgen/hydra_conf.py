@@ -156,6 +156,11 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _unset(value: Any) -> bool:
+    """A key the node left unset: null, or a part whose keys are all unset (decoder.block.se)."""
+    return value is None or (isinstance(value, dict) and all(_unset(v) for v in value.values()))
+
+
 def _strip(data: Any, model: type[BaseModel]) -> Any:
     if not isinstance(data, dict):
         return data
@@ -172,7 +177,7 @@ def _strip(data: Any, model: type[BaseModel]) -> Any:
         if not isinstance(value, dict):
             continue
         if info.default is None:  # decoder.block's unset keys
-            value = {k: v for k, v in value.items() if v is not None}
+            value = {k: v for k, v in value.items() if not _unset(v)}
             if not value:
                 out[key] = None
                 continue
@@ -190,11 +195,13 @@ def _strip(data: Any, model: type[BaseModel]) -> Any:
             own = chosen.model_fields.get(k) if isinstance(k, str) else None
             # A null-default model (encoder.stem) stands in the node as its keys, all null; a model of
             # another kind (the U-Net encoder's block, under a backbone) as its node's defaults.
-            unset = defaults.get(k) is None and isinstance(v, dict) and all(x is None for x in v.values())
+            unset = defaults.get(k) is None and isinstance(v, dict) and _unset(v)
             untouched = own is None and isinstance(v, dict) and v == _sub_node_default(members, k)
             filler = k in defaults and (unset or untouched or _same(v, defaults[k])) and (
                 own is None or not _same(own.get_default(call_default_factory=True), defaults[k]))
             if k == "type" or not filler:
                 kept[k] = v
-        out[key] = _strip(kept, chosen)  # the encoder's kinds hold models of their own (block, downsample)
+        # The encoder's kinds hold models of their own (block, downsample), whose optional parts (a
+        # block's se) may be unset too.
+        out[key] = _strip(kept, chosen)
     return out

@@ -64,52 +64,56 @@ BLEND_FLOOR = 1e-3  # smallest weight, so every output pixel has a well-defined 
 
 @dataclass(frozen=True)
 class Head:
-    """One model output. On every axis its size is ``scale * n + shift`` for an input of ``n``."""
+    """One model output. On spatial axis ``a`` its size is ``scale[a] * n + shift[a]`` for an input
+    of ``n`` (axes differ where the network down-samples them differently)."""
 
     name: str
-    scale: Fraction
-    shift: Fraction
+    scale: tuple[Fraction, ...]
+    shift: tuple[Fraction, ...]
 
     @property
     def full_resolution(self) -> bool:
-        return self.scale == 1
+        return all(s == 1 for s in self.scale)
 
-    @property
-    def stitchable(self) -> bool:
-        """Full resolution, or coarser with no border lost (then pixel ``i`` covers ``r*i .. r*i+r-1``)."""
-        return self.full_resolution or self.shift == 0
+    def stitchable(self, axis: int) -> bool:
+        """Full resolution on ``axis``, or coarser with no border lost (then pixel ``i`` covers
+        ``r*i .. r*i+r-1``)."""
+        return self.scale[axis] == 1 or self.shift[axis] == 0
 
-    @property
-    def margin(self) -> int:
-        """Input pixels a stitchable head loses per axis (0 where padding is ``same``)."""
-        return int(-self.shift) if self.full_resolution else 0
+    def margin(self, axis: int) -> int:
+        """Input pixels a stitchable head loses on ``axis`` (0 where padding is ``same``)."""
+        return int(-self.shift[axis]) if self.scale[axis] == 1 else 0
 
-    @property
-    def split(self) -> tuple[int, int]:
+    def split(self, axis: int) -> tuple[int, int]:
         """The margin as (before, after): the odd pixel at the end, as the planner's centre crops."""
-        before = self.margin // 2
-        return before, self.margin - before
+        before = self.margin(axis) // 2
+        return before, self.margin(axis) - before
 
-    def size(self, n: int) -> int:
-        return int(self.scale * n + self.shift)
+    def size(self, n: int, axis: int) -> int:
+        return int(self.scale[axis] * n + self.shift[axis])
+
+    def scale_text(self) -> str:
+        texts = {_fraction_text(s) for s in self.scale}
+        return texts.pop() if len(texts) == 1 else "(" + ", ".join(_fraction_text(s) for s in self.scale) + ")"
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """Sizes and alignment of a network, the same on every spatial axis.
+    """Sizes and alignment of a network, per spatial axis.
 
-    ``fixed`` holds the model's input size per spatial axis, None where it takes any legal size
-    (then ``rule`` says which). ``exact`` is False when some layer zero-pads, interpolates or
+    ``period`` is the product of the down-sampling factors on each axis. ``fixed`` holds the
+    model's input size per spatial axis, None where it takes any legal size (then ``rules`` says
+    which, one per axis). ``exact`` is False when some layer zero-pads, interpolates or
     normalises over the whole map, so that a tile's output near its border differs from a pass
     over a larger input.
     """
 
     ndim: int
     channels: int | None
-    period: int
+    period: tuple[int, ...]
     heads: tuple[Head, ...]  # in the model's output order
     fixed: tuple[int | None, ...]
-    rule: SizeRule | None
+    rules: tuple[SizeRule | None, ...]
     exact: bool
 
     def head(self, name: str | None) -> Head:
@@ -125,79 +129,73 @@ class Geometry:
 
 
 def plan_geometry(plan: Plan) -> Geometry:
-    """The geometry of a planned network (its legal-size rule, else its fixed shapes)."""
+    """The geometry of a planned network (its legal-size rules, else its fixed shapes)."""
     fixed = tuple(plan.input_shape[:-1])
-    rule = plan.sizes
-    if rule is not None:
-        heads = tuple(Head(name, *rule.outputs[name]) for name in plan.outputs)
-        period = rule.period
+    ndim = plan.ndim
+    rules = tuple(plan.axis_sizes) if len(plan.axis_sizes) == ndim else (plan.sizes,) * ndim
+    if all(rule is not None for rule in rules):
+        heads = tuple(Head(name, *zip(*(rule.outputs[name] for rule in rules))) for name in plan.outputs)
+        period = tuple(rule.period for rule in rules)
     else:  # no rule was derived: make_plan then requires every size fixed
-        heads = tuple(static_head(name, fixed, plan.output_shapes[name][:-1], _plan_head_scale(plan, layer))
+        rules = (None,) * ndim
+        heads = tuple(static_head(name, fixed, plan.output_shapes[name][:-1], _plan_head_scale(plan, layer, ndim))
                       for name, layer in plan.outputs.items())
-        period = _plan_period(plan)
+        period = _plan_period(plan, ndim)
     exact = not any(_plan_layer_sees_edges(layer) for layer in plan.layers)
-    return Geometry(plan.ndim, plan.input_shape[-1], period, heads, fixed, rule, exact)
+    return Geometry(ndim, plan.input_shape[-1], period, heads, fixed, rules, exact)
 
 
-def static_head(name: str, sizes_in: Sequence[int], sizes_out: Sequence[int | None], scale: Fraction) -> Head:
-    """A head from one input/output size pair per axis, given its resolution ``scale``."""
+def static_head(name: str, sizes_in: Sequence[int], sizes_out: Sequence[int | None],
+                scale: Sequence[Fraction]) -> Head:
+    """A head from one input/output size pair per axis, given its resolution ``scale`` per axis."""
     if any(o is None for o in sizes_out):
         raise PlanError("has no fixed output size although the input size is fixed; cannot tile it",
                         path="head", value=name)
-    shifts = {Fraction(o) - scale * n for n, o in zip(sizes_in, sizes_out)}
-    if len(shifts) != 1:
-        raise PlanError(f"its output sizes {list(sizes_out)} are not the same function of the input sizes "
-                        f"{list(sizes_in)} on every axis; cannot tile it", path="head", value=name)
-    return Head(name, scale, shifts.pop())
+    shift = tuple(Fraction(o) - s * n for n, o, s in zip(sizes_in, sizes_out, scale))
+    return Head(name, tuple(scale), shift)
 
 
-def _plan_layer_factor(kind: str, attrs: dict) -> Fraction:
-    """How much a layer divides the resolution (2 for a 2x2 pool, 1/2 for a 2x up-sampling)."""
+def _plan_layer_factor(kind: str, attrs: dict, ndim: int) -> tuple[Fraction, ...]:
+    """How much a layer divides the resolution on each axis (2 for a 2x2 pool, 1/2 for a 2x
+    up-sampling)."""
     if kind in ("maxpool", "avgpool"):
-        return Fraction(_isotropic(attrs["factor"]))
+        return tuple(Fraction(f) for f in _each_axis(attrs["factor"], ndim))
     if kind == "conv":
-        return Fraction(_isotropic(attrs["stride"]))
+        return tuple(Fraction(f) for f in _each_axis(attrs["stride"], ndim))
     if kind == "conv_transpose":
-        return Fraction(1, _isotropic(attrs["stride"]))
+        return tuple(Fraction(1, f) for f in _each_axis(attrs["stride"], ndim))
     if kind == "upsample":
-        return Fraction(1, _isotropic(attrs["factor"]))
-    return Fraction(1)
+        return tuple(Fraction(1, f) for f in _each_axis(attrs["factor"], ndim))
+    if kind == "backbone":  # its stride-32 output
+        return (Fraction(attrs["factor"]),) * ndim
+    if kind == "tap":  # finer than the backbone's output by ``factor``
+        return (Fraction(1, attrs["factor"]),) * ndim
+    return (Fraction(1),) * ndim
 
 
-def _isotropic(value) -> int:
-    """One factor for every axis; tiling a network that down-samples axes differently is not
-    supported (its geometry differs per axis)."""
-    if isinstance(value, (tuple, list)):
-        if len(set(value)) != 1:
-            raise PlanError("the network down-samples its axes by different factors; tiled prediction "
-                            "supports only networks that treat every axis alike", path="model",
-                            value=list(value))
-        return value[0]
-    return value
+def _each_axis(value, ndim: int = 3) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * ndim
 
 
-def _each_axis(value) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * 3
+def _plan_period(plan: Plan, ndim: int) -> tuple[int, ...]:
+    """Product of all down-sampling factors per axis (each level down-samples once)."""
+    factors = [_plan_layer_factor(layer.kind, layer.attrs, ndim) for layer in plan.layers]
+    return tuple(int(math.prod(f[axis] for f in factors if f[axis] > 1)) for axis in range(ndim))
 
 
-def _plan_period(plan: Plan) -> int:
-    """Product of all down-sampling factors (each level down-samples once)."""
-    return int(math.prod(f for layer in plan.layers if (f := _plan_layer_factor(layer.kind, layer.attrs)) > 1))
-
-
-def _plan_head_scale(plan: Plan, layer_name: str) -> Fraction:
-    """A head's resolution relative to the input, following first inputs back to the input."""
-    factor, layer = Fraction(1), plan.layer(layer_name)
+def _plan_head_scale(plan: Plan, layer_name: str, ndim: int) -> tuple[Fraction, ...]:
+    """A head's resolution per axis relative to the input, following first inputs back to the input."""
+    factor, layer = [Fraction(1)] * ndim, plan.layer(layer_name)
     while layer.inputs:
-        factor *= _plan_layer_factor(layer.kind, layer.attrs)
+        factor = [a * b for a, b in zip(factor, _plan_layer_factor(layer.kind, layer.attrs, ndim))]
         layer = plan.layer(layer.inputs[0])
-    return 1 / factor
+    return tuple(1 / f for f in factor)
 
 
 def _plan_layer_sees_edges(layer) -> bool:
     """Whether this layer's output near a tile border depends on where the tile ends."""
     kind, a = layer.kind, layer.attrs
-    if kind in ("pad", "resize"):
+    if kind in ("pad", "resize", "attention", "backbone"):  # attention and a backbone read the whole map
         return True
     if kind == "norm":
         return a.get("norm") == "group"  # group norm takes its statistics over the whole map
@@ -217,19 +215,19 @@ def output_margins(plan: Plan, head: str | None = None) -> tuple[tuple[int, int]
     ``((0, 0), (0, 0))`` for ``padding: same``; ``((92, 92), (92, 92))`` for the 2015 U-Net.
     """
     chosen = _full_resolution_head(plan_geometry(plan), head)
-    return (chosen.split,) * plan.ndim
+    return tuple(chosen.split(axis) for axis in range(plan.ndim))
 
 
 def _full_resolution_head(geo: Geometry, name: str | None) -> Head:
     head = geo.head(name)
     if not head.full_resolution:
-        raise PlanError(f"is at {_fraction_text(head.scale)} resolution; labels are cropped for full-resolution "
+        raise PlanError(f"is at {head.scale_text()} resolution; labels are cropped for full-resolution "
                         f"heads (down-sample them for this one)", path="head", value=head.name)
     return head
 
 
 def _fraction_text(scale: Fraction) -> str:
-    return f"1/{1 / scale}" if scale.numerator == 1 else str(scale)
+    return f"1/{1 / scale}" if scale.numerator == 1 and scale != 1 else str(scale)
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,8 +258,8 @@ def crop_to_output(labels: Any, plan: Plan, *, head: str | None = None, channel_
     for axis, n in enumerate(spatial):
         if n is not None:  # a symbolic tensor may not know its size
             check_input_size(geo, axis, int(n), "labels")
-    before, after = chosen.split
-    centre = [slice(before, -after if after else None)] * geo.ndim  # negative stops: no size needed
+    # negative stops: no size needed
+    centre = [slice(before, -after if after else None) for before, after in map(chosen.split, range(geo.ndim))]
     return labels[(Ellipsis, *centre, *([slice(None)] if channel_axis else []))]
 
 
@@ -274,7 +272,7 @@ def check_input_size(geo: Geometry, axis: int, n: int, what: str) -> None:
             raise TilingError(f"is {n} on axis {name}, but the model takes only {fixed} there",
                               path=what, value=n)
         return
-    rule = geo.rule
+    rule = geo.rules[axis]
     if rule is not None and not rule.is_legal(n):
         nearest = ", ".join(str(m) for m in rule.nearest(n))
         raise TilingError(f"is {n} on axis {name}, which the model cannot take", path=what, value=n,
@@ -341,13 +339,13 @@ def layout_axis(geo: Geometry, heads: Sequence[Head], axis: int, size: int, *, t
     about ``1 - overlap`` of their output, again a multiple of the period, the last one flush
     with the padded end.
     """
-    before = max(h.split[0] for h in heads)
-    after = max(h.split[1] for h in heads)
-    widest = max(h.margin for h in heads)
+    before = max(h.split(axis)[0] for h in heads)
+    after = max(h.split(axis)[1] for h in heads)
+    widest = max(h.margin(axis) for h in heads)
     need = size + before + after  # padded length whose outputs cover the image
     tile = choose_tile(geo, axis, need, widest, tile_size, max_tile)
     span = tile - widest  # input pixels every head has an output for, per tile
-    p = geo.period
+    p = geo.period[axis]
     if span < p:
         raise PlanError(f"a tile of {tile} gives {span} output pixels on axis {AXIS_NAMES[geo.ndim][axis]}, fewer "
                         f"than the period {p} that tile offsets must be multiples of; use a larger tile",
@@ -372,7 +370,7 @@ def choose_tile(geo: Geometry, axis: int, need: int, widest: int, tile_size: int
         if tile_size is not None and tile_size != fixed:
             raise PlanError(f"the model takes only {fixed} on axis {name}", path="tile_size", value=tile_size)
         return fixed
-    rule = geo.rule
+    rule = geo.rules[axis]
     assert rule is not None, "a free input size always comes with a size rule"
     if tile_size is not None:
         if not rule.is_legal(tile_size):
@@ -380,7 +378,7 @@ def choose_tile(geo: Geometry, axis: int, need: int, widest: int, tile_size: int
             raise PlanError(f"is not a legal input size on axis {name}", path="tile_size", value=tile_size,
                             hint=f"legal sizes: {rule.describe(name)}; nearest: {nearest}")
         return tile_size
-    smallest = legal_at_least(rule, widest + geo.period)
+    smallest = legal_at_least(rule, widest + geo.period[axis])
     cover = legal_at_least(rule, max(need, smallest))
     cap = max_tile or DEFAULT_MAX_TILE[geo.ndim]
     if cover <= cap:
@@ -410,19 +408,21 @@ def blend_window(length: int) -> np.ndarray:
     return np.maximum(window, BLEND_FLOOR).astype(np.float32)
 
 
-def check_heads_stitchable(heads: Sequence[Head]) -> None:
+def check_heads_stitchable(heads: Sequence[Head], ndim: int) -> None:
     """Refuse heads whose tiles cannot be placed on the image's pixel grid exactly."""
     full = [h.name for h in heads if h.full_resolution]
     hint = f"predict the others with heads={full}" if full else ""
-    for head in heads:
-        if not head.stitchable:
-            raise PlanError(f"is at {_fraction_text(head.scale)} resolution and loses pixels at its border (valid "
-                            f"padding), so its tiles do not line up with the image's pixel grid", path="heads",
-                            value=head.name, hint=hint)
-    if any(not h.full_resolution for h in heads) and any(h.margin for h in heads):
-        coarse = next(h for h in heads if not h.full_resolution)
-        raise PlanError(f"is at {_fraction_text(coarse.scale)} resolution while another head loses a border: "
-                        f"the mirror padding would shift its grid", path="heads", value=coarse.name, hint=hint)
+    for axis in range(ndim):
+        for head in heads:
+            if not head.stitchable(axis):
+                raise PlanError(f"is at {head.scale_text()} resolution and loses pixels at its border (valid "
+                                f"padding), so its tiles do not line up with the image's pixel grid", path="heads",
+                                value=head.name, hint=hint)
+        coarse = [h for h in heads if h.scale[axis] != 1]
+        if coarse and any(h.margin(axis) for h in heads):
+            raise PlanError(f"is at {coarse[0].scale_text()} resolution while another head loses a border: "
+                            f"the mirror padding would shift its grid", path="heads", value=coarse[0].name,
+                            hint=hint)
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,6 +440,8 @@ def load_model(path: str | os.PathLike):
     from archgen.backend import import_keras
 
     keras = import_keras()
+    import archgen.emit.blocks  # noqa: F401  registers archgen>PositionEmbedding (transformer bottleneck)
+
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for a bad file; the user needs one line
@@ -471,42 +473,40 @@ def model_geometry(model) -> Geometry:
                         "pass plan= or config= (archgen predict --config CONFIG)", path="model",
                         value=["?" if n is None else n for n in shape[1:]])
     producers = {id(layer.output): layer for layer in model.layers}
-    period = int(math.prod(f for layer in model.layers if (f := _keras_layer_factor(layer)) > 1))
+    factors = [_keras_layer_factor(layer, ndim) for layer in model.layers]
+    period = tuple(int(math.prod(f[axis] for f in factors if f[axis] > 1)) for axis in range(ndim))
     heads = []
     for name, tensor in zip(output_names(model), model.outputs):
-        scale = 1 / _keras_chain_factor(tensor, producers, len(model.layers))
+        scale = tuple(1 / f for f in _keras_chain_factor(tensor, producers, len(model.layers), ndim))
         heads.append(static_head(name, fixed, tuple(tensor.shape[1:-1]), scale))
     exact = not any(_keras_layer_sees_edges(layer) for layer in model.layers)
-    return Geometry(ndim, shape[-1], period, tuple(heads), fixed, None, exact)
+    return Geometry(ndim, shape[-1], period, tuple(heads), fixed, (None,) * ndim, exact)
 
 
-def _first(value) -> int:
-    return int(value[0] if isinstance(value, (tuple, list)) else value)
-
-
-def _keras_layer_factor(layer) -> Fraction:
+def _keras_layer_factor(layer, ndim: int) -> tuple[Fraction, ...]:
+    """How much a Keras layer divides the resolution on each axis."""
     cls = type(layer).__name__
     if cls.startswith(("MaxPooling", "AveragePooling")):
-        return Fraction(_first(layer.strides))
+        return tuple(Fraction(int(s)) for s in _each_axis(layer.strides, ndim))
     if cls.startswith("Conv") and cls.endswith("Transpose"):
-        return Fraction(1, _first(layer.strides))
+        return tuple(Fraction(1, int(s)) for s in _each_axis(layer.strides, ndim))
     if cls.startswith("Conv"):
-        return Fraction(_first(layer.strides))
+        return tuple(Fraction(int(s)) for s in _each_axis(layer.strides, ndim))
     if cls.startswith("UpSampling"):
-        return Fraction(1, _first(layer.size))
-    return Fraction(1)
+        return tuple(Fraction(1, int(s)) for s in _each_axis(layer.size, ndim))
+    return (Fraction(1),) * ndim
 
 
-def _keras_chain_factor(tensor, producers: dict, limit: int) -> Fraction:
-    factor = Fraction(1)
+def _keras_chain_factor(tensor, producers: dict, limit: int, ndim: int) -> tuple[Fraction, ...]:
+    factor = [Fraction(1)] * ndim
     for _ in range(limit + 1):
         layer = producers.get(id(tensor))
         if layer is None or type(layer).__name__ == "InputLayer":
             break
-        factor *= _keras_layer_factor(layer)
+        factor = [a * b for a, b in zip(factor, _keras_layer_factor(layer, ndim))]
         inputs = layer.input
         tensor = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
-    return factor
+    return tuple(factor)
 
 
 def _keras_layer_sees_edges(layer) -> bool:
@@ -515,12 +515,13 @@ def _keras_layer_sees_edges(layer) -> bool:
         return True
     if cls.startswith("UpSampling"):
         return getattr(layer, "interpolation", "nearest") != "nearest"
-    if cls.startswith("Conv") and cls.endswith("Transpose"):
-        return _first(layer.kernel_size) > _first(layer.strides)
-    if cls.startswith("Conv"):
-        reach = (_first(layer.kernel_size) - 1) * _first(layer.dilation_rate) + 1
-        return layer.padding == "same" and reach > _first(layer.strides)
-    return False
+    if not cls.startswith("Conv"):
+        return False
+    ndim = len(layer.kernel_size)
+    pairs = zip(layer.kernel_size, _each_axis(layer.strides, ndim), _each_axis(layer.dilation_rate, ndim))
+    if cls.endswith("Transpose"):
+        return any(k > s for k, s, _ in pairs)
+    return layer.padding == "same" and any((k - 1) * d + 1 > s for k, s, d in pairs)
 
 
 def fitted_geometry(plan: Plan, model) -> Geometry:
@@ -537,7 +538,7 @@ def fitted_geometry(plan: Plan, model) -> Geometry:
         problem = f"the model has {len(model.outputs)} outputs, the plan {len(geo.heads)} heads"
     elif any(n is None and planned is not None for n, planned in zip(fixed, geo.fixed)):
         problem = "the model takes any size where the plan fixes one; plan it with a free size"
-    elif geo.rule is None and fixed != geo.fixed:
+    elif any(rule is None for rule in geo.rules) and fixed != geo.fixed:
         problem = f"the model takes {list(fixed)}, the plan {list(geo.fixed)}"
     elif model.count_params() != plan.total_params:  # e.g. built with other filters or depth
         problem = f"the model has {model.count_params():,} parameters, the plan {plan.total_params:,}"
@@ -545,7 +546,7 @@ def fitted_geometry(plan: Plan, model) -> Geometry:
         problem = _output_mismatch(plan, geo, model, fixed)
     if problem:
         raise PlanError(f"the plan does not describe this model: {problem}", path="plan", value=plan.name)
-    return Geometry(geo.ndim, geo.channels, geo.period, geo.heads, fixed, geo.rule, geo.exact)
+    return Geometry(geo.ndim, geo.channels, geo.period, geo.heads, fixed, geo.rules, geo.exact)
 
 
 def _output_mismatch(plan: Plan, geo: Geometry, model, fixed: tuple[int | None, ...]) -> str | None:
@@ -554,9 +555,10 @@ def _output_mismatch(plan: Plan, geo: Geometry, model, fixed: tuple[int | None, 
         planned = plan.output_shapes[head.name][-1]
         if out[-1] != planned:
             return f"output {head.name} has {out[-1]} channels in the model, {planned} in the plan"
-        for n, o in zip(fixed, out[:-1]):
-            if n is not None and o is not None and head.size(n) != o:
-                return f"output {head.name} is {o} for an input of {n} in the model, {head.size(n)} in the plan"
+        for axis, (n, o) in enumerate(zip(fixed, out[:-1])):
+            if n is not None and o is not None and head.size(n, axis) != o:
+                return (f"output {head.name} is {o} for an input of {n} in the model, {head.size(n, axis)} "
+                        f"in the plan")
     return None
 
 
@@ -608,7 +610,7 @@ def predict_tiled(model_or_path: Any, image: Any, *, plan: Plan | None = None, c
         plan = plan_for_model(config, model, overrides)
     geo = model_geometry(model) if plan is None else fitted_geometry(plan, model)
     chosen = _select_heads(geo, heads)
-    check_heads_stitchable([head for _, head in chosen])
+    check_heads_stitchable([head for _, head in chosen], geo.ndim)
     x, batched = as_image_batch(image, geo)
     tiles = _per_axis(tile_size, geo.ndim)
     layouts = [layout_axis(geo, [h for _, h in chosen], axis, x.shape[1 + axis], tile_size=tiles[axis],
@@ -703,7 +705,7 @@ def _tile_and_stitch(model, x: np.ndarray, geo: Geometry, chosen: list[tuple[int
         for k, (index, head) in enumerate(chosen):
             y = ys[index]
             if outputs[k] is None:
-                full = [head.size(lay.padded) for lay in layouts]
+                full = [head.size(lay.padded, axis) for axis, lay in enumerate(layouts)]
                 outputs[k] = np.zeros((x.shape[0], *full, y.shape[-1]), np.float32)
                 if blend:
                     windows[k] = _window(y.shape[1:-1])
@@ -731,8 +733,8 @@ def _window(shape: Sequence[int]) -> np.ndarray:
 
 def _placement(starts: Sequence[int], head: Head, shape: Sequence[int]) -> tuple[slice, ...]:
     where = []
-    for t, length in zip(starts, shape):
-        at = Fraction(t) * head.scale
+    for t, length, scale in zip(starts, shape, head.scale):
+        at = Fraction(t) * scale
         assert at.denominator == 1, "tile offsets are multiples of the period"
         where.append(slice(int(at), int(at) + int(length)))
     return tuple(where)
@@ -748,10 +750,10 @@ def _weight_sums(full: Sequence[int], grid: Sequence[tuple[int, ...]], head: Hea
 def _image_part(head: Head, layouts: Sequence[AxisLayout]) -> tuple[slice, ...]:
     """Where the image lies in a head's output of the padded image."""
     parts = []
-    for lay in layouts:
-        if head.full_resolution:
-            start = lay.pad_before - head.split[0]
+    for axis, lay in enumerate(layouts):
+        if head.scale[axis] == 1:
+            start = lay.pad_before - head.split(axis)[0]
             parts.append(slice(start, start + lay.size))
         else:  # stitchable coarse heads come only with pad_before == 0
-            parts.append(slice(0, math.ceil(lay.size * head.scale)))
+            parts.append(slice(0, math.ceil(lay.size * head.scale[axis])))
     return tuple(parts)

@@ -10,7 +10,7 @@ ACTIVATIONS = ["relu", "elu", "gelu", "silu", "tanh", "leaky_relu", "linear", "s
 @st.composite
 def block_dicts(draw, depth: int, ndim: int):
     block = {
-        "type": draw(st.sampled_from(["conv", "residual"])),
+        "type": draw(st.sampled_from(["conv", "residual", "recurrent_residual"])),
         "convs": draw(st.integers(1, 2)),
         "kernel_size": draw(st.one_of(st.integers(1, 3), st.lists(st.integers(1, 3), min_size=depth + 1,
                                                                    max_size=depth + 1))),
@@ -23,8 +23,19 @@ def block_dicts(draw, depth: int, ndim: int):
         "dropout": draw(st.sampled_from([0.0, 0.0, 0.25])),
         "inner_ratio": draw(st.sampled_from([1.0, 0.5])),
     }
+    if block["type"] == "recurrent_residual":
+        block["recurrences"] = draw(st.integers(1, 2))
+        block["inner_ratio"] = 1.0  # every conv of the block is added to its input
+    if draw(st.booleans()):
+        block["se"] = {"ratio": draw(st.sampled_from([1, 2, 3])), "activation": draw(st.sampled_from(ACTIVATIONS))}
     if block["type"] == "residual" and draw(st.booleans()):
         block["shortcut"] = draw(st.sampled_from(["plain", "resnet_d"]))
+    if block["type"] == "residual" and draw(st.booleans()):  # MONAI's ResidualUnit and its neighbours
+        block["shortcut_kernel_size"] = draw(st.sampled_from([1, 3, "block"]))
+        block["shortcut_norm"] = draw(st.booleans())
+        block["add_at"] = draw(st.sampled_from(["before_activation", "after_activation"]))
+    if draw(st.booleans()):
+        block["order"] = draw(st.sampled_from(["norm_act", "act_norm"]))
     if block["activation"] == "leaky_relu" and draw(st.booleans()):
         block["negative_slope"] = draw(st.sampled_from([0.01, 0.1]))
     if draw(st.booleans()):
@@ -35,13 +46,25 @@ def block_dicts(draw, depth: int, ndim: int):
 
 
 @st.composite
+def transformer_dicts(draw) -> dict:
+    """A small transformer bottleneck: patches of 1 or 2, a few heads, every option."""
+    heads = draw(st.integers(1, 2))
+    return {"patch_size": draw(st.sampled_from([1, 1, 2])), "embed_dim": draw(st.sampled_from([4, 6])),
+            "layers": draw(st.integers(1, 2)), "heads": heads, "key_dim": draw(st.sampled_from([None, 3])),
+            "mlp_dim": draw(st.sampled_from([4, 8])), "mlp_activation": draw(st.sampled_from(ACTIVATIONS)),
+            "activate_mlp_output": draw(st.booleans()), "project_in": draw(st.booleans()),
+            "final_norm": draw(st.booleans()), "out_bias": draw(st.booleans())}
+
+
+@st.composite
 def explicit_stages(draw, config: dict, ndim: int) -> dict:
     """The same kind of network given stage by stage: per-stage filters, convs, blocks, and kernel
     sizes and strides per axis (anisotropic)."""
     depth = config["encoder"]["depth"]
     per_axis = lambda values: st.one_of(st.sampled_from(values), st.lists(st.sampled_from(values), min_size=ndim,
                                                                             max_size=ndim))
-    down = config["encoder"]["downsample"]["type"]
+    merge_first = depth > 0 and draw(st.booleans())
+    down = "stride" if merge_first else config["encoder"]["downsample"]["type"]  # a bottleneck of stride 1
     stages = []
     for i in range(depth + 1):
         stride = 1 if i == 0 else draw(per_axis([2, 3] if down != "stride" else [1, 2, 3]))
@@ -50,18 +73,35 @@ def explicit_stages(draw, config: dict, ndim: int) -> dict:
         stages.append({"filters": draw(st.sampled_from([2, 3, 4])), "convs": draw(st.integers(1, 2)),
                        "blocks": draw(st.integers(1, 2)), "kernel_size": draw(per_axis([1, 2, 3])),
                        "stride": stride})
-    encoder = {k: v for k, v in config["encoder"].items() if k in ("block", "downsample", "stem")}
+    if merge_first:  # MONAI's UNet: the first stage strides, the bottleneck keeps the size
+        stages[0]["stride"] = draw(per_axis([1, 2]))
+        if draw(st.integers(0, 4)):
+            stages[-1]["stride"] = 1
+    encoder = {k: v for k, v in config["encoder"].items() if k in ("block", "downsample", "stem", "transformer")}
     encoder["block"] = {k: v for k, v in encoder["block"].items() if k not in ("convs", "kernel_size")}
     encoder["downsample"] = {k: v for k, v in encoder["downsample"].items() if k != "factor"}
+    if down != encoder["downsample"]["type"]:
+        encoder["downsample"] = {"type": down}
     encoder["stages"] = stages
     decoder = {k: v for k, v in config["decoder"].items() if k != "block"}
     decoder["upsample"] = {k: v for k, v in decoder["upsample"].items() if k not in ("factor", "keep_channels")}
     if decoder["upsample"].get("type") == "transpose":
         decoder["upsample"].pop("kernel_size", None)
-    decoder["stages"] = [{"filters": draw(st.sampled_from([2, 3])), "convs": draw(st.integers(1, 2)),
+    decoder["stages"] = [{"filters": draw(st.sampled_from([2, 3])), "convs": draw(st.integers(0, 2)),
                           "kernel_size": draw(per_axis([1, 3])),
                           "up_filters": draw(st.sampled_from([None, 2, 5]))} for _ in range(depth)]
-    return {**config, "encoder": encoder, "decoder": decoder}
+    if merge_first:
+        decoder["merge_at"] = "before_upsample"
+    heads = [dict(head) for head in config["heads"]]
+    for head in heads:  # a head without a conv passes its level's channels on: give it their number
+        level = head["level"]
+        if head.get("conv") is False and not head.get("deep_supervision"):
+            if level == depth + 1:
+                head["filters"] = stages[-1]["filters"]
+            elif decoder["stages"][level - 1]["convs"] or merge_first:
+                stage = decoder["stages"][level - 1]
+                head["filters"] = stage["filters"] if stage["convs"] else stage["up_filters"] or stage["filters"]
+    return {**config, "encoder": encoder, "decoder": decoder, "heads": heads}
 
 
 @st.composite
@@ -80,9 +120,16 @@ def spec_dicts(draw):
     elif up_type == "transpose":
         upsample["kernel_size"] = draw(st.sampled_from([factor, factor + 1]))
         upsample["bias"] = draw(st.booleans())
+        if draw(st.booleans()):  # PyTorch's padding and output_padding
+            upsample["padding"] = draw(st.integers(0, 2))
+            upsample["output_padding"] = draw(st.integers(0, upsample["padding"]))
+        if draw(st.booleans()):
+            upsample.update(norm=draw(st.sampled_from(["batch", "instance", "group", "layer"])), groups=2,
+                            norm_affine=draw(st.booleans()), norm_epsilon=draw(st.sampled_from([None, 1e-5])))
     else:
         upsample["interpolation"] = draw(st.sampled_from(["nearest", "bilinear"] if ndim == 2 else ["nearest"]))
         upsample["kernel_size"] = draw(st.integers(1, 3))
+        upsample["norm"] = draw(st.sampled_from(["none", "batch"]))
     aligns = ["crop", "pad", "none"] + (["resize"] if ndim == 2 else [])
     align = draw(st.one_of(st.sampled_from(aligns), st.lists(st.sampled_from(aligns), min_size=depth,
                                                                max_size=depth)))
@@ -92,13 +139,18 @@ def spec_dicts(draw):
         skips = []
     merge = draw(st.sampled_from([{"type": "concat"}, {"type": "concat", "order": "skip_up"}, {"type": "add"},
                                   {"type": "attention"},
-                                  {"type": "attention", "inter_filters": 2}]))
+                                  {"type": "attention", "inter_filters": 2},
+                                  {"type": "attention", "norm": "batch", "norm_epsilon": 1e-5, "skip_bias": True,
+                                   "order": "skip_up"},
+                                  {"type": "attention", "norm": "instance"}]))
     heads = []
     for i in range(draw(st.integers(1, 2))):
         head = {"name": f"out{i}", "filters": draw(st.integers(1, 3)),
                 "activation": draw(st.sampled_from(["linear", "softmax", "sigmoid"])),
                 "level": draw(st.integers(1, depth + 1)),
                 "kernel_size": draw(st.sampled_from([1, 1, 3]))}
+        if draw(st.integers(0, 4)) == 0:  # the level's features passed on, without a conv
+            head["conv"] = False
         if depth >= 2 and draw(st.booleans()):
             head["deep_supervision"] = draw(st.lists(st.integers(2, depth), min_size=1, max_size=depth - 1,
                                                      unique=True))
@@ -118,7 +170,11 @@ def spec_dicts(draw):
     if draw(st.booleans()):  # convs before the first stage; empty takes the first stage's filters and kernel
         encoder["stem"] = draw(st.sampled_from([{}, {"filters": 3, "convs": 2, "kernel_size": 1},
                                                 {"filters": 2, "kernel_size": [3] * ndim}]))
+    if draw(st.booleans()):
+        encoder["transformer"] = draw(transformer_dicts())
     decoder = {"skips": skips, "align": align, "merge": merge, "upsample": upsample}
+    if draw(st.booleans()):
+        decoder["last_conv_only"] = draw(st.booleans())
     if draw(st.booleans()):
         decoder["block"] = draw(block_dicts(depth, ndim))
     config = {
@@ -129,6 +185,43 @@ def spec_dicts(draw):
         "decoder": decoder,
         "heads": heads,
     }
+    if draw(st.integers(0, 2)):
+        config = draw(topology(config, ndim))
     if draw(st.booleans()):
         config = draw(explicit_stages(config, ndim))
     return config
+
+
+@st.composite
+def topology(draw, config: dict, ndim: int) -> dict:
+    """The same encoder with a UNet++ or UNet 3+ decoder: concatenation, crop (or no) alignment,
+    nested or full-scale skips, deep supervision, and for UNet 3+ resizing and cat_channels."""
+    kind = draw(st.sampled_from(["unet++", "unet3+"]))
+    depth = config["encoder"]["depth"]
+    decoder = {**config["decoder"], "type": kind, "merge": {"type": "concat", "order": draw(st.sampled_from(
+        ["up_skip", "skip_up"]))}, "align": draw(st.sampled_from(["crop", "crop", "none"]))}
+    for key in ("last_conv_only", "merge_at"):  # plain U-Net options the topologies refuse
+        decoder.pop(key, None)
+    if "stages" in decoder:
+        decoder["stages"] = [{**stage, "convs": max(1, stage.get("convs", 1))} for stage in decoder["stages"]]
+    up = dict(decoder["upsample"])
+    if kind == "unet++":
+        decoder["skips"] = "all"
+        if up["type"] == "resize" and draw(st.booleans()):
+            up.update(norm=draw(st.sampled_from(["batch", "instance", "group"])), groups=1)
+    else:
+        up = {"type": "resize", "factor": up["factor"],
+              "interpolation": draw(st.sampled_from(["nearest", "bilinear"] if ndim == 2 else ["nearest"]))}
+        decoder["skips"] = draw(st.one_of(st.just("all"), st.lists(st.integers(1, max(depth, 1)), max_size=depth,
+                                                                    unique=True)))
+        if depth == 0:
+            decoder["skips"] = "all"
+        if draw(st.booleans()):
+            decoder["cat_channels"] = draw(st.sampled_from([2, 3]))
+    decoder["upsample"] = up
+    heads = config["heads"]
+    if depth >= 1 and draw(st.booleans()):
+        decoder["deep_supervision"] = True
+        heads = [{**{k: v for k, v in heads[0].items() if k != "deep_supervision"}, "level": 1}, *heads[1:]]
+        heads = [{k: v for k, v in h.items() if k != "deep_supervision"} for h in heads]
+    return {**config, "decoder": decoder, "heads": heads}

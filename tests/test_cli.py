@@ -69,6 +69,9 @@ def test_asymmetric_crop_when_difference_is_odd(cli):
     (["sumary", UNET], "did you mean 'summary'?"),
     (["summary"], "required"),
     (["summary", UNET, "--nope"], "unrecognized arguments: --nope"),
+    (["summary", CONF / "peers/monai_unet_2d.yaml", "decoder.upsample.output_padding=2"],
+     "decoder.upsample.output_padding=2: output_padding above the padding (1)"),
+    (["summary", CONF / "peers/monai_unet_2d.yaml", "encoder.stages.4.stride=2"], "encoder.stages[4].stride=[2, 2]: with decoder.merge_at"),
 ])
 def test_errors_exit_2_with_one_clear_message(cli, argv, expected):
     code, out, err = cli(*argv)
@@ -210,7 +213,8 @@ def test_sizes_answer_when_the_files_own_size_is_illegal(cli):
     assert code == 2 and "nearest" in err  # without --sizes the size is still refused
 
 
-@pytest.mark.parametrize("name", ["unet.yaml", "attention_unet.yaml", "peers/monai_dynunet_3d_anisotropic.yaml"])
+@pytest.mark.parametrize("name", ["unet.yaml", "attention_unet.yaml", "peers/monai_dynunet_3d_anisotropic.yaml",
+                                  "peers/monai_unet_2d.yaml", "peers/monai_attention_unet_2d.yaml"])
 def test_resolved_prints_a_config_that_builds_the_same_model(cli, tmp_path, name):
     from archgen.planner import make_plan
     from archgen.report.data import plan_to_dict

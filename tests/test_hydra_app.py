@@ -108,6 +108,8 @@ def test_the_node_adds_nothing_a_file_would_not_mean():
     ["heads.0.deep_supervision=[2]", "heads.0.activation=softmax", "encoder.max_filters=8"],
     ["decoder.block.norm=group", "decoder.block.groups=4"],
     ["padding=valid", "input.shape=[92,92,1]", "decoder.skips=[1]", "name=other"],
+    ["encoder.block.se.ratio=4", "decoder.block.type=recurrent_residual", "encoder.transformer.embed_dim=32",
+     "encoder.transformer.heads=4"],
 ])
 def test_any_key_is_set_on_the_command_line_without_plus_as_archgen_sets_it(hydra_compose, overrides):
     cfg = hydra_compose(*[f"model.{o}" for o in overrides])

@@ -50,7 +50,8 @@ def test_summary_json_schema(cli):
     check_outputs(data["outputs"])
     has(data["layers"][1], LAYER_KEYS)
     has(data["cost"], {"batch": int, "dtype": str, "optimizer": str, "params": int, "flops": int,
-                       "weight_bytes": int, "activation_bytes": int, "training_bytes": int, "receptive_field": int})
+                       "weight_bytes": int, "activation_bytes": int, "training_bytes": int, "receptive_field": int,
+                       "receptive_fields": list})
 
 
 def test_summary_fit_and_sizes_json_schema(cli):

@@ -437,3 +437,76 @@ def test_predict_refuses_before_any_work(fixed_model, image_file, tmp_path, no_m
     with pytest.raises(ArchgenError, match="--tile-size=52,x: expected whole numbers"):
         run_predict(path, image_file, "-o", tmp_path / "out.npy", "--tile-size", "52,x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.npy", "flat.npy", "image.npy", "objects.npy"]
+
+
+# ------------------------------------------------------------------ anisotropic networks
+
+ANISOTROPIC_VALID = """\
+name: anisotropic_valid
+input: {shape: [null, null, 1]}
+padding: valid
+encoder:
+  block: {type: conv, activation: relu}
+  downsample: {type: maxpool}
+  stages:
+    - {filters: 4, kernel_size: [3, 1], stride: 1}
+    - {filters: 4, kernel_size: 3, stride: [2, 1]}
+    - {filters: 6, kernel_size: 3, stride: [2, 3]}
+decoder:
+  align: crop
+  upsample: {type: transpose}
+  stages:
+    - {filters: 4, kernel_size: [3, 1]}
+    - {filters: 4, kernel_size: 3}
+heads:
+  - {name: logits, filters: 2}
+"""
+
+
+def per_axis_reference(model, plan, image: np.ndarray) -> np.ndarray:
+    """One pass over the image mirror-padded by each axis's own margin, extended at the end to
+    that axis's next legal size."""
+    pads = []
+    for (before, after), rule, n in zip(output_margins(plan), plan.axis_sizes, image.shape[1:-1]):
+        need = n + before + after
+        legal = max(rule.first, need + (rule.offset - need) % rule.period)
+        pads.append((before, legal - n - before))
+    out = one_pass(model, reference_pad(image, pads))[0]
+    return out[(slice(None), *[slice(0, n) for n in image.shape[1:-1]])]
+
+
+def test_anisotropic_valid_network_tiles_exactly(tmp_path):
+    """Each axis has its own period (4 and 3), margin and legal sizes; tiles are cut on each
+    axis's own grid, so the stitched result equals one pass."""
+    config = tmp_path / "anisotropic.yaml"
+    config.write_text(ANISOTROPIC_VALID)
+    plan = make_plan(load_spec(config))
+    assert [rule.period for rule in plan.axis_sizes] == [4, 3]
+    margins = output_margins(plan)
+    assert margins[0] != margins[1]
+    model = build(plan)
+    image = np.random.default_rng(8).normal(size=(1, 37, 29, 1)).astype("float32")
+    reference = per_axis_reference(model, plan, image)
+    tiled = predict_tiled(model, image, plan=plan, tile_size=[52, 25], batch_size=3)  # several tiles each way
+    assert tiled.shape == (1, 37, 29, 2)
+    np.testing.assert_allclose(tiled, reference, atol=1e-5)
+    cropped = crop_to_output(np.zeros((52, 25, 1)), plan)
+    assert cropped.shape[:-1] == tuple(n - sum(m) for n, m in zip((52, 25), margins))
+    with pytest.raises(PlanError, match="W = 3k"):
+        predict_tiled(model, image, plan=plan, tile_size=[52, 24])
+
+
+def test_anisotropic_dynunet_tiles_blend_close_to_one_pass():
+    """MONAI's anisotropic DynUNet (in-plane-only down-sampling at stage 2) down-samples D by 4
+    and H, W by 8: tiles are placed on each axis's own grid and blended."""
+    plan = plan_of(("peers/monai_dynunet_3d_anisotropic.yaml",
+                    ["encoder.stages.0.filters=4", "encoder.stages.1.filters=4", "encoder.stages.2.filters=4",
+                     "encoder.stages.3.filters=4", "decoder.stages.0.filters=4", "decoder.stages.1.filters=4",
+                     "decoder.stages.2.filters=4"]), [None, None, None, 1])
+    assert [rule.period for rule in plan.axis_sizes] == [4, 8, 8]
+    model = build(plan)
+    image = np.random.default_rng(9).normal(size=(1, 8, 32, 32, 1)).astype("float32")
+    reference = one_pass(model, image)[0]
+    np.testing.assert_allclose(predict_tiled(model, image, plan=plan), reference, atol=1e-5)  # legal: one pass
+    tiled = predict_tiled(model, image[:, :7, :30, :27], plan=plan, tile_size=[8, 16, 16])
+    assert tiled.shape == (1, 7, 30, 27, 3) and np.isfinite(tiled).all()

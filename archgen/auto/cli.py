@@ -39,11 +39,14 @@ def add_auto_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--family", choices=["plain", "resenc_m", "resenc_l", "resenc_xl"], default="plain",
                         help="nnU-Net's planner: ExperimentPlanner (plain) or nnUNetPlannerResEnc{M,L,XL}")
     parser.add_argument("--fit", metavar="BYTES",
-                        help="GPU memory target, e.g. 8GB (nnU-Net's gpu_memory_target_in_gb = bytes / 1e9); "
+                        help="GPU memory target, e.g. 8GB or 8GiB (archgen's budget in bytes; with --memory "
+                             "nnunet, gpu_memory_target_in_gb = bytes / 1e9); "
                              "default: the family's own (8GB; resenc_l 24GB; resenc_xl 40GB)")
-    parser.add_argument("--memory", choices=["nnunet"], default="nnunet",
-                        help="memory model: nnunet = nnU-Net's feature-map estimate against its reference "
-                             "values (the only one so far)")
+    parser.add_argument("--memory", choices=["archgen", "nnunet"], default="archgen",
+                        help="memory model that sizes patch and batch: archgen (default) = archgen's training "
+                             "estimate of the planned network (calibrated for TensorFlow on CPU) against --fit "
+                             "in bytes; nnunet = nnU-Net's feature-map estimate against its reference values "
+                             "(nnU-Net's decisions exactly; --fit 8GB is gpu_memory_target_in_gb=8)")
     parser.add_argument("--configuration", choices=CONFIGURATIONS,
                         help="which configuration to write (default: 3d_fullres, or 2d for a 2D dataset)")
     parser.add_argument("--name", help="model name in the config (default: auto_<configuration>)")
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> tuple[di
     family = FAMILIES[args.family]
     gb = parse_gb(args.fit) if args.fit is not None else family.default_gb
     dataset = _dataset(args)
-    result = plan_dataset(dataset, family, gb)
+    result = plan_dataset(dataset, family, gb, args.memory)
     configs = result["configurations"]
     conf = args.configuration or ("3d_fullres" if "3d_fullres" in configs else "2d")
     if conf not in configs:
@@ -125,8 +128,12 @@ def cmd_auto(args: argparse.Namespace) -> int:
             raise ArchgenError(f"cannot be written: {exc.strerror or exc}", path="--output", value=str(path)) from None
         conf = args.configuration or ("3d_fullres" if "3d_fullres" in result["configurations"] else "2d")
         c = result["configurations"][conf]
+        why = c["_why"]
+        memory = (f"memory model archgen: {why['memory_estimate_bytes'] / 2**30:.2f} GiB of "
+                  f"{why['memory_budget_bytes'] / 2**30:.2f} GiB" if why["memory_model"] == "archgen"
+                  else "memory model nnunet")
         print(f"{path}: {conf}, patch {c['patch_size']}, batch {c['batch_size']}, {c['n_stages']} stages, "
-              f"features {c['features_per_stage']}")
+              f"features {c['features_per_stage']} ({memory})")
     else:
         sys.stdout.write(text)
     return 0

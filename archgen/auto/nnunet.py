@@ -38,6 +38,9 @@ The rules, in the order the planner applies them:
    the topology is recomputed.
 8. Batch size: round(reference / estimate x reference batch (3D: 2, 2D: 12)), capped so a batch
    covers at most 5% of the dataset's voxels (plain; ResEnc M/L/XL: 100%), at least 2.
+   (7 and 8 are nnU-Net's memory model, ``memory_model="nnunet"``; the default, "archgen", keeps
+   the shrink steps, the cap and the minimum but asks archgen's training estimate of the planned
+   network instead: ``archgen.auto.memory``.)
 9. 3d_lowres: if the 3D patch covers < 25% of the median image, the spacing grows by 3% a step
    (anisotropic axes first) until it does; dropped if that image is not at least half the size.
    2d: the last two axes of the full-resolution spacing and median shape.
@@ -224,8 +227,13 @@ def _round(x) -> int:
 
 
 def plan_configuration(family: Family, spacing, median_shape, n_voxels_dataset: float, channels: int,
-                       classes: int, gpu_gb: float, cache: dict | None = None) -> dict[str, Any]:
-    """One configuration (``get_plans_for_configuration``): nnU-Net's keys and axis order."""
+                       classes: int, gpu_gb: float, cache: dict | None = None, memory=None) -> dict[str, Any]:
+    """One configuration (``get_plans_for_configuration``): nnU-Net's keys and axis order.
+
+    ``memory``: None for nnU-Net's reference-VRAM heuristic; an ``archgen.auto.memory.ArchgenMemory``
+    to shrink the patch until a batch of 2 fits its budget by archgen's training estimate, and to take
+    the largest batch that fits (the other rules, the dataset cap and the minimum 2 included, stay).
+    """
     cache = {} if cache is None else cache
     spacing = np.asarray(spacing, dtype=float)
     dim = len(spacing)
@@ -254,12 +262,15 @@ def plan_configuration(family: Family, spacing, median_shape, n_voxels_dataset: 
     reference = (family.reference_2d if dim == 2 else family.reference_3d) * (gpu_gb / family.reference_gb)
     ref_bs = REF_BATCH[dim]
     steps = 0
+    previous = None  # the patch before the last shrink step: the next larger candidate
 
-    def too_big(e: int) -> bool:
+    def too_big(t: Topology, e: int) -> bool:
+        if memory is not None:
+            return not memory.fits(t, MIN_BATCH)
         # the plain planner asks that a batch of 2 fits; ResEnc's planners compare the estimate itself
         return (e / ref_bs * 2) > reference if not family.residual else e > reference
 
-    while too_big(estimate):
+    while too_big(topo, estimate):
         # shrink the axis largest relative to the median shape by one divisibility step
         axis = int(np.argsort([i / j for i, j in zip(topo.patch, median)])[-1])
         patch = list(topo.patch)
@@ -270,16 +281,19 @@ def plan_configuration(family: Family, spacing, median_shape, n_voxels_dataset: 
         shrunk = pool_and_conv_props(spacing, patch)
         if patch[axis] < MIN_EDGE or (len(shrunk.strides) == 1 and len(topo.strides) > 1):
             # nnU-Net would go on to a network without a single down-sampling (or an empty patch)
+            needs = (f"{estimate:,} feature-map elements (budget {reference:,.0f})" if memory is None else
+                     f"{memory.training_bytes(topo, MIN_BATCH):,} bytes for a batch of {MIN_BATCH} by archgen's "
+                     f"training estimate (budget {memory.budget:,})")
             raise SpecError(
                 f"no patch fits: at {gpu_gb:g} GB the {'2D' if dim == 2 else '3D'} {family.name} network "
-                f"still needs {estimate:,} feature-map elements (budget {reference:,.0f}) with the patch "
+                f"still needs {needs} with the patch "
                 f"{topo.patch}; a smaller patch leaves no down-sampling (axis {axis} would be {patch[axis]})",
                 path="--fit", value=f"{gpu_gb:g}GB", hint="give a larger --fit")
-        topo = shrunk
+        previous, topo = topo.patch, shrunk
         estimate = estimate_of(topo)
         steps += 1
 
-    batch = _round((reference / estimate) * ref_bs)
+    batch = _round((reference / estimate) * ref_bs) if memory is None else memory.max_batch(topo)
     cap = _round(n_voxels_dataset * family.max_dataset_covered / np.prod(topo.patch, dtype=np.float64))
     batch_size = max(min(batch, cap), MIN_BATCH)
     n = len(topo.strides)
@@ -298,8 +312,22 @@ def plan_configuration(family: Family, spacing, median_shape, n_voxels_dataset: 
         "_why": {"initial_patch_size": [float(i) for i in initial], "vram_estimate": int(estimate),
                  "vram_reference": float(reference), "reference_batch_size": ref_bs,
                  "batch_size_from_memory": batch, "batch_size_cap_dataset": cap,
-                 "max_dataset_covered": family.max_dataset_covered, "shrink_steps": steps},
+                 "max_dataset_covered": family.max_dataset_covered, "shrink_steps": steps,
+                 "previous_patch_size": None if previous is None else [int(p) for p in previous],
+                 **_memory_why(memory, topo, batch_size)},
     }
+
+
+def _memory_why(memory, topo: Topology, batch_size: int) -> dict[str, Any]:
+    """Which memory model decided, and with archgen's, its estimate for the chosen patch and batch."""
+    if memory is None:
+        return {"memory_model": "nnunet"}
+    from archgen.auto.memory import CALIBRATION, DTYPE, OPTIMIZER
+
+    return {"memory_model": "archgen", "memory_estimate_bytes": memory.training_bytes(topo, batch_size),
+            "memory_estimate_batch_2_bytes": memory.training_bytes(topo, MIN_BATCH),
+            "memory_budget_bytes": memory.budget, "memory_dtype": DTYPE, "memory_optimizer": OPTIMIZER,
+            "memory_calibration": CALIBRATION}
 
 
 def target_spacing(ds: Dataset) -> np.ndarray:
@@ -326,9 +354,20 @@ def compute_new_shape(old_shape, old_spacing, new_spacing) -> list[int]:
     return [int(round(i / j * k)) for i, j, k in zip(old_spacing, new_spacing, old_shape)]
 
 
-def plan_dataset(ds: Dataset, family: Family, gpu_gb: float) -> dict[str, Any]:
-    """``plan_experiment``: the 3d_fullres, 3d_lowres (when made) and 2d configurations."""
+def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str = "archgen") -> dict[str, Any]:
+    """``plan_experiment``: the 3d_fullres, 3d_lowres (when made) and 2d configurations.
+
+    ``memory_model``: "nnunet" (its reference-VRAM heuristic, nnU-Net's decisions exactly) or
+    "archgen" (archgen's training estimate against ``gpu_gb`` x 10^9 bytes).
+    """
     cache: dict = {}
+    memory = None
+    if memory_model == "archgen":
+        from archgen.auto.memory import ArchgenMemory
+
+        memory = ArchgenMemory(family, ds.channels, ds.classes, round(gpu_gb * 1e9))
+    elif memory_model != "nnunet":
+        raise SpecError("expected archgen or nnunet", path="--memory", value=memory_model)
     fullres = target_spacing(ds)
     worst = int(np.argmax(fullres))
     forward = [worst] + [i for i in range(3) if i != worst]
@@ -339,7 +378,8 @@ def plan_dataset(ds: Dataset, family: Family, gpu_gb: float) -> dict[str, Any]:
     configs: dict[str, Any] = {}
     lowres_trail = []
     if median_t[0] != 1:
-        full = plan_configuration(family, fullres_t, median_t, n_vox, ds.channels, ds.classes, gpu_gb, cache)
+        full = plan_configuration(family, fullres_t, median_t, n_vox, ds.channels, ds.classes, gpu_gb, cache,
+                                  memory)
         median_vox = np.prod(median_t, dtype=np.float64)
         patch_vox = np.prod(full["patch_size"], dtype=np.float64)
         lowres = None
@@ -354,7 +394,7 @@ def plan_dataset(ds: Dataset, family: Family, gpu_gb: float) -> dict[str, Any]:
             lowres = plan_configuration(family, low_spacing,
                                         tuple(round(i) for i in fullres_t / low_spacing * median_t),
                                         float(np.prod(median_vox) * ds.num_training), ds.channels, ds.classes,
-                                        gpu_gb, cache)
+                                        gpu_gb, cache, memory)
             patch_vox = np.prod(lowres["patch_size"], dtype=np.int64)
             lowres_trail.append([float(s) for s in low_spacing])
         if lowres is not None and np.prod(median_t, dtype=np.float64) / median_vox < 2:
@@ -364,11 +404,12 @@ def plan_dataset(ds: Dataset, family: Family, gpu_gb: float) -> dict[str, Any]:
             configs["3d_lowres"] = lowres
         configs["3d_fullres"] = full
     configs["2d"] = plan_configuration(family, fullres_t[1:], median_t[1:], n_vox, ds.channels, ds.classes,
-                                       gpu_gb, cache)
+                                       gpu_gb, cache, memory)
     return {
         "planner": family.planner,
         "family": family.name,
         "gpu_memory_target_in_gb": gpu_gb,
+        "memory_model": memory_model,
         "transpose_forward": forward,
         "fullres_target_spacing": [float(s) for s in fullres],
         "median_shape_after_resampling": [float(m) for m in median_t],

@@ -1,8 +1,8 @@
 """Plan -> ``keras.Model`` (functional API): one small function per layer kind.
 
 The emitter translates; it computes no shapes. Crops, pads and resize targets come solved
-in ``LayerPlan.attrs``. Only built-in layers are used, so a saved model loads with
-``safe_mode=True``.
+in ``LayerPlan.attrs``. Only built-in layers are used, but for the transformer's position embedding
+(registered with Keras in ``blocks.py``), so a saved model loads with ``safe_mode=True``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from archgen.backend import import_keras
 from archgen.emit.backbone import emit_backbone, emit_tap
+from archgen.emit.blocks import BLOCK_EMITTERS
 from archgen.emit.initialize import numpy_sampling
 from archgen.errors import EmitError, did_you_mean
 from archgen.planner.ir import LayerPlan, Plan
@@ -35,9 +36,9 @@ def emit_conv(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
 
 def emit_conv_transpose(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
     a = layer.attrs
-    return _nd("Conv", ndim, "Transpose")(a["filters"], a["kernel"], strides=a["stride"], padding="same",
-                                          activation=a["activation"], use_bias=a["use_bias"],
-                                          name=layer.name)(xs[0])
+    return _nd("Conv", ndim, "Transpose")(a["filters"], a["kernel"], strides=a["stride"],
+                                          padding=a.get("padding", "same"), activation=a["activation"],
+                                          use_bias=a["use_bias"], name=layer.name)(xs[0])
 
 
 def emit_maxpool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
@@ -128,6 +129,7 @@ EMITTERS: dict[str, Emitter] = {
     "multiply": emit_multiply,
     "backbone": emit_backbone,
     "tap": emit_tap,
+    **BLOCK_EMITTERS,  # squeeze-and-excitation and the transformer bottleneck
 }
 
 

@@ -39,6 +39,21 @@ def check_backbone_input(spec: ArchSpec, backbone: Backbone) -> None:
                         f"or true for all", path="encoder.trainable", value=trainable)
 
 
+def check_backbone_decoder(spec: ArchSpec) -> None:
+    """A backbone feeds the U-Net decoder, which up-samples before it joins each tap: the nested and
+    full-scale topologies read the encoder's own stages and down-sampling, which a backbone has not."""
+    dec = spec.decoder
+    if dec.type != "unet":
+        raise PlanError(f"a keras.applications backbone feeds decoder.type unet only: {dec.type} re-reads the "
+                        f"encoder's stages and down-sampling, which the backbone's taps do not have; use "
+                        f"decoder.type unet (or encoder.type unet for {dec.type})", path="decoder.type",
+                        value=dec.type)
+    if dec.merge_at != "after_upsample":
+        raise PlanError("a backbone's stride-32 output is half the size of its stride-16 tap, so it cannot join "
+                        "that tap before up-sampling; use merge_at: after_upsample", path="decoder.merge_at",
+                        value=dec.merge_at)
+
+
 def trainable_stages(spec: ArchSpec, backbone: Backbone) -> int:
     """How many of the backbone's last stages learn."""
     trainable = spec.encoder.trainable
@@ -51,6 +66,7 @@ def build_backbone_graph(r: ArchSpec) -> Graph:
     """Lay out input, backbone, taps, decoder and heads of a resolved spec whose encoder is a backbone."""
     backbone = BACKBONES[r.encoder.name]
     check_backbone_input(r, backbone)
+    check_backbone_decoder(r)
     g = Graph(r.ndim)
     x = g.add("input", "input", (), r.input.shape[-1], group="input", path="input")
     if r.encoder.adapter:
@@ -77,12 +93,18 @@ def build_backbone_graph(r: ArchSpec) -> Graph:
     with_skip = set(r.decoder.skips)
     for level in range(depth, 0, -1):
         dstage = r.decoder.stages[level - 1]
-        up = plan_upsample(g, r, x, level, dstage.up_filters, (2,) * r.ndim)
-        merged = up
+        plain = r.decoder.last_conv_only and level == 1  # the level's last conv makes the output
+        x = plan_upsample(g, r, x, level, dstage.up_filters, (2,) * r.ndim)
         if level in with_skip:
-            merged = plan_merge(g, r, up, skips[level], level, r.decoder.align[level - 1])
-        x = plan_stage(g, r, merged, f"dec{level}", dstage.filters, dstage.convs, dstage.blocks,
-                       tuple(dstage.kernel_size), (1,) * r.ndim, decoder=True, path=f"decoder.stages[{level - 1}]")
+            x = plan_merge(g, r, x, skips[level], level, r.decoder.align[level - 1])
+        if dstage.convs > 0:
+            x = plan_stage(g, r, x, f"dec{level}", dstage.filters, dstage.convs, dstage.blocks,
+                           tuple(dstage.kernel_size), (1,) * r.ndim, decoder=True,
+                           path=f"decoder.stages[{level - 1}]", plain_last=plain)
+        elif plain:
+            raise PlanError("level 1 has no convs, so its last layer is the up-sampling or the merge: there is "
+                            "no conv to leave plain; give decoder.stages[0] convs", path="decoder.last_conv_only",
+                            value=True)
         features[level] = x
     g.outputs = plan_heads(g, r, features)
     g.prune()

@@ -6,6 +6,8 @@ from dataclasses import replace
 from math import prod
 
 from archgen.errors import PlanError
+from archgen.planner.blocks_se import sizeless
+from archgen.planner.blocks_transformer import shaped_params, token_flops
 from archgen.planner.graph import build_graph, down_factors
 from archgen.planner.ir import LayerPlan, Node, Plan, SizeRule
 from archgen.planner.shapes import SizeError, infer_axis
@@ -48,6 +50,7 @@ def make_plan(spec: ArchSpec) -> Plan:
         axes.append((*solved[key], False))
 
     layers = []
+    fixed = sizeless(nodes)  # size 1 even on an axis left open
     same: dict[str, str] = {}  # a crop or pad of nothing -> the layer it would have copied
     for node in nodes:
         if node.kind in ("crop", "pad") and not any(any(amounts[node.name]) for _, amounts, _ in axes):
@@ -55,7 +58,7 @@ def make_plan(spec: ArchSpec) -> Plan:
             continue
         if any(name in same for name in node.inputs):
             node = replace(node, inputs=tuple(same.get(name, name) for name in node.inputs))
-        spatial = tuple(None if dyn else sizes[node.name] for sizes, _, dyn in axes)
+        spatial = tuple(None if dyn and node.name not in fixed else sizes[node.name] for sizes, _, dyn in axes)
         attrs = dict(node.attrs)
         if node.kind == "crop":
             attrs["cropping"] = tuple(amounts[node.name] for _, amounts, _ in axes)
@@ -63,10 +66,11 @@ def make_plan(spec: ArchSpec) -> Plan:
             attrs["padding"] = tuple(amounts[node.name] for _, amounts, _ in axes)
         elif node.kind == "resize":
             attrs["size"] = tuple(sizes[node.like] for sizes, _, _ in axes)
-        in_spatial = tuple(None if dyn else sizes[node.inputs[0]] for sizes, _, dyn in axes) if node.inputs else ()
+        in_spatial = tuple(None if dyn and node.inputs[0] not in fixed else sizes[node.inputs[0]]
+                           for sizes, _, dyn in axes) if node.inputs else ()
         layers.append(LayerPlan(
             name=node.name, kind=node.kind, inputs=node.inputs, shape=(*spatial, node.channels),
-            params=node.params, flops=layer_flops(node, graph.nodes, spatial, in_spatial, spec.ndim),
+            params=shaped_params(node, spatial, spec.input.shape), flops=layer_flops(node, graph.nodes, spatial, in_spatial, spec.ndim),
             group=node.group, attrs=attrs))
     rule = rules[0] if all(r == rules[0] for r in rules) else None
     return Plan(name=spec.name, ndim=spec.ndim, input_shape=tuple(spec.input.shape), layers=tuple(layers),
@@ -99,12 +103,15 @@ def _size_rules(spec: ArchSpec, graph) -> list[SizeRule | None]:
 
 
 def layer_flops(node: Node, nodes: dict[str, Node], spatial: tuple, in_spatial: tuple, ndim: int) -> int | None:
-    """2 x multiply-adds of convolutions, one sample; other layers count 0 (they are < 0.1%)."""
+    """2 x multiply-adds of convolutions, Dense and attention layers, one sample; other layers count 0
+    (they are < 0.1%)."""
     if node.kind == "backbone":  # the table's count of its convolutions, per 32x32 tile of the input
         if any(p is None for p in in_spatial):
             return None
         tiles = prod(n // node.attrs["factor"] for n in in_spatial)
         return node.attrs["flops_per_tile"] * tiles + node.attrs["flops_constant"]
+    if node.kind in ("dense", "attention"):
+        return token_flops(node, nodes, spatial)
     if node.kind not in ("conv", "conv_transpose"):
         return 0
     # A transposed conv does its multiply-adds per input position, a conv per output position.

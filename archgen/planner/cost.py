@@ -2,7 +2,8 @@
 
 Conventions (also printed by ``summary``):
 
-- FLOPs: 2 x multiply-adds of the convolutions (and transposed convolutions) for the batch;
+- FLOPs: 2 x multiply-adds of the convolutions (and transposed convolutions), Dense layers and
+  attention (projections, scores and the weighted sum of the values) for the batch;
   bias adds, activations, norms and pools are left out (well under 1% of a U-Net).
 - Weights are float32 variables whatever the compute dtype (Keras mixed precision keeps
   float32 variables); activations are stored in the compute dtype.
@@ -60,7 +61,8 @@ class Cost:
     activation_bytes: int | None
     inference_peak_bytes: int | None
     training_bytes: int | None
-    receptive_field: int
+    receptive_field: int  # the widest over the spatial axes
+    receptive_fields: tuple[int, ...]  # per spatial axis
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -99,14 +101,15 @@ def inference_peak_elements(plan: Plan, elements: dict[str, int], workspace: boo
     return peak
 
 
-def _first_axis(attrs: dict) -> dict:
-    """Per-axis attributes (kernel, stride, factor as tuples) on the first spatial axis."""
-    return {k: (v[0] if k in ("kernel", "stride", "factor") and isinstance(v, tuple) else v) for k, v in attrs.items()}
+def _on_axis(attrs: dict, axis: int) -> dict:
+    """Per-axis attributes (kernel, stride, factor as tuples) on one spatial axis."""
+    return {k: (v[axis] if k in ("kernel", "stride", "factor") and isinstance(v, tuple) else v)
+            for k, v in attrs.items()}
 
 
-def _input_span(layer: LayerPlan, lo: int, hi: int, in_size: int | None) -> tuple[int, int]:
-    """The input positions (first axis) that output positions ``lo..hi`` of ``layer`` read."""
-    a, kind = _first_axis(layer.attrs), layer.kind
+def _input_span(layer: LayerPlan, lo: int, hi: int, in_size: int | None, axis: int = 0) -> tuple[int, int]:
+    """The input positions on ``axis`` that output positions ``lo..hi`` of ``layer`` read."""
+    a, kind = _on_axis(layer.attrs, axis), layer.kind
     if kind == "conv":
         s, reach = a["stride"], (a["kernel"] - 1) * a["dilation"] + 1
         before = 0 if a["padding"] == "valid" else max(reach - s, 0) // 2  # TensorFlow's "same" split
@@ -117,7 +120,7 @@ def _input_span(layer: LayerPlan, lo: int, hi: int, in_size: int | None) -> tupl
     if kind == "conv_transpose":
         # The gradient of a "same" conv: output u gets input i when i*s - before <= u < i*s - before + k.
         k, s = a["kernel"], a["stride"]
-        before = max(k - s, 0) // 2
+        before = 0 if a.get("padding") == "valid" else max(k - s, 0) // 2
         return -((k - 1 - lo - before) // s), (hi + before) // s
     if kind == "upsample":
         f = a["factor"]
@@ -129,25 +132,39 @@ def _input_span(layer: LayerPlan, lo: int, hi: int, in_size: int | None) -> tupl
     if kind == "backbone":  # counted as reading its whole input (deep stages and their pools see it all);
         f = a["factor"]     # at an open size, only the input positions its stride maps to (a lower bound)
         return (0, in_size - 1) if in_size is not None else (lo * f, hi * f + f - 1)
+    if kind == "attention":  # every position attends to every other
+        return (0, in_size - 1) if in_size is not None else (lo, hi)
     if kind in ("crop", "pad"):
-        shift = a["cropping" if kind == "crop" else "padding"][0][0]
+        shift = a["cropping" if kind == "crop" else "padding"][axis][0]
         return (lo + shift, hi + shift) if kind == "crop" else (lo - shift, hi - shift)
     if kind == "resize":
-        scale = in_size / a["size"][0]
+        scale = in_size / a["size"][axis]
         return floor((lo + 0.5) * scale - 0.5), floor((hi + 0.5) * scale - 0.5) + 1
     return lo, hi  # per-position layers and merges
 
 
 def receptive_field(plan: Plan) -> int:
-    """Input positions (per spatial axis) that can influence one output position, at worst.
+    """The widest of ``receptive_fields``: the same on every axis of an isotropic network."""
+    return max(receptive_fields(plan))
+
+
+def receptive_fields(plan: Plan) -> tuple[int, ...]:
+    """Per spatial axis, the input positions that can influence one output position, at worst.
 
     Exact, not the centred-window formula: pooling and up-sampling make the field depend on
     where an output sits on the pooling grid, so spans are traced back from one output
     position of each residue of the grid and the widest is kept. Normalisation statistics
-    (batch norm in training, group norm) are not counted as reading other positions.
+    (batch norm in training, group norm) and squeeze-and-excitation's pooled gate are not counted as
+    reading other positions; attention is: it reads every position of its input.
     """
+    return tuple(_receptive_field(plan, axis) for axis in range(plan.ndim))
+
+
+def _receptive_field(plan: Plan, axis: int) -> int:
     layers = {layer.name: layer for layer in plan.layers}
-    period = plan.sizes.period if plan.sizes else 1
+    rules = plan.axis_sizes
+    rule = rules[axis] if len(rules) > axis else plan.sizes
+    period = rule.period if rule else 1
     widest = 0
     for head in plan.outputs.values():
         for c in range(period):
@@ -160,7 +177,7 @@ def receptive_field(plan: Plan) -> int:
                     widest = max(widest, hi - lo + 1)
                     continue
                 for name in layer.inputs:
-                    in_lo, in_hi = _input_span(layer, lo, hi, layers[name].shape[0])
+                    in_lo, in_hi = _input_span(layer, lo, hi, layers[name].shape[axis], axis)
                     old = spans.get(name, (in_lo, in_hi))
                     spans[name] = (min(old[0], in_lo), max(old[1], in_hi))
     return widest
@@ -188,6 +205,11 @@ def _saved_by(layer: LayerPlan, elements: dict[str, int]) -> tuple[list[str], in
         return [*layer.inputs, layer.name], 0
     if kind in ("multiply",) or (kind in ("upsample", "resize") and a.get("interpolation", "bilinear") != "nearest"):
         return list(layer.inputs), 0
+    if kind == "dense":  # the kernel gradient reads the input
+        return list(layer.inputs), 0
+    if kind == "attention":  # its input, and the scores before and after the softmax (not calibrated)
+        tokens = elements[layer.name] // layer.shape[-1]
+        return list(layer.inputs), 2 * a["heads"] * tokens * tokens
     if kind == "dropout":
         return [], elements[layer.name]  # the mask
     return [], 0  # input, crop, pad, concat, add, avgpool, nearest up-sampling: shapes only
@@ -322,7 +344,8 @@ def plan_cost(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str
         activation_bytes=activation_bytes(plan, batch, dtype),
         inference_peak_bytes=peak,
         training_bytes=training_bytes(plan, batch, dtype, optimizer),
-        receptive_field=receptive_field(plan),
+        receptive_field=max(fields := receptive_fields(plan)),
+        receptive_fields=fields,
     )
 
 

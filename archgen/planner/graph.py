@@ -13,7 +13,11 @@ from math import prod
 from typing import Any
 
 from archgen.errors import PlanError
+from archgen.planner.blocks_recurrent import plan_recurrent_block
+from archgen.planner.blocks_se import plan_se
+from archgen.planner.blocks_transformer import plan_transformer
 from archgen.planner.ir import Node
+from archgen.planner.transpose import plan_transpose_up
 from archgen.spec.model import (
     AddMerge,
     ArchSpec,
@@ -22,6 +26,7 @@ from archgen.spec.model import (
     ConvBlock,
     InterpolateUp,
     MaxPool,
+    RecurrentResidualBlock,
     ResidualBlock,
     ResizeUp,
     StrideFirstConv,
@@ -185,17 +190,42 @@ def build_graph(spec: ArchSpec) -> Graph:
                        decoder=False, path=f"encoder.stages[{i}]")
         if i == depth and isinstance(down, StrideFirstConv):
             g.bottleneck_in = _first_conv(g, prefix)
+        if i == depth and r.encoder.transformer is not None:
+            x = plan_transformer(g, r.encoder.transformer, x)
         skips[level] = x
+    if r.decoder.type != "unet":  # nested or full-scale skips: their own module
+        from archgen.planner.topology import plan_topology
+
+        return plan_topology(g, r, skips)
     features = {depth + 1: x}
     with_skip = set(r.decoder.skips)
+    merge_first = r.decoder.merge_at == "before_upsample"
+    if merge_first and depth > 0 and any(s != 1 for s in stages[depth].stride):
+        raise PlanError("with decoder.merge_at: before_upsample the deepest level joins the bottleneck's output with "
+                        "the skip of the stage above it before up-sampling, so the bottleneck must keep the size: "
+                        "use stride 1 (encoder.stages, with the down-sampling moved into the first stage by "
+                        "encoder.downsample.type: stride)", path=f"encoder.stages[{depth}].stride",
+                        value=stages[depth].stride)
     for level in range(depth, 0, -1):
         dstage = dstages[level - 1]
-        up = plan_upsample(g, r, x, level, dstage.up_filters, tuple(stages[level].stride))
-        merged = up
-        if level in with_skip:
-            merged = plan_merge(g, r, up, skips[level], level, r.decoder.align[level - 1])
-        x = plan_stage(g, r, merged, f"dec{level}", dstage.filters, dstage.convs, dstage.blocks,
-                       tuple(dstage.kernel_size), (1,) * r.ndim, decoder=True, path=f"decoder.stages[{level - 1}]")
+        plain = r.decoder.last_conv_only and level == 1  # the level's last conv makes the output
+        if merge_first:  # join, then up-sample by the stride into the skip's own stage
+            if level in with_skip:
+                x = plan_merge(g, r, x, skips[level], level, r.decoder.align[level - 1])
+            x = plan_upsample(g, r, x, level, dstage.up_filters, tuple(stages[level - 1].stride),
+                              plain=plain and dstage.convs == 0)
+        else:
+            x = plan_upsample(g, r, x, level, dstage.up_filters, tuple(stages[level].stride))
+            if level in with_skip:
+                x = plan_merge(g, r, x, skips[level], level, r.decoder.align[level - 1])
+        if dstage.convs > 0:
+            x = plan_stage(g, r, x, f"dec{level}", dstage.filters, dstage.convs, dstage.blocks,
+                           tuple(dstage.kernel_size), (1,) * r.ndim, decoder=True,
+                           path=f"decoder.stages[{level - 1}]", plain_last=plain)
+        elif plain and not merge_first:
+            raise PlanError("level 1 has no convs and joins its skip after up-sampling, so its last layer is the "
+                            "merge: there is no conv to leave plain; give level 1 convs or use merge_at: "
+                            "before_upsample", path="decoder.last_conv_only", value=True)
         features[level] = x
     g.outputs = plan_heads(g, r, features)
     g.prune()
@@ -210,13 +240,15 @@ def plan_stem(g: Graph, r: ArchSpec, x: str) -> str:
     """The encoder's stem: ``stem_conv1``... with the encoder block's norm and activation, never
     residual (its layers belong to level 1)."""
     stem, block = r.encoder.stem, r.encoder.block
-    plain = ConvBlock.model_validate(block.model_dump(exclude={"type", "shortcut"}))
+    kept = set(ConvBlock.model_fields) & set(type(block).model_fields) - {"type", "se"}
+    plain = ConvBlock.model_validate(block.model_dump(include=kept))
     return plan_block(g, r, x, "stem", stem.filters, stem.convs, tuple(stem.kernel_size), (1,) * r.ndim,
                       decoder=False, group="enc1", stage_path="encoder.stem", block=plain)
 
 
 def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, blocks: int,
-               kernel: tuple[int, ...], stride: tuple[int, ...], *, decoder: bool, path: str) -> str:
+               kernel: tuple[int, ...], stride: tuple[int, ...], *, decoder: bool, path: str,
+               plain_last: bool = False) -> str:
     """``blocks`` blocks in a row; the first conv of the first block strides by ``stride``.
 
     One block keeps the short names (``enc2_conv1``); several are named ``enc2_block1_conv1``.
@@ -224,13 +256,16 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
     for b in range(1, blocks + 1):
         name = prefix if blocks == 1 else f"{prefix}_block{b}"
         x = plan_block(g, r, x, name, filters, convs, kernel, stride if b == 1 else (1,) * r.ndim,
-                       decoder=decoder, group=prefix, stage_path=path)
+                       decoder=decoder, group=prefix, stage_path=path, plain_last=plain_last and b == blocks)
     return x
 
 
 def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, kernel: tuple[int, ...],
-               stride: tuple[int, ...], *, decoder: bool, group: str, stage_path: str, block=None) -> str:
-    """``convs`` convs (each with optional norm and activation), a shortcut if residual, dropout."""
+               stride: tuple[int, ...], *, decoder: bool, group: str, stage_path: str, block=None,
+               plain_last: bool = False) -> str:
+    """``convs`` convs (each with optional norm and activation), a shortcut if residual, dropout.
+
+    ``plain_last``: the last conv without norm or activation, and nothing after the addition."""
     if block is None:
         block = r.decoder.block if decoder else r.encoder.block
     path = "decoder.block" if decoder else "encoder.block"
@@ -244,28 +279,47 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
         raise PlanError(f"applies to activation leaky_relu only, not {block.activation}; remove it",
                         path=path + ".negative_slope", value=slope)
     fused = fusable(block.activation, slope)
+    if isinstance(block, RecurrentResidualBlock):  # its strided conv is a 1x1: any dilation works
+        if plain_last:
+            raise PlanError("a recurrent residual block ends in an addition, so it has no last conv to leave "
+                            "plain; use a conv or residual decoder block, or remove last_conv_only",
+                            path="decoder.last_conv_only", value=True)
+        return plan_recurrent_block(g, r, x, prefix, filters, convs, kernel, stride, block=block, group=group,
+                                    path=path, fused=fused)
     if block.dilation > 1 and any(s > 1 for s in stride):
         raise PlanError(f"{prefix}_conv1 strides (encoder.downsample.type=stride) and Keras cannot dilate a strided "
                         f"conv; use dilation 1 or another down-sampling", path=path + ".dilation", value=block.dilation)
 
+    act_first = block.order == "act_norm"
+    # The conv applies the activation itself where nothing comes between them.
+    conv_acts = fused and (not with_norm or act_first)
+
     def norm_act(x: str, i: int | str, act: str) -> str:
+        own_layer = act != "linear" and not conv_acts
+        if own_layer and act_first:
+            x = g.activation(f"{prefix}_act{i}", x, act, group=group, path=path, negative_slope=slope)
         if with_norm:
             x = g.norm(f"{prefix}_norm{i}", x, block.norm, block.groups, group=group, path=path,
                        epsilon=block.norm_epsilon, affine=block.norm_affine)
-        if act != "linear" and (with_norm or not fused):
+        if own_layer and not act_first:
             x = g.activation(f"{prefix}_act{i}", x, act, group=group, path=path, negative_slope=slope)
         return x
 
+    add_after_act = residual and block.add_at == "after_activation"
     block_in = x
     for i in range(1, convs + 1):
         last = i == convs
-        # A residual block activates after the addition, not after its last conv.
-        act = "linear" if residual and last else block.activation
+        plain = plain_last and last
+        # A residual block activates after the addition, not after its last conv (unless it adds after).
+        act = "linear" if (residual and last and not add_after_act) or plain else block.activation
         x = g.conv(f"{prefix}_conv{i}", x, filters if last else inner, kernel=kernel, dilation=block.dilation,
                    stride=stride if i == 1 else 1, padding=padding,
-                   activation=act if fused and not with_norm else "linear", use_bias=use_bias,
+                   activation=act if conv_acts else "linear", use_bias=use_bias,
                    group=group, path=path)
-        x = norm_act(x, i, act)
+        if not plain:
+            x = norm_act(x, i, act)
+    if block.se is not None:
+        x = plan_se(g, x, prefix, block.se, group=group, path=path)
     if residual:
         shortcut = block_in
         if block.shortcut == "resnet_d":
@@ -275,24 +329,27 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
             if g.channels(shortcut) != filters:
                 shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=1, use_bias=False, group=group,
                                   path=path + ".shortcut")
-                if with_norm:
+                if with_norm and block.shortcut_norm:
                     shortcut = g.norm(f"{prefix}_proj_norm", shortcut, block.norm, block.groups, group=group,
                                       path=path, epsilon=block.norm_epsilon, affine=block.norm_affine)
         elif g.channels(shortcut) != filters or any(s > 1 for s in stride):
-            shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=1, stride=stride, use_bias=use_bias,
-                              group=group, path=path)
-            if with_norm:
+            size = block.shortcut_kernel_size
+            # 1x1 where only the channels change; where the block strides, the kernel the block asks for
+            proj_kernel = (kernel if size == "block" else size) if any(s > 1 for s in stride) else 1
+            shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=proj_kernel, stride=stride,
+                              use_bias=use_bias, group=group, path=path)
+            if with_norm and block.shortcut_norm:
                 shortcut = g.norm(f"{prefix}_proj_norm", shortcut, block.norm, block.groups, group=group, path=path,
                                   epsilon=block.norm_epsilon, affine=block.norm_affine)
         if padding == "valid" and any((k - 1) * block.dilation > 0 for k in kernel):
             shortcut = g.add(f"{prefix}_shortcut_crop", "crop", (shortcut,), filters, like=x, group=group, path=path)
         x = g.add(f"{prefix}_residual", "add", (x, shortcut), filters, group=group, path=path)
-        if block.activation != "linear":
+        if block.activation != "linear" and not add_after_act and not plain_last:
             if fused:
                 x = g.activation(f"{prefix}_act", x, block.activation, group=group, path=path)
             else:
                 x = g.activation(f"{prefix}_act", x, block.activation, group=group, path=path, negative_slope=slope)
-    if block.dropout > 0:
+    if block.dropout > 0 and not plain_last:
         x = g.add(f"{prefix}_drop", "dropout", (x,), filters, group=group, path=path, rate=block.dropout)
     return x
 
@@ -312,27 +369,36 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
                   padding="same", activation=down.activation, group=group, path=path)
 
 
-def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, factor: tuple[int, ...]) -> str:
+def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, factor: tuple[int, ...],
+                  prefix: str | None = None, plain: bool = False) -> str:
+    """The up-sampling into decoder ``level`` (``dec{level}_up``; ``{prefix}_up`` for a nested node).
+    ``plain``: the up-sampling is the decoder's last conv and gets no norm or activation."""
     up = r.decoder.upsample
-    group, path = f"dec{level}", "decoder.upsample"
+    group, path = prefix or f"dec{level}", "decoder.upsample"
     if isinstance(up, TransposeUp):
-        kernel = factor if up.kernel_size is None else up.kernel_size
-        return g.conv(f"dec{level}_up", x, filters, kernel=kernel, stride=factor,
-                      activation=up.activation, use_bias=up.bias, transpose=True, group=group, path=path)
+        return plan_transpose_up(g, up, x, group, filters, factor, plain)
     if isinstance(up, InterpolateUp):  # no learned layer: the channels stay
+        if plain:
+            raise PlanError("the up-sampling into level 1 is its last layer, and interpolate has no conv to leave "
+                            "plain; give level 1 convs, or use merge_at: after_upsample",
+                            path="decoder.last_conv_only", value=True)
         if up.interpolation == "bilinear" and r.ndim != 2:
             raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
                             f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
-        return g.add(f"dec{level}_up", "upsample", (x,), g.channels(x), group=group, path=path,
+        return g.add(f"{group}_up", "upsample", (x,), g.channels(x), group=group, path=path,
                      factor=compact(factor), interpolation=up.interpolation)
     assert isinstance(up, ResizeUp)
     if up.interpolation == "bilinear" and r.ndim != 2:
         raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
                         f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
-    x = g.add(f"dec{level}_up", "upsample", (x,), g.channels(x), group=group, path=path,
+    x = g.add(f"{group}_up", "upsample", (x,), g.channels(x), group=group, path=path,
               factor=compact(factor), interpolation=up.interpolation)
-    return g.conv(f"dec{level}_upconv", x, filters, kernel=up.kernel_size, activation=up.activation,
-                  group=group, path=path)
+    if up.norm != "none" and not plain:
+        from archgen.planner.topology import plan_normed_upconv
+
+        return plan_normed_upconv(g, r, x, group, filters)
+    return g.conv(f"{group}_upconv", x, filters, kernel=up.kernel_size,
+                  activation="linear" if plain else up.activation, group=group, path=path)
 
 
 def plan_merge(g: Graph, r: ArchSpec, up: str, skip: str, level: int, align: str) -> str:
@@ -354,18 +420,32 @@ def plan_merge(g: Graph, r: ArchSpec, up: str, skip: str, level: int, align: str
             skip = g.conv(f"{p}_skip_proj", skip, g.channels(up), kernel=1, group=p, path=mpath)
         return g.add(f"{p}_add", "add", (up, skip), g.channels(up), group=p, path=mpath)
     if isinstance(merge, AttentionMerge):
-        skip = plan_attention_gate(g, up, skip, p, merge.inter_filters or max(1, g.channels(skip) // 2), mpath)
+        skip = plan_attention_gate(g, up, skip, p, merge.inter_filters or max(1, g.channels(skip) // 2), mpath,
+                                   merge)
     pair = (skip, up) if getattr(merge, "order", "up_skip") == "skip_up" else (up, skip)
     return g.add(f"{p}_concat", "concat", pair, g.channels(up) + g.channels(skip), group=p, path=mpath)
 
 
-def plan_attention_gate(g: Graph, gate: str, skip: str, p: str, inter: int, path: str) -> str:
-    """Additive attention gate (Oktay et al. 2018): skip * sigmoid(psi(relu(Wx skip + Wg gate)))."""
-    theta = g.conv(f"{p}_attn_x", skip, inter, kernel=1, use_bias=False, group=p, path=path)
-    phi = g.conv(f"{p}_attn_g", gate, inter, kernel=1, group=p, path=path)
+def plan_attention_gate(g: Graph, gate: str, skip: str, p: str, inter: int, path: str,
+                        merge: AttentionMerge | None = None) -> str:
+    """Additive attention gate (Oktay et al. 2018): skip * sigmoid(psi(relu(Wx skip + Wg gate))); with
+    ``merge.norm`` each of the three convs is normalised (MONAI's AttentionBlock)."""
+    merge = merge or AttentionMerge()
+    norm = merge.norm
+
+    def conv(name: str, x: str, filters: int, **kw) -> str:
+        x = g.conv(name, x, filters, kernel=1, group=p, path=path, **kw)
+        return x if norm == "none" else g.norm(f"{name}_norm", x, norm, 1, group=p, path=path + ".norm",
+                                               epsilon=merge.norm_epsilon)
+
+    theta = conv(f"{p}_attn_x", skip, inter, use_bias=merge.skip_bias)
+    phi = conv(f"{p}_attn_g", gate, inter)
     s = g.add(f"{p}_attn_add", "add", (theta, phi), inter, group=p, path=path)
     s = g.activation(f"{p}_attn_relu", s, "relu", group=p, path=path)
-    psi = g.conv(f"{p}_attn_psi", s, 1, kernel=1, activation="sigmoid", group=p, path=path)
+    if norm == "none":
+        psi = g.conv(f"{p}_attn_psi", s, 1, kernel=1, activation="sigmoid", group=p, path=path)
+    else:
+        psi = g.activation(f"{p}_attn_sigmoid", conv(f"{p}_attn_psi", s, 1), "sigmoid", group=p, path=path)
     return g.add(f"{p}_attn_gate", "multiply", (skip, psi), g.channels(skip), group=p, path=path)
 
 
@@ -394,6 +474,14 @@ def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, 
                 raise PlanError(f"output {name} would share its name with the layer {name} ({g.nodes[name].path}); "
                                 f"an output's layer is named after it, so pick a name no layer has",
                                 path=path + ".name", value=head.name)
+            if not head.conv:  # the level's features passed on, through a layer named after the output
+                channels = g.channels(features[level])
+                if head.filters != channels:
+                    raise PlanError(f"with conv: false the head passes on decoder level {level}'s features, which "
+                                    f"have {channels} channels; set filters: {channels} (or let the head conv)",
+                                    path=path + ".filters", value=head.filters)
+                outputs[name] = g.activation(name, features[level], head.activation, group="head", path=path)
+                continue
             outputs[name] = g.conv(name, features[level], head.filters, kernel=head.kernel_size,
                                    padding=spec.padding, activation=head.activation, group="head", path=path)
     return outputs
@@ -407,4 +495,6 @@ def down_factors(resolved: ArchSpec) -> list[int]:
         from archgen.backbones import BACKBONES
 
         return [BACKBONES[resolved.encoder.name].divisor] * resolved.ndim
-    return [prod(stage.stride[axis] for stage in resolved.encoder.stages) for axis in range(resolved.ndim)]
+    # A transformer's patches tile the bottleneck: its size is a multiple of the patch size too.
+    patch = resolved.encoder.transformer.patch_size if resolved.encoder.transformer is not None else 1
+    return [prod(stage.stride[axis] for stage in resolved.encoder.stages) * patch for axis in range(resolved.ndim)]

@@ -41,7 +41,10 @@ def conv_size(node: Node, n: int, axis: int = 0) -> int:
 
 
 def transpose_size(node: Node, n: int, axis: int = 0) -> int:
-    # Padding "same" makes a transposed conv scale the size exactly by its stride.
+    # Padding "same" makes a transposed conv scale the size exactly by its stride; "valid" gives the
+    # full output, which a crop then trims to PyTorch's padding.
+    if node.attrs.get("padding") == "valid":
+        return (n - 1) * _on(node.attrs["stride"], axis) + _on(node.attrs["kernel"], axis)
     return n * _on(node.attrs["stride"], axis)
 
 
@@ -81,6 +84,10 @@ def same_size(node: Node, n: int, axis: int = 0) -> int:
     return n
 
 
+def one_size(node: Node, n: int, axis: int = 0) -> int:
+    return 1  # a global pooling keeps one position per axis
+
+
 def crop_amount(node: Node, n: int, target: int) -> tuple[int, int]:
     """Centre crop of ``n`` down to ``target``; the odd pixel goes to the end."""
     if n < target:
@@ -108,6 +115,10 @@ UNARY: dict[str, Callable[[Node, int], int]] = {
     "dropout": same_size,
     "backbone": backbone_size,
     "tap": tap_size,
+    "global_pool": one_size,
+    "dense": same_size,
+    "attention": same_size,
+    "position_embedding": same_size,
 }
 ALIGN: dict[str, Callable[[Node, int, int], tuple[int, int]]] = {"crop": crop_amount, "pad": pad_amount}
 
@@ -136,12 +147,22 @@ def infer_axis(nodes: list[Node], n: int, axis: int = 0) -> tuple[dict[str, int]
                                                              f"it pads for, so it does not tile seamlessly")
             amounts[node.name] = (before, after)
             sizes[node.name] = sizes[node.inputs[0]] + before + after
+        elif kind == "crop" and "amounts" in node.attrs:  # a fixed crop (PyTorch's transposed-conv padding)
+            before, after = node.attrs["amounts"][axis]
+            n_in = sizes[node.inputs[0]]
+            if n_in - before - after < 1:
+                raise SizeError(node, n_in, f"too small to crop {before} + {after} from")
+            amounts[node.name] = (before, after)
+            sizes[node.name] = n_in - before - after
         elif kind in ALIGN:
-            target = sizes[node.like]
+            # A crop into a node of several inputs takes the smallest of them (``smallest_of``).
+            target = sizes[node.like] if node.like else min(sizes[i] for i in node.attrs["smallest_of"])
             amounts[node.name] = ALIGN[kind](node, sizes[node.inputs[0]], target)
             sizes[node.name] = target
         elif kind == "resize":
             sizes[node.name] = sizes[node.like]
+        elif kind == "scale":  # a gate of size 1 broadcast over its first input
+            sizes[node.name] = sizes[node.inputs[0]]
         else:  # merges: concat, add, multiply
             first, *rest = (sizes[i] for i in node.inputs)
             for other in rest:

@@ -6,6 +6,11 @@ constant, so the legal sizes of an axis form one arithmetic progression
 bottleneck) from some smallest ``k`` on, and each head's size is affine in ``n``. The
 solver finds the residue by probing one large size per residue class, the smallest ``k``
 by bisection, and the affine output maps from two legal sizes.
+
+Nested and full-scale decoders (``topology.py``) crop every input of a node to the smallest of
+them. Those inputs sit at one scale, so their sizes differ by constants, the same input is the
+smallest at every size, and each crop is a constant: the progression and the affine maps hold.
+A pooled finer skip must tile its whole factor, which the probe checks like any other pooling.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ def _legal_on(nodes: list[Node], n: int, axis: int = 0) -> dict[str, int] | None
         return None
 
 
-_SHAPE_ATTRS = ("kernel", "stride", "dilation", "padding", "factor", "floor", "amounts", "min_size")
+_SHAPE_ATTRS = ("kernel", "stride", "dilation", "padding", "factor", "floor", "amounts", "min_size",
+                "smallest_of")
 _cache: dict[tuple, SizeRule | None] = {}
 
 

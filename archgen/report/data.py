@@ -21,6 +21,10 @@ def group_title(group: str) -> str:
         return f"encoder level {group[3:]}"
     if group.startswith("dec"):
         return f"decoder level {group[3:]}"
+    if group[:1] == "x" and "_" in group:  # a UNet++ nested node x{i}_{j}: level i + 1, column j
+        row, column = group[1:].split("_", 1)
+        if row.isdigit() and column.isdigit():
+            return f"nested node {group} (level {int(row) + 1}, column {column})"
     return GROUP_TITLES.get(group, group)
 
 

@@ -14,6 +14,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from archgen.planner.ir import LayerPlan, Plan
 from archgen.report.backbone import backbone_frame
+from archgen.report.blocks import block_tags
 from archgen.report.data import fmt_shape
 
 COL = 150          # column pitch: wide enough for a label like "bottleneck 28x28x1024"
@@ -27,6 +28,9 @@ ARROWS = {
     "skip": ("#7f8c8d", "6 4", "skip connection, labelled with its alignment"),
     "gated-skip": ("#8e44ad", "6 4", "skip through an attention gate (x)"),
     "residual": ("#e67e22", "", "residual shortcut around the level's convs"),
+    "dense-skip": ("#7f8c8d", "2 3", "dense skip from an earlier node of the row (UNet++)"),
+    "full-scale-down": ("#c0392b", "2 3", "full-scale skip from a finer level, max-pooled (UNet 3+)"),
+    "full-scale-up": ("#27ae60", "2 3", "full-scale input from a deeper level, resized up (UNet 3+)"),
     "to-head": ("#2c6fbb", "", "output head"),
     "to-deep-head": ("#2c6fbb", "3 3", "deep-supervision output"),
 }
@@ -67,6 +71,11 @@ def _level_name(plan: Plan, group: str) -> str:
     """A level's label: its group, or the tap's name where a backbone's stage output is the level."""
     out = level_output(plan, group)
     return out.name if out.kind == "tap" else group
+def head_source(plan: Plan, head: LayerPlan) -> str:
+    """The group a head reads, through the head's own layers (a UNet 3+ deep head resizes first)."""
+    while head.group == "head":
+        head = plan.layer(head.inputs[0])
+    return head.group
 
 
 def level_row(plan: Plan, group: str) -> int:
@@ -81,7 +90,8 @@ def skip_label(plan: Plan, level: int) -> str | None:
     if not any(group_of[i] == f"enc{level}" for layer in dec for i in layer.inputs):
         return None
     for layer in dec:
-        if layer.name in (f"dec{level}_crop", f"dec{level}_pad"):
+        # (UNet 3+ crops each input of a level by name: dec{level}_crop_enc{level} is the skip's.)
+        if layer.name in (f"dec{level}_crop", f"dec{level}_pad", f"dec{level}_crop_enc{level}"):
             amounts = layer.attrs["cropping" if layer.kind == "crop" else "padding"]
             if not any(b or e for b, e in amounts):
                 return ""  # sizes already match (same padding): nothing to say
@@ -143,12 +153,11 @@ def layout(plan: Plan) -> tuple[dict[str, Box], dict[str, Box], float]:
     """Level boxes, head boxes and the bottom of the U: a column per level, a row per depth."""
     names = level_names(plan)
     feats = {g: level_output(plan, g) for g in names}
-    heads = [layer for layer in plan.layers if layer.group == "head"]
+    heads = [plan.layer(name) for name in plan.outputs.values()]  # outputs; not a head's inner layers
     size = _sizes(list(feats.values()) + heads)
-    group_of = {layer.name: layer.group for layer in plan.layers}
     head_rows: dict[int, list[LayerPlan]] = {}
     for h in heads:  # a head sits in the row of the level it reads
-        head_rows.setdefault(level_row(plan, group_of[h.inputs[0]]), []).append(h)
+        head_rows.setdefault(level_row(plan, head_source(plan, h)), []).append(h)
     levels, head_boxes, y = {}, {}, float(TITLE_H)
     for row in range(plan.depth + 1):
         in_row = [g for g in names if level_row(plan, g) == row]
@@ -200,10 +209,17 @@ def _legend(y: float, kinds: list[str]) -> str:
 
 
 def plan_to_svg(plan: Plan) -> str:
-    """A U-shaped SVG: encoder levels down the left, bottleneck, decoder up the right, heads."""
+    """A U-shaped SVG: encoder levels down the left, bottleneck, decoder up the right, heads.
+    UNet++ is drawn as its grid of nested nodes instead (``diagram_topology``)."""
+    from archgen.report import diagram_topology as topology
+
+    if topology.is_nested(plan):
+        body, bottom, width = topology.nested_body(plan)
+        return _document(plan, body, bottom, width)
     names = level_names(plan)
     levels, heads, bottom = layout(plan)
-    body = [_box("level", g, levels[g], f"{_level_name(plan, g)} {fmt_shape(level_output(plan, g).shape)}",
+    body = [_box("level", g, levels[g],
+                 f"{_level_name(plan, g)} {fmt_shape(level_output(plan, g).shape)}{block_tags(plan, g)}",
                  FILLS[g[:3] if g != "bottleneck" else g]) for g in names]
     body += backbone_frame(plan, levels)
     # A backbone may have no level-1 tap (no enc1): the bottleneck's place in the U, not the depth,
@@ -225,13 +241,13 @@ def plan_to_svg(plan: Plan) -> str:
             kind = "gated-skip" if gated(plan, level) else "skip"
             label = " ".join(part for part in (label, "gated" if kind == "gated-skip" else "") if part)
             body.append(_arrow(kind, f"enc{level}", f"dec{level}", [(e.right, y), (d.x, y)], label))
+    body += topology.full_scale_arrows(plan, levels)
     for g in sorted(residual_levels(plan), key=names.index):
         b = levels[g]  # a loop on the box's left edge: out near the bottom, back in near the top
         x0, top, bottom_y = b.x, b.y + min(6.0, b.h / 3), b.y + b.h - min(6.0, b.h / 3)
         body.append(_arrow("residual", g, g, [(x0, bottom_y), (x0 - 10, bottom_y), (x0 - 10, top), (x0, top)]))
-    group_of = {layer.name: layer.group for layer in plan.layers}
     elbow = MARGIN + len(names) * COL + 12  # heads of one level fan out from one bend
-    sources = {name: group_of[plan.layer(name).inputs[0]] for name in heads}
+    sources = {name: head_source(plan, plan.layer(name)) for name in heads}
     for name, box in heads.items():
         src = levels[sources[name]]
         # Leave below the middle, clear of the up arrow leaving there too; run under the heads
@@ -241,7 +257,7 @@ def plan_to_svg(plan: Plan) -> str:
         pts = [(src.right, y0), (elbow, y0), (elbow, under), (box.cx, under), (box.cx, box.y + box.h)]
         # A head's layer is named after its output, which may equal a level's box id ("dec1");
         # the prefix keeps the SVG's ids unique.
-        deep = sources[name] != level_names(plan)[-1] and sources[name].startswith("dec") and any(
+        deep = sources[name] != level_names(plan)[-1] and sources[name].startswith(("dec", "bottleneck")) and any(
             sources[other] == level_names(plan)[-1] for other in heads)
         body.append(_arrow("to-deep-head" if deep else "to-head", sources[name], f"head_{name}", pts))
         label = f"{name} {fmt_shape(plan.layer(name).shape)}"
@@ -249,6 +265,14 @@ def plan_to_svg(plan: Plan) -> str:
     # Head labels are centred on narrow boxes and can be long ("logits_dec3 100x100x2").
     label_ends = [b.cx + CHAR_W / 2 * len(f"{n} {fmt_shape(plan.layer(n).shape)}") for n, b in heads.items()]
     width = max([2 * MARGIN + (len(names) + 1) * COL, 420] + [end + MARGIN for end in label_ends])
+    return _document(plan, body, bottom, width)
+
+
+def _document(plan: Plan, body: list[str], bottom: float, width: float) -> str:
+    """The SVG around the boxes and arrows: markers, title, and the legend of the arrows drawn."""
+    label_ends = [float(x) + CHAR_W / 2 * len(t) for x, t in
+                  re.findall(r'<text x="([0-9.]+)" y="[0-9.]+" text-anchor="middle">([^<]*)</text>', "".join(body))]
+    width = max([width, 420] + [end + MARGIN for end in label_ends])
     kinds = sorted({m for m in re.findall(r'<g class="([a-z-]+)" data-from', "".join(body))}, key=list(ARROWS).index)
     height = bottom + 20 * (len(kinds) + 1) + MARGIN
     markers = "".join(f'<marker id="arrow-{k}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '

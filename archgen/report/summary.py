@@ -17,6 +17,7 @@ from archgen.errors import printable
 from archgen.planner.cost import Cost, fmt_bytes
 from archgen.planner.ir import LayerPlan, Plan
 from archgen.report.backbone import backbone_lines
+from archgen.report.blocks import block_note
 from archgen.report.data import fmt_shape, group_title, legal_sizes
 
 
@@ -212,7 +213,7 @@ def _note(layer: LayerPlan) -> str:
         return f"{a['constructor']} weights {a['weights'] or 'none'}, {learn}"
     if layer.kind == "tap":
         return (a["layer"] or "output") + (" (its input)" if a["side"] == "input" else "")
-    return ""
+    return block_note(layer)
 
 
 SUMMARY_LAYOUTS = (  # richest first: drop the note, then shorten numbers, then drop the kind
@@ -286,8 +287,15 @@ def cost_lines(cost: Cost) -> list[str]:
         f"activations {fmt_bytes(cost.activation_bytes)}; inference peak {fmt_bytes(cost.inference_peak_bytes)}",
         f"training estimate {fmt_bytes(cost.training_bytes)} (weights + gradients + {cost.optimizer} state "
         f"+ activations at the step's peak + TF runtime)",
-        f"receptive field {cost.receptive_field} per spatial axis",
+        receptive_field_line(cost.receptive_fields),
     ]
+
+
+def receptive_field_line(fields: tuple[int, ...]) -> str:
+    if len(set(fields)) == 1:
+        return f"receptive field {fields[0]} per spatial axis"
+    names = AXIS_NAMES[len(fields)]
+    return f"receptive field {' x '.join(map(str, fields))} ({' x '.join(names)})"
 
 
 def print_fit(fit: dict, console: Console) -> None:

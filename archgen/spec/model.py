@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator,
+                      model_validator)
 
 Padding = Literal["valid", "same"]
 Norm = Literal["none", "batch", "group", "layer", "instance"]
@@ -78,6 +79,16 @@ class InputSpec(Strict):
         return self
 
 
+class SqueezeExcite(Strict):
+    """Channel gating: global average pool, a 1x1 conv reducing the channels by ``ratio``, its
+    activation, a 1x1 conv back to the channels, sigmoid, and the block's output multiplied by it."""
+
+    ratio: int = Field(default=16, ge=1, le=4096)
+    """Channels of the reducing conv: the block's channels // ratio (at least 1)."""
+    activation: Activation = "relu"
+    """Activation of the reducing conv."""
+
+
 class _BlockBase(Strict):
     convs: Count = 2
     """Convolutions per level."""
@@ -109,6 +120,13 @@ class _BlockBase(Strict):
     """Dropout rate applied at the end of each block; 0 adds no layer."""
     padding: Padding | None = None
     """Padding of this block's convs; null takes the top-level ``padding``."""
+    order: Literal["norm_act", "act_norm"] = "norm_act"
+    """After each conv: the norm then the activation, or the activation then the norm (nnU-Net's
+    ``nonlin_first``)."""
+    se: SqueezeExcite | None = None
+    """Squeeze-and-excitation (Hu et al. 2018) on the block's output channels, after its last conv
+    (and that conv's norm and activation); in a residual block before the addition, as SE-ResNet.
+    Null adds none."""
 
 
 class ConvBlock(_BlockBase):
@@ -127,9 +145,28 @@ class ResidualBlock(_BlockBase):
     """How the shortcut changes channels or size: plain, a strided 1x1 conv (with the block's bias)
     then the norm; resnet_d (He et al. 2019, nnU-Net's ResidualEncoder), an average pooling by the
     stride where the block strides, then a 1x1 conv without bias and the norm where channels change."""
+    shortcut_kernel_size: Count | Literal["block"] = 1
+    """Kernel of the plain shortcut's conv where the block strides: a number, or block for the
+    stage's own kernel (MONAI's ResidualUnit); where only the channels change it is 1x1."""
+    shortcut_norm: bool = True
+    """Whether the shortcut's conv is followed by the block's norm (MONAI's ResidualUnit: false)."""
+    add_at: Literal["before_activation", "after_activation"] = "before_activation"
+    """Where the shortcut is added: before the last activation (conv-norm, add, act: ResNet,
+    nnU-Net), or after it (conv-norm-act, add, and nothing after: MONAI's ResidualUnit)."""
 
 
-Block = tagged("conv", ConvBlock, ResidualBlock)
+class RecurrentResidualBlock(_BlockBase):
+    """R2U-Net's recurrent residual block (Alom et al. 2018): a 1x1 conv to the level's filters, then
+    ``convs`` recurrent units in a row, each conv(x) followed by ``recurrences`` times conv(x + previous),
+    every conv with its norm and activation and all convs of a unit distinct (weights are not shared,
+    as keras-unet-collection builds it); the 1x1 conv's output is added to the last unit's output."""
+
+    type: Literal["recurrent_residual"] = "recurrent_residual"
+    recurrences: Count = 2
+    """How many times a unit adds its input to its last output and convolves again (the paper's t)."""
+
+
+Block = tagged("conv", ConvBlock, ResidualBlock, RecurrentResidualBlock)
 
 
 OddSizes = Literal["refuse", "floor"]
@@ -195,6 +232,21 @@ class TransposeUp(Strict):
     """Whether the transposed conv has a bias."""
     keep_channels: bool = False
     """Keep the input's channels (as the 3D U-Net does) instead of taking the target level's."""
+    padding: Literal["same"] | Annotated[int, Field(ge=0, le=64)] = "same"
+    """same: the output is exactly ``factor`` times the input (Keras's "same"); a number is PyTorch's
+    ``padding`` of a ConvTranspose: that many rows dropped from each side of the full output, whose
+    size is then (n - 1) * factor + kernel - 2 * padding + output_padding."""
+    output_padding: Annotated[int, Field(ge=0, le=64)] = 0
+    """PyTorch's ``output_padding``: rows given back at the end (at most ``padding``; only with a
+    number as ``padding``). MONAI's up-sampling: kernel 3, padding 1, output_padding 1."""
+    norm: Norm = "none"
+    """Normalisation after the transposed conv, before its activation (MONAI's UNet, AttentionUnet)."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of that norm; null means Keras's 0.001."""
+    norm_affine: bool = True
+    """Whether that norm learns a scale and shift."""
+    groups: Channels = 8
+    """Groups of a group norm."""
 
 
 class ResizeUp(Strict):
@@ -211,6 +263,15 @@ class ResizeUp(Strict):
     """Activation of the conv after the resize."""
     keep_channels: bool = False
     """Keep the input's channels instead of taking the target level's."""
+    norm: Norm = "none"
+    """Normalisation after the conv, before its activation; the conv then has no bias
+    (keras-unet-collection's decode layer: up-sample, conv, batch norm, ReLU)."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of that norm; null means Keras's 0.001."""
+    norm_affine: bool = True
+    """Whether that norm learns a scale and shift."""
+    groups: Channels = 8
+    """Groups of a group norm."""
 
 
 class InterpolateUp(Strict):
@@ -248,9 +309,51 @@ class AttentionMerge(Strict):
     type: Literal["attention"] = "attention"
     inter_filters: Channels | None = None
     """Channels of the gate's intermediate 1x1 convs; null means half the skip's channels."""
+    norm: Literal["none", "batch", "instance", "layer"] = "none"
+    """Normalisation after each of the gate's three 1x1 convs (MONAI's AttentionUnet: batch); the
+    sigmoid then follows the last one's norm."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of the gate's norms; null means Keras's 0.001."""
+    skip_bias: bool = False
+    """Whether the gate's conv on the skip has a bias (Oktay et al.: no; MONAI: yes)."""
+    order: Literal["up_skip", "skip_up"] = "up_skip"
+    """Channel order of the concatenation after the gate (see ``concat``; MONAI: skip_up)."""
 
 
 Merge = tagged("concat", ConcatMerge, AddMerge, AttentionMerge)
+
+
+class Transformer(Strict):
+    """Transformer layers on the bottleneck's output (TransUNet, Chen et al. 2021): patches of
+    ``patch_size`` embedded by a conv of that kernel and stride, a learned position embedding, ``layers``
+    pre-norm blocks of multi-head self-attention over every patch and an MLP, each with a residual
+    addition, then a conv back to the bottleneck's filters and size."""
+
+    patch_size: Count = 1
+    """Patch edge on every spatial axis, in bottleneck positions; the bottleneck's size must be a
+    multiple of it. Above 1 the map comes back by a transposed conv of that kernel and stride."""
+    embed_dim: Channels = 768
+    """Channels of every token."""
+    layers: Count = 12
+    """Transformer blocks in a row."""
+    heads: Channels = 12
+    """Attention heads."""
+    key_dim: Channels | None = None
+    """Size of each head's query and key; null means embed_dim // heads (ViT). keras-unet-collection
+    uses embed_dim."""
+    mlp_dim: Channels = 3072
+    """Hidden units of each block's MLP."""
+    mlp_activation: Activation = "gelu"
+    """Activation of the MLP's hidden layer."""
+    activate_mlp_output: bool = False
+    """Apply ``mlp_activation`` after the MLP's second Dense too (keras-unet-collection's ViT_MLP does)."""
+    project_in: bool = False
+    """A 1x1 conv without bias on the bottleneck's output before the patches (keras-unet-collection's
+    ``conv_trans_before``)."""
+    final_norm: bool = True
+    """A layer norm after the last block (ViT's and TransUNet's encoder_norm; keras-unet-collection has none)."""
+    out_bias: bool = False
+    """Whether the conv back to the bottleneck's filters has a bias."""
 
 Align = Literal["crop", "pad", "resize", "none"]
 
@@ -276,8 +379,9 @@ class DecoderStage(Strict):
 
     filters: StageChannels
     """Output channels of the stage's convs."""
-    convs: Count = 2
-    """Convolutions per block."""
+    convs: Annotated[int, Field(ge=0, le=64)] = 2
+    """Convolutions per block; 0 means no block: the up-sampling and the merge alone (MONAI's UNet
+    without residual units)."""
     blocks: Count = 1
     """Blocks in a row."""
     kernel_size: PerAxis = 3
@@ -322,6 +426,11 @@ class EncoderSpec(Strict):
     stages: list[EncoderStage] | None = Field(default=None, min_length=1, max_length=13)
     """The encoder stage by stage (level 1 first, bottleneck last), in place of ``depth``,
     ``filters``, ``multiplier``, ``max_filters`` and the block's ``convs`` and ``kernel_size``."""
+    transformer: Transformer | None = None
+    """Transformer layers after the bottleneck's block (layers ``bottleneck_vit_*``); null means none."""
+
+
+DecoderType = Literal["unet", "unet++", "unet3+"]
 
 
 class BackboneEncoder(Strict):
@@ -379,6 +488,28 @@ Encoder = tagged("unet", EncoderSpec, BackboneEncoder)
 class DecoderSpec(Strict):
     """The expanding path: one level per encoder level, deepest first."""
 
+    type: DecoderType = "unet"
+    """Topology: unet (each level joins the up-sampled level below and the skip of its own level);
+    unet++ (Zhou et al. 2018: nested dense skips, node ``x{i}_{j}`` reads ``x{i}_0..x{i}_{j-1}`` and
+    the up-sampled ``x{i+1}_{j-1}``); unet3+ (Huang et al. 2020: each level reads every skip level at
+    its scale or finer, max-pooled, and every deeper level, resized up, each through a conv to
+    ``cat_channels``, then fuses their concatenation with the stage's convs)."""
+    cat_channels: Channels | None = None
+    """unet3+: filters of the conv every full-scale input passes; null means encoder level 1's."""
+    deep_supervision: bool = False
+    """unet++ and unet3+: every head on level 1 gets a copy on the intermediate outputs: unet++'s top
+    nested nodes ``x0_1..x0_{depth-1}`` (named ``<head>_x0_<j>``); unet3+'s deeper levels and the
+    bottleneck, resized up to level 1 (named ``<head>_dec<level>``). For unet use
+    ``heads[].deep_supervision``."""
+
+    @field_validator("deep_supervision")
+    @classmethod
+    def _deep_supervision_has_a_topology(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("type") == "unet":
+            raise ValueError("applies to decoder.type unet++ and unet3+; for unet give each head the levels "
+                             "it supervises (heads[].deep_supervision)")
+        return value
+
     skips: Literal["all", "none"] | list[Count] = "all"
     """Which encoder levels send a skip connection: all (U-Net), none (plain
     encoder-decoder), or a list of levels (1 = full resolution)."""
@@ -388,6 +519,14 @@ class DecoderSpec(Strict):
     none (sizes must already match). One value, or one per level (level 1 first)."""
     merge: Merge = ConcatMerge()
     """How the aligned skip joins the up-sampled feature."""
+    merge_at: Literal["after_upsample", "before_upsample"] = "after_upsample"
+    """When a level joins its skip: after up-sampling the feature from below (the U-Net), or before,
+    so that the up-sampling reads both and undoes the down-sampling into the skip's own stage
+    (MONAI's UNet). Before needs a bottleneck of stride 1."""
+    last_conv_only: bool = False
+    """Level 1's last conv (its block's, or the up-sampling's where level 1 has ``convs: 0``) without
+    norm, activation or dropout: the decoder makes the output itself (MONAI's UNet), and a head
+    with ``conv: false`` passes it on."""
     upsample: Upsample = TransposeUp()
     """How each level is up-sampled."""
     block: Block | None = None
@@ -409,6 +548,9 @@ class HeadSpec(Strict):
     """softmax or sigmoid for segmentation, linear for logits or regression."""
     kernel_size: Count = 1
     """Kernel size of the head conv."""
+    conv: bool = True
+    """false: no conv, the level's features as they are (through ``activation``), for a decoder that
+    makes the output itself (``decoder.last_conv_only``); ``filters`` must equal their channels."""
     level: Count = 1
     """Decoder level the head reads (1 = full resolution; depth + 1 reads the bottleneck)."""
     deep_supervision: list[Count] = Field(default=[], max_length=64)

@@ -56,10 +56,15 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
     from archgen.planner.graph import per_level
 
     align = per_level(dec.align, depth, "decoder.align", depth)
+    topology = {}
+    if dec.type == "unet3+":
+        from archgen.planner.topology import unet3p_defaults  # its rules live with the topology
+
+        topology, dec_stages = unet3p_defaults(spec, enc_stages, dec_stages, skips)
     down = enc.downsample.model_copy(update={"factor": 2}) if "factor" in enc.downsample.model_fields_set \
         else enc.downsample
-    up = dec.upsample.model_copy(update={"factor": 2, **({"keep_channels": False}
-                                                          if "keep_channels" in dec.upsample.model_fields else {})})
+    up = topology.get("upsample", dec.upsample)
+    up = up.model_copy(update={"factor": 2, **({"keep_channels": False} if "keep_channels" in up.model_fields else {})})
     stem = None
     if enc.stem is not None:
         kernel = enc.stem.kernel_size if enc.stem.kernel_size is not None else enc_stages[0].kernel_size
@@ -70,7 +75,8 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
         "stem": stem, "depth": depth, "filters": [s.filters for s in enc_stages], "multiplier": 2.0, "max_filters": None,
         "block": _style(enc.block), "downsample": down, "stages": enc_stages})
     decoder = dec.model_copy(update={
-        "skips": skips, "align": list(align), "upsample": up, "block": _style(dec_block), "stages": dec_stages})
+        "skips": skips, "align": list(align), "upsample": up, "block": _style(dec_block), "stages": dec_stages,
+        **topology})
     return spec.model_copy(update={"encoder": encoder, "decoder": decoder})
 
 

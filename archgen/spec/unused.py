@@ -20,6 +20,11 @@ def unused_options(spec: ArchSpec) -> list[tuple[str, Any, str]]:
         blocks.append(("decoder.block", spec.decoder.block))
     for path, block in blocks:
         found += list(_block(path, block))
+    found += list(_norm_options("decoder.upsample", spec.decoder.upsample))
+    found += list(_norm_options("decoder.merge", spec.decoder.merge))
+    for i, head in enumerate(spec.heads):
+        if not head.conv and "kernel_size" in head.model_fields_set:
+            found.append((f"heads[{i}].kernel_size", head.kernel_size, "the head has no conv (conv is false)"))
     if spec.decoder.skips == "none":
         for key in ("align", "merge"):
             if key in spec.decoder.model_fields_set:
@@ -30,6 +35,15 @@ def unused_options(spec: ArchSpec) -> list[tuple[str, Any, str]]:
             if "up_filters" in stage.model_fields_set and stage.up_filters is not None:
                 found.append((f"decoder.stages[{i}].up_filters", stage.up_filters,
                               "decoder.upsample is interpolate: it has no learned layer, the channels stay"))
+    if spec.decoder.cat_channels is not None and spec.decoder.type != "unet3+":
+        found.append(("decoder.cat_channels", spec.decoder.cat_channels,
+                      f"cat_channels applies to decoder.type unet3+ only (type is {spec.decoder.type})"))
+    if spec.decoder.type == "unet3+":
+        up = spec.decoder.upsample
+        for key in ("kernel_size", "activation", "norm"):  # unet3+ gives each input a conv of its own
+            if key in up.model_fields_set:
+                found.append((f"decoder.upsample.{key}", getattr(up, key),
+                              "decoder.type unet3+ resizes only; each input's conv is the decoder block's"))
     if spec.encoder.type == "unet" and spec.encoder.stages is not None:
         for key in ("depth",):
             if key in spec.encoder.model_fields_set and spec.encoder.depth != len(spec.encoder.stages) - 1:
@@ -46,6 +60,24 @@ def _block(path: str, block: Any) -> Iterator[tuple[str, Any, str]]:
             yield f"{path}.{key}", getattr(block, key), "there is no norm (norm is none)"
     if "inner_ratio" in given and block.convs == 1 and block.inner_ratio != 1.0:
         yield f"{path}.inner_ratio", block.inner_ratio, "a block of one conv has no inner conv"
+    if "order" in given and block.norm == "none":
+        yield f"{path}.order", block.order, "there is no norm to order the activation against (norm is none)"
+    if "shortcut_kernel_size" in given and getattr(block, "shortcut", None) == "resnet_d":
+        yield f"{path}.shortcut_kernel_size", block.shortcut_kernel_size, "a resnet_d shortcut pools, then a 1x1 conv"
+    if "shortcut_norm" in given and block.norm == "none":
+        yield f"{path}.shortcut_norm", block.shortcut_norm, "there is no norm (norm is none)"
+
+
+def _norm_options(path: str, part: Any) -> Iterator[tuple[str, Any, str]]:
+    """The norm keys of an up-sampling or a merge that has no norm of that kind."""
+    given, norm = part.model_fields_set, getattr(part, "norm", None)
+    if norm is None:
+        return
+    for key in ("norm_epsilon", "norm_affine"):
+        if key in given and norm == "none":
+            yield f"{path}.{key}", getattr(part, key), "there is no norm (norm is none)"
+    if "groups" in given and norm != "group":
+        yield f"{path}.groups", part.groups, f"groups apply to norm: group only (norm is {norm})"
 
 
 def _shown(value: Any) -> Any:

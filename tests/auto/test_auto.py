@@ -30,10 +30,14 @@ def plans(*argv) -> dict:
     return json.loads(out)["configurations"]
 
 
-# --- nnU-Net's rules on cases one can check by hand ----------------------------------------------
+# --- nnU-Net's rules on cases one can check by hand (nnU-Net's own memory model) -------------------
+
+def nnunet_plans(*argv) -> dict:
+    return plans(*argv, "--memory", "nnunet")
+
 
 def test_isotropic_128_cube_is_nnunets_textbook_network():
-    conf = plans("--shape", "128,128,128", "--spacing", "1,1,1", "--classes", "3", "--fit", "8GB")["3d_fullres"]
+    conf = nnunet_plans("--shape", "128,128,128", "--spacing", "1,1,1", "--classes", "3", "--fit", "8GB")["3d_fullres"]
     assert conf["patch_size"] == [128, 128, 128]
     assert conf["strides"] == [[1, 1, 1]] + [[2, 2, 2]] * 5  # 128 / 2^5 = 4, the minimum edge
     assert conf["kernel_sizes"] == [[3, 3, 3]] * 6
@@ -43,7 +47,7 @@ def test_isotropic_128_cube_is_nnunets_textbook_network():
 
 
 def test_anisotropic_axis_gets_1_kernels_and_pools_late():
-    conf = plans("--shape", "20,256,256", "--spacing", "5,0.7,0.7", "--classes", "2")["3d_fullres"]
+    conf = nnunet_plans("--shape", "20,256,256", "--spacing", "5,0.7,0.7", "--classes", "2")["3d_fullres"]
     # the 5 mm axis pools only once the in-plane spacing has doubled past 5 / 2 (the 2x rule)...
     assert [s[0] for s in conf["strides"]][:4] == [1, 1, 1, 2]
     # ... and keeps 1-kernels until its spacing is within 2x of the others (5 / 2.8 after two pools)
@@ -57,26 +61,30 @@ def test_coarse_axis_is_moved_first():
 
 
 def test_2d_dataset_and_512_cap():
-    confs = plans("--shape", "512,512", "--spacing", "0.5,0.5", "--classes", "2")
+    confs = nnunet_plans("--shape", "512,512", "--spacing", "0.5,0.5", "--classes", "2")
     assert list(confs) == ["2d"]
     assert confs["2d"]["features_per_stage"] == [32, 64, 128, 256, 512, 512, 512, 512]
 
 
-def test_budget_shrinks_patch_and_grows_batch():
-    small = plans("--shape", "256,256,256", "--spacing", "1,1,1", "--classes", "2", "--fit", "4GB")["3d_fullres"]
+@pytest.mark.parametrize("memory", ["nnunet", "archgen"])
+def test_budget_shrinks_patch_and_grows_batch(memory):
+    small = plans("--shape", "256,256,256", "--spacing", "1,1,1", "--classes", "2", "--fit", "4GB",
+                  "--memory", memory)["3d_fullres"]
     large = plans("--shape", "256,256,256", "--spacing", "1,1,1", "--classes", "2", "--fit", "40GB",
-                  "--cases", "1000")["3d_fullres"]
+                  "--cases", "1000", "--memory", memory)["3d_fullres"]
     assert small["patch_size"] < large["patch_size"]
     big_batch = plans("--shape", "64,64,64", "--spacing", "1,1,1", "--classes", "2", "--fit", "40GB",
-                      "--cases", "10000")["3d_fullres"]
+                      "--cases", "10000", "--memory", memory)["3d_fullres"]
     assert big_batch["batch_size"] > 2
 
 
-def test_batch_capped_at_5_percent_of_the_dataset_for_plain_only():
-    plain = plans("--shape", "64,64,64", "--spacing", "1,1,1", "--classes", "2", "--cases", "20")["3d_fullres"]
+@pytest.mark.parametrize("memory", ["nnunet", "archgen"])
+def test_batch_capped_at_5_percent_of_the_dataset_for_plain_only(memory):
+    plain = plans("--shape", "64,64,64", "--spacing", "1,1,1", "--classes", "2", "--cases", "20",
+                  "--memory", memory)["3d_fullres"]
     assert plain["batch_size"] == 2  # 5% of 20 cases is one patch: the minimum 2 wins
     resenc = plans("--shape", "64,64,64", "--spacing", "1,1,1", "--classes", "2", "--cases", "20",
-                   "--family", "resenc_m")["3d_fullres"]
+                   "--family", "resenc_m", "--memory", memory)["3d_fullres"]
     assert resenc["batch_size"] > 2 and resenc["n_blocks_per_stage"][:3] == [1, 3, 4]
 
 
@@ -294,6 +302,6 @@ def test_a_resenc_m_plan_builds_nnunets_residual_encoder_unet(tmp_path, cli):
 
     out = tmp_path / "plan.yaml"
     code, _, err = cli("auto", "--shape", "128,128,128", "--spacing", "1,1,1", "--classes", "3",
-                       "--family", "resenc_m", "-o", out)
+                       "--family", "resenc_m", "--memory", "nnunet", "-o", out)
     assert code == 0, err
     assert archgen.plan(out).total_params == 102_350_575

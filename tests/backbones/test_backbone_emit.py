@@ -42,6 +42,10 @@ def assert_backbone_model_matches_plan(model, p):
 @pytest.mark.parametrize("overrides", [
     ["input.shape=[64,96,3]"],
     ["input.shape=[32,32,1]", "encoder.name=mobilenetv3small", "+encoder.adapter=true", "decoder.skips=[2,4]"],
+    # The U-Net decoder's newer blocks and options, under a backbone
+    ["input.shape=[32,32,3]", "encoder.name=mobilenetv3small", "+decoder.block={se: {ratio: 4}, order: act_norm}",
+     "+decoder.last_conv_only=true", "decoder.upsample={type: resize, norm: batch}"],
+    ["input.shape=[32,32,3]", "encoder.name=mobilenetv3small", "+decoder.block={type: recurrent_residual}"],
 ])
 def test_keras_builds_the_plan(overrides):
     p = plan(*overrides)

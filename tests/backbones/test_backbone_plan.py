@@ -81,6 +81,13 @@ def test_default_decoder_is_segmentation_models():
     (["decoder.stages=[{filters: 8}]"], "decoder.stages", "needs 5 stages"),
     (["decoder.skips=[1]"], "decoder.skips[0]", "no tap at stride 1"),
     (["+decoder.upsample.factor=4"], "decoder.upsample.factor", "up-samples by 2"),
+    (["+decoder.type=unet++"], "decoder.type", "feeds decoder.type unet only"),
+    (["+decoder.type=unet3+"], "decoder.type", "feeds decoder.type unet only"),
+    (["+decoder.merge_at=before_upsample"], "decoder.merge_at", "use merge_at: after_upsample"),
+    (["+encoder.transformer={patch_size: 1}"], "encoder.transformer", "does not apply to type=backbone"),
+    (["+decoder.last_conv_only=true", ("decoder.stages=[{filters: 16, convs: 0},{filters: 32},{filters: 64},"
+                                       "{filters: 128},{filters: 256}]")], "decoder.last_conv_only",
+     "no conv to leave plain"),
 ])
 def test_errors_name_the_key(overrides, path, words):
     err = refused(*overrides)
@@ -135,3 +142,35 @@ def test_up_filters_with_interpolation_are_reported_as_unused():
                            "{filters: 128},{filters: 256}]"])
     assert [path for path, _, _ in unused_options(spec)] == ["decoder.stages[0].up_filters"]
     assert make_plan(spec).layer("dec1_up").shape[-1] == 32  # the channels of the level below stay
+
+
+def test_decoder_options_of_the_unet_work_on_a_backbone():
+    """The decoder's blocks and PyTorch-style options are the U-Net's: each shows in the plan."""
+    base = plan("input.shape=[64,64,3]")
+    last = plan("input.shape=[64,64,3]", "+decoder.last_conv_only=true")
+    names = {layer.name for layer in last.layers}
+    assert last.layer("dec1_conv2").attrs["activation"] == "linear" and "dec1_norm2" not in names
+    assert "dec2_norm2" in names  # only level 1's last conv is left plain
+    assert last.total_params == base.total_params - 4 * 16  # dec1_norm2: scale, offset, moving mean and variance
+    se = plan("input.shape=[64,64,3]", "+decoder.block={se: {ratio: 8}}")
+    assert se.layer("dec1_se_pool").kind == "global_pool" and se.total_params > base.total_params
+    r2 = plan("input.shape=[64,64,3]", "+decoder.block={type: recurrent_residual}")
+    assert "dec1_unit1_conv0" in {layer.name for layer in r2.layers}
+    normed = plan("input.shape=[64,64,3]", "decoder.upsample={type: resize, norm: batch}")
+    assert normed.layer("dec1_upnorm").kind == "norm" and normed.layer("dec1_upconv").attrs["use_bias"] is False
+
+
+def test_receptive_fields_per_axis_with_a_backbone():
+    from archgen.planner.cost import receptive_fields
+
+    # The backbone reads its whole input: every output position sees all of it, on each axis.
+    assert receptive_fields(plan("input.shape=[64,96,3]")) == (64, 96)
+
+
+def test_tiling_reads_the_backbone_as_seeing_the_whole_map():
+    from archgen.tiling import _plan_head_scale, _plan_period, plan_geometry
+
+    p = plan("input.shape=[64,96,3]")
+    assert not plan_geometry(p).exact  # its convs pad at the tile's border
+    assert _plan_period(p, 2) == (32, 32)  # the backbone's total stride; the decoder's up-sampling not counted
+    assert _plan_head_scale(p, "mask", 2) == (1, 1)  # down 32 through the backbone, up 2 x 5 in the decoder

@@ -23,6 +23,8 @@ CASES = [
     ("attention_unet.yaml", ["input.shape=[32,32,3]", "encoder.filters=4", "encoder.depth=2"]),
     ("unet3d.yaml", ["input.shape=[92,92,92,3]", "encoder.filters=[4,8,16,32]"]),
     ("peers/smp_unet_resnet50.yaml", ["input.shape=[64,96,3]", "encoder.name=mobilenetv3small"]),
+    ("peers/kuc_r2_unet_2d.yaml", ["input.shape=[32,32,3]"]),
+    ("peers/kuc_transunet_2d.yaml", ["input.shape=[32,32,3]", "encoder.block.se={ratio: 8}"]),
 ]
 SCRIPT = """
 import json, os, sys

@@ -87,3 +87,52 @@ def test_receptive_field_equals_gradient_extent(overrides):
         nonzero = np.flatnonzero(tape.gradient(y, x).numpy()[0, :, 0])
         widest = max(widest, nonzero[-1] - nonzero[0] + 1)
     assert plan_cost(plan).receptive_field == widest
+
+
+ANISOTROPIC = """\
+name: anisotropic
+input: {shape: [60, 37, 1]}
+padding: valid
+encoder:
+  block: {type: conv, activation: linear}
+  downsample: {type: avgpool}
+  stages:
+    - {filters: 1, kernel_size: [3, 1], stride: 1}
+    - {filters: 1, kernel_size: 3, stride: [2, 1]}
+    - {filters: 1, kernel_size: 3, stride: [2, 3]}
+decoder:
+  align: crop
+  upsample: {type: transpose, activation: linear}
+  stages:
+    - {filters: 1, kernel_size: [3, 1]}
+    - {filters: 1, kernel_size: 3}
+heads:
+  - {name: logits, filters: 1}
+"""
+
+
+def test_receptive_fields_per_axis_equal_gradient_extent(tmp_path):
+    """An anisotropic network reads a different span on each axis: the planner's per-axis fields
+    equal the non-zero gradient's extent along each axis (as above, one output per grid residue)."""
+    config = tmp_path / "anisotropic.yaml"
+    config.write_text(ANISOTROPIC)
+    plan = make_plan(load_spec(config))
+    model = emit_model(plan)
+    model.set_weights([np.ones_like(w) for w in model.get_weights()])
+    x = tf.ones((1, *plan.input_shape))
+    out = plan.output_shapes["logits"]
+    periods = [rule.period for rule in plan.axis_sizes]
+    widest = [0, 0]
+    for c0 in range(out[0] // 2, out[0] // 2 + periods[0]):
+        for c1 in range(out[1] // 2, out[1] // 2 + periods[1]):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = model(x)[0, c0, c1, 0]
+            grad = tape.gradient(y, x).numpy()[0, :, :, 0] != 0
+            for axis in (0, 1):
+                nonzero = np.flatnonzero(grad.any(axis=1 - axis))
+                widest[axis] = max(widest[axis], nonzero[-1] - nonzero[0] + 1)
+    cost = plan_cost(plan)
+    assert widest[0] != widest[1]
+    assert cost.receptive_fields == tuple(widest)
+    assert cost.receptive_field == max(widest)

@@ -2,8 +2,12 @@
 
 1D/2D/3D, odd factors, non-square sizes, dynamic (null) sizes, every block, norm (instance,
 affine, epsilon), activation (leaky_relu slope, prelu), down/up-sampling (strided first conv,
-flooring pools), alignment, merge and head option, and explicit stages with per-stage filters,
-convs and blocks and per-axis kernels and strides. Invalid combinations must be refused by
+flooring pools), alignment, merge and head option, UNet++ and UNet 3+ decoders (valid padding
+included, with their crops to the smallest input and deep supervision), and explicit stages with
+per-stage filters, convs and blocks and per-axis kernels and strides; the PyTorch-style options
+too (transposed convs with PyTorch's padding and a norm, skips joined before up-sampling, decoder
+levels without convs, a plain last conv, heads without a conv, MONAI's residual unit and gate,
+activation before norm). Invalid combinations must be refused by
 the planner with a dotted config path.
 """
 

@@ -1,0 +1,64 @@
+"""Emitters of the layer kinds that squeeze-and-excitation and the transformer bottleneck add.
+
+Built-in Keras layers throughout but one: ``PositionEmbedding`` holds a learned weight of the map's
+size, which no built-in layer does without an index input. It is registered with Keras as
+``archgen>PositionEmbedding``, so a saved model loads with ``safe_mode=True`` once this module is
+imported (``import archgen.emit`` does it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archgen.backend import import_keras
+from archgen.planner.ir import LayerPlan
+
+keras = import_keras()
+L = keras.layers
+
+
+@keras.saving.register_keras_serializable(package="archgen")
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned vector to every position of a map: one weight of shape (*spatial, channels),
+    initialised as keras.layers.Embedding's (uniform in [-0.05, 0.05])."""
+
+    def build(self, input_shape):
+        self.embedding = self.add_weight(shape=tuple(input_shape[1:]), initializer="uniform", name="embedding")
+
+    def call(self, inputs):
+        return inputs + keras.ops.cast(self.embedding, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def emit_global_pool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return getattr(L, f"GlobalAveragePooling{ndim}D")(keepdims=True, name=layer.name)(xs[0])
+
+
+def emit_scale(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return L.Multiply(name=layer.name)(xs)  # the gate's size-1 axes broadcast
+
+
+def emit_dense(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return L.Dense(layer.attrs["units"], name=layer.name)(xs[0])
+
+
+def emit_attention(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    a = layer.attrs
+    attention = L.MultiHeadAttention(a["heads"], a["key_dim"], attention_axes=tuple(range(1, ndim + 1)),
+                                     name=layer.name)
+    return attention(xs[0], xs[0])
+
+
+def emit_position_embedding(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return PositionEmbedding(name=layer.name)(xs[0])
+
+
+BLOCK_EMITTERS = {
+    "global_pool": emit_global_pool,
+    "scale": emit_scale,
+    "dense": emit_dense,
+    "attention": emit_attention,
+    "position_embedding": emit_position_embedding,
+}

@@ -1,0 +1,96 @@
+"""TransUNet's transformer on the bottleneck (Chen et al. 2021), kept on the feature map's grid.
+
+The tokens never leave the map's layout: patches are embedded by a conv whose kernel and stride are
+the patch size (a linear map of each flattened patch, as ViT's patch embedding), the position
+embedding adds one learned vector per patch position, and Keras's MultiHeadAttention attends over
+every spatial axis at once (``attention_axes``), which is self-attention over the flattened tokens.
+LayerNormalization and Dense act on the last axis, so no reshape is needed and every layer has a
+per-axis size like the rest of the plan. Layers, for ``layers: 2``::
+
+    bottleneck_vit_in      1x1 conv without bias (project_in; keras-unet-collection's conv_trans_before)
+    bottleneck_vit_patch   conv, kernel = stride = patch_size, to embed_dim
+    bottleneck_vit_pos     + learned position embedding (one embed_dim vector per patch)
+    bottleneck_vit1_norm1, _attn, _add1, _norm2, _mlp1, _mlp_act1, _mlp2, (_mlp_act2), _add2
+    bottleneck_vit2_...
+    bottleneck_vit_norm    layer norm (final_norm)
+    bottleneck_vit_out     1x1 conv back to the bottleneck's filters (a transposed conv of the patch
+                           size where patches are larger than 1, back to the bottleneck's size)
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from archgen.errors import PlanError
+from archgen.planner.ir import Node
+from archgen.spec.model import Transformer
+
+PREFIX, GROUP, PATH = "bottleneck_vit", "bottleneck", "encoder.transformer"
+
+
+def key_dim(t: Transformer) -> int:
+    if t.key_dim is not None:
+        return t.key_dim
+    if t.embed_dim % t.heads:
+        raise PlanError(f"key_dim is null, so embed_dim={t.embed_dim} is split between the heads, and {t.heads} "
+                        f"heads do not divide it; set key_dim or use a divisor of embed_dim",
+                        path=PATH + ".heads", value=t.heads)
+    return t.embed_dim // t.heads
+
+
+def attention_params(embed: int, heads: int, kdim: int) -> int:
+    """Keras MultiHeadAttention with value_dim = key_dim: query, key and value projections (kernel and
+    bias each), then the output projection back to ``embed`` (kernel and bias)."""
+    return 3 * (embed * heads * kdim + heads * kdim) + heads * kdim * embed + embed
+
+
+def plan_transformer(g, t: Transformer, x: str) -> str:
+    """The transformer after the bottleneck's block; returns the map it hands to the decoder."""
+    filters, embed, kdim = g.channels(x), t.embed_dim, key_dim(t)
+    if t.project_in:
+        x = g.conv(f"{PREFIX}_in", x, filters, kernel=1, use_bias=False, group=GROUP, path=PATH + ".project_in")
+    x = g.conv(f"{PREFIX}_patch", x, embed, kernel=t.patch_size, stride=t.patch_size, padding="valid",
+               group=GROUP, path=PATH + ".patch_size")
+    if t.patch_size > 1:  # legal sizes step by whole patches: k counts patches, not bottleneck positions
+        g.bottleneck_in = x
+    x = g.add(f"{PREFIX}_pos", "position_embedding", (x,), embed, group=GROUP, path=PATH)
+    for i in range(1, t.layers + 1):
+        p = f"{PREFIX}{i}"
+        h = g.norm(f"{p}_norm1", x, "layer", 1, group=GROUP, path=PATH)
+        h = g.add(f"{p}_attn", "attention", (h,), embed, group=GROUP, path=PATH,
+                  params=attention_params(embed, t.heads, kdim), heads=t.heads, key_dim=kdim)
+        x = g.add(f"{p}_add1", "add", (h, x), embed, group=GROUP, path=PATH)
+        h = g.norm(f"{p}_norm2", x, "layer", 1, group=GROUP, path=PATH)
+        for j, units in ((1, t.mlp_dim), (2, embed)):
+            h = g.add(f"{p}_mlp{j}", "dense", (h,), units, group=GROUP, path=PATH,
+                      params=g.channels(h) * units + units, units=units)
+            if t.mlp_activation != "linear" and (j == 1 or t.activate_mlp_output):
+                h = g.activation(f"{p}_mlp_act{j}", h, t.mlp_activation, group=GROUP, path=PATH)
+        x = g.add(f"{p}_add2", "add", (h, x), embed, group=GROUP, path=PATH)
+    if t.final_norm:
+        x = g.norm(f"{PREFIX}_norm", x, "layer", 1, group=GROUP, path=PATH)
+    return g.conv(f"{PREFIX}_out", x, filters, kernel=t.patch_size, stride=t.patch_size, use_bias=t.out_bias,
+                  transpose=t.patch_size > 1, group=GROUP, path=PATH)
+
+
+def shaped_params(node: Node, spatial: tuple, input_shape: list) -> int:
+    """Parameters of a layer whose weights depend on its size: the position embedding holds one vector
+    per position; every other layer's count is known before sizes are."""
+    if node.kind != "position_embedding":
+        return node.params
+    if any(s is None for s in spatial):
+        raise PlanError("the transformer's learned position embedding holds one vector per bottleneck patch, so "
+                        "no spatial size can be left open; give numbers", path="input.shape", value=list(input_shape))
+    return prod(spatial) * node.channels
+
+
+def token_flops(node: Node, nodes: dict[str, Node], spatial: tuple) -> int | None:
+    """2 x multiply-adds of a Dense or attention layer over the ``prod(spatial)`` tokens, one sample:
+    attention counts its four projections, the query-key scores and the weighted sum of the values."""
+    if any(s is None for s in spatial):
+        return None
+    tokens, a = prod(spatial), node.attrs
+    if node.kind == "dense":
+        return 2 * tokens * nodes[node.inputs[0]].channels * a["units"]
+    inner = a["heads"] * a["key_dim"]
+    return 2 * tokens * 4 * node.channels * inner + 2 * 2 * tokens * tokens * inner

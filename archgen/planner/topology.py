@@ -1,0 +1,222 @@
+"""Decoder topologies beyond the U-Net: UNet++ (nested dense skips) and UNet 3+ (full-scale skips).
+
+The encoder is the same for every topology (``graph.build_graph`` lays it out); this module lays out
+the decoder once the encoder's outputs are known, then the heads.
+
+- UNet++ (Zhou et al. 2018). Node ``x{i}_{j}`` (row ``i`` = encoder level ``i + 1``, column ``j``)
+  is ``x{i}_0`` for ``j = 0`` (the encoder's output at that level; ``x{depth}_0`` is the bottleneck),
+  else the decoder stage of level ``i + 1`` applied to the concatenation of ``x{i}_0 .. x{i}_{j-1}``
+  and the up-sampled ``x{i+1}_{j-1}``. Decoder level ``L`` is the last node of its row,
+  ``x{L-1}_{depth-L+1}``; level 1 is ``x0_{depth}``.
+- UNet 3+ (Huang et al. 2020). Decoder level ``L`` reads, coarsest first, the bottleneck and every
+  deeper decoder level (resized up to its scale), the encoder's skip at its own level and every
+  finer skip level (max-pooled down to its scale); each input passes one conv to ``cat_channels``
+  (the decoder block's conv, norm and activation), then the concatenation is fused by the stage's
+  convs (``cat_channels`` x the number of inputs filters, unless the stages say otherwise).
+
+With valid padding the inputs of one node differ in size; each is centre-cropped to the smallest of
+them (``crop`` with ``smallest_of``). All inputs of a node sit at one scale, so their sizes differ by
+constants and the legal-size solver's progressions still hold.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from archgen.errors import PlanError
+from archgen.planner.graph import Graph, compact, plan_block, plan_heads, plan_stage, plan_upsample
+from archgen.spec.model import ArchSpec, ConcatMerge, ConvBlock, ResizeUp, TransposeUp
+
+
+def plan_topology(g: Graph, r: ArchSpec, skips: dict[int, str]) -> Graph:
+    """The decoder of a unet++ or unet3+ spec, its heads and deep supervision.
+
+    ``skips[level]`` is the encoder's output at ``level`` (``depth + 1`` = the bottleneck).
+    """
+    depth = len(r.encoder.stages) - 1
+    _check_joins(r)
+    if r.decoder.type == "unet++":
+        features, top = _plan_unet_plus(g, r, skips, depth)
+    else:
+        features, top = _plan_unet_3plus(g, r, skips, depth)
+    g.outputs = plan_heads(g, r, features)
+    if r.decoder.deep_supervision:
+        g.outputs.update(_plan_deep_supervision(g, r, top, depth))
+    g.prune()
+    return g
+
+
+def _check_joins(r: ArchSpec) -> None:
+    """Both topologies concatenate, and align by cropping to the smallest input (or not at all)."""
+    dec = r.decoder
+    for i, stage in enumerate(dec.stages):
+        if stage.convs == 0:
+            raise PlanError(f"decoder.type={dec.type} gives every node a block of its own; give it at least one conv",
+                            path=f"decoder.stages[{i}].convs", value=0)
+    if dec.merge_at != "after_upsample":
+        raise PlanError(f"decoder.type={dec.type} up-samples each input before joining them",
+                        path="decoder.merge_at", value=dec.merge_at)
+    if dec.last_conv_only:
+        raise PlanError(f"decoder.type={dec.type} ends its nodes with the block's norm and activation; remove it "
+                        f"(or use decoder.type unet)", path="decoder.last_conv_only", value=True)
+    if not isinstance(dec.merge, ConcatMerge):
+        raise PlanError(f"decoder.type={dec.type} concatenates its inputs; use merge type concat",
+                        path="decoder.merge.type", value=dec.merge.type)
+    for i, align in enumerate(dec.align):
+        if align not in ("crop", "none"):
+            # One value for every level (the usual way to write it) is reported as that one key.
+            path = "decoder.align" if len(set(dec.align)) == 1 else f"decoder.align[{i}]"
+            raise PlanError(f"decoder.type={dec.type} crops every input of a node to the smallest of them; "
+                            f"use crop (or none where sizes match)", path=path, value=align)
+
+
+def scale_between(r: ArchSpec, fine: int, coarse: int) -> tuple[int, ...]:
+    """Per spatial axis, how much smaller level ``coarse`` is than level ``fine`` (levels 1-based)."""
+    stages = r.encoder.stages
+    return tuple(prod(stages[m].stride[axis] for m in range(fine, coarse)) for axis in range(r.ndim))
+
+
+def _join(g: Graph, r: ArchSpec, node: str, level: int, parts: list[tuple[str, str]]) -> str:
+    """Crop each ``(label, layer)`` to the smallest of them (valid padding), then concatenate."""
+    layers = [layer for _, layer in parts]
+    if r.decoder.align[level - 1] == "crop" and len(parts) > 1:
+        layers = [g.add(f"{node}_crop_{label}", "crop", (layer,), g.channels(layer), group=node,
+                        path="decoder.align", smallest_of=tuple(x for _, x in parts))
+                  for label, layer in parts]
+    return g.add(f"{node}_concat", "concat", tuple(layers), sum(g.channels(x) for x in layers),
+                 group=node, path="decoder.merge")
+
+
+def _stage(g: Graph, r: ArchSpec, x: str, prefix: str, level: int) -> str:
+    s = r.decoder.stages[level - 1]
+    return plan_stage(g, r, x, prefix, s.filters, s.convs, s.blocks, tuple(s.kernel_size), (1,) * r.ndim,
+                      decoder=True, path=f"decoder.stages[{level - 1}]")
+
+
+def _plan_unet_plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
+    if r.decoder.skips != list(range(1, depth + 1)):
+        raise PlanError(f"decoder.type=unet++ nests the skips of every level; use all (1..{depth})",
+                        path="decoder.skips", value=r.decoder.skips)
+    nodes = {(i, 0): skips[i + 1] for i in range(depth + 1)}
+    skip_first = r.decoder.merge.order == "skip_up"
+    for j in range(1, depth + 1):  # column by column, as the paper draws it
+        for i in range(depth - j + 1):
+            node, level = f"x{i}_{j}", i + 1
+            up = plan_upsample(g, r, nodes[(i + 1, j - 1)], level, r.decoder.stages[i].up_filters,
+                               tuple(r.encoder.stages[i + 1].stride), prefix=node)
+            dense = [(f"x{i}_{k}", nodes[(i, k)]) for k in range(j)]
+            parts = [*dense, ("up", up)] if skip_first else [("up", up), *dense]
+            nodes[(i, j)] = _stage(g, r, _join(g, r, node, level, parts), node, level)
+    features = {level: nodes[(level - 1, depth - level + 1)] for level in range(1, depth + 2)}
+    return features, [(j, nodes[(0, j)]) for j in range(1, depth)]
+
+
+def _plan_unet_3plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
+    up, cat = r.decoder.upsample, r.decoder.cat_channels
+    if up.interpolation == "bilinear" and r.ndim != 2:
+        raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
+                        f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
+    block = r.decoder.block
+    # Each input's conv: the decoder block's conv, norm and activation, once, without residual or dropout.
+    kept = set(ConvBlock.model_fields) & set(type(block).model_fields) - {"type", "dropout", "convs", "se"}
+    plain = ConvBlock.model_validate(block.model_dump(include=kept))
+    floor = {"floor": True} if getattr(r.encoder.downsample, "odd_sizes", "refuse") == "floor" else {}
+    features = {depth + 1: skips[depth + 1]}
+    for level in range(depth, 0, -1):
+        node, kernel = f"dec{level}", tuple(r.decoder.stages[level - 1].kernel_size)
+        path = f"decoder.stages[{level - 1}]"
+        parts = []
+        for deeper in range(depth + 1, level, -1):  # the bottleneck first, then the deeper decoder levels
+            label = "bottleneck" if deeper == depth + 1 else f"dec{deeper}"
+            x = g.add(f"{node}_from_{label}_up", "upsample", (features[deeper],), g.channels(features[deeper]),
+                      group=node, path="decoder.upsample", factor=compact(scale_between(r, level, deeper)),
+                      interpolation=up.interpolation)
+            parts.append((label, plan_block(g, r, x, f"{node}_from_{label}", cat, 1, kernel, (1,) * r.ndim,
+                                            decoder=True, group=node, stage_path=path, block=plain)))
+        for finer in range(level, 0, -1):  # the skip at this level, then the finer ones
+            if finer not in r.decoder.skips:
+                continue
+            x, label = skips[finer], f"enc{finer}"
+            if finer < level:
+                x = g.add(f"{node}_from_{label}_pool", "maxpool", (x,), g.channels(x), group=node,
+                          path="decoder.skips", factor=compact(scale_between(r, finer, level)), **floor)
+            parts.append((label, plan_block(g, r, x, f"{node}_from_{label}", cat, 1, kernel, (1,) * r.ndim,
+                                            decoder=True, group=node, stage_path=path, block=plain)))
+        features[level] = _stage(g, r, _join(g, r, node, level, parts), node, level)
+    return features, [(level, features[level]) for level in range(2, depth + 2)]
+
+
+def _plan_deep_supervision(g: Graph, r: ArchSpec, top: list[tuple[int, str]], depth: int) -> dict[str, str]:
+    """A copy of every level-1 head on each intermediate output (see ``DecoderSpec.deep_supervision``)."""
+    heads = [(i, h) for i, h in enumerate(r.heads) if h.level == 1]
+    if not heads or depth < 1:
+        raise PlanError("needs a head on decoder level 1 and encoder depth >= 1; deep supervision copies "
+                        "the level-1 heads onto the intermediate outputs", path="decoder.deep_supervision",
+                        value=True)
+    outputs: dict[str, str] = {}
+    for i, head in heads:
+        path = "decoder.deep_supervision"
+        if r.decoder.type == "unet++":
+            for j, x in top:
+                name = _free(g, r, outputs, f"{head.name}_x0_{j}", i)
+                outputs[name] = g.conv(name, x, head.filters, kernel=head.kernel_size, padding=r.padding,
+                                       activation=head.activation, group="head", path=path)
+            continue
+        for level, feature in top:  # unet3+: conv at the level's scale, resized to level 1, then the activation
+            name = _free(g, r, outputs, f"{head.name}_dec{level}", i, "conv", "up")
+            last = head.activation == "linear"
+            x = g.conv(f"{name}_conv", feature, head.filters, kernel=head.kernel_size, padding=r.padding,
+                       group="head", path=path)
+            x = g.add(name if last else f"{name}_up", "upsample", (x,), head.filters, group="head", path=path,
+                      factor=compact(scale_between(r, 1, level)), interpolation=r.decoder.upsample.interpolation)
+            outputs[name] = x if last else g.activation(name, x, head.activation, group="head", path=path)
+    return outputs
+
+
+def _free(g: Graph, r: ArchSpec, outputs: dict[str, str], name: str, head: int, *inner: str) -> str:
+    """``name`` for a deep-supervision output, after checking that it and its inner layers are new."""
+    for taken in (name, *(f"{name}_{suffix}" for suffix in inner)):
+        if taken in g.nodes or taken in outputs or taken in g.outputs:
+            raise PlanError(f"deep supervision names a layer {taken}, which another layer or output already has; "
+                            f"rename the head", path=f"heads[{head}].name", value=r.heads[head].name)
+    return name
+
+
+def plan_normed_upconv(g: Graph, r: ArchSpec, x: str, group: str, filters: int) -> str:
+    """The conv after a resize, with ``upsample.norm``: conv without bias, the norm, the
+    up-sampling's activation."""
+    up = r.decoder.upsample
+    path = "decoder.upsample"
+    x = g.conv(f"{group}_upconv", x, filters, kernel=up.kernel_size, use_bias=False, group=group, path=path)
+    x = g.norm(f"{group}_upnorm", x, up.norm, up.groups, group=group, path=path, epsilon=up.norm_epsilon,
+               affine=up.norm_affine)
+    if up.activation == "linear":
+        return x
+    return g.activation(f"{group}_upact", x, up.activation, group=group, path=path)
+
+
+def unet3p_input_count(level: int, depth: int, skips: list[int]) -> int:
+    """Inputs of unet3+ decoder ``level``: the skip levels at its scale or finer, and every deeper level
+    with the bottleneck."""
+    return sum(1 for s in skips if s <= level) + depth + 1 - level
+
+
+def unet3p_defaults(spec: ArchSpec, enc_stages, dec_stages, skips: list[int]):
+    """What the canonical form of a unet3+ spec spells out: ``cat_channels``, a resize up-sampling
+    (bilinear in 2D, nearest otherwise, as the paper resizes) unless one is given, and in the short
+    form each stage's filters as ``cat_channels`` x its inputs (the paper's 5 x 64 = 320)."""
+    dec = spec.decoder
+    cat = dec.cat_channels or enc_stages[0].filters
+    if "upsample" not in dec.model_fields_set:
+        up = ResizeUp(interpolation="bilinear" if spec.ndim == 2 else "nearest")
+    elif isinstance(dec.upsample, TransposeUp):
+        raise PlanError("decoder.type=unet3+ resizes deeper levels up by several factors at once and gives each "
+                        "a conv of its own; use type resize", path="decoder.upsample.type", value="transpose")
+    else:
+        up = dec.upsample
+    if dec.stages is None:
+        depth = len(enc_stages) - 1
+        dec_stages = [s.model_copy(update={"filters": cat * unet3p_input_count(level, depth, skips),
+                                           "up_filters": cat * unet3p_input_count(level, depth, skips)})
+                      for level, s in enumerate(dec_stages, start=1)]
+    return {"cat_channels": cat, "upsample": up}, dec_stages
