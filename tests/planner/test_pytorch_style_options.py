@@ -153,3 +153,14 @@ heads: [{name: out, filters: 4, conv: false, kernel_size: 3}]
     assert found == {"encoder.block.shortcut_kernel_size", "encoder.block.shortcut_norm", "encoder.block.order",
                      "decoder.upsample.norm_epsilon", "decoder.upsample.groups", "decoder.merge.norm_epsilon",
                      "heads[0].kernel_size"}
+
+
+def test_last_conv_only_refuses_interpolate_as_the_last_layer():
+    """Joined before up-sampling with no convs at level 1, the up-sampling is the last layer: an
+    interpolate has no conv to leave plain."""
+    text = (MERGE_FIRST % dict(convs=0)).replace(
+        "upsample: {type: transpose, kernel_size: 3, padding: 1, output_padding: 1, norm: instance, activation: prelu}",
+        "upsample: {type: interpolate}")
+    with pytest.raises(PlanError) as info:
+        archgen.plan(text)
+    assert info.value.path == "decoder.last_conv_only" and "interpolate has no conv" in str(info.value)

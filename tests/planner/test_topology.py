@@ -162,3 +162,15 @@ def test_deep_supervision_name_clash_names_the_head():
     with pytest.raises(PlanError) as info:
         make_plan(validate(cfg))
     assert info.value.path == "decoder.deep_supervision"
+
+
+def test_interpolate_up_sampling_under_both_topologies():
+    """Interpolate has no learned layer: UNet++'s nodes concatenate the deeper node's own channels;
+    UNet 3+ resizes with its interpolation, as it does with resize."""
+    up = {"type": "interpolate", "interpolation": "bilinear"}
+    plan = make_plan(validate(config("unet++", size=64, padding="same", upsample=up)))
+    assert plan.layer("x0_1_up").kind == "upsample" and plan.layer("x0_1_up").shape[-1] == 8  # x1_0's channels
+    assert plan.layer("x0_1_concat").shape[-1] == 4 + 8
+    plan = make_plan(validate(config("unet3+", size=64, padding="same", upsample=up)))
+    ups = [layer for layer in plan.layers if layer.kind == "upsample" and layer.group == "dec1"]
+    assert ups and all(layer.attrs["interpolation"] == "bilinear" for layer in ups)
