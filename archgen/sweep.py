@@ -470,7 +470,8 @@ def _launch(task: SweepTask, argv: list[str]) -> SpecError | None:
 
 
 def _job_dirs(sweep_dir: Path) -> set[str]:
-    return {p.name for p in sweep_dir.iterdir() if p.is_dir()} if sweep_dir.is_dir() else set()
+    # numbered folders only: a launcher's own (submitit's .submitit/) appear before any job runs
+    return {p.name for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()} if sweep_dir.is_dir() else set()
 
 
 def _first_line(exc: BaseException) -> str:
