@@ -163,7 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return _run(argv)
+        code = _run(argv)
+        sys.stdout.flush()  # here, not at exit: a reader already gone (| true) is the BrokenPipeError below
+        return code
     except ArchgenError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return 2
