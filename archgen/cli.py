@@ -217,8 +217,13 @@ def _run(argv: list[str]) -> int:
         args._argv = list(rest)  # recorded in the files `auto` writes
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema,
-            "diagram": cmd_diagram, "predict": cmd_predict, "auto": cmd_auto}[command](args)
+    from archgen.spec.sweep_value import SweepValueError
+
+    try:
+        return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema,
+                "diagram": cmd_diagram, "predict": cmd_predict, "auto": cmd_auto}[command](args)
+    except SweepValueError as exc:  # "did you mean -m?" only where -m exists
+        raise exc.for_command(command) from None
 
 
 def _plan(args: argparse.Namespace):

@@ -189,6 +189,13 @@ def test_predict_json_gives_shapes_per_image_and_in_the_file(cli, tiny_model, tm
 def test_predict_json_errors_stay_on_stderr(cli, tiny_model, tmp_path):
     code, out, err = cli("predict", tiny_model / "m.keras", tiny_model / "one.npy", "-o", tmp_path / "p.txt", "--json")
     assert code == 2 and out == "" and err.startswith("error: --output")
+    # predict cannot sweep: an override with several values is refused without suggesting -m
+    code, out, err = cli("predict", tiny_model / "m.keras", tiny_model / "one.npy", "-o", tmp_path / "p.npy", "--json",
+                         "--config", SAME, "--override", "encoder.filters=2,4")
+    assert code == 2 and out == "" and "-m?" not in err
+    assert err.startswith("error: encoder.filters=2,4: looks like a sweep, but archgen predict takes one value per "
+                          "key and cannot sweep (for a list write encoder.filters=[2,4]")
+    assert not (tmp_path / "p.npy").exists()
 
 
 @pytest.mark.slow
