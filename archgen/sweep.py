@@ -650,8 +650,8 @@ def print_results(rows: list[dict[str, Any]], sweep_dir: Path, swept: Sequence[s
     if len(shown) < len(rows):
         console.print(f"showing {len(shown)} of {len(rows)} variants (the first ones and every failure); "
                       "all are in the files below", markup=False)
-    console.print(f"results: {printable(str(sweep_dir / 'results.csv'))}, "
-                  f"{printable(str(sweep_dir / 'results.json'))}", markup=False)
+    console.print(f"results: {printable(str(sweep_dir / 'results.csv'))}, "  # soft: a long path is never split
+                  f"{printable(str(sweep_dir / 'results.json'))}", markup=False, soft_wrap=True)
 
 
 class SweepProgress:

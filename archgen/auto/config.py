@@ -9,6 +9,7 @@ segmentation head on every decoder stage (deep supervision). Axes are in nnU-Net
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from archgen.auto.nnunet import Dataset, Family
@@ -25,6 +26,30 @@ def _flow(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+COMMENT_WIDTH = 80  # printed to a terminal too: a longer line would be wrapped there, maybe inside a number
+
+
+def _comment(text: str, level: int) -> list[str]:
+    """``text`` as comment lines of at most COMMENT_WIDTH, broken only at spaces (numbers, lists
+    and the command line's words stay whole); continuation lines indented below their item."""
+    import textwrap
+
+    first = "# " + "  " * level
+    kept = re.sub(r"\[[^\[\]]*\]", lambda m: m.group(0).replace(" ", "\0"), text)  # a list stays on one line
+    return [line.replace("\0", " ") for line in textwrap.wrap(
+        kept, COMMENT_WIDTH, initial_indent=first, subsequent_indent=first + "  ", break_long_words=False,
+        break_on_hyphens=False)] or [first.rstrip()]
+
+
+def _stage_line(stage: dict) -> str:
+    """One stage as a YAML flow mapping; its lists without spaces where the line would pass
+    COMMENT_WIDTH (a terminal would wrap it inside a list)."""
+    line = "    - {" + ", ".join(f"{k}: {_flow(v)}" for k, v in stage.items()) + "}"
+    if len(line) <= COMMENT_WIDTH:
+        return line
+    return "    - {" + ", ".join(f"{k}: {_flow(v).replace(', ', ',')}" for k, v in stage.items()) + "}"
 
 
 def stage_lists(conf: dict, family: Family) -> tuple[list[dict], list[dict]]:
@@ -58,32 +83,33 @@ def render(result: dict, configuration: str, dataset: Dataset, name: str, comman
     encoder, decoder = stage_lists(conf, family)
     n = conf["n_stages"]
     net = "ResidualEncoderUNet" if family.residual else "PlainConvUNet"
-    lines = [
-        f"# Written by `archgen auto` ({command}).",
-        f"# nnU-Net's {configuration} configuration as its {family.planner} (nnunetv2 2.8.1) plans it, for",
-        f"# dynamic_network_architectures' {net}: input channels {dataset.channels}, classes {dataset.classes} "
-        f"(len(labels), background included).",
-        f"# Inputs: {dataset.source}",
-        *(f"#   note: {note}" for note in dataset.notes),
-        f"#   target spacing {_flow([round(s, 6) for s in result['fullres_target_spacing']])} (median per axis; "
-        f"a much coarser axis with few voxels takes its 10th percentile)",
-        f"#   axis order: transpose_forward {result['transpose_forward']} (coarsest axis first); "
-        f"median shape after resampling {_flow([round(m, 2) for m in result['median_shape_after_resampling']])}",
-        f"# Rules: spacing {_flow([round(s, 6) for s in conf['spacing']])}; initial patch "
-        f"{_flow([round(p, 2) for p in why['initial_patch_size']])} (1/spacing aspect, "
-        f"{'2048^2' if dim == 2 else '256^3'} voxels, clipped to the median shape);",
-        "#   pool an axis while its feature map stays >= 4 (>= 8 before the pool) and its spacing is within 2x",
-        "#   of the finest; kernel 1 on an axis until its spacing is within 2x of the finest; features 32",
-        f"#   doubling, capped at {320 if dim == 3 else 512}; patch shrunk {why['shrink_steps']} step(s) until nnU-Net's "
-        f"VRAM estimate fits:",
-        f"#   {why['vram_estimate']:,} feature-map elements vs reference {why['vram_reference']:,.0f} "
-        f"({family.name} at {result['gpu_memory_target_in_gb']:g} GB).",
-        f"# Patch size {conf['patch_size']}, batch size {conf['batch_size']} (from memory {why['batch_size_from_memory']}, "
-        f"dataset cap {why['batch_size_cap_dataset']} = {why['max_dataset_covered']:g} of its voxels, minimum 2).",
+    notes = [  # (indent level, text): each wrapped at COMMENT_WIDTH below
+        (0, f"Written by `archgen auto` ({command})."),
+        (0, f"nnU-Net's {configuration} configuration as its {family.planner} (nnunetv2 2.8.1) plans it, for "
+            f"dynamic_network_architectures' {net}: input channels {dataset.channels}, classes {dataset.classes} "
+            f"(len(labels), background included)."),
+        (0, f"Inputs: {dataset.source}"),
+        *((1, f"note: {note}") for note in dataset.notes),
+        (1, f"target spacing {_flow([round(s, 6) for s in result['fullres_target_spacing']])} (median per axis; "
+            f"a much coarser axis with few voxels takes its 10th percentile)"),
+        (1, f"axis order: transpose_forward {result['transpose_forward']} (coarsest axis first); "
+            f"median shape after resampling {_flow([round(m, 2) for m in result['median_shape_after_resampling']])}"),
+        (0, f"Rules: spacing {_flow([round(s, 6) for s in conf['spacing']])}; initial patch "
+            f"{_flow([round(p, 2) for p in why['initial_patch_size']])} (1/spacing aspect, "
+            f"{'2048^2' if dim == 2 else '256^3'} voxels, clipped to the median shape); "
+            "pool an axis while its feature map stays >= 4 (>= 8 before the pool) and its spacing is within 2x "
+            "of the finest; kernel 1 on an axis until its spacing is within 2x of the finest; features 32 "
+            f"doubling, capped at {320 if dim == 3 else 512}; patch shrunk {why['shrink_steps']} step(s) until "
+            f"nnU-Net's VRAM estimate fits: {why['vram_estimate']:,} feature-map elements vs reference "
+            f"{why['vram_reference']:,.0f} ({family.name} at {result['gpu_memory_target_in_gb']:g} GB)."),
+        (0, f"Patch size {conf['patch_size']}, batch size {conf['batch_size']} (from memory "
+            f"{why['batch_size_from_memory']}, dataset cap {why['batch_size_cap_dataset']} = "
+            f"{why['max_dataset_covered']:g} of its voxels, minimum 2)."),
     ]
     if family.residual:
-        lines.append("# ResidualEncoderUNet: a stem (one conv to features_per_stage[0]) and BasicBlockD stages "
-                     "(ResNet-D shortcuts: avg-pool + 1x1 conv + norm where the shape changes).")
+        notes.append((0, "ResidualEncoderUNet: a stem (one conv to features_per_stage[0]) and BasicBlockD stages "
+                         "(ResNet-D shortcuts: avg-pool + 1x1 conv + norm where the shape changes)."))
+    lines = [line for level, text in notes for line in _comment(text, level)]
     lines += [
         f"name: {name}",
         "input:",
@@ -101,7 +127,7 @@ def render(result: dict, configuration: str, dataset: Dataset, name: str, comman
         "  downsample:",
         "    type: stride",
         "  stages:",
-        *("    - {" + ", ".join(f"{k}: {_flow(v)}" for k, v in st.items()) + "}" for st in encoder),
+        *(_stage_line(st) for st in encoder),
         "decoder:",
         "  align: none",
     ]
@@ -113,7 +139,7 @@ def render(result: dict, configuration: str, dataset: Dataset, name: str, comman
         "    type: transpose",
         "    bias: true",
         "  stages:                      # level 1 (full resolution) first" if decoder else "  stages: []",
-        *("    - {" + ", ".join(f"{k}: {_flow(v)}" for k, v in st.items()) + "}" for st in decoder),
+        *(_stage_line(st) for st in decoder),
         "heads:",
         "  - name: logits",
         f"    filters: {dataset.classes}",
