@@ -27,6 +27,9 @@ class Submitted(Exception):
 def sbatch(monkeypatch):
     """``{"script": ..., "folder": ..., "submissions": n}`` of the array job the sweep would submit."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install 'archgen[submitit]'")
+    # submitit configures logging as it is imported (dictConfig), which closes the handlers already
+    # there: one TensorFlow's absl left on a stream pytest has since swapped would close pytest's capture.
+    monkeypatch.setenv("SUBMITIT_LOG_LEVEL", "NOCONFIG")
     from submitit.slurm.slurm import SlurmExecutor
 
     seen: dict = {"submissions": 0}
