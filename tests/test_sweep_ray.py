@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -24,8 +25,11 @@ from tests.test_sweep import SAME, VARIANTS, check_table, sweep_dir
 
 pytestmark = pytest.mark.slow
 
-# Ray otherwise swaps 127.0.0.1 for the machine's network address (and listens there).
-LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# Ray otherwise swaps 127.0.0.1 for the machine's network address (and listens there). Token
+# authentication with a token of this run's own, passed in the environment: no other process on
+# the machine can use the cluster, and Ray writes no ~/.ray/auth_token (its default for a new one).
+LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 
 
 def free_port() -> int:
@@ -37,7 +41,7 @@ def free_port() -> int:
 def child_env(**extra: str) -> dict[str, str]:
     """This checkout first on the path: the cluster's workers import the archgen the tests run."""
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    inherited = {k: v for k, v in os.environ.items() if k != "ARCHGEN_ALLOW_ENV"}  # each test says
+    inherited = {k: v for k, v in os.environ.items() if k not in ("ARCHGEN_ALLOW_ENV", "RAY_AUTH_TOKEN_PATH")}
     return {**inherited, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path, **LOOPBACK, **extra}
 
 
