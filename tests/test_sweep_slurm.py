@@ -94,7 +94,8 @@ def test_each_pickled_job_carries_the_command_and_its_variant(cli, tmp_path, mon
                      "hydra/launcher=slurm", "hydra.sweep.dir=s")
     assert code == 2
     jobs = [DelayedSubmission.load(p) for p in (tmp_path / "s" / ".submitit").rglob("*.pkl")]
-    assert sorted(job.args[0] for job in jobs) == [["++encoder.depth=1"], ["++encoder.depth=2"]]  # as archgen passes them
+    # the overrides as archgen hands them to Hydra
+    assert sorted(job.args[0] for job in jobs) == [["++encoder.depth=1"], ["++encoder.depth=2"]]
     task = jobs[0].function.task_function
     assert isinstance(task, SweepTask)
     assert (task.command, task.options.precision, task.options.quiet) == ("build", "mixed_bfloat16", True)
