@@ -163,7 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return _run(argv)
+        code = _run(argv)
+        sys.stdout.flush()  # here, not at exit: a reader already gone (| true) is the BrokenPipeError below
+        return code
     except ArchgenError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return 2
@@ -215,8 +217,13 @@ def _run(argv: list[str]) -> int:
         args._argv = list(rest)  # recorded in the files `auto` writes
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema,
-            "diagram": cmd_diagram, "predict": cmd_predict, "auto": cmd_auto}[command](args)
+    from archgen.spec.sweep_value import SweepValueError
+
+    try:
+        return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema,
+                "diagram": cmd_diagram, "predict": cmd_predict, "auto": cmd_auto}[command](args)
+    except SweepValueError as exc:  # "did you mean -m?" only where -m exists
+        raise exc.for_command(command) from None
 
 
 def _plan(args: argparse.Namespace):
