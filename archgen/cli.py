@@ -17,6 +17,7 @@ from typing import Sequence
 from archgen.errors import ArchgenError, printable
 from archgen.planner.guard import DEFAULT_MAX_PARAMS
 from archgen.sweep import DEFAULT_MAX_VARIANTS
+from archgen.termination import Terminated, check, on_sigterm
 
 COMMANDS = {
     "build": "plan the model, build it with Keras and save it as .keras",
@@ -140,14 +141,6 @@ def _limit_arg(option: str):
     return parse
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt so that temporary files are removed on the way out."""
-
-
-def _on_sigterm(*_):
-    raise Terminated()
-
-
 def _top_usage() -> str:
     lines = ["usage: archgen COMMAND CONFIG [OVERRIDES...] [OPTIONS]", "", "commands:"]
     lines += [f"  {name:<9} {text}" for name, text in COMMANDS.items()]
@@ -161,9 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import threading
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        return _run(argv)
+        code = _run(argv)
+        check()  # a SIGTERM whose exception was dropped on the way still ends the command
+        sys.stdout.flush()  # here, not at exit: a reader already gone (| true) is the BrokenPipeError below
+        return code
     except ArchgenError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return 2
@@ -215,8 +211,13 @@ def _run(argv: list[str]) -> int:
         args._argv = list(rest)  # recorded in the files `auto` writes
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema,
-            "diagram": cmd_diagram, "predict": cmd_predict, "auto": cmd_auto}[command](args)
+    from archgen.spec.sweep_value import SweepValueError
+
+    try:
+        return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema,
+                "diagram": cmd_diagram, "predict": cmd_predict, "auto": cmd_auto}[command](args)
+    except SweepValueError as exc:  # "did you mean -m?" only where -m exists
+        raise exc.for_command(command) from None
 
 
 def _plan(args: argparse.Namespace):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from archgen.errors import OutputError
+from archgen.termination import check
 
 MARKER = ".archgen"  # inside a folder archgen wrote (a SavedModel): only such a folder is replaced
 
@@ -71,6 +72,7 @@ def stage(path: Path, write: Callable[[Path], None], *, suffix: str, folder: boo
     staged = Staged(path, tmp, folder)
     try:
         write(tmp)
+        check()  # terminated while writing: the file may be whole, but the command is not
         if folder:
             (tmp / MARKER).write_text("written by archgen\n")
         else:
@@ -87,6 +89,7 @@ def commit(items: list[Staged], *, force: bool) -> None:
     """Put every staged output in place, or none of them."""
     placed: list[tuple[Staged, Path | None]] = []
     try:
+        check()
         for item in items:
             old = None
             if force and os.path.lexists(item.path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head", action="append", dest="heads", metavar="NAME",
                         help="predict only this head (repeat for several; default all)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the line of text")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -66,6 +68,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             plan = _plan(args, input_shape[1:])
     from archgen.tiling import load_model, plan_for_model, predict_tiled
 
+    start = time.perf_counter()
     model = load_model(model_path)
     if args.config and plan is None:
         plan = plan_for_model(args.config, model, args.override)
@@ -74,9 +77,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     arrays = result if isinstance(result, dict) else {_only_head(model, plan): result}
     _check_output_kind(target, len(arrays))
     _write(target, arrays, force=args.force)
+    if args.json:
+        print(json.dumps(predict_json(args, image, model, arrays, target, time.perf_counter() - start), indent=2))
+        return 0
     shapes = ", ".join(f"{name} {list(a.shape)}" for name, a in arrays.items())
     print(f"wrote {target}: {shapes}")
     return 0
+
+
+def predict_json(args: argparse.Namespace, image: np.ndarray, model, arrays: dict[str, np.ndarray], target: Path,
+                 seconds: float) -> dict[str, Any]:
+    """The ``--json`` answer, in the README's conventions: ``outputs`` is {head: shape} for one
+    image, as ``summary`` gives it; ``arrays`` the shapes in the file, batch axis included."""
+    spatial = len(model.inputs[0].shape) - 2
+    batched = image.ndim == spatial + 2
+    return {"command": "predict", "model": str(args.model), "image": str(args.input),
+            "config": None if args.config is None else str(args.config), "image_shape": list(image.shape),
+            "outputs": {name: list(a.shape[1:] if batched else a.shape) for name, a in arrays.items()},
+            "arrays": {name: list(a.shape) for name, a in arrays.items()},
+            "files": {target.suffix.lstrip("."): str(target)}, "predict_seconds": round(seconds, 3)}
 
 
 def _output_suffix(path: Path) -> str:

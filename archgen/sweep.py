@@ -19,7 +19,7 @@ import sys
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,8 +28,6 @@ from archgen.errors import ArchgenError, SpecError, printable
 
 RESULT = "result.json"
 STARTED = "started"  # written by a job as it starts: a folder with it and no result was killed
-_COMMAND_ENV = "ARCHGEN_SWEEP_COMMAND"  # read by jobs, which may run in other processes
-_OPTIONS_ENV = "ARCHGEN_SWEEP_OPTIONS"
 TABLE_ROWS = 100  # a longer sweep shows its failures and the first rows; the files have them all
 # results.csv: "job", one column per swept key, then these (overrides: the variant's overrides as text)
 COLUMNS = ("overrides", "status", "total_params", "outputs", "total_flops", "activation_bytes", "seconds", "error")
@@ -38,7 +36,7 @@ DEFAULT_MAX_VARIANTS = 10_000
 
 @dataclass
 class SweepOptions:
-    """What the command line asked of every variant; passed to jobs through the environment."""
+    """What the command line asked of every variant; it travels to the jobs inside ``SweepTask``."""
 
     quiet: bool = False
     force: bool = False
@@ -52,10 +50,6 @@ class SweepOptions:
     json: bool = False  # one JSON object on stdout instead of the table
     wide: bool = False  # the table with every column and exact numbers
     job_files: bool = False  # plan-only sweeps: a folder per variant too (launcher sweeps always have one)
-
-    @classmethod
-    def from_env(cls) -> SweepOptions:
-        return cls(**json.loads(os.environ.get(_OPTIONS_ENV) or "{}"))
 
 
 def run_sweep(command: str, config: str, overrides: Sequence[str], options: SweepOptions | None = None) -> int:
@@ -384,11 +378,11 @@ def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], 
             (sweep_dir / str(num) / name).unlink(missing_ok=True)
     base = ["--config-dir", str(root.resolve()), "--config-name", _config_name(), "--multirun",
             # "none" leaves logging alone; "disabled" would reconfigure (and close) existing handlers.
-            "hydra/job_logging=none", "hydra/hydra_logging=none", f"hydra.sweep.dir={sweep_dir}"]
-    os.environ[_COMMAND_ENV] = command
-    os.environ[_OPTIONS_ENV] = json.dumps(asdict(options))
+            # absolute: a launcher's workers may run elsewhere (Ray's in its session folder)
+            "hydra/job_logging=none", "hydra/hydra_logging=none", f"hydra.sweep.dir={sweep_dir.resolve()}"]
+    task = SweepTask(command, options)
     with _pool_kills() as bystanders:
-        failure = _launch([*base, *schema_overrides(overrides), "hydra.sweep.subdir=${hydra.job.num}"])
+        failure = _launch(task, [*base, *schema_overrides(overrides), "hydra.sweep.subdir=${hydra.job.num}"])
     if failure is not None and variants is None:
         raise failure
     if failure is not None:
@@ -396,7 +390,7 @@ def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], 
         for num, variant in enumerate(variants):
             job = sweep_dir / str(num)
             if not (job / RESULT).exists() and (not job.exists() or _pid(job) in bystanders):
-                _launch([*base, *variant, *launcher, f"hydra.sweep.subdir={num}"])
+                _launch(task, [*base, *variant, *launcher, f"hydra.sweep.subdir={num}"])
     return collect_results(sweep_dir, None if variants is None else len(variants), options.swept)
 
 
@@ -444,7 +438,7 @@ def _config_name() -> str:
     return CONFIG_NAME
 
 
-def _launch(argv: list[str]) -> SpecError | None:
+def _launch(task: SweepTask, argv: list[str]) -> SpecError | None:
     """One ``hydra.main`` multirun. A Hydra error before any job ran is one ``SpecError``; a
     failure once jobs ran (a launcher that lost a worker) is returned for the caller to mend."""
     import hydra
@@ -457,7 +451,7 @@ def _launch(argv: list[str]) -> SpecError | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Hydra's advice on _self_ and schema matching is not for our users
-            hydra.main(version_base="1.3", config_path=None, config_name=None)(sweep_job)()
+            hydra.main(version_base="1.3", config_path=None, config_name=None)(task)()
     except SystemExit as exc:
         if exc.code:
             raise SpecError("Hydra could not run the sweep", path="overrides") from None
@@ -476,7 +470,8 @@ def _launch(argv: list[str]) -> SpecError | None:
 
 
 def _job_dirs(sweep_dir: Path) -> set[str]:
-    return {p.name for p in sweep_dir.iterdir() if p.is_dir()} if sweep_dir.is_dir() else set()
+    # numbered folders only: a launcher's own (submitit's .submitit/) appear before any job runs
+    return {p.name for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()} if sweep_dir.is_dir() else set()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -484,7 +479,33 @@ def _first_line(exc: BaseException) -> str:
     return text[:300]
 
 
-def sweep_job(cfg) -> None:
+def _env_allowed() -> bool:
+    from archgen.spec.load import ALLOW_ENV
+
+    return os.environ.get(ALLOW_ENV) == "1"
+
+
+@dataclass(frozen=True)
+class SweepTask:
+    """The function Hydra's launcher runs for each variant, holding what the command line asked.
+    Launchers pickle it with each job, so it reaches workers that share neither this process's
+    memory nor its environment (a Ray cluster's workers were started before the sweep)."""
+
+    command: str
+    options: SweepOptions
+    allow_env: bool = field(default_factory=_env_allowed)  # oc.env: this command line's choice, not the worker's
+
+    def __call__(self, cfg) -> None:
+        from archgen.spec.load import ALLOW_ENV
+
+        if self.allow_env:
+            os.environ[ALLOW_ENV] = "1"
+        else:
+            os.environ.pop(ALLOW_ENV, None)
+        sweep_job(cfg, self.command, self.options)
+
+
+def sweep_job(cfg, command: str, options: SweepOptions) -> None:
     """One variant, run by Hydra's launcher (maybe in another process). Never raises."""
     from hydra.core.hydra_config import HydraConfig
 
@@ -493,10 +514,8 @@ def sweep_job(cfg) -> None:
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
     num = int(out.name) if out.name.isdigit() else hc.job.num
-    options = SweepOptions.from_env()
-    run_job(num, hc.overrides.task, out,
-            lambda: _run_variant(resolve(cfg), out, os.environ.get(_COMMAND_ENV), options), not options.lines,
-            options.swept)
+    run_job(num, hc.overrides.task, out, lambda: _run_variant(resolve(cfg), out, command, options),
+            not options.lines, options.swept)
 
 
 def run_job(num: int, overrides: Sequence[str], out: Path, work: Callable[[], dict[str, Any]],
@@ -631,8 +650,8 @@ def print_results(rows: list[dict[str, Any]], sweep_dir: Path, swept: Sequence[s
     if len(shown) < len(rows):
         console.print(f"showing {len(shown)} of {len(rows)} variants (the first ones and every failure); "
                       "all are in the files below", markup=False)
-    console.print(f"results: {printable(str(sweep_dir / 'results.csv'))}, "
-                  f"{printable(str(sweep_dir / 'results.json'))}", markup=False)
+    console.print(f"results: {printable(str(sweep_dir / 'results.csv'))}, "  # soft: a long path is never split
+                  f"{printable(str(sweep_dir / 'results.json'))}", markup=False, soft_wrap=True)
 
 
 class SweepProgress:

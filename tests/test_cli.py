@@ -161,12 +161,6 @@ def test_non_utf8_file_with_overrides(cli, tmp_path):
 
 # Hydra's messages, translated: each case is the whole of stderr, as in tests/corpus/.
 HYDRA_TRANSLATED = [
-    (["encoder.depth=3,4"],
-     "error: encoder.depth=3,4: looks like a sweep; did you mean -m? (summary -m and build -m run one job per "
-     "value; for a list write encoder.depth=[3,4], for text with a comma quote it: encoder.depth='3,4')\n"),
-    (["encoder.depth=range(1,3)"],
-     "error: encoder.depth=range(1,3): looks like a sweep; did you mean -m? (summary -m and build -m run one job "
-     "per value)\n"),
     (["heads.1.filters=3"],
      "error: heads.1.filters=3: heads has 1 entry (heads.0), so heads.1 does not exist; to add entries, set the "
      "whole list (heads=[...]) or add them in the config file\n"),
@@ -184,6 +178,46 @@ HYDRA_TRANSLATED = [
 def test_hydra_messages_are_translated(cli, command, overrides, expected):
     code, out, err = cli(command, UNET, *overrides)
     assert (code, out, err) == (2, "", expected)
+
+
+SWEEP_AS_LIST = "for a list write encoder.depth=[3,4], for text with a comma quote it: encoder.depth='3,4'"
+
+
+@pytest.mark.parametrize("command", ["summary", "build"])
+def test_a_sweep_without_m_suggests_m_where_the_command_sweeps(cli, command, tmp_path):
+    code, out, err = cli(command, UNET, "encoder.depth=3,4", *(["-o", tmp_path / "m.keras"] if command == "build"
+                                                                 else []))
+    assert (code, out) == (2, "")
+    assert err == ("error: encoder.depth=3,4: looks like a sweep; did you mean -m? (summary -m and build -m run "
+                   f"one job per value; {SWEEP_AS_LIST})\n")
+    code, _, err = cli(command, UNET, "encoder.depth=range(1,3)")
+    assert err == ("error: encoder.depth=range(1,3): looks like a sweep; did you mean -m? (summary -m and build -m "
+                   "run one job per value)\n")
+    if command == "summary":  # and -m is what it needed (build -m: tests/test_sweep.py)
+        code, _, err = cli(command, UNET, "-m", "-q", "encoder.depth=3,4", f"hydra.sweep.dir={tmp_path / 's'}",
+                           "input.shape=[16,16,1]", "padding=same")
+        assert code == 0, err
+
+
+@pytest.mark.parametrize("command", ["validate", "diagram"])
+def test_a_sweep_given_to_a_command_that_cannot_sweep_says_so(cli, command):
+    code, _, err = cli(command, UNET, "encoder.depth=3,4")
+    assert code == 2 and "-m?" not in err
+    assert err == (f"error: encoder.depth=3,4: looks like a sweep, but archgen {command} takes one value per key "
+                   f"and cannot sweep ({SWEEP_AS_LIST}; summary -m and build -m run one job per value)\n")
+    code, _, err = cli(command, UNET, "encoder.depth=range(1,3)")
+    assert err == (f"error: encoder.depth=range(1,3): looks like a sweep, but archgen {command} takes one value "
+                   "per key and cannot sweep (summary -m and build -m run one job per value)\n")
+    code, _, err = cli(command, UNET, "-m", "encoder.depth=3,4")
+    assert code == 2 and "unrecognized arguments: -m" in err  # the hint is right: it has no -m
+
+
+def test_a_sweep_in_the_python_api_says_a_config_takes_one_value():
+    import archgen
+
+    with pytest.raises(archgen.ArchgenError, match=r"^encoder.depth=3,4: looks like a sweep, but a single config "
+                                                   r"takes one value per key and cannot sweep \(for a list write"):
+        archgen.load(UNET, ["encoder.depth=3,4"])
 
 
 @pytest.mark.parametrize("argv, expected", [

@@ -400,3 +400,27 @@ def test_sigterm_leaves_no_temporary_file(tmp_path):
     assert proc.returncode == 143, err
     assert "error: terminated" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.yaml"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_sigterm_whose_exception_was_dropped_still_stops_the_write(tmp_path, monkeypatch):
+    """Python drops an exception raised in a __del__ or a garbage-collector callback, and a
+    signal handler's raise can land there; the recorded request still stops the commit."""
+    from archgen import termination
+    from archgen.output import write_atomic
+
+    class Finalised:
+        def __del__(self):
+            termination.on_sigterm()  # as if SIGTERM arrived while this ran: the raise is dropped
+
+    monkeypatch.setattr(termination, "_requested", False)
+    target = tmp_path / "out.bin"
+
+    def write(tmp):
+        tmp.write_bytes(b"data")
+        obj = Finalised()
+        del obj  # "Exception ignored in ... __del__": the write carries on
+
+    with pytest.raises(termination.Terminated):
+        write_atomic(target, write, suffix=".bin")
+    assert list(tmp_path.iterdir()) == []

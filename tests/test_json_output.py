@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -143,3 +144,70 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     assert result.stdout == "{\n"
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+PREDICT_KEYS = {"model": str, "image": str, "config": (str, type(None)), "image_shape": list, "outputs": dict,
+                "arrays": dict, "files": dict, "predict_seconds": float}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """unet_same.yaml with TINY, built (32x32x1 in, 2 channels out), and two .npy images."""
+    pytest.importorskip("keras")
+    import numpy as np
+
+    from archgen.cli import main
+
+    folder = tmp_path_factory.mktemp("predict")
+    assert main(["build", str(SAME), *TINY, "-o", str(folder / "m.keras"), "--json"]) == 0
+    rng = np.random.default_rng(3)
+    np.save(folder / "batch.npy", rng.normal(size=(2, 40, 36, 1)).astype("float32"))
+    np.save(folder / "one.npy", rng.normal(size=(40, 36, 1)).astype("float32"))
+    return folder
+
+
+def test_predict_json_gives_shapes_per_image_and_in_the_file(cli, tiny_model, tmp_path):
+    import numpy as np
+
+    code, data = run_json(cli, "predict", tiny_model / "m.keras", tiny_model / "batch.npy", "-o", tmp_path / "p.npz")
+    assert code == 0 and data["command"] == "predict"
+    has(data, PREDICT_KEYS)
+    check_outputs(data["outputs"])
+    assert {k: v for k, v in data.items() if k != "predict_seconds"} == {
+        "command": "predict", "model": str(tiny_model / "m.keras"), "image": str(tiny_model / "batch.npy"),
+        "config": None, "image_shape": [2, 40, 36, 1], "outputs": {"logits": [40, 36, 2]},
+        "arrays": {"logits": [2, 40, 36, 2]}, "files": {"npz": str(tmp_path / "p.npz")}}
+    with np.load(tmp_path / "p.npz") as saved:  # "arrays" is what the file holds
+        assert {name: list(saved[name].shape) for name in saved.files} == data["arrays"]
+    code, data = run_json(cli, "predict", tiny_model / "m.keras", tiny_model / "one.npy", "-o", tmp_path / "p.npy",
+                          "--config", SAME, *[a for o in TINY for a in ("--override", o)])
+    assert code == 0
+    assert (data["outputs"], data["arrays"], data["config"]) == ({"logits": [40, 36, 2]}, {"logits": [40, 36, 2]},
+                                                                 str(SAME))
+    assert data["files"] == {"npy": str(tmp_path / "p.npy")} and np.load(tmp_path / "p.npy").shape == (40, 36, 2)
+
+
+def test_predict_json_errors_stay_on_stderr(cli, tiny_model, tmp_path):
+    code, out, err = cli("predict", tiny_model / "m.keras", tiny_model / "one.npy", "-o", tmp_path / "p.txt", "--json")
+    assert code == 2 and out == "" and err.startswith("error: --output")
+    # predict cannot sweep: an override with several values is refused without suggesting -m
+    code, out, err = cli("predict", tiny_model / "m.keras", tiny_model / "one.npy", "-o", tmp_path / "p.npy", "--json",
+                         "--config", SAME, "--override", "encoder.filters=2,4")
+    assert code == 2 and out == "" and "-m?" not in err
+    assert err.startswith("error: encoder.filters=2,4: looks like a sweep, but archgen predict takes one value per "
+                          "key and cannot sweep (for a list write encoder.filters=[2,4]")
+    assert not (tmp_path / "p.npy").exists()
+
+
+@pytest.mark.slow
+def test_predict_json_to_a_closed_pipe_ends_quietly(tiny_model, tmp_path):
+    """The reader is gone before predict prints (`| true`): exit 0, nothing on stderr, the file written."""
+    script = (f"{sys.executable} -m archgen.cli predict {tiny_model / 'm.keras'} {tiny_model / 'one.npy'} "
+              f"-o {tmp_path / 'p.npy'} --json | true; exit ${{PIPESTATUS[0]}}")
+    # Buffered stdout, as a user's shell has it: the write happens at exit unless archgen flushes first.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert (tmp_path / "p.npy").exists()

@@ -121,3 +121,66 @@ def test_fmt_short():
 
     assert [fmt_short(n) for n in (0, 640, 36_928, 31_030_658, 300_856_848_896, 999_960)] == \
         ["0", "640", "36.9k", "31.0M", "300.9G", "1.0M"]
+
+
+MANY = ["input.shape=[32,32,1],[512,512,3]", "encoder.filters=[4,8,16],[8,16,32]", "encoder.depth=2",
+        "++encoder.block.norm=batch,group", "++decoder.upsample.type=transpose,resize"]
+
+
+def test_a_sweep_of_many_keys_fits_80_columns_with_a_line_per_key(cli, tmp_path, monkeypatch):
+    """Four swept keys need 114 columns side by side: the table gives each variant one column with
+    a key=value line per swept key rather than running past the terminal (which would wrap it
+    anywhere, inside a number too)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("TTY_INTERACTIVE", "0")
+    code, out, _ = cli("summary", SAME, "-m", "-q", *MANY, "hydra.sweep.dir=s")
+    assert code == 1  # group norm needs channels divisible by 8: the filters=4 variants fail
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    rows = json.loads((tmp_path / "s" / "results.json").read_text())
+    lines = text.splitlines()
+    for row in rows:
+        start = next(i for i, line in enumerate(lines) if re.match(rf"\s+{row['job']}\s", line))
+        block = "\n".join(lines[start:start + 4])
+        for key, value in row["swept"].items():
+            assert f"{key}={json.dumps(value, separators=(',', ':')).strip(chr(34))}" in block, (key, block)
+        if row["status"] == "ok":
+            assert re.search(r"\s\d+(\.\d)?k\s", lines[start]) and "x2" in lines[start]
+    failure = next(i for i, line in enumerate(lines) if line.startswith("  job 2 (error): "))
+    assert lines[failure + 1].startswith(" " * len("  job 2 (error): ") + "encoder.block.norm=group")
+
+
+def test_summary_fit_keeps_each_size_with_its_unit(monkeypatch, capsys):
+    from archgen.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("TTY_INTERACTIVE", "0")
+    assert main(["summary", str(UNET), "--fit", "24GiB"]) == 0
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out).splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert any("(23.95 GiB)" in line for line in lines)
+    assert all(not re.search(r"\d$", line.rstrip()) or not nxt.lstrip().startswith(("GiB", "MiB"))
+               for line, nxt in zip(lines, lines[1:]))
+
+
+@pytest.mark.parametrize("family, spacing", [("plain", "0.7,0.7,1.0"), ("resenc_xl", "0.7,0.7,5.0")])
+def test_auto_writes_lines_of_80_columns_with_numbers_and_lists_whole(cli, family, spacing):
+    """`archgen auto` prints its config to the terminal: comments wrap at spaces outside lists, a
+    stage line too long for 80 columns drops the spaces inside its lists."""
+    import yaml
+
+    for memory in ("nnunet", "archgen"):
+        code, out, _ = cli("auto", "--shape", "512,512,384", "--spacing", spacing, "--classes", "3", "--family",
+                           family, "--memory", memory)
+        assert code == 0
+        assert max(len(line) for line in out.splitlines()) <= 80
+        flat = " ".join(line.lstrip("# ").strip() for line in out.splitlines() if line.startswith("#"))
+        assert re.search(r"VRAM estimate fits: [\d,]+ feature-map elements vs reference [\d,]+ \(" if memory == "nnunet"
+                         else r"batch of 2 fits the budget: [\d,]+ bytes \([\d.]+ GiB\) <= [\d,]+ bytes", flat), flat
+        for line in out.splitlines():
+            assert line.count("[") == line.count("]"), line  # no list split over two lines
+        stages = yaml.safe_load(out)["encoder"]["stages"]
+        assert len(stages) >= (6 if memory == "nnunet" else 5) and all(isinstance(s, dict) for s in stages)

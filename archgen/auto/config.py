@@ -9,8 +9,10 @@ segmentation head on every decoder stage (deep supervision). Axes are in nnU-Net
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from archgen.auto.memory import CALIBRATION_NOTE
 from archgen.auto.nnunet import Dataset, Family
 
 
@@ -25,6 +27,30 @@ def _flow(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+COMMENT_WIDTH = 80  # printed to a terminal too: a longer line would be wrapped there, maybe inside a number
+
+
+def _comment(text: str, level: int) -> list[str]:
+    """``text`` as comment lines of at most COMMENT_WIDTH, broken only at spaces (numbers, lists
+    and the command line's words stay whole); continuation lines indented below their item."""
+    import textwrap
+
+    first = "# " + "  " * level
+    kept = re.sub(r"\[[^\[\]]*\]", lambda m: m.group(0).replace(" ", "\0"), text)  # a list stays on one line
+    return [line.replace("\0", " ") for line in textwrap.wrap(
+        kept, COMMENT_WIDTH, initial_indent=first, subsequent_indent=first + "  ", break_long_words=False,
+        break_on_hyphens=False)] or [first.rstrip()]
+
+
+def _stage_line(stage: dict) -> str:
+    """One stage as a YAML flow mapping; its lists without spaces where the line would pass
+    COMMENT_WIDTH (a terminal would wrap it inside a list)."""
+    line = "    - {" + ", ".join(f"{k}: {_flow(v)}" for k, v in stage.items()) + "}"
+    if len(line) <= COMMENT_WIDTH:
+        return line
+    return "    - {" + ", ".join(f"{k}: {_flow(v).replace(', ', ',')}" for k, v in stage.items()) + "}"
 
 
 def stage_lists(conf: dict, family: Family) -> tuple[list[dict], list[dict]]:
@@ -68,7 +94,7 @@ def network_lines(conf: dict, family: Family, channels: int, classes: int, name:
         "  downsample:",
         "    type: stride",
         "  stages:",
-        *("    - {" + ", ".join(f"{k}: {_flow(v)}" for k, v in st.items()) + "}" for st in encoder),
+        *(_stage_line(st) for st in encoder),
         "decoder:",
         "  align: none",
     ]
@@ -80,7 +106,7 @@ def network_lines(conf: dict, family: Family, channels: int, classes: int, name:
         "    type: transpose",
         "    bias: true",
         "  stages:                      # level 1 (full resolution) first" if decoder else "  stages: []",
-        *("    - {" + ", ".join(f"{k}: {_flow(v)}" for k, v in st.items()) + "}" for st in decoder),
+        *(_stage_line(st) for st in decoder),
         "heads:",
         "  - name: logits",
         f"    filters: {classes}",
@@ -94,64 +120,61 @@ def _gib(n: int) -> str:
     return f"{n:,} bytes ({n / 2**30:.2f} GiB)"
 
 
-def _memory_lines(result: dict, conf: dict, family: Family, dim: int) -> list[str]:
-    """Which memory model sized the patch and batch, and its figures."""
+def _memory_notes(result: dict, conf: dict, family: Family) -> tuple[str, list[tuple[int, str]]]:
+    """How the patch shrink ended, and which memory model sized the patch and batch, with its figures."""
     why = conf["_why"]
     at = f"{family.name} at {result['gpu_memory_target_in_gb']:g} GB"
-    capped = f"{'#   doubling, capped at ' + str(320 if dim == 3 else 512)}; patch shrunk {why['shrink_steps']} step(s) until"
-    nnunet = (f"{why['vram_estimate']:,} feature-map elements vs reference {why['vram_reference']:,.0f} ({at})")
+    nnunet = f"{why['vram_estimate']:,} feature-map elements vs reference {why['vram_reference']:,.0f} ({at})"
     if why["memory_model"] == "nnunet":
-        return [f"{capped} nnU-Net's VRAM estimate fits:", f"#   {nnunet}.",
-                "# Memory model: nnunet (--memory nnunet): nnU-Net's reference-VRAM heuristic, its decisions exactly."]
-    return [
-        f"{capped} archgen's training estimate of this network for a",
-        f"#   batch of 2 fits the budget: {_gib(why['memory_estimate_batch_2_bytes'])} <= "
-        f"{_gib(why['memory_budget_bytes'])} (--fit, {at}).",
-        "# Memory model: archgen (--memory archgen, the default): the training estimate `archgen summary --fit`",
-        f"#   reports ({why['memory_dtype']}, {why['memory_optimizer']}: weights, gradients, optimizer state, activations "
-        "at the step's peak,",
-        "#   TensorFlow's runtime), calibrated against TensorFlow 2.21 on CPU; not measured on a GPU. The batch is",
-        f"#   the largest that fits: {_gib(why['memory_estimate_bytes'])} at batch {conf['batch_size']}. nnU-Net's "
-        "heuristic (--memory nnunet)",
-        f"#   counts {nnunet} for this patch.",
-    ]
+        return (f"nnU-Net's VRAM estimate fits: {nnunet}.",
+                [(0, "Memory model: nnunet (--memory nnunet): nnU-Net's reference-VRAM heuristic, its decisions "
+                     "exactly.")])
+    return (f"archgen's training estimate of this network for a batch of 2 fits the budget: "
+            f"{_gib(why['memory_estimate_batch_2_bytes'])} <= {_gib(why['memory_budget_bytes'])} (--fit, {at}).",
+            [(0, f"Memory model: archgen (--memory archgen, the default): the training estimate `archgen summary "
+                 f"--fit` reports ({why['memory_dtype']}, {why['memory_optimizer']}: weights, gradients, optimizer "
+                 f"state, activations at the step's peak, TensorFlow's runtime), {CALIBRATION_NOTE}. The batch is the "
+                 f"largest that fits: {_gib(why['memory_estimate_bytes'])} at batch {conf['batch_size']}. nnU-Net's "
+                 f"heuristic (--memory nnunet) counts {nnunet} for this patch.")])
 
 
 def render(result: dict, configuration: str, dataset: Dataset, name: str, command: str) -> str:
     """The YAML text, with a comment block saying which inputs and rules produced it."""
-    family_name = result["family"]
     from archgen.auto.nnunet import FAMILIES
 
-    family = FAMILIES[family_name]
+    family = FAMILIES[result["family"]]
     conf = result["configurations"][configuration]
     why = conf["_why"]
     dim = len(conf["patch_size"])
     net = "ResidualEncoderUNet" if family.residual else "PlainConvUNet"
-    lines = [
-        f"# Written by `archgen auto` ({command}).",
-        (f"# nnU-Net's {configuration} configuration as its {family.planner} (nnunetv2 2.8.1) plans it, for"
-         if why["memory_model"] == "nnunet" else
-         f"# nnU-Net's {configuration} configuration by its {family.planner}'s rules (nnunetv2 2.8.1), patch and "
-         "batch sized by archgen's memory model, for"),
-        f"# dynamic_network_architectures' {net}: input channels {dataset.channels}, classes {dataset.classes} "
-        f"(len(labels), background included).",
-        f"# Inputs: {dataset.source}",
-        *(f"#   note: {note}" for note in dataset.notes),
-        f"#   target spacing {_flow([round(s, 6) for s in result['fullres_target_spacing']])} (median per axis; "
-        f"a much coarser axis with few voxels takes its 10th percentile)",
-        f"#   axis order: transpose_forward {result['transpose_forward']} (coarsest axis first); "
-        f"median shape after resampling {_flow([round(m, 2) for m in result['median_shape_after_resampling']])}",
-        f"# Rules: spacing {_flow([round(s, 6) for s in conf['spacing']])}; initial patch "
-        f"{_flow([round(p, 2) for p in why['initial_patch_size']])} (1/spacing aspect, "
-        f"{'2048^2' if dim == 2 else '256^3'} voxels, clipped to the median shape);",
-        "#   pool an axis while its feature map stays >= 4 (>= 8 before the pool) and its spacing is within 2x",
-        "#   of the finest; kernel 1 on an axis until its spacing is within 2x of the finest; features 32",
-        *_memory_lines(result, conf, family, dim),
-        f"# Patch size {conf['patch_size']}, batch size {conf['batch_size']} (from memory {why['batch_size_from_memory']}, "
-        f"dataset cap {why['batch_size_cap_dataset']} = {why['max_dataset_covered']:g} of its voxels, minimum 2).",
+    shrink_end, memory = _memory_notes(result, conf, family)
+    how = (f"as its {family.planner} (nnunetv2 2.8.1) plans it" if why["memory_model"] == "nnunet" else
+           f"by its {family.planner}'s rules (nnunetv2 2.8.1), patch and batch sized by archgen's memory model")
+    notes = [  # (indent level, text): each wrapped at COMMENT_WIDTH below
+        (0, f"Written by `archgen auto` ({command})."),
+        (0, f"nnU-Net's {configuration} configuration {how}, for dynamic_network_architectures' {net}: input "
+            f"channels {dataset.channels}, classes {dataset.classes} (len(labels), background included)."),
+        (0, f"Inputs: {dataset.source}"),
+        *((1, f"note: {note}") for note in dataset.notes),
+        (1, f"target spacing {_flow([round(s, 6) for s in result['fullres_target_spacing']])} (median per axis; "
+            f"a much coarser axis with few voxels takes its 10th percentile)"),
+        (1, f"axis order: transpose_forward {result['transpose_forward']} (coarsest axis first); "
+            f"median shape after resampling {_flow([round(m, 2) for m in result['median_shape_after_resampling']])}"),
+        (0, f"Rules: spacing {_flow([round(s, 6) for s in conf['spacing']])}; initial patch "
+            f"{_flow([round(p, 2) for p in why['initial_patch_size']])} (1/spacing aspect, "
+            f"{'2048^2' if dim == 2 else '256^3'} voxels, clipped to the median shape); "
+            "pool an axis while its feature map stays >= 4 (>= 8 before the pool) and its spacing is within 2x "
+            "of the finest; kernel 1 on an axis until its spacing is within 2x of the finest; features 32 "
+            f"doubling, capped at {320 if dim == 3 else 512}; patch shrunk {why['shrink_steps']} step(s) until "
+            f"{shrink_end}"),
+        *memory,
+        (0, f"Patch size {conf['patch_size']}, batch size {conf['batch_size']} (from memory "
+            f"{why['batch_size_from_memory']}, dataset cap {why['batch_size_cap_dataset']} = "
+            f"{why['max_dataset_covered']:g} of its voxels, minimum 2)."),
     ]
     if family.residual:
-        lines.append("# ResidualEncoderUNet: a stem (one conv to features_per_stage[0]) and BasicBlockD stages "
-                     "(ResNet-D shortcuts: avg-pool + 1x1 conv + norm where the shape changes).")
+        notes.append((0, "ResidualEncoderUNet: a stem (one conv to features_per_stage[0]) and BasicBlockD stages "
+                         "(ResNet-D shortcuts: avg-pool + 1x1 conv + norm where the shape changes)."))
+    lines = [line for level, text in notes for line in _comment(text, level)]
     lines += network_lines(conf, family, dataset.channels, dataset.classes, name)
     return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -171,9 +172,14 @@ def wrap_parts(parts: list[str], width: int, sep: str = "; ", indent: str = "  "
     out: list[str] = []
     for line in lines:
         first = len(line) - len(line.lstrip(" "))
-        out += textwrap.wrap(line, width, initial_indent="", subsequent_indent=" " * first + indent,
-                             break_long_words=False, break_on_hyphens=False, drop_whitespace=True) or [""]
+        glued = _UNIT.sub("\\1\0\\2", line)  # "23.95 GiB" stays on one line
+        out += [part.replace("\0", " ") for part in textwrap.wrap(
+            glued, width, initial_indent="", subsequent_indent=" " * first + indent, break_long_words=False,
+            break_on_hyphens=False, drop_whitespace=True)] or [""]
     return out
+
+
+_UNIT = re.compile(r"(\d) ((?:[KMGT]i)?B\b)")
 
 
 def _axes(value) -> str:
@@ -300,14 +306,18 @@ def receptive_field_line(fields: tuple[int, ...]) -> str:
 
 def print_fit(fit: dict, console: Console) -> None:
     budget = fmt_bytes(fit["budget_bytes"])
+    lines = []
     if fit["max_batch"] is not None:
-        console.print(f"fits {budget} ({fit['dtype']}, {fit['optimizer']}): training batch up to "
-                      f"{fit['max_batch']} at {fmt_shape(fit['at_input_shape'])}")
+        lines.append(f"fits {budget} ({fit['dtype']}, {fit['optimizer']}): training batch up to "
+                     f"{fit['max_batch']} at {fmt_shape(fit['at_input_shape'])}")
     if fit["max_input_shape"] is None:
-        console.print(f"at batch {fit['batch']} not even the smallest legal input fits {budget}")
+        lines.append(f"at batch {fit['batch']} not even the smallest legal input fits {budget}")
     else:
-        console.print(f"at batch {fit['batch']} the largest legal input that fits {budget} is "
-                      f"{fmt_shape(fit['max_input_shape'])} ({fmt_bytes(fit['max_input_training_bytes'])})")
+        lines.append(f"at batch {fit['batch']} the largest legal input that fits {budget} is "
+                     f"{fmt_shape(fit['max_input_shape'])} ({fmt_bytes(fit['max_input_training_bytes'])})")
+    for line in lines:
+        for part in wrap_parts([line], max(console.width, 40)):
+            console.print(part, markup=False, highlight=False)
 
 
 def footer_lines(plan: Plan) -> list[str]:
@@ -360,6 +370,9 @@ SWEEP_LAYOUTS = (  # richest first: drop seconds, shorten numbers, drop activati
     ("job", "*", "status", "params~", "output", "FLOPs~", "activations"),
     ("job", "*", "status", "params~", "output", "FLOPs~"),
     ("job", "*", "status", "params~", "output"),
+    # no room for a column per swept key: one column, a line per key
+    ("job", "variant", "status", "params~", "output", "FLOPs~"),
+    ("job", "variant", "status", "params~", "output"),
 )
 FAILED = ("error", "crash", "killed")
 
@@ -410,6 +423,10 @@ def sweep_columns(rows: list[dict], swept: list[str], wide: bool = False) -> dic
         segments = header.replace(".", ".\0").split("\0")
         widest = max([cell_len(v) for v in values if v is not None] + [max(map(cell_len, segments)), 1])
         cols["=" + key] = Col("=" + key, header, values, fold=min(widest, cell_len(header)))
+    # One cell per variant, a key=value line per swept key and a blank line after (rows stay apart).
+    cols["variant"] = Col("variant", "variant", [
+        "\n".join(f"{printable(k, 60)}={fmt_value(r['swept'][k])}" for k in swept if k in r.get("swept", {}))
+        + ("\n" if i < len(rows) - 1 else "") for i, r in enumerate(rows)])
     return cols
 
 
@@ -448,7 +465,10 @@ def print_sweep(rows: list[dict], swept: list[str], fixed: list[str], title: str
         for row in failed:
             head = f"  job {row.get('job')}"
             values = " ".join(f"{k}={fmt_value(v)}" for k, v in row.get("swept", {}).items())
-            console.print(Text(f"{head} ({printable(str(row.get('status')), 20)})" + (f": {values}" if values else "")))
+            line = f"{head} ({printable(str(row.get('status')), 20)})" + (f": {values}" if values else "")
+            under = " " * (line.find(": ") if values else 2)  # continuation lines start under the values
+            for part in wrap_parts([line], max(console.width, 40), indent=under):  # breaks between values only
+                console.print(Text(part))
             for line in failure_lines(row):
                 for part in wrap_parts([line], max(console.width, 40) - 4):
                     console.print(Text("    " + part, style="red"))

@@ -215,11 +215,9 @@ def _compose_error(exc: BaseException, overrides: Sequence[str]) -> SpecError:
     match = re.search(r"(?:Ambiguous value for argument|Sweep parameters) '([^']*)'", text)
     if match and "=" in match.group(1):
         key, value = match.group(1).split("=", 1)
-        key = key.lstrip("+~")
-        hint = (f"; for a list write {key}=[{value}], for text with a comma quote it: {key}='{value}'"
-                if text.startswith("Ambiguous") else "")
-        return SpecError(f"looks like a sweep; did you mean -m? (summary -m and build -m run one job per "
-                         f"value{hint})", path=key, value=value)
+        from archgen.spec.sweep_value import SweepValueError
+
+        return SweepValueError(key.lstrip("+~"), value, as_list=text.startswith("Ambiguous"))
     # An index past the end of a list: name the list and its length.
     if type(cause).__name__ == "ConfigIndexError" and isinstance(getattr(cause, "key", None), int):
         index = cause.key
