@@ -174,3 +174,21 @@ def test_tiling_reads_the_backbone_as_seeing_the_whole_map():
     assert not plan_geometry(p).exact  # its convs pad at the tile's border
     assert _plan_period(p, 2) == (32, 32)  # the backbone's total stride; the decoder's up-sampling not counted
     assert _plan_head_scale(p, "mask", 2) == (1, 1)  # down 32 through the backbone, up 2 x 5 in the decoder
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_summary_of_a_backbone_fits_the_terminal(width):
+    import io
+
+    from rich.console import Console
+
+    from archgen.planner.cost import plan_cost
+    from archgen.report.summary import print_summary
+
+    p = plan()
+    out = io.StringIO()
+    print_summary(p, Console(file=out, width=width, force_terminal=True, color_system=None, highlight=False),
+                  plan_cost(p))
+    text = out.getvalue()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= width and "…" not in text
+    assert "backbone_s32" in text and "32,602,769" in text
