@@ -24,8 +24,8 @@ def spell_out_backbone(spec: ArchSpec) -> ArchSpec:
     tap_levels = [t.stride.bit_length() for t in backbone.taps][:-1]  # the last tap is the bottleneck
     up = dec.upsample
     if "factor" in up.model_fields_set and up.factor != 2:
-        raise PlanError(f"a backbone's taps are a stride of 2 apart, so the decoder up-samples by 2; remove "
-                        f"decoder.upsample.factor", path="decoder.upsample.factor", value=up.factor)
+        raise PlanError("a backbone's taps are a stride of 2 apart, so the decoder up-samples by 2; remove "
+                        "decoder.upsample.factor", path="decoder.upsample.factor", value=up.factor)
     block = dec.block or ConvBlock()
     strides = ", ".join(str(2 ** (level - 1)) for level in range(1, depth + 1))
     if dec.stages is not None:
