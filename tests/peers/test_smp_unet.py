@@ -48,6 +48,7 @@ def randomize_batch_norms(model, rng) -> None:
 @pytest.mark.parametrize("size", [(64, 64), (96, 160)])
 def test_smp_unet_resnet50_counts_shapes_and_outputs(size):
     plan = plan_of("smp_unet_resnet50", [*size, 3])
+    keras.utils.set_random_seed(0)  # the saturation check below depends on the reference's random weights
     reference = smp_unet_resnet50((*size, 3))
     model = emit_model(plan)
     assert plan.total_params == model.count_params() == reference.count_params() == SMP_UNET_RESNET50_PARAMS
