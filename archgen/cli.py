@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from archgen.errors import ArchgenError, printable
-from archgen.planner.guard import DEFAULT_MAX_PARAMS
-from archgen.sweep import DEFAULT_MAX_VARIANTS
+from archgen.planner.guard import DEFAULT_MAX_PARAMS, DEFAULT_MAX_VARIANTS
 from archgen.termination import Terminated, check, on_sigterm
 
 COMMANDS = {

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from archgen.errors import ArchgenError, SpecError, printable
+from archgen.planner.guard import DEFAULT_MAX_VARIANTS
 
 RESULT = "result.json"
 STARTED = "started"  # written by a job as it starts: a folder with it and no result was killed
 TABLE_ROWS = 100  # a longer sweep shows its failures and the first rows; the files have them all
 # results.csv: "job", one column per swept key, then these (overrides: the variant's overrides as text)
 COLUMNS = ("overrides", "status", "total_params", "outputs", "total_flops", "activation_bytes", "seconds", "error")
-DEFAULT_MAX_VARIANTS = 10_000
 
 
 @dataclass

@@ -11,6 +11,8 @@ from archgen.planner.ir import Plan
 # 2e9 float32 parameters are 8 GB of weights: a third of this machine's memory before any
 # optimizer state. Larger models are possible, but should be asked for.
 DEFAULT_MAX_PARAMS = 2e9
+# Variants one sweep may expand to (--max-variants): a typo like range(0,100000) is refused, not run.
+DEFAULT_MAX_VARIANTS = 10_000
 # The largest single accelerators hold 141-256 GB (H200, B200, MI300X/MI325X); an inference
 # peak above this at batch 1 fits on no device anyone has.
 DEFAULT_MAX_MEMORY = 256 * 2**30

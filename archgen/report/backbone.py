@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
+from html import escape
 
 from archgen.backbones import BACKBONES
 from archgen.planner.ir import Plan
