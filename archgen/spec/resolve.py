@@ -142,6 +142,23 @@ def _get(model, dotted: str) -> Any:
     return model
 
 
+def explicit_decoder_stages(dec, ndim: int, depth: int, needs: str) -> list[DecoderStage]:
+    """``decoder.stages`` as given, refused beside the short-form keys they replace or when their
+    number is not ``depth`` (``needs`` says why), with per-axis kernels and ``up_filters`` filled in."""
+    clash = [f"block.{k}" for k in _set_explicitly(dec.block, _BLOCK_SHORT)] if dec.block else []
+    if "keep_channels" in dec.upsample.model_fields_set:
+        clash.append("upsample.keep_channels")
+    if clash:
+        raise PlanError(f"decoder.stages gives these per stage; remove decoder.{clash[0]} (or decoder.stages)",
+                        path=f"decoder.{clash[0]}", value=_get(dec, clash[0]))
+    if len(dec.stages) != depth:
+        raise PlanError(f"has {len(dec.stages)} entries; {needs}", path="decoder.stages",
+                        value=f"{len(dec.stages)} stages")
+    return [s.model_copy(update={
+        "kernel_size": per_axis(s.kernel_size, ndim, f"decoder.stages[{i}].kernel_size"),
+        "up_filters": s.up_filters or s.filters}) for i, s in enumerate(dec.stages)]
+
+
 def _decoder_stages(spec: ArchSpec, enc_stages: list[EncoderStage], ndim: int) -> list[DecoderStage]:
     dec = spec.decoder
     depth = len(enc_stages) - 1
@@ -154,19 +171,8 @@ def _decoder_stages(spec: ArchSpec, enc_stages: list[EncoderStage], ndim: int) -
                         f"encoder.downsample.factor={spec.encoder.downsample.factor}; remove decoder.upsample.factor "
                         f"or make them equal", path="decoder.upsample.factor", value=up.factor)
     if dec.stages is not None:
-        block = dec.block or spec.encoder.block
-        clash = [f"block.{k}" for k in _set_explicitly(block, _BLOCK_SHORT)] if dec.block else []
-        if "keep_channels" in up.model_fields_set:
-            clash.append("upsample.keep_channels")
-        if clash:
-            raise PlanError(f"decoder.stages gives these per stage; remove decoder.{clash[0]} (or decoder.stages)",
-                            path=f"decoder.{clash[0]}", value=_get(dec, clash[0]))
-        if len(dec.stages) != depth:
-            raise PlanError(f"has {len(dec.stages)} entries; the encoder has {depth + 1} stages, so the decoder "
-                            f"needs {depth} (level 1 first)", path="decoder.stages", value=f"{len(dec.stages)} stages")
-        return [s.model_copy(update={
-            "kernel_size": per_axis(s.kernel_size, ndim, f"decoder.stages[{i}].kernel_size"),
-            "up_filters": s.up_filters or s.filters}) for i, s in enumerate(dec.stages)]
+        return explicit_decoder_stages(dec, ndim, depth, f"the encoder has {depth + 1} stages, so the decoder "
+                                                         f"needs {depth} (level 1 first)")
     from archgen.planner.graph import per_level
 
     block = dec.block or spec.encoder.block

@@ -17,7 +17,7 @@ DEFAULT_LEVEL1_FILTERS = 16  # segmentation_models' decoder_filters=(256, 128, 6
 
 def spell_out_backbone(spec: ArchSpec) -> ArchSpec:
     from archgen.planner.graph import per_level
-    from archgen.spec.resolve import _get, _set_explicitly, _style, per_axis
+    from archgen.spec.resolve import _style, explicit_decoder_stages
 
     backbone = BACKBONES[spec.encoder.name]
     depth, ndim, dec = backbone.depth, spec.ndim, spec.decoder
@@ -29,19 +29,9 @@ def spell_out_backbone(spec: ArchSpec) -> ArchSpec:
     block = dec.block or ConvBlock()
     strides = ", ".join(str(2 ** (level - 1)) for level in range(1, depth + 1))
     if dec.stages is not None:
-        clash = [f"block.{k}" for k in _set_explicitly(block, ("convs", "kernel_size"))] if dec.block else []
-        if "keep_channels" in up.model_fields_set:
-            clash.append("upsample.keep_channels")
-        if clash:
-            raise PlanError(f"decoder.stages gives these per stage; remove decoder.{clash[0]} (or decoder.stages)",
-                            path=f"decoder.{clash[0]}", value=_get(dec, clash[0]))
-        if len(dec.stages) != depth:
-            raise PlanError(f"has {len(dec.stages)} entries; {spec.encoder.name} has a total stride of "
-                            f"{backbone.divisor}, so the decoder needs {depth} stages, level 1 first (strides "
-                            f"{strides})", path="decoder.stages", value=f"{len(dec.stages)} stages")
-        stages = [s.model_copy(update={
-            "kernel_size": per_axis(s.kernel_size, ndim, f"decoder.stages[{i}].kernel_size"),
-            "up_filters": s.up_filters or s.filters}) for i, s in enumerate(dec.stages)]
+        stages = explicit_decoder_stages(dec, ndim, depth, f"{spec.encoder.name} has a total stride of "
+                                         f"{backbone.divisor}, so the decoder needs {depth} stages, level 1 first "
+                                         f"(strides {strides})")
     else:
         path = "decoder.block" if dec.block else "decoder"
         kernels = per_level(block.kernel_size, depth + 1, path + ".kernel_size", depth)
