@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from archgen.backbones import BACKBONES, Backbone
 from archgen.errors import PlanError
-from archgen.planner.graph import Graph, plan_heads, plan_merge, plan_stage, plan_upsample
+from archgen.planner.graph import Graph, plan_decoder, plan_heads
 from archgen.spec.model import ArchSpec
 
 
@@ -89,23 +89,7 @@ def build_backbone_graph(r: ArchSpec) -> Graph:
             index=index, layer=tap.layer, side=tap.side, stride=tap.stride, factor=backbone.divisor // tap.stride)
     depth = backbone.depth
     x = skips.pop(depth + 1)
-    features = {depth + 1: x}
-    with_skip = set(r.decoder.skips)
-    for level in range(depth, 0, -1):
-        dstage = r.decoder.stages[level - 1]
-        plain = r.decoder.last_conv_only and level == 1  # the level's last conv makes the output
-        x = plan_upsample(g, r, x, level, dstage.up_filters, (2,) * r.ndim)
-        if level in with_skip:
-            x = plan_merge(g, r, x, skips[level], level, r.decoder.align[level - 1])
-        if dstage.convs > 0:
-            x = plan_stage(g, r, x, f"dec{level}", dstage.filters, dstage.convs, dstage.blocks,
-                           tuple(dstage.kernel_size), (1,) * r.ndim, decoder=True,
-                           path=f"decoder.stages[{level - 1}]", plain_last=plain)
-        elif plain:
-            raise PlanError("level 1 has no convs, so its last layer is the up-sampling or the merge: there is "
-                            "no conv to leave plain; give decoder.stages[0] convs", path="decoder.last_conv_only",
-                            value=True)
-        features[level] = x
+    features = plan_decoder(g, r, x, skips, [(1,) * r.ndim] + [(2,) * r.ndim] * depth)  # taps 2x apart
     g.outputs = plan_heads(g, r, features)
     g.prune()
     return g

@@ -170,7 +170,7 @@ def build_graph(spec: ArchSpec) -> Graph:
 
         return build_backbone_graph(r)
     g = Graph(r.ndim)
-    stages, dstages = r.encoder.stages, r.decoder.stages
+    stages = r.encoder.stages
     depth = len(stages) - 1
     down = r.encoder.downsample
     x = g.add("input", "input", (), r.input.shape[-1], group="input", path="input")
@@ -197,25 +197,38 @@ def build_graph(spec: ArchSpec) -> Graph:
         from archgen.planner.topology import plan_topology
 
         return plan_topology(g, r, skips)
+    features = plan_decoder(g, r, x, skips, [tuple(stage.stride) for stage in stages])
+    g.outputs = plan_heads(g, r, features)
+    g.prune()
+    return g
+
+
+def plan_decoder(g: Graph, r: ArchSpec, x: str, skips: dict[int, str], strides: list[tuple[int, ...]]) -> dict[int, str]:
+    """The U-Net decoder from the bottleneck's output ``x``, deepest level first: up-sample by the
+    stride into the level below (``strides[level]``), join the level's skip, the stage's block.
+    With ``merge_at: before_upsample`` (MONAI's UNet) each level joins first, then up-samples by
+    the stride into the skip's own stage. Returns the features per level (``depth + 1``: ``x``)."""
+    depth = len(strides) - 1
+    dstages = r.decoder.stages
     features = {depth + 1: x}
     with_skip = set(r.decoder.skips)
     merge_first = r.decoder.merge_at == "before_upsample"
-    if merge_first and depth > 0 and any(s != 1 for s in stages[depth].stride):
+    if merge_first and depth > 0 and any(s != 1 for s in strides[depth]):
         raise PlanError("with decoder.merge_at: before_upsample the deepest level joins the bottleneck's output with "
                         "the skip of the stage above it before up-sampling, so the bottleneck must keep the size: "
                         "use stride 1 (encoder.stages, with the down-sampling moved into the first stage by "
                         "encoder.downsample.type: stride)", path=f"encoder.stages[{depth}].stride",
-                        value=stages[depth].stride)
+                        value=strides[depth])
     for level in range(depth, 0, -1):
         dstage = dstages[level - 1]
         plain = r.decoder.last_conv_only and level == 1  # the level's last conv makes the output
         if merge_first:  # join, then up-sample by the stride into the skip's own stage
             if level in with_skip:
                 x = plan_merge(g, r, x, skips[level], level, r.decoder.align[level - 1])
-            x = plan_upsample(g, r, x, level, dstage.up_filters, tuple(stages[level - 1].stride),
+            x = plan_upsample(g, r, x, level, dstage.up_filters, strides[level - 1],
                               plain=plain and dstage.convs == 0)
         else:
-            x = plan_upsample(g, r, x, level, dstage.up_filters, tuple(stages[level].stride))
+            x = plan_upsample(g, r, x, level, dstage.up_filters, strides[level])
             if level in with_skip:
                 x = plan_merge(g, r, x, skips[level], level, r.decoder.align[level - 1])
         if dstage.convs > 0:
@@ -223,13 +236,12 @@ def build_graph(spec: ArchSpec) -> Graph:
                            tuple(dstage.kernel_size), (1,) * r.ndim, decoder=True,
                            path=f"decoder.stages[{level - 1}]", plain_last=plain)
         elif plain and not merge_first:
-            raise PlanError("level 1 has no convs and joins its skip after up-sampling, so its last layer is the "
-                            "merge: there is no conv to leave plain; give level 1 convs or use merge_at: "
-                            "before_upsample", path="decoder.last_conv_only", value=True)
+            other = "" if r.encoder.type == "backbone" else " (or join before up-sampling: merge_at: before_upsample)"
+            raise PlanError("level 1 has no convs, so its last layer is the up-sampling or the merge: there is no "
+                            f"conv to leave plain; give decoder.stages[0] convs{other}", path="decoder.last_conv_only",
+                            value=True)
         features[level] = x
-    g.outputs = plan_heads(g, r, features)
-    g.prune()
-    return g
+    return features
 
 
 def _first_conv(g: Graph, prefix: str) -> str:
