@@ -142,7 +142,11 @@ CASES = [("unet",), ("encoder_decoder",), ("deep_supervision",), ("instance",), 
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
 def test_everything_lies_inside_the_view_box(case):
-    root = parse(plan_of(*case))
+    assert_inside_view_box(parse(plan_of(*case)))
+
+
+def assert_inside_view_box(root) -> None:
+    """Every box (of positive size), line point and label anchor lies inside the SVG's viewBox."""
     x0, y0, width, height = map(float, root.get("viewBox").split())
     assert (x0, y0) == (0, 0)
     points: list[tuple[float, float]] = []

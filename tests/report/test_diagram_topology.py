@@ -11,7 +11,7 @@ from archgen.planner import make_plan
 from archgen.report.diagram import plan_to_svg
 from archgen.spec import load_spec
 from tests.conftest import CONF
-from tests.report.test_diagram import CASES, groups, legend_text, parse, text_of
+from tests.report.test_diagram import CASES, assert_inside_view_box, groups, legend_text, parse, text_of
 
 PEERS = CONF / "peers"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -116,16 +116,5 @@ def test_plain_unet_legend_has_no_topology_arrows():
                                        ["padding=valid", "input.shape=[204,204,3]", "decoder.deep_supervision=true"]])
 @pytest.mark.parametrize("name", ["kuc_unet_plus_2d", "kuc_unet_3plus_2d"])
 def test_everything_lies_inside_the_view_box(name, overrides):
-    root = ET.fromstring(plan_to_svg(plan_of(name, *overrides)))
-    width, height = map(float, root.get("viewBox").split()[2:])
-    points = []
-    for rect in root.iter(SVG + "rect"):
-        if rect.get("x") is not None:
-            x, y, w, h = (float(rect.get(k)) for k in ("x", "y", "width", "height"))
-            points += [(x, y), (x + w, y + h)]
-    for line in root.iter(SVG + "polyline"):
-        points += [tuple(map(float, p.split(","))) for p in line.get("points").split()]
-    for text in root.iter(SVG + "text"):
-        points.append((float(text.get("x")), float(text.get("y"))))
-    assert points and all(0 <= x <= width and 0 <= y <= height for x, y in points)
+    assert_inside_view_box(ET.fromstring(plan_to_svg(plan_of(name, *overrides))))
     assert CASES  # the U-shaped cases are checked in test_diagram.py
