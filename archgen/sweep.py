@@ -177,13 +177,16 @@ def expand_variants(overrides: Sequence[str], root: Path, cap: int) -> list[list
 
     parsed = parse_overrides(schema_overrides(overrides))
     total = 1
-    for override in parsed:
+    for override, text in zip(parsed, overrides):  # one parse per override, in order
         if override.is_sweep_override():
             if not override.is_discrete_sweep():
                 raise SpecError("interval() needs a sweeper that samples, e.g. hydra/sweeper=optuna; the basic "
                                 "sweeper takes lists, range() and choice()", path="overrides",
-                                value=printable(override.input_line or ""))
-            total *= _count(override, root)
+                                value=printable(text))
+            count = _count(override, root, printable(text))
+            total *= count
+            if count > cap:  # alone: an empty list elsewhere must not let a huge range be listed
+                total = count
         if total > cap:
             raise SpecError(f"the sweep would run more than {cap:,} variants; pass --max-variants to allow more",
                             path="overrides", value=printable(" ".join(overrides)))
@@ -205,7 +208,7 @@ def parse_overrides(overrides: Sequence[str]):
         raise SpecError(f"bad override: {printable(' '.join(str(exc).split()))}", path="overrides") from None
 
 
-def _count(override, root: Path) -> int:
+def _count(override, root: Path, shown: str) -> int:
     import fnmatch
 
     value = override.value()
@@ -213,18 +216,37 @@ def _count(override, root: Path) -> int:
     if kind == "ChoiceSweep":
         return len(value.list)
     if kind == "RangeSweep":
-        if not value.step:
-            raise SpecError("range() needs a step other than 0", path="overrides", value=override.input_line)
-        return max(0, math.ceil((value.stop - value.start) / value.step))
+        return _range_count(value.start, value.stop, value.step, shown)
     if kind == "Glob":  # options of a config group in the config's folder
         if not (root / override.key_or_group).is_dir():
             raise SpecError("glob() picks options of a config group (a folder beside the config); "
-                            f"there is no folder {override.key_or_group}/", path="overrides",
-                            value=printable(override.input_line or ""))
+                            f"there is no folder {override.key_or_group}/", path="overrides", value=shown)
         names = [p.stem for p in (root / override.key_or_group).glob("*.yaml")]
         return sum(any(fnmatch.fnmatch(n, i) for i in value.include)
                    and not any(fnmatch.fnmatch(n, e) for e in value.exclude) for n in names)
     return 1
+
+
+def _range_count(start: Any, stop: Any, step: Any, shown: str) -> int:
+    """How many values Hydra's ``range(start, stop, step)`` yields, counted exactly (never by listing
+    them, never through a float that overflows): any numbers, however large, give a count or one
+    ``SpecError``."""
+    from fractions import Fraction
+
+    numbers = (start, stop, step)
+    if not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
+        raise SpecError("range() takes numbers", path="overrides", value=shown)
+    if not all(math.isfinite(n) for n in numbers if isinstance(n, float)):
+        raise SpecError("range() takes finite numbers (not inf or nan)", path="overrides", value=shown)
+    if step == 0:
+        raise SpecError("range() needs a step other than 0", path="overrides", value=shown)
+    # Hydra counts ints with range() and floats with exact decimals: a Fraction holds either exactly.
+    span = Fraction(stop) - Fraction(start)
+    count = max(0, math.ceil(span / Fraction(step)))
+    if count == 0:
+        raise SpecError("range() gives no values: it counts from start up to stop, stop excluded (down with a "
+                        "negative step)", path="overrides", value=shown)
+    return count
 
 
 def plan_sweep(data: dict, overrides: Sequence[str], sweep_dir: Path, options: SweepOptions) -> list[dict] | None:
