@@ -28,26 +28,37 @@ MAX_TEXT = 10_000  # characters of one string value
 
 def read_config_file(path: Path, *, key: str = "config") -> dict[str, Any]:
     """The mapping in ``path``; ``SpecError`` naming ``key`` for anything but a sane YAML file."""
-    shown = str(path)
-    check_regular_file(path, key=key)
-    try:
-        # Non-blocking and checked again on the open file: it may have been swapped for a FIFO.
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                raise SpecError("is not a regular file; expected a .yaml file", path=key, value=shown)
-            raw = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise SpecError(f"cannot be read: {exc.strerror}", path=key, value=shown) from None
-    if len(raw) > MAX_BYTES:  # it grew after the stat
-        raise SpecError(f"is over {MAX_BYTES:,} bytes; a config may be at most 1 MiB", path=key, value=shown)
+    raw = read_bounded_file(path, key=key)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise SpecError("is not UTF-8 text", path=key, value=shown) from None
-    return read_yaml_text(text, key=key, value=shown)
+        raise SpecError("is not UTF-8 text", path=key, value=str(path)) from None
+    return read_yaml_text(text, key=key, value=str(path))
 
 
-def check_regular_file(path: Path, *, key: str = "config") -> None:
+def read_bounded_file(path: Path | str, *, key: str, max_bytes: int = MAX_BYTES, expected: str = "a .yaml file",
+                      noun: str = "a config") -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_bytes`` of them; ``SpecError`` naming
+    ``key`` otherwise (``expected`` and ``noun`` word the messages: "expected a .yaml file", "a
+    config may be at most 1 MiB"). A FIFO, device or folder is refused before and after the open,
+    which never blocks: the name may be swapped for a FIFO between the two."""
+    shown = str(path)
+    check_regular_file(path, key=key, max_bytes=max_bytes, expected=expected, noun=noun)
+    try:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise SpecError(f"is not a regular file; expected {expected}", path=key, value=shown)
+            raw = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise SpecError(f"cannot be read: {exc.strerror}", path=key, value=shown) from None
+    if len(raw) > max_bytes:  # it grew after the stat
+        raise SpecError(f"is over {max_bytes:,} bytes; {noun} may be at most {_size(max_bytes)}", path=key,
+                        value=shown)
+    return raw
+
+
+def check_regular_file(path: Path | str, *, key: str = "config", max_bytes: int = MAX_BYTES,
+                       expected: str = "a .yaml file", noun: str = "a config") -> None:
     """Refuse a path that is missing, a folder, a device or FIFO (reading could never end) or too big."""
     shown = str(path)
     try:
@@ -57,12 +68,20 @@ def check_regular_file(path: Path, *, key: str = "config") -> None:
     except OSError as exc:
         raise SpecError(f"cannot be read: {exc.strerror}", path=key, value=shown) from None
     if stat.S_ISDIR(info.st_mode):
-        raise SpecError("is a directory; expected a .yaml file", path=key, value=shown)
+        raise SpecError(f"is a directory; expected {expected}", path=key, value=shown)
     if not stat.S_ISREG(info.st_mode):
-        raise SpecError("is not a regular file; expected a .yaml file", path=key, value=shown)
-    if info.st_size > MAX_BYTES:
-        raise SpecError(f"is {info.st_size:,} bytes; a config may be at most {MAX_BYTES:,} bytes (1 MiB)",
+        raise SpecError(f"is not a regular file; expected {expected}", path=key, value=shown)
+    if info.st_size > max_bytes:
+        raise SpecError(f"is {info.st_size:,} bytes; {noun} may be at most {max_bytes:,} bytes ({_size(max_bytes)})",
                         path=key, value=shown)
+
+
+def _size(n: int) -> str:
+    """1048576 -> "1 MiB"."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} bytes"
 
 
 def read_yaml_text(text: str, origin: str = "config", *, key: str | None = None, value: Any = ...) -> dict[str, Any]:
