@@ -4,18 +4,28 @@ Everything is written to a temporary name beside its target first. Without ``--f
 final name is then *claimed* exclusively (a hard link, or ``mkdir`` for a folder), so two
 builds racing for one output cannot both win. Several outputs are committed together: if
 one cannot be put in place, the ones already placed are taken back and older files restored.
+
+The storage refusing a write (a full disk, a quota, a read-only or pseudo file system, an
+I/O error, no permission) is an ``OutputError`` naming the target, with nothing left behind.
+A temporary name carries its writer's process id (``.<stem>.<pid>-<host>.<random>.tmp<suffix>``):
+a writer killed outright (SIGKILL, the OOM killer) leaves its file, and the next write to the
+same target removes it once that process is gone.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
+import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from archgen.errors import OutputError
+from archgen.errors import ArchgenError, OutputError, printable
 from archgen.termination import check
 
 MARKER = ".archgen"  # inside a folder archgen wrote (a SavedModel): only such a folder is replaced
@@ -33,6 +43,7 @@ def check_target(path: Path, *, force: bool, suffix: str, folder: bool = False) 
         raise OutputError(f"folder {str(parent)!r} does not exist", path="--output", value=shown)
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"folder {str(parent)!r} is not writable", path="--output", value=shown)
+    _remove(_make_tmp(path, suffix, folder))  # os.access says yes to root and in /proc: creating a file tells
     if not os.path.lexists(path):  # a dangling link counts as existing: it names something
         return path
     if not force:
@@ -57,18 +68,68 @@ class Staged:
         if self.folder:
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:
-            self.tmp.unlink(missing_ok=True)
+            try:
+                self.tmp.unlink(missing_ok=True)
+            except OSError:  # a read-only file system took nothing, so there is nothing to take back
+                pass
+
+
+# errno values meaning the storage refused the write: the user's to fix, not a bug of ours
+STORAGE_ERRNOS = frozenset(getattr(errno, name) for name in (
+    "ENOSPC", "EDQUOT", "EROFS", "EIO", "EFBIG", "EACCES", "EPERM", "ENXIO", "ENODEV", "ESTALE", "EMFILE",
+    "ENFILE", "ENAMETOOLONG") if hasattr(errno, name))
+_STORAGE_TEXTS = tuple(os.strerror(code) for code in STORAGE_ERRNOS if code not in (errno.EACCES, errno.EPERM))
+
+
+def storage_error(exc: BaseException) -> str | None:
+    """What the storage said (``No space left on device``) if ``exc`` is, or wraps, its refusal;
+    None for anything else. Libraries wrap the OSError (or only keep its text), so the chain of
+    causes and the messages are read too."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            return exc.strerror or os.strerror(exc.errno)
+        text = str(exc)
+        for known in _STORAGE_TEXTS:
+            if known in text:
+                return known
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _make_tmp(path: Path, suffix: str, folder: bool) -> Path:
+    """A new empty temporary file (folder) beside ``path``, named as ``leftover_pattern`` says."""
+    prefix = f".{path.name if folder else path.stem}.{os.getpid()}-{_host_tag()}."
+    try:
+        if folder:
+            return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp" + suffix, dir=path.parent)
+        os.close(fd)
+        return Path(name)
+    except OSError as exc:  # os.access may say yes (root, /proc) where creating a file fails
+        reason = exc.strerror or type(exc).__name__
+        raise _named(path, f"cannot write in folder {str(path.parent)!r}: {reason}") from None
+
+
+def _refused(path: Path, reason: str) -> OutputError:
+    return _named(path, f"cannot be written: {reason}; nothing was written")
+
+
+def _named(path: Path, message: str) -> OutputError:
+    """An OutputError naming the whole file: a long path (a sweep job's) would be cut as a value."""
+    shown = str(path)
+    if len(shown) <= 60 and shown.isprintable():
+        return OutputError(message, path="--output", value=shown)
+    return OutputError(f"{printable(shown, 1000)}: {message}", path="--output")
 
 
 def stage(path: Path, write: Callable[[Path], None], *, suffix: str, folder: bool = False) -> Staged:
     """Call ``write(tmp)`` for a temporary file (or folder) beside ``path``."""
+    _remove_leftovers(path, suffix, folder)
+    tmp = _make_tmp(path, suffix, folder)
     if folder:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         os.rmdir(tmp)  # exporters want to create the folder themselves
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + suffix, dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
     staged = Staged(path, tmp, folder)
     try:
         write(tmp)
@@ -79,8 +140,11 @@ def stage(path: Path, write: Callable[[Path], None], *, suffix: str, folder: boo
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-    except BaseException:
+    except BaseException as exc:
         staged.discard()
+        reason = storage_error(exc) if isinstance(exc, Exception) and not isinstance(exc, ArchgenError) else None
+        if reason is not None:
+            raise _refused(path, reason) from None
         raise
     return staged
 
@@ -88,9 +152,11 @@ def stage(path: Path, write: Callable[[Path], None], *, suffix: str, folder: boo
 def commit(items: list[Staged], *, force: bool) -> None:
     """Put every staged output in place, or none of them."""
     placed: list[tuple[Staged, Path | None]] = []
+    current = items[0].path if items else None
     try:
         check()
         for item in items:
+            current = item.path
             old = None
             if force and os.path.lexists(item.path):
                 old = item.path.with_name(f"{item.tmp.name}.old")
@@ -112,6 +178,8 @@ def commit(items: list[Staged], *, force: bool) -> None:
         if isinstance(exc, FileExistsError):
             raise OutputError("was created by another process meanwhile; pass --force to overwrite it",
                               path="--output", value=str(exc.filename or "")) from None
+        if isinstance(exc, OSError):  # renaming or linking refused: the targets are as they were
+            raise _refused(current, exc.strerror or type(exc).__name__) from None
         raise
     for _, old in placed:
         if old is not None:
@@ -132,11 +200,105 @@ def _claim(item: Staged) -> None:
         os.link(item.tmp, item.path)
     except FileExistsError:
         raise FileExistsError(17, "exists", str(item.path)) from None
-    except OSError:  # a file system without hard links: claim the name, then replace it
+    except OSError as exc:  # a file system without hard links: claim the name, then replace it
+        if exc.errno in STORAGE_ERRNOS - {errno.EPERM, errno.EACCES}:  # full, read-only, failing: no other way
+            raise
         os.close(os.open(item.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        os.replace(item.tmp, item.path)
+        try:
+            os.replace(item.tmp, item.path)
+        except BaseException:
+            item.path.unlink(missing_ok=True)  # the empty file that claimed the name
+            raise
         return
-    item.tmp.unlink()
+    try:
+        item.tmp.unlink()
+    except OSError:  # the output is in place; the extra name goes with the next write to this target
+        pass
+
+
+# Leftovers of killed writers -------------------------------------------------------------------
+
+LEFTOVER_AGE = 24 * 3600  # a leftover from another machine (or boot) is removed only this long untouched
+
+
+@functools.cache
+def _host_tag() -> str:
+    """Eight hex digits naming where a process id means something: this host, this boot and this
+    PID namespace (a container). A leftover with another tag is never judged by its process id."""
+    import platform
+    import zlib
+
+    parts = [platform.node()]
+    try:
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    except OSError:
+        pass
+    try:
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    except OSError:
+        pass
+    return f"{zlib.crc32('|'.join(parts).encode()):08x}"
+
+
+def _alive(pid: int) -> bool:
+    """False only when no process ``pid`` exists here; True when it does or it cannot be told."""
+    if os.name != "posix" or pid <= 0:  # Windows: os.kill(pid, 0) would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # EPERM: it exists and belongs to someone else
+        return True
+    return True
+
+
+def leftover_pattern(path: Path, suffix: str, folder: bool = False) -> re.Pattern[str]:
+    """The temporary names ``stage`` gives ``path``'s outputs, and nothing else: the writer's pid
+    and host tag, then tempfile's eight random characters."""
+    head = re.escape(f".{path.name if folder else path.stem}.")
+    tail = re.escape(".tmp" if folder else ".tmp" + suffix)
+    return re.compile(head + r"(\d{1,10})-([0-9a-f]{8})\.[a-z0-9_]{8}" + tail + r"\Z")
+
+
+def _remove_leftovers(path: Path, suffix: str, folder: bool) -> None:
+    """Remove temporary files (folders) of earlier writes to ``path`` whose writer is gone: named
+    by ``leftover_pattern`` and made on this host by a process that no longer exists, or made
+    elsewhere and untouched for ``LEFTOVER_AGE``. Never anything else; never fails the write."""
+    pattern = leftover_pattern(path, suffix, folder)
+    try:
+        with os.scandir(path.parent) as entries:
+            found = [(entry, match) for entry in entries if (match := pattern.match(entry.name))]
+    except OSError:
+        return
+    for entry, match in found:
+        try:
+            kind_ok = entry.is_dir(follow_symlinks=False) if folder else entry.is_file(follow_symlinks=False)
+            if not kind_ok:
+                continue  # a link, or not the kind of thing this target writes
+            if match.group(2) == _host_tag():
+                if _alive(int(match.group(1))):
+                    continue
+            elif time.time() - _newest_mtime(entry.path, folder) < LEFTOVER_AGE:
+                continue
+            if folder:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+
+
+def _newest_mtime(path: str, folder: bool) -> float:
+    newest = os.lstat(path).st_mtime
+    if folder:
+        for root, dirs, files in os.walk(path):
+            for name in dirs + files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+                except OSError:
+                    pass
+    return newest
 
 
 def _remove(path: Path) -> None:

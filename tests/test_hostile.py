@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -380,6 +381,208 @@ def test_a_commit_that_loses_a_race_takes_back_what_it_placed(tmp_path):
         commit(staged, force=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.onnx"]
     assert (tmp_path / "b.onnx").read_text() == "another process got here first"
+
+
+def _full_disk(written: bytes = b"partial"):
+    """A writer that gets part of the way, then finds the disk full."""
+    import errno
+
+    def write(tmp):
+        Path(tmp).write_bytes(written)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+
+    return write
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_full_disk_is_one_error_naming_the_file_and_leaves_nothing(tmp_path, force):
+    import errno
+
+    from archgen.errors import OutputError
+    from archgen.output import write_atomic
+
+    target = tmp_path / "out.npy"
+    if force:
+        target.write_bytes(b"the old file")
+    with pytest.raises(OutputError) as caught:
+        write_atomic(target, _full_disk(), suffix=".npy", force=force)
+    assert caught.value.render() == (f"--output: {target}: cannot be written: {os.strerror(errno.ENOSPC)}; "
+                                     "nothing was written")  # the whole path, however long
+    assert [p.name for p in tmp_path.iterdir()] == (["out.npy"] if force else [])
+    if force:
+        assert target.read_bytes() == b"the old file"
+
+
+@pytest.mark.parametrize("code", ["EDQUOT", "EROFS", "EIO", "EFBIG"])
+def test_other_storage_refusals_and_wrapped_ones_are_output_errors(tmp_path, code):
+    import errno
+
+    from archgen.errors import OutputError
+    from archgen.output import write_atomic
+
+    number = getattr(errno, code)
+
+    def wrapped(tmp):  # a library that re-raises the OSError as its own error
+        try:
+            raise OSError(number, os.strerror(number))
+        except OSError as exc:
+            raise RuntimeError("could not save the model") from exc
+
+    def text_only(tmp):  # ... or keeps only its text
+        raise RuntimeError(f"Failed to write {tmp}: {os.strerror(number)}")
+
+    for write in (wrapped, text_only):
+        with pytest.raises(OutputError, match=re.escape(f"cannot be written: {os.strerror(number)}")):
+            write_atomic(tmp_path / "m.keras", write, suffix=".keras")
+        assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError, match="a bug"):  # anything else is not the storage's doing
+        write_atomic(tmp_path / "m.keras", lambda tmp: (_ for _ in ()).throw(RuntimeError("a bug")), suffix=".keras")
+
+
+@pytest.mark.parametrize("call", ["link", "rename"])
+def test_a_full_disk_while_putting_the_file_in_place_restores_the_old_one(tmp_path, monkeypatch, call):
+    import errno
+
+    from archgen import output
+    from archgen.errors import OutputError
+
+    target = tmp_path / "out.svg"
+    target.write_text("old")
+    staged = output.stage(target, lambda tmp: tmp.write_text("new"), suffix=".svg")
+    real = getattr(os, call)
+
+    def full(src, dst, *args, **kwargs):  # linking the new file in, or moving the old one aside
+        if target in (Path(src), Path(dst)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, call, full)
+    with pytest.raises(OutputError, match="out.svg: cannot be written: No space left on device"):
+        output.commit([staged], force=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.svg"] and target.read_text() == "old"
+
+
+def test_a_full_disk_in_each_command_is_exit_2_and_one_line(cli, tmp_path, monkeypatch):
+    """diagram through the command line; build's and predict's writers through their own code."""
+    import errno
+
+    import numpy as np
+
+    from archgen import export
+    from archgen.errors import OutputError
+    from archgen.predict_cli import _write
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    (tmp_path / "net.svg").write_text("the old drawing")
+    real = Path.write_text
+
+    def full(self, *args, **kwargs):
+        if self.name.endswith(".tmp.svg"):
+            real(self, "<svg")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    code, out, err = cli("diagram", "net.yaml", "-o", "net.svg", "--force")
+    monkeypatch.undo()
+    assert code == 2 and out == ""
+    assert err == "error: --output=net.svg: cannot be written: No space left on device; nothing was written\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.svg", "net.yaml"]
+    assert (tmp_path / "net.svg").read_text() == "the old drawing"
+
+    class Model:  # what build's writer calls: model.save / model.export
+        def save(self, path):
+            _full_disk()(path)
+
+        def export(self, path, **kwargs):
+            Path(path).mkdir()
+            _full_disk()(Path(path) / "saved_model.pb")
+
+    for fmt in ("keras", "saved_model"):
+        with pytest.raises(OutputError, match="cannot be written: No space left on device"):
+            export.write_all(Model(), export.targets(None, "unet", ["keras", fmt]), force=False)
+    monkeypatch.setattr(np, "save", lambda handle, array: _full_disk()(handle.name))
+    with pytest.raises(OutputError, match="--output: .*pred.npy: cannot be written: No space left on device"):
+        _write(tmp_path / "pred.npy", {"logits": np.zeros(3)}, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.svg", "net.yaml"]
+
+
+@pytest.mark.parametrize("output", ["/proc/x.svg", "/sys/x.svg", "/proc/sys/x.svg", "ro/x.svg"])
+def test_a_folder_that_cannot_be_written_is_one_error(cli, tmp_path, monkeypatch, output):
+    """``os.access`` says yes to root, and for /proc; creating the file is what tells."""
+    import errno
+    import tempfile
+
+    if output.startswith(("/proc", "/sys")) and not Path(output).parent.is_dir():
+        pytest.skip(f"no {Path(output).parent} here")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    if output.startswith("ro/"):  # a read-only mount, as the kernel answers for one
+        (tmp_path / "ro").mkdir()
+        real = tempfile.mkstemp
+
+        def read_only(*args, dir=None, **kwargs):
+            if Path(dir).name == "ro":
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+            return real(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    for command in (("diagram", "-o", output), ("build", "-o", output.replace(".svg", ".keras"))):
+        code, out, err = cli(command[0], "net.yaml", *command[1:])
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert err.startswith("error: --output=") and f"folder '{Path(output).parent}'" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.yaml"] + (["ro"] if output.startswith("ro/") else [])
+
+
+def test_a_killed_writers_temporary_file_goes_with_the_next_write_and_nothing_else(cli, tmp_path, monkeypatch):
+    """SIGKILL leaves the temporary file; the next write to the same target removes it, and only
+    it: not a live writer's, not another target's, not a file of the user's."""
+    from archgen.output import _host_tag, leftover_pattern
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(TINY)
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal; from pathlib import Path; from archgen.output import write_atomic; "
+         "write_atomic(Path('net.svg'), lambda tmp: (tmp.write_text('<sv'), os.kill(os.getpid(), signal.SIGKILL)), "
+         "suffix='.svg')"], cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = [p.name for p in tmp_path.iterdir() if p.name != "net.yaml"]
+    assert leftover_pattern(tmp_path / "net.svg", ".svg").match(left), left
+    dead, tag = killed.args and int(left.split(".")[2].split("-")[0]), _host_tag()
+    kept = [f".net.{os.getpid()}-{tag}.abcd1234.tmp.svg",  # a live writer's (this process)
+            f".net.{dead}-{'0' * 8 if tag != '0' * 8 else '1' * 8}.abcd1234.tmp.svg",  # another host's, recent
+            f".other.{dead}-{tag}.abcd1234.tmp.svg",  # another target's
+            f".net.{dead}-{tag}.abcd1234.tmp.dot",  # another suffix's
+            f".net.{dead}-{tag}.abcd1234.tmp.svg.old", ".net.abcd1234.tmp.svg", "net.notes.tmp.svg",
+            f"x.net.{dead}-{tag}.abcd1234.tmp.svg"]
+    for name in kept:
+        (tmp_path / name).write_text("keep")
+    (tmp_path / f".net.{dead}-{tag}.linkto12.tmp.svg").symlink_to(tmp_path / "net.yaml")  # a link: left alone
+    (tmp_path / f".net.{dead}-{tag}.folder12.tmp.svg").mkdir()  # not what a file target leaves
+    stale = tmp_path / f".net.{dead}-{'0' * 8 if tag != '0' * 8 else '1' * 8}.abcd5678.tmp.svg"
+    stale.write_text("another host's, untouched for two days")
+    os.utime(stale, (time.time() - 2 * 86400,) * 2)
+    code, _, err = cli("diagram", "net.yaml", "-o", "net.svg")
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["net.yaml", "net.svg", *kept, f".net.{dead}-{tag}.linkto12.tmp.svg", f".net.{dead}-{tag}.folder12.tmp.svg"])
+    assert (tmp_path / "net.yaml").read_text() == TINY
+
+
+def test_a_killed_export_leaves_a_folder_the_next_one_removes(tmp_path):
+    from archgen.output import write_atomic_dir
+
+    target = tmp_path / "m_saved_model"
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal; from pathlib import Path; from archgen.output import write_atomic_dir; "
+         f"write_atomic_dir(Path({str(target)!r}), lambda tmp: (tmp.mkdir(), (tmp / 'v').mkdir(), "
+         "os.kill(os.getpid(), signal.SIGKILL)))"])
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(".m_saved_model.") and left.name.endswith(".tmp") and (left / "v").is_dir()
+    write_atomic_dir(target, lambda tmp: tmp.mkdir())
+    assert [p.name for p in tmp_path.iterdir()] == ["m_saved_model"]
 
 
 @pytest.mark.slow
