@@ -240,7 +240,7 @@ def _warn_unused(spec) -> None:
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    console = Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False, emoji=False)  # a name or path ":x:" is shown as typed
     if not console.is_terminal:  # piped: rich would wrap at 80 columns
         console.width = max(console.width, 120)
     return console

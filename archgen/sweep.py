@@ -657,10 +657,13 @@ def sweep_json(command: str, rows: list[dict[str, Any]], sweep_dir: Path, swept:
 def print_results(rows: list[dict[str, Any]], sweep_dir: Path, swept: Sequence[str] = (),
                   fixed: Sequence[str] = (), wide: bool = False) -> None:
     from rich.console import Console
+    from rich.text import Text
 
     from archgen.report.summary import print_sweep, sweep_order
 
-    console = Console(highlight=False)
+    # Values, paths and errors come from the command line: shown as typed, never read as markup
+    # ([link=...], [bold]) or emoji codes (:smile:).
+    console = Console(highlight=False, markup=False, emoji=False)
     if not console.is_terminal:
         console.width = max(console.width, 140)
     ordered = sweep_order(rows)
@@ -670,10 +673,10 @@ def print_results(rows: list[dict[str, Any]], sweep_dir: Path, swept: Sequence[s
     title = f"{len(rows)} variants in {printable(str(sweep_dir))}" + (f", {failed} failed" if failed else "")
     print_sweep(shown, list(swept), list(fixed), title, console, wide)
     if len(shown) < len(rows):
-        console.print(f"showing {len(shown)} of {len(rows)} variants (the first ones and every failure); "
-                      "all are in the files below", markup=False)
-    console.print(f"results: {printable(str(sweep_dir / 'results.csv'))}, "  # soft: a long path is never split
-                  f"{printable(str(sweep_dir / 'results.json'))}", markup=False, soft_wrap=True)
+        console.print(Text(f"showing {len(shown)} of {len(rows)} variants (the first ones and every failure); "
+                           "all are in the files below"))
+    console.print(Text(f"results: {printable(str(sweep_dir / 'results.csv'))}, "  # soft: a long path is never split
+                       f"{printable(str(sweep_dir / 'results.json'))}"), soft_wrap=True)
 
 
 class SweepProgress:
@@ -685,7 +688,7 @@ class SweepProgress:
         from rich.console import Console
 
         self.sweep_dir, self.total = sweep_dir, total
-        self.console = Console(stderr=True, highlight=False)
+        self.console = Console(stderr=True, highlight=False, markup=False, emoji=False)
         self.shown = not options.quiet and self.console.is_terminal
         self.seen: set[int] = set()
         self.failed = 0

@@ -218,6 +218,10 @@ def test_nothing_printed_can_drive_the_terminal(cli, tmp_path, monkeypatch):
     (tmp_path / "net.yaml").write_text(TINY)
     code, out, err = cli("summary", "net.yaml", "-m", "-q", "name='[red]b[/red]'", "encoder.depth=1,2")
     assert code == 1 and "name=[red]b[/red]" in out  # the markup is shown, not applied
+    code, out, err = cli("summary", "net.yaml", "-m", "-q", "+note=':smile: [link=https://x]x[/link]'",
+                         "encoder.depth=1,2", "hydra.sweep.dir=:dog:")
+    assert code == 1 and "every variant: note=':smile: [link=https://x]x[/link]'" in out
+    assert "note=:smile: [link=https://x]x[/link]: unknown key" in out and "results: :dog:/results.csv" in out
     code, out, err = cli("summary", "net.yaml", "-m", "-q", "name=a\x1b[2Jb", "encoder.depth=1,2")
     assert code == 2 and "\x1b" not in out + err and "\\x1b[2Jb" in err
     code, out, err = cli("validate", "net.yaml", "+\x1b]0;title\x07x=1")

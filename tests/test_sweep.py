@@ -230,3 +230,27 @@ def test_the_plain_override_path_equals_omegaconfs(variant):
         return
     assert variant_config(data, variant) == expected
     assert data == read_config_file(SAME)  # the base data is never changed
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_markup_and_emoji_codes_in_values_are_shown_as_typed(capsys, monkeypatch, wide):
+    """Every text in the results table came from the command line: rich must print it as typed,
+    not read ``[link=...]`` or ``[bold]`` as markup or ``:smile:`` as an emoji."""
+    from archgen.sweep import print_results
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # styles on: markup taken as markup would turn into escapes
+    monkeypatch.setenv("COLUMNS", "200")
+    rows = [{"job": 0, "overrides": "note=[link=https://x]x[/link] name=[bold red]x[/]", "status": "ok",
+             "swept": {"note": "[link=https://x]x[/link]", "name": "[bold red]x[/]"}, "total_params": 10,
+             "outputs": {"logits": [32, 32, 2]}, "total_flops": 5, "activation_bytes": 100, "seconds": 0.1},
+            {"job": 1, "overrides": "note=:smile: name=[/]", "status": "error", "seconds": 0.1,
+             "swept": {"note": ":smile:", "name": "[/]"}, "error": "name=[/]: :cat: [blink]is not a name[/blink]"}]
+    print_results(rows, Path("[bold]s[/] :dog:"), ["note", "name"], ["tag=':warning: [red]r[/red]'"], wide)
+    out = capsys.readouterr().out
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    for text in ["[link=https://x]x[/link]", "[bold red]x[/]", ":smile:", "[/]", ":cat: [blink]is not a name[/blink]",
+                 "2 variants in [bold]s[/] :dog:", "[bold]s[/] :dog:/results.csv",
+                 "every variant: tag=':warning: [red]r[/red]'"]:
+        assert text in plain, text
+    assert "\x1b]8;" not in out  # no hyperlink was made
+    assert not any(ord(c) > 0x2500 and c not in "─━│┃" for c in plain), plain  # no emoji

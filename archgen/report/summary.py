@@ -457,7 +457,7 @@ def print_sweep(rows: list[dict], swept: list[str], fixed: list[str], title: str
     table, width = sweep_table(rows, swept, title, console.width, wide)
     if fixed:
         for line in wrap_parts(["every variant: " + " ".join(printable(f) for f in fixed)], max(console.width, 40)):
-            console.print(line, markup=False, highlight=False)
+            console.print(Text(line), highlight=False)  # typed overrides: no markup, no :emoji: codes
     print_fitted(console, table, width)
     failed = [r for r in sweep_order(rows) if r.get("status") != "ok"]
     if failed:
