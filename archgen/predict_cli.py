@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -50,28 +49,23 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict ``args.input`` with ``args.model`` tile by tile and write ``args.output``."""
+    from archgen.model_file import check_model_file
     from archgen.output import check_target
     from archgen.tiling import check_image, check_options
 
     target = check_target(args.output, force=args.force, suffix=_output_suffix(args.output))
     check_options(args.batch_size, args.overlap)
     tile_size = _tile_size(args)
-    model_path = _existing_file(args.model, ".keras", "model")
+    checked = check_model_file(args.model)
     image = _read_image(_existing_file(args.input, ".npy", "input"))
-    signature = saved_signature(model_path)
-    plan = None
-    if signature is not None:
-        input_shape, outputs = signature
-        check_image(image.shape, image.dtype, len(input_shape) - 2, input_shape[-1])
-        _check_output_kind(target, len(set(args.heads)) if args.heads else len(outputs))
-        if args.config:
-            plan = _plan(args, input_shape[1:])
-    from archgen.tiling import load_model, plan_for_model, predict_tiled
+    input_shape = checked.input_shape
+    check_image(image.shape, image.dtype, len(input_shape) - 2, input_shape[-1])
+    _check_output_kind(target, len(set(args.heads)) if args.heads else len(checked.outputs))
+    plan = _plan(args, input_shape[1:]) if args.config else None
+    from archgen.tiling import load_model, predict_tiled
 
     start = time.perf_counter()
-    model = load_model(model_path)
-    if args.config and plan is None:
-        plan = plan_for_model(args.config, model, args.override)
+    model = load_model(checked.path)
     result = predict_tiled(model, image, plan=plan, batch_size=args.batch_size, tile_size=tile_size,
                            overlap=args.overlap, heads=args.heads)
     arrays = result if isinstance(result, dict) else {_only_head(model, plan): result}
@@ -129,24 +123,6 @@ def _read_image(path: Path) -> np.ndarray:
     except (ValueError, OSError, EOFError) as exc:
         raise SpecError(f"is not a readable .npy array: {' '.join(str(exc).split())[:200]}", path="input",
                         value=str(path)) from None
-
-
-def saved_signature(path: Path) -> tuple[tuple[int | None, ...], list[str]] | None:
-    """``(input batch shape, output names)`` from a .keras file's config, without Keras; None when
-    the file does not say (then the model itself is loaded to find out)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))["config"]
-        layers = {layer["name"]: layer for layer in config["layers"]}
-        inputs, outputs = config["input_layers"], config["output_layers"]
-        first = inputs[0] if isinstance(inputs[0], list) else inputs
-        outputs = outputs if isinstance(outputs[0], list) else [outputs]
-        shape = tuple(layers[first[0]]["config"]["batch_shape"])
-        if not all(n is None or isinstance(n, int) for n in shape):
-            return None
-        return shape, [str(out[0]) for out in outputs]
-    except Exception:  # anything unexpected: let Keras read the file (and report what is wrong)
-        return None
 
 
 def _plan(args: argparse.Namespace, shape: tuple[int | None, ...]):

@@ -431,21 +431,10 @@ def check_heads_stitchable(heads: Sequence[Head], ndim: int) -> None:
 
 
 def load_model(path: str | os.PathLike):
-    """``keras.saving.load_model(path, safe_mode=True)``, with a missing or broken file as SpecError."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError("no such file" if not path.exists() else "is not a file", path="model", value=str(path))
-    if path.suffix != ".keras":
-        raise SpecError("expected a .keras file (as archgen build writes)", path="model", value=str(path))
-    from archgen.backend import import_keras
+    """The model in a ``.keras`` file, checked by ``archgen.model_file`` before Keras reads it."""
+    from archgen.model_file import load_model as load_checked
 
-    keras = import_keras()
-    import archgen.emit.blocks  # noqa: F401  registers archgen>PositionEmbedding (transformer bottleneck)
-
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as exc:  # Keras raises many kinds for a bad file; the user needs one line
-        raise SpecError(f"cannot load it: {' '.join(str(exc).split())[:300]}", path="model", value=str(path)) from None
+    return load_checked(path)
 
 
 def output_names(model) -> list[str]:
