@@ -203,31 +203,54 @@ def _full_key(node: Any) -> str:
     Built from the parent links: OmegaConf's own ``_get_full_key`` drops the brackets of list
     indices (``runs0``).
     """
-    parts = []
-    while node._get_parent() is not None:
-        parts.append(node._key())
-        node = node._get_parent()
-    return dotted(reversed(parts))
+    return dotted(_key_parts(node))
 
 
 def _dictconfig_data(cfg: DictConfig) -> dict[str, Any]:
-    """Plain data of the caller's DictConfig, interpolations resolved as in the caller's app."""
+    """Plain data of the caller's DictConfig, interpolations resolved as in the caller's app.
+
+    The same guard as a file's runs first, on the unresolved tree of the whole app config (the
+    node may refer to keys outside it): no resolver but plain references (``oc.env`` only with
+    ``ARCHGEN_ALLOW_ENV=1``) and a bounded expansion, before OmegaConf resolves anything.
+    """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from archgen.hydra_conf import from_node
+    from archgen.spec.guard import check_interpolations
+    from archgen.spec.read import check_tree
 
+    own = _full_key(cfg)
     try:
+        root = OmegaConf.to_container(cfg._get_root(), resolve=False, throw_on_missing=False)
+        check_tree(OmegaConf.to_container(cfg, resolve=False, throw_on_missing=False))
+        check_interpolations(root, at=_key_parts(cfg))
         data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except ArchgenError as exc:  # paths are the app config's; the node's own prefix is added later
+        if not own or exc.path == own or exc.path.startswith((own + ".", own + "[")):
+            path, message = exc.path[len(own):].lstrip(".") or "config", exc.message
+        else:  # a key outside the node, reached through a reference
+            path, message = "config", f"refers to {exc.path}, which {exc.message}"
+        raise type(exc)(message, path=path, value=exc.value, hint=exc.hint) from None
+    except RecursionError:
+        raise SpecError("interpolations refer to each other in a loop", path="config") from None
     except OmegaConfBaseException as exc:
         # full_key is the key in the whole config; the prefix is added later, so strip it
         key = str(getattr(exc, "full_key", "") or "")
-        own = _full_key(cfg)
         if own and key.startswith(own):
             key = key[len(own):].lstrip(".")
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # later lines repeat the key
         raise SpecError(f"cannot be resolved: {first}", path=key or "config") from None
     return from_node(_drop_missing(data))
+
+
+def _key_parts(node: Any) -> tuple:
+    """The node's keys from its root config, outermost first."""
+    parts = []
+    while node._get_parent() is not None:
+        parts.append(node._key())
+        node = node._get_parent()
+    return tuple(reversed(parts))
 
 
 def _drop_missing(node: Any) -> Any:

@@ -23,6 +23,7 @@ _PACKAGE = re.compile(r"^\s*#\s*@package\s+(\S+)", re.M)
 _INTERP = re.compile(r"\$\{([^{}]*)\}")
 _REF = re.compile(r"^\.*[A-Za-z_][\w-]*(?:(?:\.[A-Za-z_0-9][\w-]*)|\[\d+\])*$")
 _ENV = "oc.env:"
+ALLOW_ENV = "ARCHGEN_ALLOW_ENV"
 MAX_EXPANDED = 1_000_000  # characters and values after interpolation
 
 
@@ -156,10 +157,24 @@ def _join(where: str, key: str) -> str:
 
 # --- interpolations ---------------------------------------------------------------------------
 
-def check_interpolations(data: Any) -> None:
-    """Refuse resolvers other than ``oc.env`` and interpolations that would expand past
-    ``MAX_EXPANDED``; both checked on the unresolved tree, before OmegaConf resolves it."""
-    _Expansion(data).check()
+def check_interpolations(data: Any, at: tuple = ()) -> None:
+    """Refuse resolvers, ``oc.env`` (unless ``ARCHGEN_ALLOW_ENV=1``) and interpolations that would
+    expand past ``MAX_EXPANDED``; all checked on the unresolved tree, before OmegaConf resolves it.
+
+    ``at`` is where the config sits in ``data`` (a DictConfig inside an app's config): only that
+    sub-tree and what it refers to are measured.
+    """
+    expansion = _Expansion(data)
+    node = expansion.lookup(".".join(str(p) for p in at), ()) if at else (data, ())
+    if node is not None:
+        expansion.size(*node)
+
+
+def env_allowed() -> bool:
+    """``${oc.env:...}`` in a config is the user's choice, made with ``ARCHGEN_ALLOW_ENV=1``."""
+    import os
+
+    return os.environ.get(ALLOW_ENV) == "1"
 
 
 class _Expansion:
@@ -169,9 +184,6 @@ class _Expansion:
         self.data = data
         self.memo: dict[tuple, int] = {}
         self.active: set[tuple] = set()
-
-    def check(self) -> None:
-        self.size(self.data, ())
 
     def size(self, node: Any, loc: tuple) -> int:
         if isinstance(node, str):
@@ -201,6 +213,9 @@ class _Expansion:
         for ref in refs:
             ref = ref.strip()
             if ref.startswith(_ENV):
+                if not env_allowed():
+                    raise SpecError(f"reading the environment (oc.env) is off for configs; set {ALLOW_ENV}=1 "
+                                    "to allow it", path=dotted(loc) or "config", value=text)
                 total += 1_000  # an environment variable: counted as a long string
                 continue
             if ":" in ref or not _REF.match(ref):

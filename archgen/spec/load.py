@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence, get_args
 from pydantic import BaseModel, ValidationError
 
 from archgen.errors import SpecError, did_you_mean, dotted
-from archgen.spec.guard import check_group_override, check_interpolations, check_mapping
+from archgen.spec.guard import ALLOW_ENV, check_group_override, check_interpolations, check_mapping
 from archgen.spec.model import ArchSpec
 from archgen.spec.read import check_regular_file, check_tree, read_config_file, read_yaml_text  # noqa: F401
 
@@ -96,7 +96,6 @@ def _has_interpolation(node: Any) -> bool:
     return False
 
 
-ALLOW_ENV = "ARCHGEN_ALLOW_ENV"
 CONFIG_NAME = "__archgen_config__"  # the checked config's name in Hydra's ConfigStore
 _GROUP = re.compile(r"^[+~]{0,2}([A-Za-z_][\w/-]*)(?:@[\w.]*)?=")
 
@@ -106,7 +105,9 @@ def _refuse_env(*_args: Any) -> Any:
 
 
 def guard_resolvers() -> None:
-    """Unless ``ARCHGEN_ALLOW_ENV=1``, make ``${oc.env:...}`` an error in this process."""
+    """Unless ``ARCHGEN_ALLOW_ENV=1``, make ``${oc.env:...}`` an error in this process: for the
+    command line's own process only (a sweep, whose jobs resolve configs inside Hydra). Library
+    calls never change OmegaConf for their host; ``check_interpolations`` refuses ``oc.env`` there."""
     import os
 
     from omegaconf import OmegaConf
@@ -129,7 +130,6 @@ def hydra_compose(data: dict[str, Any], overrides: Sequence[str], root: Path | N
     from omegaconf import DictConfig
     from omegaconf.errors import OmegaConfBaseException
 
-    guard_resolvers()
     try:
         store_config(data)
         init = (initialize(version_base="1.3", config_path=None, job_name="archgen") if root is None else
@@ -156,7 +156,6 @@ def resolve(cfg: Any, origin: str = "config") -> dict[str, Any]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    guard_resolvers()
     try:
         raw = OmegaConf.to_container(cfg, resolve=False)
         if isinstance(raw, dict):
