@@ -171,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (| head): nothing more to say
         _quiet_stdout()
         return 0
+    except MemoryError:
+        print("error: out of memory: the input or the model is larger than this machine can hold", file=sys.stderr)
+        return 2
     except RecursionError:
         print("error: model: the network is too deep for Keras to build (Python's recursion limit)",
               file=sys.stderr)

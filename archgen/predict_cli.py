@@ -51,7 +51,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Predict ``args.input`` with ``args.model`` tile by tile and write ``args.output``."""
     from archgen.model_file import check_model_file
     from archgen.output import check_target
-    from archgen.tiling import check_image, check_options
+    from archgen.tiling import check_finite, check_image, check_options
 
     target = check_target(args.output, force=args.force, suffix=_output_suffix(args.output))
     check_options(args.batch_size, args.overlap)
@@ -60,6 +60,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     image = _read_image(_existing_file(args.input, ".npy", "input"))
     input_shape = checked.input_shape
     check_image(image.shape, image.dtype, len(input_shape) - 2, input_shape[-1])
+    _check_memory(image, args.input)
+    check_finite(image)
     _check_output_kind(target, len(set(args.heads)) if args.heads else len(checked.outputs))
     plan = _plan(args, input_shape[1:]) if args.config else None
     from archgen.tiling import load_model, predict_tiled
@@ -123,6 +125,18 @@ def _read_image(path: Path) -> np.ndarray:
     except (ValueError, OSError, EOFError) as exc:
         raise SpecError(f"is not a readable .npy array: {' '.join(str(exc).split())[:200]}", path="input",
                         value=str(path)) from None
+
+
+def _check_memory(image: np.ndarray, path: Path) -> None:
+    """The image is read whole as float32, and the prediction is at least as large: refuse one that
+    cannot be held in the memory this machine has free, before reading it."""
+    from archgen.model_file import available_memory
+
+    need, free = image.size * 4 * 2, available_memory()
+    if need > free:
+        raise SpecError(f"holds {image.size:,} values: as float32 with a prediction of its size that is "
+                        f"{need / 2**30:,.1f} GiB, more than the {free / 2**30:,.1f} GiB this machine has free",
+                        path="input", value=str(path))
 
 
 def _plan(args: argparse.Namespace, shape: tuple[int | None, ...]):

@@ -641,8 +641,26 @@ def as_image_batch(image: Any, geo: Geometry) -> tuple[np.ndarray, bool]:
     """The image as float32 ``(B, *spatial, C)``, and whether it came with a batch axis."""
     array = np.asarray(image)
     batched = check_image(array.shape, array.dtype, geo.ndim, geo.channels)
-    array = array.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):
+        array = array.astype(np.float32, copy=False)
+    check_finite(array)  # after the cast: a float64 beyond float32's range is infinite here
     return (array if batched else array[None]), batched
+
+
+def check_finite(array: np.ndarray, chunk: int = 1 << 22) -> None:
+    """Refuse NaN and infinite values: the model would spread them over every tile they touch.
+    Read in chunks, so a memory-mapped image is never loaded whole."""
+    if array.dtype.kind != "f":
+        return
+    flat = array.reshape(-1)
+    for start in range(0, flat.size, chunk):
+        bad = ~np.isfinite(flat[start:start + chunk])
+        if bad.any():
+            count = int(bad.sum())
+            index = [int(i) for i in np.unravel_index(start + int(np.argmax(bad)), array.shape)]
+            raise TilingError(f"holds NaN or infinite values ({count:,} in the first chunk with any, the first at "
+                              f"{index}); replace them first (e.g. numpy.nan_to_num)", path="image",
+                              value=list(array.shape))
 
 
 def check_image(shape: Sequence[int], dtype: Any, ndim: int, channels: int | None) -> bool:

@@ -241,3 +241,21 @@ def test_predict_tiled_with_a_path_goes_through_the_same_check(saved, tmp_path):
     shutil.copy(saved, tmp_path / "ok.keras")
     out = predict_tiled(str(tmp_path / "ok.keras"), np.zeros((32, 32, 1), np.float32))
     assert out.shape == (32, 32, 2)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e300])
+def test_an_image_with_nan_or_infinite_values_is_refused(saved, tmp_path, cli, value):
+    image = np.zeros((40, 36, 1), np.float64)
+    image[3, 5, 0] = value
+    np.save(tmp_path / "x.npy", image)
+    code, out, err = cli("predict", saved, tmp_path / "x.npy", "-o", tmp_path / "y.npy")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "holds NaN or infinite values" in err and "[3, 5, 0]" in err
+    assert not (tmp_path / "y.npy").exists()
+
+
+def test_an_image_larger_than_free_memory_is_refused_before_it_is_read(saved, tmp_path, cli, monkeypatch):
+    np.save(tmp_path / "x.npy", np.zeros((64, 64, 1), np.float32))
+    monkeypatch.setattr("archgen.model_file.available_memory", lambda: 20_000)
+    code, out, err = cli("predict", saved, tmp_path / "x.npy", "-o", tmp_path / "y.npy")
+    assert code == 2 and "more than the 0.0 GiB this machine has free" in err and err.startswith("error: input=")
