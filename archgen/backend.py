@@ -33,6 +33,22 @@ def select_backend(name: str | None = None) -> str:
     return name
 
 
+def _keep_keras_out_of_home() -> None:
+    """Keras writes ``~/.keras/keras.json`` on its first import where there is none. Where it
+    exists, Keras reads it and writes nothing; elsewhere Keras's folder is a temporary one of this
+    process, removed at exit. ``KERAS_HOME`` set by the user always wins: set it to keep
+    downloaded weights between runs."""
+    if "KERAS_HOME" in os.environ or os.path.isfile(os.path.join(os.path.expanduser("~"), ".keras", "keras.json")):
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="archgen-keras-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["KERAS_HOME"] = folder
+
+
 def import_keras():
     """``import keras`` with TensorFlow's start-up chatter (absl, "could not find cuda drivers")
     kept off the terminal: it is written by C++ straight to file descriptor 2. Errors still
@@ -40,6 +56,7 @@ def import_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "keras" in sys.modules:
         return sys.modules["keras"]
+    _keep_keras_out_of_home()
     sys.stderr.flush()
     saved = os.dup(2)
     try:
