@@ -388,8 +388,9 @@ def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], 
                 sweep_dir: Path, options: SweepOptions) -> list[dict[str, Any]]:
     """The sweep through Hydra's sweeper and the selected launcher; jobs write ``result.json``.
 
-    If the launcher fails part-way (a joblib worker killed by the kernel takes the pool down),
-    the variants that never started run again one at a time, so each variant gets a row.
+    If the launcher fails part-way (a joblib worker killed by the kernel takes the pool down, even
+    one killed as it starts, before any job), the variants that never started run again one at a
+    time, so each variant gets a row: one whose job still leaves no result is ``killed``.
     """
     from archgen.spec.load import schema_overrides, store_config
 
@@ -411,9 +412,15 @@ def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], 
         launcher = [o for o in overrides if o.startswith(("hydra/launcher", "hydra.launcher"))]
         for num, variant in enumerate(variants):
             job = sweep_dir / str(num)
-            if not (job / RESULT).exists() and (not job.exists() or _pid(job) in bystanders):
-                _launch(task, [*base, *variant, *launcher, f"hydra.sweep.subdir={num}"])
-    return collect_results(sweep_dir, None if variants is None else len(variants), options.swept)
+            # Not started: no folder, or one Hydra made but our job never reached (no ``started``),
+            # or its worker was a bystander the pool killed. The worker that died first is not rerun.
+            if not (job / RESULT).exists() and (not job.exists() or _pid(job) is None or _pid(job) in bystanders):
+                try:
+                    _launch(task, [*base, *variant, *launcher, f"hydra.sweep.subdir={num}"])
+                except ArchgenError:  # this variant alone could not be launched: its row says killed
+                    pass
+    return collect_results(sweep_dir, None if variants is None else len(variants), options.swept,
+                           variants=variants)
 
 
 @contextmanager
@@ -479,7 +486,7 @@ def _launch(task: SweepTask, argv: list[str]) -> SpecError | None:
             raise SpecError("Hydra could not run the sweep", path="overrides") from None
     except Exception as exc:
         error = SpecError(f"Hydra could not run the sweep: {printable(_first_line(exc))}", path="overrides")
-        if _job_dirs(sweep_dir) == before:
+        if _job_dirs(sweep_dir) == before and not _lost_worker(exc):
             raise error from None
         return error
     finally:
@@ -489,6 +496,21 @@ def _launch(task: SweepTask, argv: list[str]) -> SpecError | None:
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved_full
     return None
+
+
+def _lost_worker(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what it wraps) is a process pool that lost a worker: joblib's loky pool
+    raises ``TerminatedWorkerError``, a ``BrokenExecutor``, also when the worker died as it
+    started, before any job made a folder. The sweep goes on; it is not a Hydra error."""
+    from concurrent.futures import BrokenExecutor
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, BrokenExecutor):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _job_dirs(sweep_dir: Path) -> set[str]:
@@ -602,23 +624,31 @@ def _run_variant(data: dict, out: Path, command: str | None, options: SweepOptio
     return row
 
 
-def collect_results(sweep_dir: Path, count: int | None = None, swept: Sequence[str] = ()) -> list[dict[str, Any]]:
+def collect_results(sweep_dir: Path, count: int | None = None, swept: Sequence[str] = (), *,
+                    variants: Sequence[Sequence[str]] | None = None) -> list[dict[str, Any]]:
     """One row per job folder (the first ``count``, when known: older folders of a reused sweep
-    folder are not this sweep's); a job that left no result (killed, out of memory) is a failed row."""
+    folder are not this sweep's); a job that left no result (killed, out of memory) is a failed row.
+    With ``variants`` (each job's overrides) every variant gets a row, also one whose worker died
+    before its folder was made."""
     rows = []
-    jobs = [p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit() and (count is None or int(p.name) < count)]
-    for job in sorted(jobs, key=lambda p: int(p.name)):
-        result = job / RESULT
-        if result.exists():
+    jobs = {int(p.name): p for p in sweep_dir.iterdir()
+            if p.is_dir() and p.name.isdigit() and (count is None or int(p.name) < count)}
+    for num in sorted(set(jobs) | set(range(len(variants or ())))):
+        job = jobs.get(num)
+        result = None if job is None else job / RESULT
+        if result is not None and result.exists():
             try:
                 rows.append(json.loads(result.read_text()))
                 continue
             except ValueError:
                 pass  # cut short while being written
-        overrides = job / ".hydra" / "overrides.yaml"
-        text = overrides.read_text() if overrides.exists() else ""
-        listed = [line.strip("- '\"") for line in text.splitlines() if line.strip()]
-        rows.append({"job": int(job.name), "overrides": " ".join(o.lstrip("+") for o in listed),
+        if variants is not None and num < len(variants):  # as Hydra lists a job's own: no hydra settings
+            listed = [o for o in variants[num] if not o.lstrip("+~").split("=", 1)[0].startswith(("hydra/", "hydra."))]
+        else:
+            overrides = sweep_dir / str(num) / ".hydra" / "overrides.yaml"
+            text = overrides.read_text() if overrides.exists() else ""
+            listed = [line.strip("- '\"") for line in text.splitlines() if line.strip()]
+        rows.append({"job": num, "overrides": " ".join(o.lstrip("+") for o in listed),
                      "swept": swept_values(listed, swept), "status": "killed",
                      "error": "the job ended without a result (killed, or out of memory)"})
     return rows

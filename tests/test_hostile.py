@@ -321,6 +321,65 @@ def test_a_killed_joblib_worker_is_a_killed_row_and_the_others_finish(tmp_path):
     assert "1 of 5 variants failed" in err
 
 
+# Put first on a child's PYTHONPATH: a joblib (loky) worker SIGKILLs itself as it starts, before it
+# runs any job. "once": the first worker to start, at once; "key=value": any worker about to run
+# the variant with that override, before Hydra makes its job folder (every time it is tried).
+WORKER_KILLER = """
+import os, signal
+if b"popen_loky_posix" in open("/proc/self/cmdline", "rb").read():
+    mode = os.environ.get("KILL_WORKER", "")
+    if mode == "once":
+        try:
+            os.close(os.open(os.environ["KILL_MARK"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            os.kill(os.getpid(), signal.SIGKILL)
+        except FileExistsError:
+            pass
+    elif mode:
+        from hydra_plugins.hydra_joblib_launcher import _core
+
+        run = _core.execute_job
+
+        def execute_job(idx, overrides, *args):
+            if any(o.lstrip("+") == mode for o in overrides):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return run(idx, overrides, *args)
+
+        _core.execute_job = execute_job
+"""
+
+
+@pytest.mark.parametrize("command, mode", [
+    ("summary", "once"),
+    pytest.param("summary", "encoder.filters=6", marks=pytest.mark.slow),
+    pytest.param("build", "once", marks=pytest.mark.slow),
+])
+def test_a_joblib_worker_killed_as_it_starts_is_not_the_end_of_the_sweep(tmp_path, command, mode):
+    """A worker killed before its first job (the pool breaks before any job folder exists) once
+    ended the sweep with "Hydra could not run the sweep" and no rows. Now every variant has a row:
+    a worker lost once costs nothing (its variants run again), and a variant whose worker dies
+    each time it is tried is a ``killed`` row."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("the worker finds itself through /proc")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(WORKER_KILLER)
+    (tmp_path / "net.yaml").write_text(TINY)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    result = archgen(command, "net.yaml", "-m", "-q", "encoder.filters=4,6,4,4,4", "hydra/launcher=joblib",
+                     "hydra.launcher.n_jobs=2", "hydra.sweep.dir=s", cwd=tmp_path, timeout=300,
+                     env={"PYTHONPATH": path, "KILL_WORKER": mode, "KILL_MARK": str(tmp_path / "killed")})
+    assert "Hydra could not run the sweep" not in result.stderr, result.stderr
+    rows = json.loads((tmp_path / "s" / "results.json").read_text())
+    statuses = {r["job"]: r["status"] for r in rows}
+    if mode == "once":
+        assert (tmp_path / "killed").exists()  # a worker did die
+        assert result.returncode == 0 and statuses == dict.fromkeys(range(5), "ok"), result.stderr
+    else:
+        assert result.returncode == 1 and statuses == {0: "ok", 1: "killed", 2: "ok", 3: "ok", 4: "ok"}, rows
+        assert rows[1]["overrides"] == "encoder.filters=6" and "1 of 5 variants failed" in result.stderr
+
+
 # --- outputs ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("output", ["", "/", ".", "missing/x.keras", "x.txt"])

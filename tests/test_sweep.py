@@ -142,6 +142,20 @@ def test_a_job_that_left_no_result_is_a_killed_row(tmp_path):
     assert rows[0]["overrides"] == "encoder.depth=9"
 
 
+def test_a_variant_whose_job_left_no_folder_is_a_killed_row_too(tmp_path):
+    """A worker killed before Hydra made the job's folder: the variant still has its row."""
+    from archgen.sweep import collect_results
+
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "result.json").write_text(json.dumps({"job": 1, "overrides": "encoder.depth=2", "status": "ok"}))
+    variants = [["++encoder.depth=1", "hydra/launcher=joblib"], ["++encoder.depth=2", "hydra/launcher=joblib"],
+                ["++encoder.depth=3", "hydra.launcher.n_jobs=2"]]
+    rows = collect_results(tmp_path, 3, ["encoder.depth"], variants=variants)
+    assert [(r["job"], r["status"]) for r in rows] == [(0, "killed"), (1, "ok"), (2, "killed")]
+    assert [rows[0]["overrides"], rows[2]["overrides"]] == ["encoder.depth=1", "encoder.depth=3"]
+    assert rows[2]["swept"] == {"encoder.depth": 3}
+
+
 def test_bad_sweep_override_is_a_clear_error(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = cli("summary", SAME, "-m", "encoder.depth=range(")
