@@ -127,7 +127,19 @@ def load_model(path: str | os.PathLike, key: str = "model"):
 
 # --- the file and the archive -----------------------------------------------------------------
 
-def _open_regular(path: Path, key: str) -> BinaryIO:
+def check_weights_file(path: str | os.PathLike, key: str = "encoder.weights") -> None:
+    """A backbone's weights file: a regular file within the size bound; a ``.keras`` file's archive
+    checked as a model's is, an ``.h5`` file's signature checked (Keras reads only arrays from it)."""
+    path = Path(path)
+    with _open_regular(path, key, what="a weights file") as handle:
+        if path.suffix == ".keras":
+            _check_zip(handle, key, str(path))
+        elif handle.read(8) != b"\x89HDF\r\n\x1a\n":
+            raise SpecError("is not an HDF5 file; expected weights saved by Keras (.weights.h5)", path=key,
+                            value=str(path))
+
+
+def _open_regular(path: Path, key: str, what: str = "a .keras file") -> BinaryIO:
     shown = str(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
@@ -138,8 +150,8 @@ def _open_regular(path: Path, key: str) -> BinaryIO:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        what = "is a directory" if stat.S_ISDIR(info.st_mode) else "is not a regular file"
-        raise SpecError(f"{what}; expected a .keras file", path=key, value=shown)
+        kind = "is a directory" if stat.S_ISDIR(info.st_mode) else "is not a regular file"
+        raise SpecError(f"{kind}; expected {what}", path=key, value=shown)
     if info.st_size > MAX_FILE_BYTES:
         os.close(fd)
         raise SpecError(f"is {info.st_size:,} bytes; a model file may be at most {MAX_FILE_BYTES:,}", path=key,

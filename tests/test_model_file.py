@@ -259,3 +259,23 @@ def test_an_image_larger_than_free_memory_is_refused_before_it_is_read(saved, tm
     monkeypatch.setattr("archgen.model_file.available_memory", lambda: 20_000)
     code, out, err = cli("predict", saved, tmp_path / "x.npy", "-o", tmp_path / "y.npy")
     assert code == 2 and "more than the 0.0 GiB this machine has free" in err and err.startswith("error: input=")
+
+
+def test_weights_files_are_checked_like_model_files(saved, tmp_path):
+    from archgen.model_file import check_weights_file
+
+    os.mkfifo(tmp_path / "w.weights.h5")
+    with pytest.raises(SpecError, match="encoder.weights=.*not a regular file; expected a weights file"):
+        check_weights_file(tmp_path / "w.weights.h5")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(SpecError, match="not an HDF5 file"):
+        check_weights_file(tmp_path / "text.h5")
+    crafted = rewrite(saved, tmp_path / "extra.keras", extra={"assets/x": b"1"})
+    with pytest.raises(SpecError, match="holds 'assets/x'"):
+        check_weights_file(crafted)
+    check_weights_file(saved)
+    import h5py
+
+    with h5py.File(tmp_path / "ok.weights.h5", "w") as f:
+        f["a"] = np.zeros(3)
+    check_weights_file(tmp_path / "ok.weights.h5")

@@ -14,6 +14,7 @@ from typing import Any
 
 from archgen.backend import import_keras
 from archgen.errors import EmitError
+from archgen.model_file import check_weights_file
 from archgen.planner.ir import LayerPlan
 
 keras = import_keras()
@@ -28,9 +29,12 @@ def _tap_tensor(base, layer: str, side: str):
 
 def _weights(a: dict) -> str | None:
     weights = a["weights"]
-    if weights not in (None, "imagenet") and not os.path.isfile(weights):
+    if weights in (None, "imagenet"):
+        return weights
+    if not os.path.lexists(weights):
         raise EmitError(f"no such weights file (relative paths start at {os.getcwd()})", path="encoder.weights",
                         value=weights)
+    check_weights_file(weights)
     return weights
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from archgen.backbones import BACKBONES
 from archgen.planner.ir import Plan
+from archgen.report.svg_text import xml_text
 
 FRAME_PAD = 10  # between the frame and the tap boxes it holds
 LABEL_ROOM = 18  # above a box: its label
@@ -38,7 +37,7 @@ def backbone_frame(plan: Plan, levels: dict) -> list[str]:
     x1, y1 = max(b.right for b in taps) + FRAME_PAD, max(b.y + b.h for b in taps) + FRAME_PAD + 10
     a = body.attrs
     title = f"backbone {a['constructor']}: {body.params:,} params, weights {a['weights'] or 'none'}"
-    return [f'<g class="backbone" id="backbone"><title>{escape(title)}</title>'
+    return [f'<g class="backbone" id="backbone"><title>{xml_text(title)}</title>'
             f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" rx="8" '
             f'fill="none" stroke="#2c6fbb" stroke-width="1.5" stroke-dasharray="8 4"/>'
-            f'<text x="{x0 + 6:.1f}" y="{y1 - 5:.1f}" fill="#2c6fbb">{escape(title)}</text></g>']
+            f'<text x="{x0 + 6:.1f}" y="{y1 - 5:.1f}" fill="#2c6fbb">{xml_text(title)}</text></g>']

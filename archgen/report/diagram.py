@@ -10,12 +10,11 @@ from __future__ import annotations
 import re
 from math import log2
 from typing import NamedTuple
-from xml.sax.saxutils import escape, quoteattr
-
 from archgen.planner.ir import LayerPlan, Plan
 from archgen.report.backbone import backbone_frame
 from archgen.report.blocks import block_tags
 from archgen.report.data import fmt_shape
+from archgen.report.svg_text import xml_attr, xml_text
 
 COL = 150          # column pitch: wide enough for a label like "bottleneck 28x28x1024"
 MARGIN, TITLE_H, LABEL_H, ROW_GAP = 20, 34, 16, 28
@@ -174,10 +173,10 @@ def layout(plan: Plan) -> tuple[dict[str, Box], dict[str, Box], float]:
 
 
 def _box(cls: str, ident: str, box: Box, label: str, fill: str) -> str:
-    return (f'<g class="{cls}" id={quoteattr(ident)}><title>{escape(label)}</title>'
+    return (f'<g class="{cls}" id={xml_attr(ident)}><title>{xml_text(label)}</title>'
             f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" '
             f'fill="{fill}" stroke="#333"/>'
-            f'<text x="{box.cx:.1f}" y="{box.y - 4:.1f}" text-anchor="middle">{escape(label)}</text></g>')
+            f'<text x="{box.cx:.1f}" y="{box.y - 4:.1f}" text-anchor="middle">{xml_text(label)}</text></g>')
 
 
 def _arrow(kind: str, src: str, dst: str, points: list[tuple[float, float]], label: str = "") -> str:
@@ -187,8 +186,8 @@ def _arrow(kind: str, src: str, dst: str, points: list[tuple[float, float]], lab
     text = ""
     if label:  # above the middle of the first segment (skips are straight lines)
         (x0, y0), (x1, _) = points[0], points[1]
-        text = f'<text x="{(x0 + x1) / 2:.1f}" y="{y0 - 4:.1f}" text-anchor="middle">{escape(label)}</text>'
-    return (f'<g class="{kind}" data-from={quoteattr(src)} data-to={quoteattr(dst)}>'
+        text = f'<text x="{(x0 + x1) / 2:.1f}" y="{y0 - 4:.1f}" text-anchor="middle">{xml_text(label)}</text>'
+    return (f'<g class="{kind}" data-from={xml_attr(src)} data-to={xml_attr(dst)}>'
             f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"{dashed} '
             f'marker-end="url(#arrow-{kind})"/>{text}</g>')
 
@@ -204,7 +203,7 @@ def _legend(y: float, kinds: list[str]) -> str:
         dashed = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(f'<line x1="{MARGIN}" y1="{ly}" x2="{MARGIN + 24}" y2="{ly}" stroke="{colour}" '
                      f'stroke-width="2"{dashed} marker-end="url(#arrow-{kind})"/>'
-                     f'<text x="{MARGIN + 34}" y="{ly + 4}">{escape(text)}</text>')
+                     f'<text x="{MARGIN + 34}" y="{ly + 4}">{xml_text(text)}</text>')
     return "".join(parts) + "</g>"
 
 
@@ -285,7 +284,7 @@ def _document(plan: Plan, body: list[str], bottom: float, width: float) -> str:
         f'width="{width:.0f}" height="{height:.0f}" font-family="monospace" font-size="11">',
         f"<defs>{markers}</defs>",
         '<rect width="100%" height="100%" fill="white"/>',
-        f'<text class="title" x="{MARGIN}" y="{MARGIN + 4}" font-size="14">{escape(title)}</text>',
+        f'<text class="title" x="{MARGIN}" y="{MARGIN + 4}" font-size="14">{xml_text(title)}</text>',
         *body, _legend(bottom, kinds), "</svg>\n"])
 
 

@@ -474,6 +474,8 @@ class BackboneEncoder(Strict):
     @field_validator("weights")
     @classmethod
     def _weights_source(cls, weights: str | None) -> str | None:
+        if weights is not None and not weights.isprintable():
+            raise ValueError("a weights path may not hold control or other non-printable characters")
         if weights is None or weights == "imagenet" or weights.endswith((".h5", ".keras")):
             return weights
         from archgen.errors import did_you_mean
