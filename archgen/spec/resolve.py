@@ -220,6 +220,23 @@ def resolved_data(spec: ArchSpec) -> dict[str, Any]:
         # Field order of a config: the stages last in each part, where a reader expects the table.
         enc["stages"] = enc.pop("stages")
     dec["stages"] = dec.pop("stages")
+    return _without_unused(data)
+
+
+def _without_unused(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` less the keys that would do nothing in it, so that the printed form reads back
+    without a warning (a block's ``groups`` where its norm is batch, and the like)."""
+    import re
+
+    from archgen.spec.load import validate
+    from archgen.spec.unused import unused_options
+
+    for path, _, _ in unused_options(validate(data)):
+        *parents, last = [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", path)]
+        node = data
+        for part in parents:
+            node = node[part]
+        node.pop(last, None)
     return data
 
 
@@ -236,6 +253,7 @@ def resolved_yaml(spec: ArchSpec) -> str:
 
     _Dumper.add_representer(list, _list)
     header = "# yaml-language-server: $schema=../schema/archgen.schema.json\n"
-    header += f"# {spec.name}: the canonical form, every stage spelled out\n"
+    name = spec.name if spec.name.isprintable() else repr(spec.name)  # a comment stays one line
+    header += f"# {name}: the canonical form, every stage spelled out\n"
     return header + yaml.dump(resolved_data(spec), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                               width=100)

@@ -10,6 +10,7 @@ from archgen.errors import ArchgenError
 from archgen.planner import make_plan
 from archgen.spec import load_spec
 from archgen.spec.resolve import resolve, resolved_yaml
+from archgen.spec.unused import unused_options
 from tests.conftest import CONF
 
 CONFIGS = sorted(CONF.glob("*.yaml")) + sorted((CONF / "peers").glob("*.yaml"))
@@ -29,6 +30,7 @@ def test_every_config_round_trips_through_its_resolved_form(path):
     assert (again.encoder.type == "backbone" or again.encoder.stages is not None) and again.decoder.stages is not None
     same_plan(make_plan(spec), make_plan(again))
     assert resolved_yaml(again).split("\n", 2)[2] == text.split("\n", 2)[2]  # resolving twice changes nothing
+    assert unused_options(again) == []  # it reads back without a "does nothing here" warning
 
 
 def test_short_form_expands_to_stages():
