@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from archgen.errors import ArchgenError, SpecError
+from archgen.errors import ArchgenError, SpecError, printable
 
 CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
 
@@ -78,12 +79,18 @@ def _dataset(args: argparse.Namespace):
                         args.classes, args.cases)
 
 
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")  # the schema's rule for a model name
+
+
 def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> tuple[dict, str | None]:
     """(nnU-Net-keyed decisions, YAML text or None with --json)."""
     from archgen.auto.config import render
     from archgen.auto.inputs import parse_gb
     from archgen.auto.nnunet import FAMILIES, plan_dataset
 
+    if args.name is not None and not NAME.fullmatch(args.name):
+        raise SpecError("expected a letter, then up to 63 letters, digits or _ (the config's name)", path="--name",
+                        value=args.name)
     family = FAMILIES[args.family]
     gb = parse_gb(args.fit) if args.fit is not None else family.default_gb
     dataset = _dataset(args)
@@ -92,7 +99,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> tuple[di
     conf = args.configuration or ("3d_fullres" if "3d_fullres" in configs else "2d")
     if conf not in configs:
         why = ("the dataset is 2D" if conf.startswith("3d") and "3d_fullres" not in configs else
-               "the 3d_fullres patch already covers 25% of the median image (or lowres would not be half its size)")
+               result["_why_no_3d_lowres"])
         raise SpecError(f"was not made: {why}; made: {', '.join(configs)}", path="--configuration", value=conf)
     if args.json:
         return result, None
@@ -102,7 +109,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> tuple[di
 
 def public(result: dict) -> dict:
     """The JSON answer: nnU-Net's keys per configuration, archgen's reasons under ``archgen``."""
-    out = {k: v for k, v in result.items() if k != "configurations"}
+    out = {k: v for k, v in result.items() if k != "configurations" and not k.startswith("_")}
     out["configurations"] = {}
     for name, conf in result["configurations"].items():
         conf = dict(conf)
@@ -132,8 +139,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
         memory = (f"memory model archgen: {why['memory_estimate_bytes'] / 2**30:.2f} GiB of "
                   f"{why['memory_budget_bytes'] / 2**30:.2f} GiB" if why["memory_model"] == "archgen"
                   else "memory model nnunet")
-        print(f"{path}: {conf}, patch {c['patch_size']}, batch {c['batch_size']}, {c['n_stages']} stages, "
-              f"features {c['features_per_stage']} ({memory})")
+        print(f"{printable(str(path), 10_000)}: {conf}, patch {c['patch_size']}, batch {c['batch_size']}, "
+              f"{c['n_stages']} stages, features {c['features_per_stage']} ({memory})")
     else:
         sys.stdout.write(text)
     return 0

@@ -114,6 +114,7 @@ class Dataset:
     num_training: int  # dataset.json numTraining
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    keys: tuple[str, str] = ("--shape", "--spacing")  # where the shapes and spacings came from, for errors
 
 
 @dataclass
@@ -227,7 +228,8 @@ def _round(x) -> int:
 
 
 def plan_configuration(family: Family, spacing, median_shape, n_voxels_dataset: float, channels: int,
-                       classes: int, gpu_gb: float, cache: dict | None = None, memory=None) -> dict[str, Any]:
+                       classes: int, gpu_gb: float, cache: dict | None = None, memory=None,
+                       keys: tuple[str, str] = ("--shape", "--spacing")) -> dict[str, Any]:
     """One configuration (``get_plans_for_configuration``): nnU-Net's keys and axis order.
 
     ``memory``: None for nnU-Net's reference-VRAM heuristic; an ``archgen.auto.memory.ArchgenMemory``
@@ -244,6 +246,11 @@ def plan_configuration(family: Family, spacing, median_shape, n_voxels_dataset: 
     else:
         initial = [round(i) for i in tmp * (2048 ** 2 / np.prod(tmp)) ** (1 / 2)]
     initial = np.array([min(i, j) for i, j in zip(initial, median)])  # clipped to the median shape
+    if min(initial) < 1:  # nnU-Net would divide by an estimate of 0
+        axis = int(np.argmin(initial))
+        raise SpecError(f"is too anisotropic to plan: at the target spacing {[round(float(v), 6) for v in spacing]} "
+                        f"the {dim}D initial patch (1/spacing aspect) would have 0 voxels on axis {axis}; nnU-Net's "
+                        "rules need the axes' spacings within a factor of ~10,000", path=keys[1])
     topo = pool_and_conv_props(spacing, initial)
     blocks_enc, blocks_dec = family.blocks_encoder, family.blocks_decoder
 
@@ -251,7 +258,7 @@ def plan_configuration(family: Family, spacing, median_shape, n_voxels_dataset: 
         n = len(t.strides)
         if n > len(blocks_enc):
             raise SpecError(f"the plan would need {n} stages; nnU-Net's {family.planner} has block counts "
-                            f"for {len(blocks_enc)}", path="--shape", value=[int(m) for m in median])
+                            f"for {len(blocks_enc)}", path=keys[0], value=[int(m) for m in median])
         key = (tuple(t.patch), tuple(map(tuple, t.strides)))
         if key not in cache:
             cache[key] = feature_map_elements(t.patch, channels, classes, features_per_stage(n, dim), t.strides,
@@ -332,9 +339,9 @@ def _memory_why(memory, topo: Topology, batch_size: int) -> dict[str, Any]:
 
 def target_spacing(ds: Dataset) -> np.ndarray:
     """``determine_fullres_target_spacing`` (no overwrite_target_spacing)."""
-    spacings = np.vstack(ds.spacings)
+    spacings = np.asarray(ds.spacings, dtype=np.float64)  # np.vstack's array, without a call per case
     target = np.percentile(spacings, 50, 0)
-    target_size = np.percentile(np.vstack(ds.shapes), 50, 0)
+    target_size = np.percentile(np.asarray(ds.shapes), 50, 0)
     worst = int(np.argmax(target))
     others = [i for i in range(len(target)) if i != worst]
     other_spacings = [target[i] for i in others]
@@ -372,17 +379,19 @@ def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str =
     worst = int(np.argmax(fullres))
     forward = [worst] + [i for i in range(3) if i != worst]
     fullres_t = fullres[forward]
-    new_shapes = [compute_new_shape(shape, sp, fullres) for sp, shape in zip(ds.spacings, ds.shapes)]
+    # compute_new_shape per case, for all at once: the same float operations, numpy rounds half to even too
+    new_shapes = np.round(np.asarray(ds.spacings, dtype=np.float64) / fullres * np.asarray(ds.shapes, dtype=np.float64))
     median_t = np.median(new_shapes, 0)[forward]
     n_vox = float(np.prod(median_t, dtype=np.float64) * ds.num_training)
     configs: dict[str, Any] = {}
     lowres_trail = []
     if median_t[0] != 1:
         full = plan_configuration(family, fullres_t, median_t, n_vox, ds.channels, ds.classes, gpu_gb, cache,
-                                  memory)
+                                  memory, ds.keys)
         median_vox = np.prod(median_t, dtype=np.float64)
         patch_vox = np.prod(full["patch_size"], dtype=np.float64)
         lowres = None
+        no_lowres = "the 3d_fullres patch already covers 25% of the median image"
         low_spacing = deepcopy(fullres_t)
         while patch_vox / median_vox < LOWRES_THRESHOLD:
             biggest = max(low_spacing)
@@ -391,20 +400,27 @@ def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str =
             else:
                 low_spacing *= LOWRES_STEP
             median_vox = np.prod(fullres_t / low_spacing * median_t, dtype=np.float64)
-            lowres = plan_configuration(family, low_spacing,
-                                        tuple(round(i) for i in fullres_t / low_spacing * median_t),
+            low_median = tuple(round(i) for i in fullres_t / low_spacing * median_t)
+            if min(low_median) < 1:  # a thin slab: nnU-Net would plan an empty patch (and divide by 0)
+                lowres, no_lowres = None, (f"at the spacing {[round(float(v), 6) for v in low_spacing]} the median "
+                                           f"image would be {list(low_median)} voxels")
+                break
+            lowres = plan_configuration(family, low_spacing, low_median,
                                         float(np.prod(median_vox) * ds.num_training), ds.channels, ds.classes,
-                                        gpu_gb, cache, memory)
+                                        gpu_gb, cache, memory, ds.keys)
             patch_vox = np.prod(lowres["patch_size"], dtype=np.int64)
             lowres_trail.append([float(s) for s in low_spacing])
         if lowres is not None and np.prod(median_t, dtype=np.float64) / median_vox < 2:
             lowres = None  # too close to 3d_fullres to be worth a cascade
+            no_lowres = "its median image would not be half the size of 3d_fullres's"
         if lowres is not None:
             lowres["_why"]["lowres_spacing_steps"] = len(lowres_trail)
             configs["3d_lowres"] = lowres
         configs["3d_fullres"] = full
+    else:
+        no_lowres = "the dataset is 2D"
     configs["2d"] = plan_configuration(family, fullres_t[1:], median_t[1:], n_vox, ds.channels, ds.classes,
-                                       gpu_gb, cache, memory)
+                                       gpu_gb, cache, memory, ds.keys)
     return {
         "planner": family.planner,
         "family": family.name,
@@ -415,4 +431,5 @@ def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str =
         "median_shape_after_resampling": [float(m) for m in median_t],
         "approximate_n_voxels_dataset": n_vox,
         "configurations": {k: configs[k] for k in ("2d", "3d_fullres", "3d_lowres") if k in configs},
+        "_why_no_3d_lowres": None if "3d_lowres" in configs else no_lowres,  # archgen's note, not in --json
     }
