@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import yaml
+
 from archgen.auto.memory import CALIBRATION_NOTE
 from archgen.auto.nnunet import Dataset, Family
 
@@ -22,6 +24,7 @@ def _axis(values: list[int]) -> int | list[int]:
 
 
 def _flow(value: Any) -> str:
+    """A number or list of numbers as a comment shows it."""
     if isinstance(value, list):
         return "[" + ", ".join(_flow(v) for v in value) + "]"
     if isinstance(value, float):
@@ -32,25 +35,99 @@ def _flow(value: Any) -> str:
 COMMENT_WIDTH = 80  # printed to a terminal too: a longer line would be wrapped there, maybe inside a number
 
 
+def escape(text: str) -> str:
+    """``text`` with every character that is not printable (line breaks of every kind -- \\n, \\r,
+    U+0085, U+2028, U+2029 --, other controls, format characters, lone surrogates) written as
+    Python writes it in a repr: a comment stays one line, and YAML can read it."""
+    text = str(text)
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _comment(text: str, level: int) -> list[str]:
-    """``text`` as comment lines of at most COMMENT_WIDTH, broken only at spaces (numbers, lists
-    and the command line's words stay whole); continuation lines indented below their item."""
+    """``text`` (escaped) as comment lines of at most COMMENT_WIDTH, broken only at spaces (numbers,
+    lists and the command line's words stay whole); continuation lines indented below their item."""
     import textwrap
 
     first = "# " + "  " * level
-    kept = re.sub(r"\[[^\[\]]*\]", lambda m: m.group(0).replace(" ", "\0"), text)  # a list stays on one line
+    kept = re.sub(r"\[[^\[\]]*\]", lambda m: m.group(0).replace(" ", "\0"), escape(text))  # a list stays on one line
     return [line.replace("\0", " ") for line in textwrap.wrap(
         kept, COMMENT_WIDTH, initial_indent=first, subsequent_indent=first + "  ", break_long_words=False,
         break_on_hyphens=False)] or [first.rstrip()]
 
 
-def _stage_line(stage: dict) -> str:
-    """One stage as a YAML flow mapping; its lists without spaces where the line would pass
-    COMMENT_WIDTH (a terminal would wrap it inside a list)."""
-    line = "    - {" + ", ".join(f"{k}: {_flow(v)}" for k, v in stage.items()) + "}"
-    if len(line) <= COMMENT_WIDTH:
-        return line
-    return "    - {" + ", ".join(f"{k}: {_flow(v).replace(', ', ',')}" for k, v in stage.items()) + "}"
+class _Flow(dict):
+    """A mapping written on one line: ``- {filters: 32, convs: 2, kernel_size: [1, 3, 3]}``."""
+
+
+class _Compact(_Flow):
+    """A one-line mapping too long for COMMENT_WIDTH: its lists without spaces (``[1,3,3]``)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe emitter, with sequences indented below their key, no aliases, one-line mappings
+    for ``_Flow`` and lists of scalars, and the spaces inside a ``_Compact`` mapping's lists left out."""
+
+    _node = None
+    _compact = False
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False):
+        return super().increase_indent(flow, False)
+
+    def serialize_node(self, node, parent, index):
+        self._node = node  # the node whose start event ``emit`` is about to get
+        super().serialize_node(node, parent, index)
+
+    def emit(self, event):
+        if isinstance(event, yaml.MappingStartEvent) and getattr(self._node, "compact", False):
+            event.compact = True
+        super().emit(event)
+
+    def expect_flow_mapping(self):
+        if self.flow_level == 0:
+            self._compact = getattr(self.event, "compact", False)
+        super().expect_flow_mapping()
+
+    def expect_flow_sequence(self):
+        if self.flow_level == 0:
+            self._compact = False
+        super().expect_flow_sequence()
+
+    def write_indicator(self, indicator, need_whitespace, whitespace=False, indention=False):
+        if indicator == "," and self._compact and self.flow_level > 1:
+            whitespace = True  # the next item follows without a space
+        super().write_indicator(indicator, need_whitespace, whitespace, indention)
+
+
+def _represent_flow(dumper: _Dumper, data: dict):
+    node = dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True)
+    node.compact = isinstance(data, _Compact)
+    return node
+
+
+def _represent_list(dumper: _Dumper, data: list):
+    flat = all(not isinstance(v, (dict, list)) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_Dumper.add_representer(_Flow, _represent_flow)
+_Dumper.add_representer(_Compact, _represent_flow)
+_Dumper.add_representer(list, _represent_list)
+
+
+def dump_yaml(data: dict) -> str:
+    """``data`` (a mapping) as YAML by PyYAML's emitter: keys in their order, never wrapped."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=float("inf"),
+                     allow_unicode=False)
+
+
+def _stage(stage: dict, indent: int) -> _Flow:
+    """A stage as a one-line mapping; compact where its line at ``indent`` would pass COMMENT_WIDTH
+    (a terminal would wrap it inside a list)."""
+    line = " " * indent + dump_yaml({"x": [_Flow(stage)]}).splitlines()[-1].lstrip()
+    return _Compact(stage) if len(line) > COMMENT_WIDTH else _Flow(stage)
 
 
 def stage_lists(conf: dict, family: Family) -> tuple[list[dict], list[dict]]:
@@ -72,48 +149,49 @@ def stage_lists(conf: dict, family: Family) -> tuple[list[dict], list[dict]]:
     return encoder, decoder
 
 
-def network_lines(conf: dict, family: Family, channels: int, classes: int, name: str) -> list[str]:
-    """The config's YAML lines (no comments) for one nnU-Net configuration: what `auto` writes and
-    what its archgen memory model plans."""
+STAGE_INDENT = 4  # encoder: / stages: / - {...}
+
+
+def network_data(conf: dict, family: Family, channels: int, classes: int, name: str) -> dict[str, Any]:
+    """The config (plain data, in the order it is written) for one nnU-Net configuration: what
+    ``auto`` writes and what its archgen memory model plans."""
     encoder, decoder = stage_lists(conf, family)
     n = conf["n_stages"]
-    lines = [
-        f"name: {name}",
-        "input:",
-        f"  shape: {_flow([*conf['patch_size'], channels])}",
-        "padding: same",
-        "encoder:",
-        *(["  stem: {convs: 1}"] if family.residual else []),
-        "  block:",
-        *(["    type: residual", "    shortcut: resnet_d"] if family.residual else []),
-        "    norm: instance",
-        "    norm_epsilon: 1.0e-5",
-        "    activation: leaky_relu",
-        "    negative_slope: 0.01",
-        "    bias: true",
-        "  downsample:",
-        "    type: stride",
-        "  stages:",
-        *(_stage_line(st) for st in encoder),
-        "decoder:",
-        "  align: none",
-    ]
+    block = {"norm": "instance", "norm_epsilon": 1.0e-5, "activation": "leaky_relu", "negative_slope": 0.01,
+             "bias": True}
+    enc: dict[str, Any] = {}
     if family.residual:
-        lines += ["  block:", "    type: conv", "    norm: instance", "    norm_epsilon: 1.0e-5",
-                  "    activation: leaky_relu", "    negative_slope: 0.01", "    bias: true"]
-    lines += [
-        "  upsample:",
-        "    type: transpose",
-        "    bias: true",
-        "  stages:                      # level 1 (full resolution) first" if decoder else "  stages: []",
-        *(_stage_line(st) for st in decoder),
-        "heads:",
-        "  - name: logits",
-        f"    filters: {classes}",
-    ]
+        enc["stem"] = {"convs": 1}
+        enc["block"] = {"type": "residual", "shortcut": "resnet_d", **block}
+    else:
+        enc["block"] = dict(block)
+    enc["downsample"] = {"type": "stride"}
+    enc["stages"] = encoder
+    dec: dict[str, Any] = {"align": "none"}
+    if family.residual:
+        dec["block"] = {"type": "conv", **block}
+    dec["upsample"] = {"type": "transpose", "bias": True}
+    dec["stages"] = decoder
+    head: dict[str, Any] = {"name": "logits", "filters": classes}
     if n > 2:
-        lines.append(f"    deep_supervision: {_flow(list(range(2, n)))}")
-    return lines
+        head["deep_supervision"] = list(range(2, n))
+    return {"name": name, "input": {"shape": [*conf["patch_size"], channels]}, "padding": "same", "encoder": enc,
+            "decoder": dec, "heads": [head]}
+
+
+def network_yaml(conf: dict, family: Family, channels: int, classes: int, name: str) -> str:
+    """``network_data`` as YAML, written by PyYAML's emitter; a stage a line."""
+    data = network_data(conf, family, channels, classes, name)
+    for part in ("encoder", "decoder"):
+        data[part]["stages"] = [_stage(st, STAGE_INDENT) for st in data[part]["stages"]]
+    if "stem" in data["encoder"]:
+        data["encoder"]["stem"] = _Flow(data["encoder"]["stem"])
+    pieces = []
+    for key, value in data.items():  # one top-level key at a time: a comment may go between them
+        if key == "encoder":
+            pieces.append("# Stages: level 1 (full resolution) first, in the encoder and the decoder.\n")
+        pieces.append(dump_yaml({key: value}))
+    return "".join(pieces)
 
 
 def _gib(n: int) -> str:
@@ -176,5 +254,4 @@ def render(result: dict, configuration: str, dataset: Dataset, name: str, comman
         notes.append((0, "ResidualEncoderUNet: a stem (one conv to features_per_stage[0]) and BasicBlockD stages "
                          "(ResNet-D shortcuts: avg-pool + 1x1 conv + norm where the shape changes)."))
     lines = [line for level, text in notes for line in _comment(text, level)]
-    lines += network_lines(conf, family, dataset.channels, dataset.classes, name)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + network_yaml(conf, family, dataset.channels, dataset.classes, name)

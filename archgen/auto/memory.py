@@ -43,11 +43,10 @@ def topology_configuration(topo: Topology, family: Family) -> dict:
 
 def spec_of(conf: dict, family: Family, channels: int, classes: int):
     """archgen's spec of the config ``auto`` writes for ``conf`` (nnU-Net's keys)."""
-    from archgen.auto.config import network_lines
+    from archgen.auto.config import network_yaml
     from archgen.spec.load import validate
 
-    text = "\n".join(network_lines(conf, family, channels, classes, "auto_memory")) + "\n"
-    return validate(yaml.safe_load(text))
+    return validate(yaml.safe_load(network_yaml(conf, family, channels, classes, "auto_memory")))
 
 
 def with_patch(spec, patch: list[int]):
