@@ -39,8 +39,10 @@ Conventions (also printed by ``summary``):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from math import floor, prod
+from fractions import Fraction
+from math import floor, gcd, lcm, prod
 
 from archgen.errors import ArchgenError
 from archgen.planner.ir import LayerPlan, Plan
@@ -107,40 +109,59 @@ def _on_axis(attrs: dict, axis: int) -> dict:
             for k, v in attrs.items()}
 
 
-def _input_span(layer: LayerPlan, lo: int, hi: int, in_size: int | None, axis: int = 0) -> tuple[int, int]:
-    """The input positions on ``axis`` that output positions ``lo..hi`` of ``layer`` read."""
+_Map = Callable[[int], int]
+
+
+def _span_maps(layer: LayerPlan, in_size: int | None, axis: int = 0) -> tuple[_Map, _Map, tuple[int, int] | None]:
+    """For output positions ``lo..hi`` of ``layer`` on ``axis``: the first input position they read
+    as a function of ``lo``, the last as a function of ``hi``, and ``(a, b)`` such that both maps
+    send ``p + a`` to their value at ``p`` plus ``b`` (None for a resize: its scale is a float).
+
+    ``receptive_fields`` relies on the two ends depending on ``lo`` and ``hi`` apart and on both
+    maps being non-decreasing.
+    """
     a, kind = _on_axis(layer.attrs, axis), layer.kind
     if kind == "conv":
         s, reach = a["stride"], (a["kernel"] - 1) * a["dilation"] + 1
         before = 0 if a["padding"] == "valid" else max(reach - s, 0) // 2  # TensorFlow's "same" split
-        return lo * s - before, hi * s - before + reach - 1
+        return (lambda lo: lo * s - before), (lambda hi: hi * s - before + reach - 1), (1, s)
     if kind in ("maxpool", "avgpool"):
         f = a["factor"]
-        return lo * f, hi * f + f - 1
+        return (lambda lo: lo * f), (lambda hi: hi * f + f - 1), (1, f)
     if kind == "conv_transpose":
         # The gradient of a "same" conv: output u gets input i when i*s - before <= u < i*s - before + k.
         k, s = a["kernel"], a["stride"]
         before = 0 if a.get("padding") == "valid" else max(k - s, 0) // 2
-        return -((k - 1 - lo - before) // s), (hi + before) // s
+        return (lambda lo: -((k - 1 - lo - before) // s)), (lambda hi: (hi + before) // s), (s, 1)
     if kind == "upsample":
         f = a["factor"]
         if a["interpolation"] == "bilinear":  # half-pixel centres: two neighbours
-            return floor((lo + 0.5) / f - 0.5), floor((hi + 0.5) / f - 0.5) + 1
-        return lo // f, hi // f
+            return (lambda lo: floor((lo + 0.5) / f - 0.5)), (lambda hi: floor((hi + 0.5) / f - 0.5) + 1), (f, 1)
+        return (lambda lo: lo // f), (lambda hi: hi // f), (f, 1)
     if kind == "tap":  # a backbone's stage output, finer than the backbone node by ``factor``
-        return lo // a["factor"], hi // a["factor"]
+        f = a["factor"]
+        return (lambda lo: lo // f), (lambda hi: hi // f), (f, 1)
     if kind == "backbone":  # counted as reading its whole input (deep stages and their pools see it all);
         f = a["factor"]     # at an open size, only the input positions its stride maps to (a lower bound)
-        return (0, in_size - 1) if in_size is not None else (lo * f, hi * f + f - 1)
+        if in_size is not None:
+            return (lambda lo: 0), (lambda hi: in_size - 1), (1, 0)
+        return (lambda lo: lo * f), (lambda hi: hi * f + f - 1), (1, f)
     if kind == "attention":  # every position attends to every other
-        return (0, in_size - 1) if in_size is not None else (lo, hi)
+        if in_size is not None:
+            return (lambda lo: 0), (lambda hi: in_size - 1), (1, 0)
+        return _same, _same, (1, 1)
     if kind in ("crop", "pad"):
         shift = a["cropping" if kind == "crop" else "padding"][axis][0]
-        return (lo + shift, hi + shift) if kind == "crop" else (lo - shift, hi - shift)
+        shift = shift if kind == "crop" else -shift
+        return (lambda lo: lo + shift), (lambda hi: hi + shift), (1, 1)
     if kind == "resize":
         scale = in_size / a["size"][axis]
-        return floor((lo + 0.5) * scale - 0.5), floor((hi + 0.5) * scale - 0.5) + 1
-    return lo, hi  # per-position layers and merges
+        return (lambda lo: floor((lo + 0.5) * scale - 0.5)), (lambda hi: floor((hi + 0.5) * scale - 0.5) + 1), None
+    return _same, _same, (1, 1)  # per-position layers and merges
+
+
+def _same(position: int) -> int:
+    return position
 
 
 def receptive_field(plan: Plan) -> int:
@@ -161,26 +182,136 @@ def receptive_fields(plan: Plan) -> tuple[int, ...]:
 
 
 def _receptive_field(plan: Plan, axis: int) -> int:
-    layers = {layer.name: layer for layer in plan.layers}
     rules = plan.axis_sizes
     rule = rules[axis] if len(rules) > axis else plan.sizes
     period = rule.period if rule else 1
+    heads = set(plan.outputs.values())
+    layers = {layer.name: layer for layer in plan.layers}
+    maps = {(layer.name, name): _span_maps(layer, layers[name].shape[axis], axis)
+            for layer in plan.layers for name in set(layer.inputs)}
     widest = 0
-    for head in plan.outputs.values():
-        for c in range(period):
-            spans: dict[str, tuple[int, int]] = {head: (c, c)}
-            for layer in reversed(plan.layers):
-                if layer.name not in spans:
-                    continue
-                lo, hi = spans.pop(layer.name)
-                if layer.kind == "input":
-                    widest = max(widest, hi - lo + 1)
-                    continue
-                for name in layer.inputs:
-                    in_lo, in_hi = _input_span(layer, lo, hi, layers[name].shape[axis], axis)
-                    old = spans.get(name, (in_lo, in_hi))
-                    spans[name] = (min(old[0], in_lo), max(old[1], in_hi))
+    for source in (layer.name for layer in plan.layers if layer.kind == "input"):
+        first, last = (_end_tables(plan, maps, source, heads, period, end) for end in (0, 1))
+        for head in heads & first.keys():
+            widest = max(widest, max(_value(last[head], c, max) - _value(first[head], c, min) + 1
+                                     for c in range(period)))
     return widest
+
+
+@dataclass(frozen=True)
+class _Periodic:
+    """The function ``p -> base[p % period] + (p // period) * step`` on the integers."""
+
+    period: int
+    step: int
+    base: list[int]
+
+    def __call__(self, p: int) -> int:
+        return self.base[p % self.period] + p // self.period * self.step
+
+    def period_after(self, a: int, b: int) -> int:
+        return a * self.period // gcd(b, self.period)
+
+    def after(self, f: _Map, a: int, b: int) -> _Periodic:
+        """``p -> self(f(p))``, for an ``f`` that sends ``p + a`` to ``f(p) + b``."""
+        if a == b == 1 and f(0) == 0:
+            return self
+        period = self.period_after(a, b)
+        n = period // a
+        base = [0] * period
+        for j in range(a):  # f(j + a*m) = f(j) + b*m: every b-th value of a run
+            base[j::a] = self.run(f(j), b * (n - 1) + 1)[::b] if b else [self(f(j))] * n
+        return _Periodic(period, self.step * b // gcd(b, self.period), base)
+
+    def run(self, k: int, n: int) -> list[int]:
+        """``self(k), self(k + 1), ..., self(k + n - 1)``, from slices of ``base``."""
+        q, r = divmod(k, self.period)
+        out: list[int] = []
+        while len(out) < n:
+            add, chunk = q * self.step, self.base[r:r + n - len(out)]
+            out += [v + add for v in chunk] if add else chunk
+            q, r = q + 1, 0
+        return out
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A function known on ``start, start + 1, ...`` only."""
+
+    start: int
+    values: list[int]
+
+
+def _value(table: tuple[_Periodic, ...] | _Window, p: int, pick: Callable) -> int:
+    if isinstance(table, _Window):
+        return table.values[p - table.start]
+    return table[0](p) if len(table) == 1 else pick(piece(p) for piece in table)
+
+
+def _merged(pieces: list[_Periodic], pick: Callable, width: int) -> tuple[_Periodic, ...] | None:
+    """``p -> pick(piece(p) for piece in pieces)`` as one piece per slope (an attention's constant
+    beside a skip's positions is not periodic); None where a period would pass ``width``."""
+    by_slope: dict[Fraction, list[_Periodic]] = {}
+    for piece in pieces:
+        by_slope.setdefault(Fraction(piece.step, piece.period), []).append(piece)
+    out = []
+    for group in by_slope.values():
+        period = lcm(*(piece.period for piece in group))
+        if period > width:
+            return None
+        bases = [piece.base if piece.period == period else piece.run(0, period) for piece in group]
+        out.append(_Periodic(period, group[0].step * (period // group[0].period),
+                             bases[0] if len(bases) == 1 else list(map(pick, *bases))))
+    return tuple(out)
+
+
+def _end_tables(plan: Plan, maps: dict, source: str, heads: set[str], period: int,
+                end: int) -> dict[str, tuple[_Periodic, ...] | _Window]:
+    """For each layer on a path from ``source`` to a head, the map from its output positions to
+    the first (``end`` 0) or the last (1) ``source`` position they read.
+
+    A head position reads the hull of its spans along every path back to the input, and a nested
+    or full-scale skip topology (UNet++, UNet 3+) has exponentially many paths in its depth. Each
+    end's maps are non-decreasing, so the first position over a layer's paths is the least, over
+    its inputs, of their first at the position it reads: one table per layer, in build order,
+    shared by every head and residue (the last: the greatest).
+
+    The heads want ``period`` positions, but a valid-padded UNet++'s skips read a layer at up to
+    tens of thousands of offsets. Shifting a map's input by ``a`` shifts its result by ``b``, so a
+    table repeats with a step and is kept as a ``_Periodic`` piece of at most a grid period.
+    A resize has no such pair; from it on, tables hold just the positions wanted (``_Window``),
+    the heads' ``period`` positions traced back as intervals.
+    """
+    pick = (min, max)[end]
+    wanted: dict[str, tuple[int, int]] = {}
+    for layer in reversed(plan.layers):
+        if layer.name in heads:
+            lo, hi = wanted.get(layer.name, (0, period - 1))
+            wanted[layer.name] = (min(lo, 0), max(hi, period - 1))
+        if layer.name not in wanted or layer.kind == "input":
+            continue
+        lo, hi = wanted[layer.name]
+        for name in set(layer.inputs):
+            f = maps[layer.name, name][end]
+            old = wanted.get(name, (f(lo), f(hi)))
+            wanted[name] = (min(old[0], f(lo)), max(old[1], f(hi)))
+
+    tables: dict[str, tuple[_Periodic, ...] | _Window] = {source: (_Periodic(1, 1, [0]),)}
+    for layer in plan.layers:
+        if layer.name not in wanted or layer.kind == "input":
+            continue
+        reads = [(tables[name], maps[layer.name, name][end], maps[layer.name, name][2])
+                 for name in set(layer.inputs) if name in tables]  # the inputs that reach the source
+        if not reads:
+            continue
+        lo, hi = wanted[layer.name]
+        width, table = hi - lo + 1, None
+        if all(step and isinstance(t, tuple) and all(piece.period_after(*step) <= width for piece in t)
+               for t, _, step in reads):  # else a window is no dearer
+            table = _merged([piece.after(f, *step) for t, f, step in reads for piece in t], pick, width)
+        tables[layer.name] = table or _Window(lo, [pick(_value(t, f(p), pick) for t, f, _ in reads)
+                                                   for p in range(lo, hi + 1)])
+    return tables
 
 
 # Activations whose gradient TensorFlow computes from the activation's output (kept for backprop);
