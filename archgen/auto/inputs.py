@@ -88,10 +88,15 @@ def _is_number(v: Any) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float))
 
 
+def _shown(v: Any) -> Any:
+    """A JSON value as an error shows it: a string quoted (``'1'`` is no number), a huge integer by its length."""
+    return str(v) if isinstance(v, _Huge) else repr(v) if isinstance(v, str) else v
+
+
 def _check_spacing(values: list, path: str) -> list[float]:
     for i, v in enumerate(values):
         if isinstance(v, _Huge) or not _is_number(v) or not MIN_SPACING <= v <= MAX_SPACING:  # NaN fails too
-            raise SpecError(_SPACING_RULE, path=f"{path}[{i}]", value=str(v) if isinstance(v, _Huge) else v)
+            raise SpecError(_SPACING_RULE, path=f"{path}[{i}]", value=_shown(v))
     return [float(v) for v in values]
 
 
@@ -101,7 +106,7 @@ def _check_shape(values: list, path: str, two_d: bool) -> list[int]:
             raise SpecError(f"is too large: {_EDGE_RULE}", path=f"{path}[{i}]", value=str(v))
         if not _is_number(v) or not math.isfinite(v) or v != int(v) or v < 1:
             raise SpecError("every size must be a positive whole number of voxels", path=f"{path}[{i}]",
-                            value=str(v) if isinstance(v, _Huge) else v)
+                            value=_shown(v))
         if v < MIN_EDGE and not (two_d and i == 0 and v == 1):
             raise SpecError(f"is smaller than the minimum feature-map edge ({MIN_EDGE} voxels): no network can be "
                             "planned on it", path=f"{path}[{i}]", value=int(v))
@@ -332,7 +337,7 @@ def from_files(fingerprint_path: str, dataset_path: str | None, channels: int | 
         num = dj.get("numTraining")
         if isinstance(num, _Huge) or isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= MAX_CASES:
             raise SpecError(f"must be a whole number from 1 to {MAX_CASES:,}", path="dataset.numTraining",
-                            value=str(num) if isinstance(num, _Huge) else num if num is not None else ...)
+                            value=_shown(num) if num is not None else ...)
         n_channels = channels or len(names)
         n_classes = classes or len(labels)
         n_cases = cases or num
