@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +66,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     check_finite(image)
     _check_output_kind(target, len(set(args.heads)) if args.heads else len(checked.outputs))
     plan = _plan(args, input_shape[1:]) if args.config else None
-    from archgen.tiling import load_model, predict_tiled
+    from archgen.tiling import ApproximateTilingWarning, load_model, predict_tiled
 
     start = time.perf_counter()
     model = load_model(checked.path)
-    result = predict_tiled(model, image, plan=plan, batch_size=args.batch_size, tile_size=tile_size,
-                           overlap=args.overlap, heads=args.heads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ApproximateTilingWarning)
+        result = predict_tiled(model, image, plan=plan, batch_size=args.batch_size, tile_size=tile_size,
+                               overlap=args.overlap, heads=args.heads)
+    for warning in caught:
+        if issubclass(warning.category, ApproximateTilingWarning):
+            print(f"warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     arrays = result if isinstance(result, dict) else {_only_head(model, plan): result}
     _check_output_kind(target, len(arrays))
     _write(target, arrays, force=args.force)

@@ -104,8 +104,11 @@ class Geometry:
     ``period`` is the product of the down-sampling factors on each axis. ``fixed`` holds the
     model's input size per spatial axis, None where it takes any legal size (then ``rules`` says
     which, one per axis). ``exact`` is False when some layer zero-pads, interpolates or
-    normalises over the whole map, so that a tile's output near its border differs from a pass
-    over a larger input.
+    reads the whole map, so that a tile's output near its border differs from a pass over a
+    larger input. ``whole_map`` names the layers that read the whole map (instance and group
+    norm, squeeze-and-excitation, self-attention, position embeddings): with them every output
+    pixel depends on the whole tile, so only one pass over the whole (mirror-padded) image is
+    exact, and anything else is approximate and said so.
     """
 
     ndim: int
@@ -115,6 +118,8 @@ class Geometry:
     fixed: tuple[int | None, ...]
     rules: tuple[SizeRule | None, ...]
     exact: bool
+    whole_map: tuple[str, ...] = ()  # "name (what it is)" of each layer that reads the whole map
+    pixel_elements: float | None = None  # values all layers hold together, per input pixel (None: unknown)
 
     def head(self, name: str | None) -> Head:
         """The head called ``name`` (``head_<name>`` accepted too); the first head for None."""
@@ -141,8 +146,23 @@ def plan_geometry(plan: Plan) -> Geometry:
         heads = tuple(static_head(name, fixed, plan.output_shapes[name][:-1], _plan_head_scale(plan, layer, ndim))
                       for name, layer in plan.outputs.items())
         period = _plan_period(plan, ndim)
-    exact = not any(_plan_layer_sees_edges(layer) for layer in plan.layers)
-    return Geometry(ndim, plan.input_shape[-1], period, heads, fixed, rules, exact)
+    whole_map = tuple(f"{layer.name} ({why})" for layer in plan.layers if (why := _plan_layer_reads_whole_map(layer)))
+    exact = not whole_map and not any(_plan_layer_sees_edges(layer) for layer in plan.layers)
+    return Geometry(ndim, plan.input_shape[-1], period, heads, fixed, rules, exact, whole_map,
+                    _plan_pixel_elements(plan, ndim))
+
+
+def _plan_pixel_elements(plan: Plan, ndim: int) -> float:
+    """Values all the plan's layers hold together per input pixel: an upper bound of a pass's
+    peak, for deciding whether a whole image fits in one pass. Each layer's resolution follows
+    its first input, as ``_plan_head_scale`` does."""
+    scale: dict[str, float] = {}
+    total = 0.0
+    for layer in plan.layers:
+        parent = scale.get(layer.inputs[0], 1.0) if layer.inputs else 1.0
+        scale[layer.name] = parent / math.prod(float(f) for f in _plan_layer_factor(layer.kind, layer.attrs, ndim))
+        total += scale[layer.name] * (layer.shape[-1] or 1)
+    return total
 
 
 def static_head(name: str, sizes_in: Sequence[int], sizes_out: Sequence[int | None],
@@ -192,13 +212,40 @@ def _plan_head_scale(plan: Plan, layer_name: str, ndim: int) -> tuple[Fraction, 
     return tuple(1 / f for f in factor)
 
 
+def _plan_layer_reads_whole_map(layer) -> str:
+    """What makes every output pixel of this layer depend on the whole map ("" when nothing does).
+
+    Batch norm (at inference) and layer norm (archgen's normalises each pixel over its channels)
+    are per pixel; instance and group norm take statistics over the whole map.
+    """
+    kind, a = layer.kind, layer.attrs
+    if kind == "norm" and a.get("norm") in ("instance", "group"):
+        return f"{a['norm']} norm: statistics over the whole map"
+    if kind == "global_pool":
+        return "squeeze-and-excitation: the mean of the whole map"
+    if kind == "attention":
+        return "self-attention: every position attends to every other"
+    if kind == "position_embedding":
+        return "position embedding: depends on where in the map a pixel is"
+    if kind == "backbone" and a.get("backbone") in _SE_BACKBONES:
+        return "backbone with squeeze-and-excitation: the mean of the whole map"
+    return ""
+
+
+def _se_backbones() -> frozenset[str]:
+    from archgen.backbones import BACKBONES
+
+    return frozenset(name for name, row in BACKBONES.items() if row.flops_constant)  # SE convs on pooled maps
+
+
+_SE_BACKBONES = _se_backbones()
+
+
 def _plan_layer_sees_edges(layer) -> bool:
     """Whether this layer's output near a tile border depends on where the tile ends."""
     kind, a = layer.kind, layer.attrs
-    if kind in ("pad", "resize", "attention", "backbone"):  # attention and a backbone read the whole map
+    if kind in ("pad", "resize", "backbone"):  # a backbone zero-pads inside
         return True
-    if kind == "norm":
-        return a.get("norm") == "group"  # group norm takes its statistics over the whole map
     if kind == "upsample":
         return a.get("interpolation", "nearest") != "nearest"
     if kind == "conv":
@@ -468,8 +515,26 @@ def model_geometry(model) -> Geometry:
     for name, tensor in zip(output_names(model), model.outputs):
         scale = tuple(1 / f for f in _keras_chain_factor(tensor, producers, len(model.layers), ndim))
         heads.append(static_head(name, fixed, tuple(tensor.shape[1:-1]), scale))
-    exact = not any(_keras_layer_sees_edges(layer) for layer in model.layers)
-    return Geometry(ndim, shape[-1], period, tuple(heads), fixed, (None,) * ndim, exact)
+    whole_map = tuple(f"{layer.name} ({why})" for layer in model.layers if (why := _keras_layer_reads_whole_map(layer)))
+    exact = not whole_map and not any(_keras_layer_sees_edges(layer) for layer in model.layers)
+    return Geometry(ndim, shape[-1], period, tuple(heads), fixed, (None,) * ndim, exact, whole_map)
+
+
+def _keras_layer_reads_whole_map(layer) -> str:
+    cls = type(layer).__name__
+    if cls == "GroupNormalization":
+        return "instance or group norm: statistics over the whole map"
+    if cls.startswith("GlobalAveragePooling"):
+        return "squeeze-and-excitation: the mean of the whole map"
+    if cls == "MultiHeadAttention":
+        return "self-attention: every position attends to every other"
+    if cls == "PositionEmbedding":
+        return "position embedding: depends on where in the map a pixel is"
+    if cls == "LayerNormalization" and tuple(_each_axis(layer.axis, 1)) not in ((-1,), (len(layer.input.shape) - 1,)):
+        return "layer norm over spatial axes"
+    if cls in ("Functional", "Sequential"):  # a nested model (a backbone): what any of its layers reads
+        return next((why for inner in layer.layers if (why := _keras_layer_reads_whole_map(inner))), "")
+    return ""
 
 
 def _keras_layer_factor(layer, ndim: int) -> tuple[Fraction, ...]:
@@ -500,6 +565,8 @@ def _keras_chain_factor(tensor, producers: dict, limit: int, ndim: int) -> tuple
 
 def _keras_layer_sees_edges(layer) -> bool:
     cls = type(layer).__name__
+    if cls in ("Functional", "Sequential"):  # a nested model (a backbone)
+        return any(_keras_layer_sees_edges(inner) for inner in layer.layers)
     if cls.startswith(("ZeroPadding", "Resizing", "GroupNormalization")):
         return True
     if cls.startswith("UpSampling"):
@@ -535,7 +602,8 @@ def fitted_geometry(plan: Plan, model) -> Geometry:
         problem = _output_mismatch(plan, geo, model, fixed)
     if problem:
         raise PlanError(f"the plan does not describe this model: {problem}", path="plan", value=plan.name)
-    return Geometry(geo.ndim, geo.channels, geo.period, geo.heads, fixed, geo.rules, geo.exact)
+    return Geometry(geo.ndim, geo.channels, geo.period, geo.heads, fixed, geo.rules, geo.exact, geo.whole_map,
+                    geo.pixel_elements)
 
 
 def _output_mismatch(plan: Plan, geo: Geometry, model, fixed: tuple[int | None, ...]) -> str | None:
@@ -602,11 +670,62 @@ def predict_tiled(model_or_path: Any, image: Any, *, plan: Plan | None = None, c
     check_heads_stitchable([head for _, head in chosen], geo.ndim)
     x, batched = as_image_batch(image, geo)
     tiles = _per_axis(tile_size, geo.ndim)
-    layouts = [layout_axis(geo, [h for _, h in chosen], axis, x.shape[1 + axis], tile_size=tiles[axis],
+    heads_chosen = [h for _, h in chosen]
+    one_pass = None
+    if geo.whole_map and tile_size is None and max_tile is None:
+        one_pass = one_pass_size(geo, heads_chosen, x.shape[1:-1])
+        max_tile = max(one_pass[0]) if one_pass[1] else None
+    layouts = [layout_axis(geo, heads_chosen, axis, x.shape[1 + axis], tile_size=tiles[axis],
                            overlap=overlap, max_tile=max_tile) for axis in range(geo.ndim)]
+    if geo.whole_map:
+        _warn_if_approximate(geo, heads_chosen, layouts, one_pass)
     stitched = _tile_and_stitch(model, x, geo, chosen, layouts, batch_size)
     results = {head.name: out if batched else out[0] for (_, head), out in zip(chosen, stitched)}
     return next(iter(results.values())) if len(geo.heads) == 1 else results
+
+
+class ApproximateTilingWarning(UserWarning):
+    """A network with a layer that reads the whole map was not predicted in one exact pass."""
+
+
+def one_pass_size(geo: Geometry, heads: Sequence[Head], spatial: Sequence[int]) -> tuple[list[int], bool]:
+    """The smallest input covering the whole (mirror-padded) image on every axis, and whether one
+    pass at that size fits in half the memory this machine has free."""
+    from archgen.model_file import available_memory
+
+    sizes = []
+    for axis, n in enumerate(spatial):
+        need = n + sum(max(h.split(axis)[side] for h in heads) for side in (0, 1))
+        rule = geo.rules[axis]
+        sizes.append(geo.fixed[axis] if geo.fixed[axis] is not None else legal_at_least(rule, need) if rule else need)
+    if geo.pixel_elements is None or any(f is not None for f in geo.fixed):
+        return sizes, False  # a fixed size is the tile size anyway
+    need_bytes = math.prod(sizes) * geo.pixel_elements * 4
+    return sizes, need_bytes <= available_memory() / 2
+
+
+def _warn_if_approximate(geo: Geometry, heads: Sequence[Head], layouts: Sequence[AxisLayout],
+                         one_pass: tuple[list[int], bool] | None) -> None:
+    """Say so when a network that reads the whole map is not predicted in one pass over exactly
+    the mirror-padded image: more tiles, or padding beyond the margins to reach a legal size."""
+    import warnings
+
+    tiles = math.prod(len(lay.starts) for lay in layouts)
+    needed = [lay.size + sum(max(h.split(axis)[side] for h in heads) for side in (0, 1))
+              for axis, lay in enumerate(layouts)]
+    padded = [lay.padded for lay in layouts]
+    if tiles == 1 and padded == needed:
+        return
+    layers = ", ".join(geo.whole_map[:2]) + (f" and {len(geo.whole_map) - 2} more" if len(geo.whole_map) > 2 else "")
+    if tiles > 1:
+        how = f"the image is predicted in {tiles} overlapping tiles, blended"
+        if one_pass is not None and not one_pass[1] and geo.pixel_elements is not None:
+            how += " (one pass would not fit in half the memory this machine has free)"
+    else:
+        how = (f"the image is mirror-padded beyond its margins, from {'x'.join(map(str, needed))} to "
+               f"{'x'.join(map(str, padded))}, to a size the model takes")
+    warnings.warn(ApproximateTilingWarning(f"{layers} read(s) the whole map and {how}: the result is "
+                                           "approximate, not equal to one pass over the image"), stacklevel=3)
 
 
 def check_options(batch_size: int, overlap: float) -> None:

@@ -1,0 +1,121 @@
+"""Tiling is exact or says it is not: layers that read the whole map (instance and group norm,
+squeeze-and-excitation, self-attention) make every output pixel depend on the whole tile.
+
+The oracle is one pass of the model over the whole mirror-padded image (image sizes are chosen
+so that the padded image is a size the model takes).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import archgen
+from archgen.tiling import (ApproximateTilingWarning, legal_at_least, mirror_pad, output_margins, plan_geometry,
+                            predict_tiled)
+
+BASE = ["encoder.depth=2", "encoder.filters=4", "input.shape=[null,null,1]"]
+BLOCKS = {
+    "instance": ["encoder.block.norm=instance"],
+    "group": ["encoder.block.norm=group", "encoder.block.groups=2"],
+    "se": ["+encoder.block.se={ratio: 2}"],
+    "batch": ["encoder.block.norm=batch"],
+    "layer": ["encoder.block.norm=layer"],  # archgen's layer norm: each pixel over its channels
+    "plain": [],
+    "residual": ["encoder.block.type=residual", "encoder.block.norm=batch"],
+}
+WHOLE_MAP = {"instance", "group", "se"}
+
+
+def setup(kind: str, padding: str, rough: tuple[int, int] = (190, 171)):
+    overrides = [*BASE, f"padding={padding}", *BLOCKS[kind]]
+    plan = archgen.plan("conf/unet.yaml", overrides)
+    model = archgen.build_model("conf/unet.yaml", overrides)
+    geo = plan_geometry(plan)
+    margins = output_margins(plan)
+    size = [legal_at_least(geo.rules[a], rough[a]) - sum(margins[a]) for a in range(2)]
+    image = np.random.default_rng(1).random((*size, 1)).astype(np.float32)
+    return plan, model, image, margins
+
+
+def predict(model, image, plan, **options):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = predict_tiled(model, image, plan=plan, **options)
+    return out, [w for w in caught if issubclass(w.category, ApproximateTilingWarning)]
+
+
+@pytest.mark.parametrize("kind", sorted(BLOCKS))
+def test_plan_says_which_layers_read_the_whole_map(kind):
+    plan = archgen.plan("conf/unet.yaml", [*BASE, "padding=valid", *BLOCKS[kind]])
+    geo = plan_geometry(plan)
+    assert bool(geo.whole_map) == (kind in WHOLE_MAP)
+    if kind in WHOLE_MAP:
+        assert not geo.exact
+
+
+@pytest.mark.parametrize("kind", sorted(BLOCKS))
+def test_valid_padding_tiles_are_exact_or_warned(kind):
+    plan, model, image, margins = setup(kind, "valid")
+    reference = model.predict_on_batch(mirror_pad(image[None], margins))[0]
+    tiled, warned = predict(model, image, plan, tile_size=60)
+    if kind in WHOLE_MAP:
+        assert warned and "read(s) the whole map" in str(warned[0].message) and "approximate" in str(warned[0].message)
+        assert plan.layers[0].name not in ("",)  # the message names layers of the plan
+        assert any(layer.name in str(warned[0].message) for layer in plan.layers)
+    else:
+        assert not warned
+        np.testing.assert_allclose(tiled, reference, atol=1e-4 if kind == "layer" else 1e-5)
+
+
+@pytest.mark.parametrize("kind", sorted(WHOLE_MAP))
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_whole_map_networks_run_in_one_exact_pass_by_default(kind, padding):
+    plan, model, image, margins = setup(kind, padding)
+    reference = model.predict_on_batch(mirror_pad(image[None], margins))[0]
+    tiled, warned = predict(model, image, plan)
+    assert not warned
+    np.testing.assert_allclose(tiled, reference, atol=1e-5)
+
+
+def test_one_pass_that_does_not_fit_in_memory_blends_and_warns(monkeypatch):
+    plan, model, image, _ = setup("instance", "same")
+    monkeypatch.setattr("archgen.model_file.available_memory", lambda: 1000)
+    _, warned = predict(model, image, plan, max_tile=None)
+    # with a tiny memory the whole image is still one default-capped tile here, but padded? No:
+    # the default cap (512) covers this image, so it is one pass at its legal size: exact, no warning.
+    assert not warned
+    _, warned = predict(model, image, plan, tile_size=64)
+    assert warned and "overlapping tiles" in str(warned[0].message)
+
+
+def test_an_illegal_size_is_padded_and_said(tmp_path):
+    plan, model, image, _ = setup("instance", "same")
+    _, warned = predict(model, image[:-1, :-3], plan)
+    assert warned and "mirror-padded beyond its margins" in str(warned[0].message)
+
+
+def test_predict_cli_prints_the_warning(tmp_path, cli):
+    overrides = [*BASE, "padding=same", *BLOCKS["instance"]]
+    archgen.build_model("conf/unet.yaml", overrides).save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((100, 100, 1)).astype(np.float32))
+    args = ["predict", tmp_path / "m.keras", tmp_path / "x.npy", "-o", tmp_path / "y.npy", "--config",
+            "conf/unet.yaml", "--tile-size", "48"]
+    for override in overrides:
+        args += ["--override", override]
+    code, out, err = cli(*args)
+    assert code == 0, err
+    assert err.startswith("warning: ") and "read(s) the whole map" in err and "approximate" in err
+
+
+def test_a_fixed_size_model_without_a_plan_is_judged_from_its_layers(tmp_path):
+    overrides = ["encoder.depth=2", "encoder.filters=4", "input.shape=[64,64,1]", "padding=same",
+                 *BLOCKS["instance"]]
+    model = archgen.build_model("conf/unet.yaml", overrides)
+    image = np.random.default_rng(0).random((64, 64, 1)).astype(np.float32)
+    _, warned = predict(model, image, None)
+    assert not warned  # the image is exactly the model's size: one exact pass
+    _, warned = predict(model, np.concatenate([image, image], axis=0), None)
+    assert warned
