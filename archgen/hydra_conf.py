@@ -12,10 +12,12 @@ A model config of the app (``conf/model/unet.yaml``, an archgen file) starts wit
       - _self_
 
 so Hydra merges the file onto the node. The node holds every key the schema knows, with its
-default, so the command line sets any of them without ``+`` (``model.encoder.block.norm=batch``);
-a key the schema does not know is refused by Hydra. Values are checked by archgen, not by Hydra:
-``archgen.build_model(cfg.model)`` validates and names errors by their full key
-(``model.encoder.depth``).
+default, so the command line sets any of them without ``+`` (``model.encoder.block.norm=batch``).
+Keys and values are checked by archgen, not by Hydra: the node is open (OmegaConf's struct flag
+off), so a misspelt key, in a model file or on the command line, reaches
+``archgen.build_model(cfg.model)``, which names it by its full key with a did-you-mean
+(``model.encoder.detph=3: unknown key (did you mean 'depth'?)``) instead of Hydra's
+``Key 'detph' not in ...``. The app's own keys beside the model stay as strict as Hydra makes them.
 
 Two parts of the schema are choices between kinds (``type``) with different keys: the node of an
 up-sampling, down-sampling, merge or block holds the keys of every kind, and ``from_node`` drops
@@ -51,7 +53,7 @@ def register(group: str | None = GROUP, name: str = NAME) -> None:
     """
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(group=group, name=name, node=schema_node())
+    ConfigStore.instance().store(group=group, name=name, node=schema_config())
 
 
 def schema_node() -> type:
@@ -60,6 +62,27 @@ def schema_node() -> type:
     Leaves are untyped so that archgen, not OmegaConf, checks values and words the errors.
     """
     return _dataclass((ArchSpec,), ArchSpec.__name__ + "Node", unset=False)
+
+
+def schema_config():
+    """``schema_node()`` as an OmegaConf config with every part open (struct off), so that an
+    unknown key is kept for archgen to refuse by its full key, with a did-you-mean.
+
+    OmegaConf refuses a key a dataclass lacks unless that very node's struct flag is false (a
+    parent's flag is not enough), so each part gets its own. List entries (``heads``, the
+    stages) are plain mappings, which inherit the flag.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    cfg = OmegaConf.structured(schema_node())
+    pending = [cfg]
+    while pending:
+        node = pending.pop()
+        OmegaConf.set_struct(node, False)
+        for key in node:
+            if not OmegaConf.is_missing(node, key) and isinstance(node[key], DictConfig):
+                pending.append(node[key])
+    return cfg
 
 
 def from_node(data: dict[str, Any]) -> dict[str, Any]:
@@ -122,12 +145,11 @@ def _dataclass(members: tuple[type[BaseModel], ...], name: str, unset: bool) -> 
                 fields.append((key, Any, dataclasses.field(default=value)))
             continue
         sub_name = "Or".join(m.__name__ for m in sub) + "Node"
-        if _is_list(info.annotation):  # heads: each entry gets every key of a head
-            node = _dataclass(sub, sub_name, unset=False)
+        if _is_list(info.annotation):  # heads, stages: plain mappings, open to keys archgen then checks
             if info.default is None:  # encoder.stages, decoder.stages: null means the short form
-                fields.append((key, Optional[List[node]], dataclasses.field(default=None)))
+                fields.append((key, Optional[List[Any]], dataclasses.field(default=None)))
             else:
-                fields.append((key, List[node], dataclasses.field(default=MISSING)))
+                fields.append((key, List[Any], dataclasses.field(default=MISSING)))
         elif info.default is None:  # decoder.block: null means "the encoder's"; its keys start unset
             node = _dataclass(sub, "Unset" + sub_name, unset=True)
             fields.append((key, Optional[node], dataclasses.field(default_factory=node)))

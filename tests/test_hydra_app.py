@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -78,14 +79,14 @@ def plain_model(name: str = "unet") -> dict:
 def test_the_node_holds_every_key_of_the_schema(hydra_compose):
     from omegaconf import OmegaConf
 
-    cfg = hydra_compose()  # the app's model file gives one head, which gets every head key
+    cfg = hydra_compose()
     composed = OmegaConf.to_container(cfg.model, resolve=True, throw_on_missing=False)
     expected = schema_keys(ArchSpec.model_json_schema(), ArchSpec.model_json_schema())
-    # encoder.stages and decoder.stages are null in the node (the short form): no entries, no entry keys
-    expected = {k for k in expected if not k.startswith(("encoder.stages.", "decoder.stages."))}
-    assert node_keys(composed) == expected
+    # List entries (heads, encoder.stages, decoder.stages) are plain mappings: what the file gives
+    lists = ("heads.", "encoder.stages.", "decoder.stages.")
+    assert node_keys(composed) == {k for k in expected if not k.startswith(lists)} | {"heads.name", "heads.filters"}
     assert {"encoder.downsample.kernel_size", "decoder.upsample.interpolation", "decoder.merge.inter_filters",
-            "decoder.block.norm", "heads.deep_supervision"} <= expected
+            "decoder.block.norm", "encoder.block.shortcut_kernel_size"} <= node_keys(composed)
 
 
 def test_the_node_adds_nothing_a_file_would_not_mean():
@@ -117,11 +118,42 @@ def test_any_key_is_set_on_the_command_line_without_plus_as_archgen_sets_it(hydr
     assert archgen.load(cfg.model) == archgen.load(plain_model(), overrides)
 
 
-def test_a_key_the_schema_does_not_know_is_refused_by_hydra(hydra_compose):
+@pytest.mark.parametrize("override, message", [
+    ("model.encoder.detph=3", "model.encoder.detph=3: unknown key (did you mean 'depth'?)"),
+    ("model.decoder.block.nrm=batch", "model.decoder.block.nrm=batch: unknown key (did you mean 'norm'?)"),
+    ("model.decoder.upsample.kernl_size=3", "model.decoder.upsample.kernl_size=3: unknown key (did you mean "
+                                            "'kernel_size'?)"),
+    ("model.heads.0.filtrs=3", "model.heads[0].filtrs=3: unknown key (did you mean 'filters'?)"),
+    ("model.encoder.stages=[{filters: 8}, {filters: 16, strid: 2}]",
+     "model.encoder.stages[1].strid=2: unknown key (did you mean 'stride'?)"),
+])
+def test_a_key_the_schema_does_not_know_is_refused_by_archgen_with_its_path(hydra_compose, override, message):
+    cfg = hydra_compose(override)  # Hydra composes it: the node is open
+    with pytest.raises(archgen.ArchgenError) as info:
+        archgen.load(cfg.model)
+    assert str(info.value) == message
+    assert "Node" not in str(info.value)
+
+
+def test_a_misspelt_key_in_a_model_file_is_refused_by_archgen(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    archgen.hydra_conf.register()
+    (tmp_path / "model").mkdir()
+    (tmp_path / "config.yaml").write_text((CONF / "config.yaml").read_text())
+    (tmp_path / "model" / "unet.yaml").write_text((CONF / "model" / "unet.yaml").read_text()
+                                                  .replace("  depth: 2", "  detph: 2"))
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3", job_name="test"):
+        cfg = compose(config_name="config")
+    with pytest.raises(archgen.ArchgenError, match=r"^model\.encoder\.detph=2: unknown key \(did you mean 'depth'\?\)$"):
+        archgen.load(cfg.model)
+
+
+def test_the_apps_own_keys_stay_strict(hydra_compose):
     from hydra.errors import ConfigCompositionException
 
-    with pytest.raises(ConfigCompositionException, match="model.encoder.dept"):
-        hydra_compose("model.encoder.dept=3")
+    with pytest.raises(ConfigCompositionException, match="backnd"):
+        hydra_compose("backnd=jax")
 
 
 def test_a_key_of_another_kind_is_refused_with_its_full_key(hydra_compose):
@@ -151,7 +183,10 @@ def test_register_at_the_top_level_for_an_app_whose_config_is_the_model(tmp_path
                                        + yaml.safe_dump(plain_model()))
     with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3", job_name="test"):
         cfg = compose(config_name="net", overrides=["encoder.block.dropout=0.1"])
-    assert archgen.load(cfg).encoder.block.dropout == 0.1
+        assert archgen.load(cfg).encoder.block.dropout == 0.1
+        # below the top level the node is open, as in a group; the top level is the app's root, which Hydra closes
+        with pytest.raises(archgen.ArchgenError, match=r"^encoder\.detph=3: unknown key \(did you mean 'depth'\?\)"):
+            archgen.load(compose(config_name="net", overrides=["encoder.detph=3"]))
 
 
 # The app as a user runs it: a fresh process each time.
@@ -196,6 +231,40 @@ def test_app_reports_a_bad_value_by_its_key_in_the_apps_config(tmp_path, args, m
     proc = run_app(tmp_path, *args)
     assert proc.returncode == 2
     assert proc.stderr.startswith(message), proc.stderr
+    assert "built" not in proc.stdout
+
+
+def readme_section() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Inside your own Hydra app")
+    return readme[start:readme.index("\n## ", start + 1)]
+
+
+@pytest.mark.parametrize("path, fence", [("app.py", "python"), ("conf/config.yaml", "yaml"),
+                                         ("conf/model/unet.yaml", "yaml")])
+def test_the_readme_shows_the_example_apps_files_as_they_are(path, fence):
+    assert f"```{fence}\n{(APP / path).read_text(encoding='utf-8')}```" in readme_section()
+
+
+def readme_errors() -> list[tuple[list[str], str]]:
+    """The README's app commands that it shows with their error line: (arguments, that line)."""
+    block = re.search(r"```bash\n(.*?)```", readme_section(), re.S).group(1).splitlines()
+    found = []
+    for command, answer in zip(block, block[1:]):
+        if command.startswith("python examples/hydra_app/app.py ") and answer.startswith("error: "):
+            found.append((shlex.split(command)[2:], answer))
+    return found
+
+
+def test_the_readme_shows_both_kinds_of_app_error():
+    assert [args for args, _ in readme_errors()] == [["model.encoder.depth=13"], ["model.encoder.detph=3"]]
+
+
+@pytest.mark.parametrize("args, line", readme_errors(), ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_app_errors_are_the_readmes_one_line(tmp_path, args, line):
+    proc = run_app(tmp_path, *args)
+    assert proc.returncode == 2
+    assert proc.stderr == line + "\n"
     assert "built" not in proc.stdout
 
 
