@@ -10,9 +10,9 @@ A head's final activation says how its channels read (``head_mode``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Sequence
 
 import numpy as np
 

@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 monai_losses = pytest.importorskip("monai.losses")
 
-from archgen.train import losses  # noqa: E402
-from archgen.train.outputs import deep_supervision_weights  # noqa: E402
+from archgen.train import losses
+from archgen.train.outputs import deep_supervision_weights
 
 TOL = 1e-5
 SHAPES = [(2, 12, 10, 4), (2, 6, 5, 7, 3)]  # (B, *spatial, K), 2D and 3D

@@ -51,7 +51,7 @@ def test_unet_plus_plus_copies_come_after_the_head_the_shallowest_last():
 
 
 def test_regression_targets_keep_their_channels_and_values():
-    plan, outs = targets("regression.yaml")
+    plan, _ = targets("regression.yaml")
     spec_heads = {"rainfall": ("linear", 1)}
     (out,) = output_targets(plan, spec_heads, regression=["rainfall"])
     assert out.mode is None
