@@ -172,7 +172,8 @@ def _decoder_stages(spec: ArchSpec, enc_stages: list[EncoderStage], ndim: int) -
                         f"or make them equal", path="decoder.upsample.factor", value=up.factor)
     if dec.stages is not None:
         return explicit_decoder_stages(dec, ndim, depth, f"the encoder has {depth + 1} stages, so the decoder "
-                                                         f"needs {depth} (level 1 first)")
+                                                         f"needs {depth}, level 1 first (nnU-Net's "
+                                                         f"n_conv_per_stage_decoder lists the deepest first)")
     from archgen.planner.graph import per_level
 
     block = dec.block or spec.encoder.block
