@@ -269,6 +269,9 @@ def _spec_error(exc: ValidationError, data: Any) -> SpecError:
         groups.setdefault(dotted(loc), []).append((loc, err))
     path, errs = next(iter(groups.items()))
     loc, first = errs[0]
+    stray = _misindented(data, (*loc, "type") if first["type"] == "union_tag_invalid" else loc)
+    if stray is not None:
+        return stray
     kind = first["type"]
     if kind == "extra_forbidden":
         if str(loc[-1]).startswith("_") and str(loc[-1]).endswith("_"):
@@ -295,6 +298,52 @@ def _spec_error(exc: ValidationError, data: Any) -> SpecError:
         if msg not in messages:
             messages.append(msg)
     return SpecError("; or ".join(m[0].lower() + m[1:] for m in messages), path=path, value=first["input"])
+
+
+def _misindented(data: Any, loc: tuple) -> SpecError | None:
+    """The error at ``loc`` as a mis-indented part: a key whose value holds keys (``block``) left
+    empty (null), with keys of its own written below it at its level instead of under it::
+
+        encoder:
+          block:
+          norm: batch      # meant under block
+
+    ``loc`` is the empty key itself, or one of those keys (``type: residual`` reads as the
+    encoder's type). None when the error is not that."""
+    if not loc:
+        return None
+    parent = data
+    for part in loc[:-1]:
+        parent = parent[part]
+    if not isinstance(parent, dict):
+        return None
+    keys = list(parent)
+    at = keys.index(loc[-1]) if loc[-1] in keys else len(keys)
+    for i in range(min(at, len(keys) - 1), -1, -1):  # the nearest empty key at or above the error
+        key = keys[i]
+        if parent[key] is not None or not isinstance(key, str):
+            continue
+        child = (*loc[:-1], key)
+        own = {f for model in _models_at(child) for f in model.model_fields}
+        if not own:
+            continue
+        strays = []
+        for later in keys[i + 1:]:
+            if later not in own:
+                break
+            strays.append(later)
+        if loc[-1] != key and loc[-1] not in strays or not strays:
+            return None
+        if loc[-1] != key and loc[-1] in {f for model in _models_at(loc[:-1]) for f in model.model_fields}:
+            # a key the parent has too: only a kind the empty part has (type: residual) says where it belongs
+            tags = {str(m.model_fields["type"].default) for m in _models_at(child) if "type" in m.model_fields}
+            if loc[-1] != "type" or parent[loc[-1]] not in tags:
+                return None
+        names = ", ".join(strays[:-1]) + (" and " if len(strays) > 1 else "") + strays[-1]
+        some = "are keys" if len(strays) > 1 else "is a key"
+        return SpecError(f"is empty, and {names} below it {some} of {key}: indent "
+                         f"{'them' if len(strays) > 1 else 'it'} under {key}", path=dotted(child), value=None)
+    return None
 
 
 def _type_at(data: Any, loc: Sequence[Any]) -> str:
