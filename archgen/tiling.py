@@ -35,12 +35,12 @@ import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from archgen.errors import ArchgenError, PlanError, SpecError, did_you_mean
+from archgen.errors import ArchgenError, PlanError, did_you_mean
+from archgen.kinds import Locality, kind_of
 from archgen.planner.build import AXIS_NAMES
 from archgen.planner.ir import Plan, SizeRule
 
@@ -176,21 +176,8 @@ def static_head(name: str, sizes_in: Sequence[int], sizes_out: Sequence[int | No
 
 
 def _plan_layer_factor(kind: str, attrs: dict, ndim: int) -> tuple[Fraction, ...]:
-    """How much a layer divides the resolution on each axis (2 for a 2x2 pool, 1/2 for a 2x
-    up-sampling)."""
-    if kind in ("maxpool", "avgpool"):
-        return tuple(Fraction(f) for f in _each_axis(attrs["factor"], ndim))
-    if kind == "conv":
-        return tuple(Fraction(f) for f in _each_axis(attrs["stride"], ndim))
-    if kind == "conv_transpose":
-        return tuple(Fraction(1, f) for f in _each_axis(attrs["stride"], ndim))
-    if kind == "upsample":
-        return tuple(Fraction(1, f) for f in _each_axis(attrs["factor"], ndim))
-    if kind == "backbone":  # its stride-32 output
-        return (Fraction(attrs["factor"]),) * ndim
-    if kind == "tap":  # finer than the backbone's output by ``factor``
-        return (Fraction(1, attrs["factor"]),) * ndim
-    return (Fraction(1),) * ndim
+    """How much a layer divides the resolution on each axis (``LayerKind.factor``)."""
+    return kind_of(kind).factor(attrs, ndim)
 
 
 def _each_axis(value, ndim: int = 3) -> tuple:
@@ -213,47 +200,14 @@ def _plan_head_scale(plan: Plan, layer_name: str, ndim: int) -> tuple[Fraction, 
 
 
 def _plan_layer_reads_whole_map(layer) -> str:
-    """What makes every output pixel of this layer depend on the whole map ("" when nothing does).
-
-    Batch norm (at inference) and layer norm (archgen's normalises each pixel over its channels)
-    are per pixel; instance and group norm take statistics over the whole map.
-    """
-    kind, a = layer.kind, layer.attrs
-    if kind == "norm" and a.get("norm") in ("instance", "group"):
-        return f"{a['norm']} norm: statistics over the whole map"
-    if kind == "global_pool":
-        return "squeeze-and-excitation: the mean of the whole map"
-    if kind == "attention":
-        return "self-attention: every position attends to every other"
-    if kind == "position_embedding":
-        return "position embedding: depends on where in the map a pixel is"
-    if kind == "backbone" and a.get("backbone") in _SE_BACKBONES:
-        return "backbone with squeeze-and-excitation: the mean of the whole map"
-    return ""
-
-
-def _se_backbones() -> frozenset[str]:
-    from archgen.backbones import BACKBONES
-
-    return frozenset(name for name, row in BACKBONES.items() if row.flops_constant)  # SE convs on pooled maps
-
-
-_SE_BACKBONES = _se_backbones()
+    """What makes every output pixel of this layer depend on the whole map ("" when nothing does)."""
+    locality, why = kind_of(layer.kind).locality(layer.attrs)
+    return why if locality is Locality.WHOLE_MAP else ""
 
 
 def _plan_layer_sees_edges(layer) -> bool:
     """Whether this layer's output near a tile border depends on where the tile ends."""
-    kind, a = layer.kind, layer.attrs
-    if kind in ("pad", "resize", "backbone"):  # a backbone zero-pads inside
-        return True
-    if kind == "upsample":
-        return a.get("interpolation", "nearest") != "nearest"
-    if kind == "conv":
-        return a["padding"] == "same" and any(
-            (k - 1) * a["dilation"] + 1 > s for k, s in zip(_each_axis(a["kernel"]), _each_axis(a["stride"])))
-    if kind == "conv_transpose":  # overlapping kernels: border outputs miss neighbours
-        return any(k > s for k, s in zip(_each_axis(a["kernel"]), _each_axis(a["stride"])))
-    return False
+    return kind_of(layer.kind).sees_edges(layer.attrs)
 
 
 def output_margins(plan: Plan, head: str | None = None) -> tuple[tuple[int, int], ...]:

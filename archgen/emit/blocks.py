@@ -53,12 +53,3 @@ def emit_attention(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
 
 def emit_position_embedding(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
     return PositionEmbedding(name=layer.name)(xs[0])
-
-
-BLOCK_EMITTERS = {
-    "global_pool": emit_global_pool,
-    "scale": emit_scale,
-    "dense": emit_dense,
-    "attention": emit_attention,
-    "position_embedding": emit_position_embedding,
-}

@@ -1,4 +1,4 @@
-"""Plan -> ``keras.Model`` (functional API): one small function per layer kind.
+"""Plan -> ``keras.Model`` (functional API): each layer by its kind's emitter (``archgen.emit.layers``).
 
 The emitter translates; it computes no shapes. Crops, pads and resize targets come solved
 in ``LayerPlan.attrs``. Only built-in layers are used, but for the transformer's position embedding
@@ -11,10 +11,9 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 from archgen.backend import import_keras
-from archgen.emit.backbone import emit_backbone, emit_tap
-from archgen.emit.blocks import BLOCK_EMITTERS
 from archgen.emit.initialize import numpy_sampling
 from archgen.errors import EmitError, did_you_mean
+from archgen.kinds import KINDS
 from archgen.planner.ir import LayerPlan, Plan
 
 keras = import_keras()
@@ -23,114 +22,17 @@ L = keras.layers
 Emitter = Callable[[LayerPlan, list[Any], int], Any]
 
 
-def _nd(base: str, ndim: int, suffix: str = "") -> type:
-    return getattr(L, f"{base}{ndim}D{suffix}")
+def _emitters() -> dict[str, Emitter]:
+    """Each registered kind's emitter; a kind whose record names none is an error at import."""
+    from archgen.emit import layers
+
+    missing = [kind.name for kind in KINDS.values() if not hasattr(layers, kind.emitter)]
+    if missing:
+        raise ImportError(f"no Keras emitter for layer kinds {missing}")
+    return {name: getattr(layers, kind.emitter) for name, kind in KINDS.items()}
 
 
-def emit_conv(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    a = layer.attrs
-    return _nd("Conv", ndim)(a["filters"], a["kernel"], strides=a["stride"], padding=a["padding"],
-                             dilation_rate=a["dilation"], activation=a["activation"], use_bias=a["use_bias"],
-                             name=layer.name)(xs[0])
-
-
-def emit_conv_transpose(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    a = layer.attrs
-    return _nd("Conv", ndim, "Transpose")(a["filters"], a["kernel"], strides=a["stride"],
-                                          padding=a.get("padding", "same"), activation=a["activation"],
-                                          use_bias=a["use_bias"], name=layer.name)(xs[0])
-
-
-def emit_maxpool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    f = layer.attrs["factor"]
-    return _nd("MaxPooling", ndim)(pool_size=f, strides=f, name=layer.name)(xs[0])
-
-
-def emit_avgpool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    f = layer.attrs["factor"]
-    return _nd("AveragePooling", ndim)(pool_size=f, strides=f, name=layer.name)(xs[0])
-
-
-def emit_upsample(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    a = layer.attrs
-    if ndim == 2:
-        return L.UpSampling2D(a["factor"], interpolation=a["interpolation"], name=layer.name)(xs[0])
-    return _nd("UpSampling", ndim)(a["factor"], name=layer.name)(xs[0])
-
-
-def emit_norm(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    a = layer.attrs
-    kind, affine = a["norm"], a.get("affine", True)
-    options = {"center": affine, "scale": affine, "name": layer.name}
-    if a.get("epsilon") is not None:
-        options["epsilon"] = a["epsilon"]
-    if kind == "batch":
-        return L.BatchNormalization(**options)(xs[0])
-    if kind in ("group", "instance"):  # groups=-1: one group per channel, i.e. instance norm
-        return L.GroupNormalization(groups=-1 if kind == "instance" else a["groups"], **options)(xs[0])
-    return L.LayerNormalization(axis=-1, **options)(xs[0])
-
-
-def emit_activation(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    a = layer.attrs
-    if a["activation"] == "prelu":  # one slope for the whole tensor, as PyTorch's nn.PReLU()
-        return L.PReLU(shared_axes=list(range(1, ndim + 2)), alpha_initializer=keras.initializers.Constant(0.25),
-                       name=layer.name)(xs[0])
-    if a.get("negative_slope") is not None:
-        return L.LeakyReLU(negative_slope=a["negative_slope"], name=layer.name)(xs[0])
-    return L.Activation(a["activation"], name=layer.name)(xs[0])
-
-
-def emit_dropout(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    return L.Dropout(layer.attrs["rate"], name=layer.name)(xs[0])
-
-
-def emit_crop(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    crop = layer.attrs["cropping"]
-    return _nd("Cropping", ndim)(crop[0] if ndim == 1 else crop, name=layer.name)(xs[0])
-
-
-def emit_pad(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    pad = layer.attrs["padding"]
-    return _nd("ZeroPadding", ndim)(pad[0] if ndim == 1 else pad, name=layer.name)(xs[0])
-
-
-def emit_resize(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    height, width = layer.attrs["size"]
-    return L.Resizing(height, width, interpolation="bilinear", name=layer.name)(xs[0])
-
-
-def emit_concat(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    return L.Concatenate(axis=-1, name=layer.name)(xs)
-
-
-def emit_add(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    return L.Add(name=layer.name)(xs)
-
-
-def emit_multiply(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    return L.Multiply(name=layer.name)(xs)
-
-
-EMITTERS: dict[str, Emitter] = {
-    "conv": emit_conv,
-    "conv_transpose": emit_conv_transpose,
-    "maxpool": emit_maxpool,
-    "avgpool": emit_avgpool,
-    "upsample": emit_upsample,
-    "norm": emit_norm,
-    "activation": emit_activation,
-    "dropout": emit_dropout,
-    "crop": emit_crop,
-    "pad": emit_pad,
-    "resize": emit_resize,
-    "concat": emit_concat,
-    "add": emit_add,
-    "multiply": emit_multiply,
-    "backbone": emit_backbone,
-    "tap": emit_tap,
-    **BLOCK_EMITTERS,  # squeeze-and-excitation and the transformer bottleneck
-}
+EMITTERS: dict[str, Emitter] = _emitters()
 
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -181,9 +83,6 @@ def _policy(policy):
 def _emit(plan: Plan) -> keras.Model:
     tensors: dict[str, Any] = {}
     for layer in plan.layers:
-        if layer.kind == "input":
-            tensors[layer.name] = keras.Input(shape=layer.shape, name=layer.name)
-            continue
         emitter = EMITTERS.get(layer.kind)
         if emitter is None:
             raise EmitError(f"no emitter for layer kind '{layer.kind}'{did_you_mean(layer.kind, EMITTERS)}",

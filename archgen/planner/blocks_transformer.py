@@ -19,10 +19,8 @@ per-axis size like the rest of the plan. Layers, for ``layers: 2``::
 
 from __future__ import annotations
 
-from math import prod
 
 from archgen.errors import PlanError
-from archgen.planner.ir import Node
 from archgen.spec.model import Transformer
 
 PREFIX, GROUP, PATH = "bottleneck_vit", "bottleneck", "encoder.transformer"
@@ -71,26 +69,3 @@ def plan_transformer(g, t: Transformer, x: str) -> str:
         x = g.norm(f"{PREFIX}_norm", x, "layer", 1, group=GROUP, path=PATH)
     return g.conv(f"{PREFIX}_out", x, filters, kernel=t.patch_size, stride=t.patch_size, use_bias=t.out_bias,
                   transpose=t.patch_size > 1, group=GROUP, path=PATH)
-
-
-def shaped_params(node: Node, spatial: tuple, input_shape: list) -> int:
-    """Parameters of a layer whose weights depend on its size: the position embedding holds one vector
-    per position; every other layer's count is known before sizes are."""
-    if node.kind != "position_embedding":
-        return node.params
-    if any(s is None for s in spatial):
-        raise PlanError("the transformer's learned position embedding holds one vector per bottleneck patch, so "
-                        "no spatial size can be left open; give numbers", path="input.shape", value=list(input_shape))
-    return prod(spatial) * node.channels
-
-
-def token_flops(node: Node, nodes: dict[str, Node], spatial: tuple) -> int | None:
-    """2 x multiply-adds of a Dense or attention layer over the ``prod(spatial)`` tokens, one sample:
-    attention counts its four projections, the query-key scores and the weighted sum of the values."""
-    if any(s is None for s in spatial):
-        return None
-    tokens, a = prod(spatial), node.attrs
-    if node.kind == "dense":
-        return 2 * tokens * nodes[node.inputs[0]].channels * a["units"]
-    inner = a["heads"] * a["key_dim"]
-    return 2 * tokens * 4 * node.channels * inner + 2 * 2 * tokens * tokens * inner

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from math import prod
 
 from archgen.errors import PlanError
+from archgen.kinds import kind_of
 from archgen.planner.blocks_se import sizeless
-from archgen.planner.blocks_transformer import shaped_params, token_flops
 from archgen.planner.graph import build_graph, down_factors
 from archgen.planner.ir import LayerPlan, Node, Plan, SizeRule
 from archgen.planner.shapes import SizeError, infer_axis
@@ -70,7 +69,8 @@ def make_plan(spec: ArchSpec) -> Plan:
                            for sizes, _, dyn in axes) if node.inputs else ()
         layers.append(LayerPlan(
             name=node.name, kind=node.kind, inputs=node.inputs, shape=(*spatial, node.channels),
-            params=shaped_params(node, spatial, spec.input.shape), flops=layer_flops(node, graph.nodes, spatial, in_spatial, spec.ndim),
+            params=kind_of(node.kind).params(node, spatial, tuple(spec.input.shape)),
+            flops=kind_of(node.kind).flops(node, graph.nodes, spatial, in_spatial, spec.ndim),
             group=node.group, attrs=attrs))
     rule = rules[0] if all(r == rules[0] for r in rules) else None
     return Plan(name=spec.name, ndim=spec.ndim, input_shape=tuple(spec.input.shape), layers=tuple(layers),
@@ -100,28 +100,6 @@ def _size_rules(spec: ArchSpec, graph) -> list[SizeRule | None]:
     nodes = list(graph.nodes.values())
     return [solve_sizes(nodes, period, graph.outputs, graph.bottleneck_in, axis)
             for axis, period in enumerate(periods)]
-
-
-def layer_flops(node: Node, nodes: dict[str, Node], spatial: tuple, in_spatial: tuple, ndim: int) -> int | None:
-    """2 x multiply-adds of convolutions, Dense and attention layers, one sample; other layers count 0
-    (they are < 0.1%)."""
-    if node.kind == "backbone":  # the table's count of its convolutions, per 32x32 tile of the input
-        if any(p is None for p in in_spatial):
-            return None
-        tiles = prod(n // node.attrs["factor"] for n in in_spatial)
-        return node.attrs["flops_per_tile"] * tiles + node.attrs["flops_constant"]
-    if node.kind in ("dense", "attention"):
-        return token_flops(node, nodes, spatial)
-    if node.kind not in ("conv", "conv_transpose"):
-        return 0
-    # A transposed conv does its multiply-adds per input position, a conv per output position.
-    positions = in_spatial if node.kind == "conv_transpose" else spatial
-    if any(p is None for p in positions):
-        return None
-    cin = nodes[node.inputs[0]].channels
-    kernel = node.attrs["kernel"]
-    taps = kernel**ndim if isinstance(kernel, int) else prod(kernel)
-    return 2 * prod(positions) * taps * cin * node.attrs["filters"]
 
 
 def _dynamic_axis(spec: ArchSpec, nodes: list[Node], rule: SizeRule | None, axis: int):

@@ -42,9 +42,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from math import floor, gcd, lcm, prod
+from math import gcd, lcm, prod
 
 from archgen.errors import ArchgenError
+from archgen.kinds import kind_of
+from archgen.kinds.memory import CONV_COPIES, NORM_KEPT, NORM_TEMPORARIES  # noqa: F401  (the memory model's constants)
 from archgen.planner.ir import LayerPlan, Plan
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -103,12 +105,6 @@ def inference_peak_elements(plan: Plan, elements: dict[str, int], workspace: boo
     return peak
 
 
-def _on_axis(attrs: dict, axis: int) -> dict:
-    """Per-axis attributes (kernel, stride, factor as tuples) on one spatial axis."""
-    return {k: (v[axis] if k in ("kernel", "stride", "factor") and isinstance(v, tuple) else v)
-            for k, v in attrs.items()}
-
-
 _Map = Callable[[int], int]
 
 
@@ -116,52 +112,12 @@ def _span_maps(layer: LayerPlan, in_size: int | None, axis: int = 0) -> tuple[_M
     """For output positions ``lo..hi`` of ``layer`` on ``axis``: the first input position they read
     as a function of ``lo``, the last as a function of ``hi``, and ``(a, b)`` such that both maps
     send ``p + a`` to their value at ``p`` plus ``b`` (None for a resize: its scale is a float).
+    Each kind's record says (``LayerKind.span``).
 
     ``receptive_fields`` relies on the two ends depending on ``lo`` and ``hi`` apart and on both
     maps being non-decreasing.
     """
-    a, kind = _on_axis(layer.attrs, axis), layer.kind
-    if kind == "conv":
-        s, reach = a["stride"], (a["kernel"] - 1) * a["dilation"] + 1
-        before = 0 if a["padding"] == "valid" else max(reach - s, 0) // 2  # TensorFlow's "same" split
-        return (lambda lo: lo * s - before), (lambda hi: hi * s - before + reach - 1), (1, s)
-    if kind in ("maxpool", "avgpool"):
-        f = a["factor"]
-        return (lambda lo: lo * f), (lambda hi: hi * f + f - 1), (1, f)
-    if kind == "conv_transpose":
-        # The gradient of a "same" conv: output u gets input i when i*s - before <= u < i*s - before + k.
-        k, s = a["kernel"], a["stride"]
-        before = 0 if a.get("padding") == "valid" else max(k - s, 0) // 2
-        return (lambda lo: -((k - 1 - lo - before) // s)), (lambda hi: (hi + before) // s), (s, 1)
-    if kind == "upsample":
-        f = a["factor"]
-        if a["interpolation"] == "bilinear":  # half-pixel centres: two neighbours
-            return (lambda lo: floor((lo + 0.5) / f - 0.5)), (lambda hi: floor((hi + 0.5) / f - 0.5) + 1), (f, 1)
-        return (lambda lo: lo // f), (lambda hi: hi // f), (f, 1)
-    if kind == "tap":  # a backbone's stage output, finer than the backbone node by ``factor``
-        f = a["factor"]
-        return (lambda lo: lo // f), (lambda hi: hi // f), (f, 1)
-    if kind == "backbone":  # counted as reading its whole input (deep stages and their pools see it all);
-        f = a["factor"]     # at an open size, only the input positions its stride maps to (a lower bound)
-        if in_size is not None:
-            return (lambda lo: 0), (lambda hi: in_size - 1), (1, 0)
-        return (lambda lo: lo * f), (lambda hi: hi * f + f - 1), (1, f)
-    if kind == "attention":  # every position attends to every other
-        if in_size is not None:
-            return (lambda lo: 0), (lambda hi: in_size - 1), (1, 0)
-        return _same, _same, (1, 1)
-    if kind in ("crop", "pad"):
-        shift = a["cropping" if kind == "crop" else "padding"][axis][0]
-        shift = shift if kind == "crop" else -shift
-        return (lambda lo: lo + shift), (lambda hi: hi + shift), (1, 1)
-    if kind == "resize":
-        scale = in_size / a["size"][axis]
-        return (lambda lo: floor((lo + 0.5) * scale - 0.5)), (lambda hi: floor((hi + 0.5) * scale - 0.5) + 1), None
-    return _same, _same, (1, 1)  # per-position layers and merges
-
-
-def _same(position: int) -> int:
-    return position
+    return kind_of(layer.kind).span(layer, in_size, axis)
 
 
 def receptive_field(plan: Plan) -> int:
@@ -314,52 +270,18 @@ def _end_tables(plan: Plan, maps: dict, source: str, heads: set[str], period: in
     return tables
 
 
-# Activations whose gradient TensorFlow computes from the activation's output (kept for backprop);
-# the others (leaky_relu, gelu, swish, ...) keep their input instead.
-_GRAD_FROM_OUTPUT = {"relu", "sigmoid", "tanh", "softmax", "elu", "exponential", "relu6"}
-
-
 def _saved_by(layer: LayerPlan, elements: dict[str, int]) -> tuple[list[str], int]:
     """What ``layer``'s backward pass reads, in TensorFlow: the names of tensors of the plan it
-    keeps alive until then, and the elements of its own intermediates it keeps."""
-    kind, a = layer.kind, layer.attrs
-    act = a.get("activation") or "linear"
-    own = [] if act == "linear" else [layer.name] if act in _GRAD_FROM_OUTPUT else []
-    extra = elements[layer.name] if act not in ("linear", *_GRAD_FROM_OUTPUT) else 0  # pre-activation
-    if kind in ("conv", "conv_transpose"):  # the filter gradient reads the input
-        return [*layer.inputs, *own], extra
-    if kind == "activation":
-        return ([layer.name] if act in _GRAD_FROM_OUTPUT else list(layer.inputs)), 0
-    if kind == "norm":  # batch norm: its input; group/layer norm also a normalised copy
-        return list(layer.inputs), NORM_KEPT * elements[layer.name]
-    if kind == "maxpool":
-        return [*layer.inputs, layer.name], 0
-    if kind in ("multiply",) or (kind in ("upsample", "resize") and a.get("interpolation", "bilinear") != "nearest"):
-        return list(layer.inputs), 0
-    if kind == "dense":  # the kernel gradient reads the input
-        return list(layer.inputs), 0
-    if kind == "attention":  # its input, and the scores before and after the softmax (not calibrated)
-        tokens = elements[layer.name] // layer.shape[-1]
-        return list(layer.inputs), 2 * a["heads"] * tokens * tokens
-    if kind == "dropout":
-        return [], elements[layer.name]  # the mask
-    return [], 0  # input, crop, pad, concat, add, avgpool, nearest up-sampling: shapes only
+    keeps alive until then, and the elements of its own intermediates it keeps (``LayerKind.saved``)."""
+    return kind_of(layer.kind).saved(layer, elements)
 
 
-CONV_COPIES = 2  # calibrated: a conv's backward holds reordered copies of its input and output
-NORM_KEPT = 1  # calibrated: a norm keeps one normalised copy of its output size for backprop
-NORM_TEMPORARIES = 3  # calibrated: a norm's backward holds three temporaries of its size
 RUNTIME_BYTES = 200 * 2**20  # measured: TensorFlow's CPU runtime beyond its tensors in a training step
 
 
 def _backward_workspace(layer: LayerPlan, elements: dict[str, int]) -> int:
-    """Temporaries of one layer's backward pass beyond the gradients it returns."""
-    n = elements[layer.name]
-    if layer.kind in ("conv", "conv_transpose"):
-        return CONV_COPIES * (n + sum(elements[m] for m in layer.inputs)) // 2
-    if layer.kind == "norm":
-        return NORM_TEMPORARIES * n
-    return 0
+    """Temporaries of one layer's backward pass beyond the gradients it returns (``LayerKind.workspace``)."""
+    return kind_of(layer.kind).workspace(layer, elements)
 
 
 def train_peak_elements(plan: Plan, elements: dict[str, int]) -> int:

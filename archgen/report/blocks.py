@@ -1,25 +1,9 @@
-"""How reports name the layers of squeeze-and-excitation, recurrent residual blocks and the
-transformer bottleneck: notes for the summary table and short tags for the diagram's level boxes."""
+"""How the diagram tags what a level holds beyond plain convs: recurrent residual blocks,
+squeeze-and-excitation and the transformer bottleneck (their notes are the kinds' own)."""
 
 from __future__ import annotations
 
-from archgen.planner.ir import LayerPlan, Plan
-
-
-def block_note(layer: LayerPlan) -> str:
-    """The summary's note for a layer kind these blocks add; "" for any other kind."""
-    a = layer.attrs
-    if layer.kind == "attention":
-        return f"{a['heads']} heads, key {a['key_dim']}"
-    if layer.kind == "dense":
-        return f"{a['units']} units"
-    if layer.kind == "global_pool":
-        return "global mean"
-    if layer.kind == "scale":
-        return "x SE gate"
-    if layer.kind == "position_embedding":
-        return "learned"
-    return ""
+from archgen.planner.ir import Plan
 
 
 def block_tags(plan: Plan, group: str) -> str:

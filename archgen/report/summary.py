@@ -18,7 +18,7 @@ from archgen.errors import printable
 from archgen.planner.cost import Cost, fmt_bytes
 from archgen.planner.ir import LayerPlan, Plan
 from archgen.report.backbone import backbone_lines
-from archgen.report.blocks import block_note
+from archgen.kinds import kind_of
 from archgen.report.data import fmt_shape, group_title, legal_sizes
 
 
@@ -182,44 +182,8 @@ def wrap_parts(parts: list[str], width: int, sep: str = "; ", indent: str = "  "
 _UNIT = re.compile(r"(\d) ((?:[KMGT]i)?B\b)")
 
 
-def _axes(value) -> str:
-    """A per-axis value: ``3`` for (3, 3, 3), ``1x3x3`` where the axes differ."""
-    if isinstance(value, (tuple, list)):
-        return str(value[0]) if len(set(value)) == 1 else "x".join(map(str, value))
-    return str(value)
-
-
-def _most(value) -> int:
-    return max(value) if isinstance(value, (tuple, list)) else value
-
-
 def _note(layer: LayerPlan) -> str:
-    a = layer.attrs
-    if layer.kind == "crop":
-        return "crop " + ", ".join(f"{b}+{e}" for b, e in a["cropping"])
-    if layer.kind == "pad":
-        return "pad " + ", ".join(f"{b}+{e}" for b, e in a["padding"])
-    if layer.kind in ("conv", "conv_transpose"):
-        act = "" if a["activation"] == "linear" else f" {a['activation']}"
-        stride = f"/{_axes(a['stride'])}" if _most(a["stride"]) > 1 and layer.kind == "conv" else ""
-        up = f"x{_axes(a['stride'])}" if layer.kind == "conv_transpose" else ""
-        return (f"k{_axes(a['kernel'])}{stride}{up} {a['padding'] if layer.kind == 'conv' else ''}{act}"
-                .replace("  ", " "))
-    if layer.kind in ("maxpool", "avgpool"):
-        return f"/{_axes(a['factor'])}"
-    if layer.kind == "upsample":
-        return f"x{_axes(a['factor'])} {a['interpolation']}"
-    if layer.kind in ("norm", "activation"):
-        return a.get("norm") or a.get("activation")
-    if layer.kind == "dropout":
-        return f"rate {a['rate']}"
-    if layer.kind == "backbone":
-        learn = {0: "frozen", len(a["taps"]): "all learn"}.get(a["trainable_stages"],
-                                                               f"last {a['trainable_stages']} stages learn")
-        return f"{a['constructor']} weights {a['weights'] or 'none'}, {learn}"
-    if layer.kind == "tap":
-        return (a["layer"] or "output") + (" (its input)" if a["side"] == "input" else "")
-    return block_note(layer)
+    return kind_of(layer.kind).note(layer)
 
 
 SUMMARY_LAYOUTS = (  # richest first: drop the note, then shorten numbers, then drop the kind

@@ -75,3 +75,45 @@ def test_keras_model_equals_plan(config, data):
         ys = open_model(x)
         ys = ys if isinstance(ys, (list, tuple)) else [ys]
         assert [tuple(y.shape[1:]) for y in ys] == list(plan.output_shapes.values())
+
+
+# --- every registered layer kind is drawn ----------------------------------------------------------
+
+# Backbones are keras.applications models: tests/backbones builds every row (too slow to draw here).
+NOT_DRAWN = {"backbone", "tap"}
+
+
+def concrete_plan(config: dict):
+    """The plan of a drawn config at its smallest legal size, or None where the property test
+    would have skipped it."""
+    spec = validate(config)
+    try:
+        rules = size_rules(spec)
+    except PlanError:
+        return None
+    if any(rule is None or rule.first > MAX_FIRST[spec.ndim] for rule in rules):
+        return None
+    sizes = [rule.first for rule in rules]
+    return make_plan(validate({**config, "input": {"shape": [*sizes, config["input"]["shape"][-1]]}}))
+
+
+def test_the_registry_and_the_drawn_kinds_name_the_same_backbone_kinds():
+    from archgen.kinds import KINDS
+
+    assert NOT_DRAWN <= set(KINDS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(set(__import__("archgen.kinds", fromlist=["KINDS"]).KINDS) - NOT_DRAWN))
+def test_every_registered_kind_is_drawn_and_built_as_planned(kind):
+    """The strategy can draw every kind the registry knows (a kind it never draws fails here), and
+    a drawn network holding it builds layer for layer as planned."""
+    from hypothesis import find, settings
+
+    def holds_kind(config: dict) -> bool:
+        plan = concrete_plan(config)
+        return plan is not None and any(layer.kind == kind for layer in plan.layers)
+
+    config = find(spec_dicts(), holds_kind, settings=settings(max_examples=3000, database=None, deadline=None))
+    plan = concrete_plan(config)
+    assert_model_matches_plan(emit_model(plan), plan)

@@ -110,19 +110,19 @@ def test_fields_equal_every_path_traced_apart(config, overrides):
 def test_depth_12_topologies_read_each_layer_once(monkeypatch, config, overrides, field):
     """UNet++ (12 deep-supervision heads, crops to every earlier node) and UNet 3+ (13 heads,
     full-scale skips) at depth 12: 4096 grid residues per head and exponentially many paths, but
-    each layer's per-axis attributes are read once per input it reads."""
+    each layer's spans are traced once per input it reads."""
     plan = make_plan(load_spec(CONF / config, ["encoder.depth=12", OPEN_2D, *SMALL, *overrides]))
     edges = sum(len(set(layer.inputs)) for layer in plan.layers)
     budget = edges * plan.ndim
     reads = 0
-    on_axis = cost._on_axis
+    span_maps = cost._span_maps
 
-    def counted(attrs, axis):
+    def counted(layer, in_size, axis=0):
         nonlocal reads
         reads += 1
         assert reads <= budget, "a layer's spans were traced more than once per input"
-        return on_axis(attrs, axis)
+        return span_maps(layer, in_size, axis)
 
-    monkeypatch.setattr(cost, "_on_axis", counted)
+    monkeypatch.setattr(cost, "_span_maps", counted)
     assert receptive_fields(plan) == (field, field)
     assert len(plan.outputs) >= 12 and plan.sizes.period == 4096

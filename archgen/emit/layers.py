@@ -1,0 +1,110 @@
+"""Every layer kind's Keras layer: one small function per kind, named by the kind's record
+(``LayerKind.emitter`` in ``archgen.kinds``). They translate; they compute no shapes (crops, pads
+and resize targets come solved in ``LayerPlan.attrs``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archgen.backend import import_keras
+from archgen.emit.backbone import emit_backbone, emit_tap  # noqa: F401  (named by the backbone kinds)
+from archgen.emit.blocks import (emit_attention, emit_dense, emit_global_pool,  # noqa: F401
+                                 emit_position_embedding, emit_scale)
+from archgen.planner.ir import LayerPlan
+
+keras = import_keras()
+L = keras.layers
+
+
+def emit_input(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return keras.Input(shape=layer.shape, name=layer.name)
+
+
+def _nd(base: str, ndim: int, suffix: str = "") -> type:
+    return getattr(L, f"{base}{ndim}D{suffix}")
+
+
+def emit_conv(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    a = layer.attrs
+    return _nd("Conv", ndim)(a["filters"], a["kernel"], strides=a["stride"], padding=a["padding"],
+                             dilation_rate=a["dilation"], activation=a["activation"], use_bias=a["use_bias"],
+                             name=layer.name)(xs[0])
+
+
+def emit_conv_transpose(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    a = layer.attrs
+    return _nd("Conv", ndim, "Transpose")(a["filters"], a["kernel"], strides=a["stride"],
+                                          padding=a.get("padding", "same"), activation=a["activation"],
+                                          use_bias=a["use_bias"], name=layer.name)(xs[0])
+
+
+def emit_maxpool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    f = layer.attrs["factor"]
+    return _nd("MaxPooling", ndim)(pool_size=f, strides=f, name=layer.name)(xs[0])
+
+
+def emit_avgpool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    f = layer.attrs["factor"]
+    return _nd("AveragePooling", ndim)(pool_size=f, strides=f, name=layer.name)(xs[0])
+
+
+def emit_upsample(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    a = layer.attrs
+    if ndim == 2:
+        return L.UpSampling2D(a["factor"], interpolation=a["interpolation"], name=layer.name)(xs[0])
+    return _nd("UpSampling", ndim)(a["factor"], name=layer.name)(xs[0])
+
+
+def emit_norm(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    a = layer.attrs
+    kind, affine = a["norm"], a.get("affine", True)
+    options = {"center": affine, "scale": affine, "name": layer.name}
+    if a.get("epsilon") is not None:
+        options["epsilon"] = a["epsilon"]
+    if kind == "batch":
+        return L.BatchNormalization(**options)(xs[0])
+    if kind in ("group", "instance"):  # groups=-1: one group per channel, i.e. instance norm
+        return L.GroupNormalization(groups=-1 if kind == "instance" else a["groups"], **options)(xs[0])
+    return L.LayerNormalization(axis=-1, **options)(xs[0])
+
+
+def emit_activation(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    a = layer.attrs
+    if a["activation"] == "prelu":  # one slope for the whole tensor, as PyTorch's nn.PReLU()
+        return L.PReLU(shared_axes=list(range(1, ndim + 2)), alpha_initializer=keras.initializers.Constant(0.25),
+                       name=layer.name)(xs[0])
+    if a.get("negative_slope") is not None:
+        return L.LeakyReLU(negative_slope=a["negative_slope"], name=layer.name)(xs[0])
+    return L.Activation(a["activation"], name=layer.name)(xs[0])
+
+
+def emit_dropout(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return L.Dropout(layer.attrs["rate"], name=layer.name)(xs[0])
+
+
+def emit_crop(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    crop = layer.attrs["cropping"]
+    return _nd("Cropping", ndim)(crop[0] if ndim == 1 else crop, name=layer.name)(xs[0])
+
+
+def emit_pad(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    pad = layer.attrs["padding"]
+    return _nd("ZeroPadding", ndim)(pad[0] if ndim == 1 else pad, name=layer.name)(xs[0])
+
+
+def emit_resize(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    height, width = layer.attrs["size"]
+    return L.Resizing(height, width, interpolation="bilinear", name=layer.name)(xs[0])
+
+
+def emit_concat(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return L.Concatenate(axis=-1, name=layer.name)(xs)
+
+
+def emit_add(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return L.Add(name=layer.name)(xs)
+
+
+def emit_multiply(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return L.Multiply(name=layer.name)(xs)

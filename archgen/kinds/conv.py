@@ -1,0 +1,108 @@
+"""Convolutions and transposed convolutions (``Conv{n}D``, ``Conv{n}DTranspose``)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import prod
+
+from archgen.kinds.base import (LayerKind, Locality, SizeError, axes_text, each_axis, known_params, on, on_axis)
+from archgen.kinds.memory import CONV_COPIES, activation_kept
+
+
+def conv_size(node, sizes, amounts, axis, n_input) -> int:
+    n = sizes[node.inputs[0]]
+    a = node.attrs
+    k, s, d = on(a["kernel"], axis), on(a["stride"], axis), a["dilation"]
+    reach = (k - 1) * d + 1
+    if a["padding"] == "valid":
+        if n < reach:
+            raise SizeError(node, n, f"smaller than the kernel's reach of {reach}")
+        if (n - reach) % s and not a.get("floor"):
+            raise SizeError(node, n, f"a valid conv of kernel {k}, stride {s} leaves a remainder "
+                                     f"(needs {reach} + a multiple of {s})")
+        return (n - reach) // s + 1
+    if n % s:
+        raise SizeError(node, n, f"not a multiple of the stride {s}, so it does not tile seamlessly")
+    return n // s
+
+
+def transpose_size(node, sizes, amounts, axis, n_input) -> int:
+    # Padding "same" makes a transposed conv scale the size exactly by its stride; "valid" gives the
+    # full output, which a crop then trims to PyTorch's padding.
+    n = sizes[node.inputs[0]]
+    if node.attrs.get("padding") == "valid":
+        return (n - 1) * on(node.attrs["stride"], axis) + on(node.attrs["kernel"], axis)
+    return n * on(node.attrs["stride"], axis)
+
+
+def conv_flops(node, nodes, spatial, in_spatial, ndim) -> int | None:
+    # A transposed conv does its multiply-adds per input position, a conv per output position.
+    positions = in_spatial if node.kind == "conv_transpose" else spatial
+    if any(p is None for p in positions):
+        return None
+    kernel = node.attrs["kernel"]
+    taps = kernel**ndim if isinstance(kernel, int) else prod(kernel)
+    return 2 * prod(positions) * taps * nodes[node.inputs[0]].channels * node.attrs["filters"]
+
+
+def conv_span(layer, in_size, axis):
+    a = on_axis(layer.attrs, axis)
+    s, reach = a["stride"], (a["kernel"] - 1) * a["dilation"] + 1
+    before = 0 if a["padding"] == "valid" else max(reach - s, 0) // 2  # TensorFlow's "same" split
+    return (lambda lo: lo * s - before), (lambda hi: hi * s - before + reach - 1), (1, s)
+
+
+def transpose_span(layer, in_size, axis):
+    # The gradient of a "same" conv: output u gets input i when i*s - before <= u < i*s - before + k.
+    a = on_axis(layer.attrs, axis)
+    k, s = a["kernel"], a["stride"]
+    before = 0 if a.get("padding") == "valid" else max(k - s, 0) // 2
+    return (lambda lo: -((k - 1 - lo - before) // s)), (lambda hi: (hi + before) // s), (s, 1)
+
+
+def conv_saved(layer, elements):
+    own, extra = activation_kept(layer, elements)
+    return [*layer.inputs, *own], extra  # the filter gradient reads the input
+
+
+def conv_workspace(layer, elements) -> int:
+    return CONV_COPIES * (elements[layer.name] + sum(elements[m] for m in layer.inputs)) // 2
+
+
+def window(attrs) -> tuple[Locality, str]:
+    return Locality.WINDOW, ""
+
+
+def conv_sees_edges(a) -> bool:
+    kernel, stride = each_axis(a["kernel"], 3), each_axis(a["stride"], 3)
+    return a["padding"] == "same" and any((k - 1) * a["dilation"] + 1 > s for k, s in zip(kernel, stride))
+
+
+def transpose_sees_edges(a) -> bool:  # overlapping kernels: border outputs miss neighbours
+    return any(k > s for k, s in zip(each_axis(a["kernel"], 3), each_axis(a["stride"], 3)))
+
+
+def conv_note(layer) -> str:
+    a = layer.attrs
+    act = "" if a["activation"] == "linear" else f" {a['activation']}"
+    stride = f"/{axes_text(a['stride'])}" if max(each_axis(a["stride"], 1)) > 1 else ""
+    return f"k{axes_text(a['kernel'])}{stride} {a['padding']}{act}"
+
+
+def transpose_note(layer) -> str:
+    a = layer.attrs
+    act = "" if a["activation"] == "linear" else f" {a['activation']}"
+    return f"k{axes_text(a['kernel'])}x{axes_text(a['stride'])} {act}".replace("  ", " ")
+
+
+KINDS = (
+    LayerKind("conv", size=conv_size,
+              factor=lambda a, ndim: tuple(Fraction(f) for f in each_axis(a["stride"], ndim)),
+              params=known_params, flops=conv_flops, span=conv_span, saved=conv_saved, workspace=conv_workspace,
+              locality=window, sees_edges=conv_sees_edges, note=conv_note, emitter="emit_conv"),
+    LayerKind("conv_transpose", size=transpose_size,
+              factor=lambda a, ndim: tuple(Fraction(1, f) for f in each_axis(a["stride"], ndim)),
+              params=known_params, flops=conv_flops, span=transpose_span, saved=conv_saved,
+              workspace=conv_workspace, locality=window, sees_edges=transpose_sees_edges, note=transpose_note,
+              emitter="emit_conv_transpose"),
+)

@@ -1,0 +1,40 @@
+"""Per-pixel layers: normalisation, activations and dropout."""
+
+from __future__ import annotations
+
+from archgen.kinds.base import (LayerKind, Locality, first_input, known_params, no_edges, no_flops,
+                                no_workspace, pixel, same_span, unit_factor)
+from archgen.kinds.memory import GRAD_FROM_OUTPUT, NORM_KEPT, NORM_TEMPORARIES
+
+
+def norm_locality(a) -> tuple[Locality, str]:
+    """Batch norm (at inference) and archgen's layer norm (each pixel over its channels) are per
+    pixel; instance and group norm take statistics over the whole map."""
+    if a["norm"] in ("instance", "group"):
+        return Locality.WHOLE_MAP, f"{a['norm']} norm: statistics over the whole map"
+    return Locality.PIXEL, ""
+
+
+def norm_saved(layer, elements):  # batch norm: its input; group/layer norm also a normalised copy
+    return list(layer.inputs), NORM_KEPT * elements[layer.name]
+
+
+def activation_saved(layer, elements):
+    act = layer.attrs.get("activation") or "linear"
+    return ([layer.name] if act in GRAD_FROM_OUTPUT else list(layer.inputs)), 0
+
+
+KINDS = (
+    LayerKind("norm", size=first_input, factor=unit_factor, params=known_params, flops=no_flops, span=same_span,
+              saved=norm_saved, workspace=lambda layer, elements: NORM_TEMPORARIES * elements[layer.name],
+              locality=norm_locality, sees_edges=no_edges, note=lambda layer: layer.attrs["norm"],
+              emitter="emit_norm"),
+    LayerKind("activation", size=first_input, factor=unit_factor, params=known_params, flops=no_flops,
+              span=same_span, saved=activation_saved, workspace=no_workspace, locality=pixel, sees_edges=no_edges,
+              note=lambda layer: layer.attrs["activation"], emitter="emit_activation"),
+    LayerKind("dropout", size=first_input, factor=unit_factor, params=known_params, flops=no_flops,
+              span=same_span, saved=lambda layer, elements: ([], elements[layer.name]),  # the mask
+              workspace=no_workspace, locality=pixel, sees_edges=no_edges,
+              note=lambda layer: f"rate {layer.attrs['rate']}", emitter="emit_dropout"),
+)
+

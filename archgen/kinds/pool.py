@@ -1,0 +1,61 @@
+"""Pooling: max and average pooling by a factor, and the global mean of squeeze-and-excitation."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from archgen.kinds.base import (LayerKind, Locality, SizeError, axes_text, each_axis, keeps_nothing, known_params,
+                                no_edges, no_flops, no_workspace, on, on_axis, same_span)
+
+
+def pool_size(node, sizes, amounts, axis, n_input) -> int:
+    n = sizes[node.inputs[0]]
+    f = on(node.attrs["factor"], axis)
+    if node.attrs.get("floor"):  # drops the last rows, as PyTorch's pooling does
+        if n < f:
+            raise SizeError(node, n, f"smaller than the pool size {f}")
+        return n // f
+    if n % f:
+        raise SizeError(node, n, f"not a multiple of the pool size {f}, so it does not tile seamlessly")
+    return n // f
+
+
+def pool_span(layer, in_size, axis):
+    f = on_axis(layer.attrs, axis)["factor"]
+    return (lambda lo: lo * f), (lambda hi: hi * f + f - 1), (1, f)
+
+
+def pool_factor(a, ndim):
+    return tuple(Fraction(f) for f in each_axis(a["factor"], ndim))
+
+
+def max_saved(layer, elements):
+    return [*layer.inputs, layer.name], 0
+
+
+def window(attrs):
+    return Locality.WINDOW, ""
+
+
+def whole_map(attrs):
+    return Locality.WHOLE_MAP, "squeeze-and-excitation: the mean of the whole map"
+
+
+def pool_note(layer) -> str:
+    return f"/{axes_text(layer.attrs['factor'])}"
+
+
+KINDS = (
+    LayerKind("maxpool", size=pool_size, factor=pool_factor, params=known_params, flops=no_flops, span=pool_span,
+              saved=max_saved, workspace=no_workspace, locality=window, sees_edges=no_edges, note=pool_note,
+              emitter="emit_maxpool"),
+    LayerKind("avgpool", size=pool_size, factor=pool_factor, params=known_params, flops=no_flops, span=pool_span,
+              saved=keeps_nothing, workspace=no_workspace, locality=window, sees_edges=no_edges, note=pool_note,
+              emitter="emit_avgpool"),
+    # Its statistics are not counted as reading other positions in the receptive field (as batch
+    # norm's are not); tiling knows better: it reads the whole map.
+    LayerKind("global_pool", size=lambda node, sizes, amounts, axis, n: 1,
+              factor=lambda a, ndim: (Fraction(1),) * ndim, params=known_params, flops=no_flops, span=same_span,
+              saved=keeps_nothing, workspace=no_workspace, locality=whole_map, sees_edges=no_edges,
+              note=lambda layer: "global mean", emitter="emit_global_pool"),
+)
