@@ -157,18 +157,10 @@ def _outside_hydra_app(needed: bool) -> Iterator[None]:
     if not needed or "hydra" not in sys.modules:
         yield
         return
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+    from archgen.compat.hydra import global_hydra_set_aside
 
-    if not GlobalHydra.instance().is_initialized():
+    with global_hydra_set_aside():
         yield
-        return
-    backup = get_gh_backup()
-    GlobalHydra.instance().clear()
-    try:
-        yield
-    finally:
-        restore_gh_from_backup(backup)
 
 
 def _is_path(text: str) -> bool:

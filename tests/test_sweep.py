@@ -227,16 +227,16 @@ def test_a_plan_only_sweep_writes_its_rows_and_nothing_else_by_default(cli, tmp_
 def test_the_plain_override_path_equals_omegaconfs(variant):
     """Plan-only sweeps apply ++key=value to plain data; the result must be what Hydra's own
     override code makes of the same overrides with OmegaConf."""
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from omegaconf import OmegaConf
 
+    from archgen.compat.hydra import apply_overrides
     from archgen.spec.load import read_config_file, resolve
     from archgen.sweep import parsed_override, variant_config
 
     data = read_config_file(SAME)
     cfg = OmegaConf.create(data)
     try:
-        ConfigLoaderImpl._apply_overrides_to_config([parsed_override(o) for o in variant], cfg)
+        apply_overrides([parsed_override(o) for o in variant], cfg)
         expected = resolve(cfg)
     except Exception:  # noqa: BLE001 - then both paths must refuse it
         with pytest.raises(Exception):

@@ -25,31 +25,20 @@ def numpy_sampling(backend: str) -> Iterator[None]:
     if backend != "jax":
         yield
         return
-    try:
-        from keras.src.backend.jax import random as jax_random
-    except ImportError:  # Keras moved its back end: build as Keras does, only slower
+    from archgen.compat.keras import jax_samplers_replaced
+
+    # Where Keras moved its back end nothing is replaced: models build as Keras builds them, only slower.
+    with jax_samplers_replaced(uniform=_uniform, normal=_normal, truncated_normal=_truncated_normal):
         yield
-        return
-    names = ("uniform", "normal", "truncated_normal")
-    if not all(hasattr(jax_random, name) for name in names):
-        yield
-        return
-    saved = {name: getattr(jax_random, name) for name in names}
-    jax_random.uniform, jax_random.normal, jax_random.truncated_normal = _uniform, _normal, _truncated_normal
-    try:
-        yield
-    finally:
-        for name, function in saved.items():
-            setattr(jax_random, name, function)
 
 
 def _rng(seed) -> np.random.Generator:
     """A NumPy generator seeded from Keras's seed (an int, a SeedGenerator or a JAX key)."""
-    from keras.src.backend.jax.random import jax_draw_seed
-
     import jax
 
-    key = jax_draw_seed(seed)
+    from archgen.compat.keras import jax_seed_key
+
+    key = jax_seed_key(seed)
     try:
         data = jax.random.key_data(key)
     except (TypeError, ValueError):  # a raw uint32 key array
@@ -58,9 +47,9 @@ def _rng(seed) -> np.random.Generator:
 
 
 def _dtype(dtype):
-    from keras.src.backend.config import floatx
+    import keras
 
-    return np.dtype(dtype or floatx())
+    return np.dtype(dtype or keras.config.floatx())
 
 
 def _on_device(sample: np.ndarray, dtype):

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from archgen.compat.hydra import override_parser, split_sweep
 from archgen.errors import SpecError, printable
 
 
@@ -54,28 +55,16 @@ def swept_values(overrides: Sequence[str], keys: Sequence[str]) -> dict[str, Any
     return {key: out[key] for key in keys if key in out}
 
 
-
-
 @functools.lru_cache(maxsize=65536)
 def parsed_override(text: str):
     """Hydra's parse of one override; a sweep's variants repeat the same few strings, so each is
     parsed once (the grammar costs ~1 ms a string)."""
-    return _parser().parse_override(text)
-
-
-@functools.cache
-def _parser():
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create()
+    return override_parser().parse_override(text)
 
 
 def expand_variants(overrides: Sequence[str], root: Path, cap: int) -> list[list[str]] | None:
     """Each variant's overrides, as Hydra's basic sweeper makes them, after checking their number
     against ``cap`` without expanding them. None when another sweeper is chosen."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.errors import HydraException
-
     from archgen.spec.load import schema_overrides
 
     parsed = parse_overrides(schema_overrides(overrides))
@@ -95,18 +84,24 @@ def expand_variants(overrides: Sequence[str], root: Path, cap: int) -> list[list
                             path="overrides", value=printable(" ".join(overrides)))
     if any(o.key_or_group == "hydra/sweeper" for o in parsed):
         return None
+    return split_variants(parsed)
+
+
+def split_variants(parsed) -> list[list[str]]:
+    """Each variant's overrides, as Hydra's basic sweeper makes them of parsed overrides."""
+    from hydra.errors import HydraException
+
     try:
-        return [list(v) for v in BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]]
+        return split_sweep(parsed)
     except HydraException as exc:
         raise SpecError(f"bad override: {' '.join(str(exc).split())}", path="overrides") from None
 
 
 def parse_overrides(overrides: Sequence[str]):
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     try:
-        return OverridesParser.create().parse_overrides(list(overrides))
+        return override_parser().parse_overrides(list(overrides))
     except HydraException as exc:
         raise SpecError(f"bad override: {printable(' '.join(str(exc).split()))}", path="overrides") from None
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from archgen.compat.joblib import pool_kills
 from archgen.errors import ArchgenError, SpecError, printable
 from archgen.sweep.job import RESULT, STARTED, SweepTask
 from archgen.sweep.options import SweepOptions
@@ -37,7 +37,9 @@ def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], 
             # absolute: a launcher's workers may run elsewhere (Ray's in its session folder)
             "hydra/job_logging=none", "hydra/hydra_logging=none", f"hydra.sweep.dir={sweep_dir.resolve()}"]
     task = SweepTask(command, options)
-    with _pool_kills() as bystanders:
+    # Workers the pool killed itself once one died were bystanders: their variants run again. Without
+    # joblib's internals at hand none is seen as one, and their rows say killed, which is safe.
+    with pool_kills() as bystanders:
         failure = _launch(task, [*base, *schema_overrides(overrides), "hydra.sweep.subdir=${hydra.job.num}"])
     if failure is not None and variants is None:
         raise failure
@@ -54,37 +56,6 @@ def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], 
                     pass
     return collect_results(sweep_dir, None if variants is None else len(variants), options.swept,
                            variants=variants)
-
-
-@contextmanager
-def _pool_kills():
-    """The worker PIDs that joblib's pool kills itself once one worker died: their variants were
-    bystanders and run again; the variant whose worker died first is the ``killed`` row.
-
-    loky kills the remaining workers through ``process_executor.kill_process_tree`` (joblib
-    1.3-1.5); if that name moves, bystanders are reported as killed too, which is safe.
-    """
-    killed: set[int] = set()
-    try:
-        from joblib.externals.loky import process_executor
-    except ImportError:
-        yield killed
-        return
-    real = getattr(process_executor, "kill_process_tree", None)
-    if real is None:
-        yield killed
-        return
-
-    def recording(process, *args, **kwargs):
-        if process.exitcode is None and process.is_alive():  # the worker that died first is not a bystander
-            killed.add(process.pid)
-        return real(process, *args, **kwargs)
-
-    process_executor.kill_process_tree = recording
-    try:
-        yield killed
-    finally:
-        process_executor.kill_process_tree = real
 
 
 def _pid(job: Path) -> int | None:

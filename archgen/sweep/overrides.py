@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Sequence
 
+from archgen.compat.hydra import apply_overrides
 from archgen.errors import SpecError
 from archgen.sweep.expand import parsed_override
 
@@ -18,14 +19,13 @@ def variant_config(data: dict, variant: Sequence[str]) -> dict[str, Any]:
     if config is not None and not _has_interpolation(config):
         check_tree(config)
         return config
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     cfg = OmegaConf.create(data)
     try:
-        ConfigLoaderImpl._apply_overrides_to_config([parsed_override(o) for o in variant], cfg)
+        apply_overrides([parsed_override(o) for o in variant], cfg)
     except (HydraException, OmegaConfBaseException) as exc:
         raise SpecError(" ".join(str(exc).split()), path="overrides") from None
     return resolve(cfg)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from archgen.errors import SpecError
-from archgen.sweep.expand import parse_overrides
+from archgen.sweep.expand import parse_overrides, split_variants
 from archgen.sweep.job import _run_variant, run_job
 from archgen.sweep.options import SweepOptions
 from archgen.sweep.overrides import variant_config
@@ -22,9 +21,6 @@ def plan_sweep(data: dict, overrides: Sequence[str], sweep_dir: Path, options: S
     interpolation, goes through OmegaConf itself. By default the variants write nothing but their
     row (results.csv/json); ``--job-files`` adds Hydra's folder per variant.
     """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.errors import HydraException
-
     from archgen.spec.load import schema_overrides
 
     parsed = parse_overrides(schema_overrides(overrides))
@@ -32,10 +28,7 @@ def plan_sweep(data: dict, overrides: Sequence[str], sweep_dir: Path, options: S
                                  or "/" in o.key_or_group or (o.is_sweep_override() and not o.is_discrete_sweep())
                                  for o in parsed):
         return None
-    try:
-        variants = BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
-    except HydraException as exc:
-        raise SpecError(f"bad override: {' '.join(str(exc).split())}", path="overrides") from None
+    variants = split_variants(parsed)
     rows = []
     for num, variant in enumerate(variants):
         out = sweep_dir / str(num)

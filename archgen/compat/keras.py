@@ -1,0 +1,45 @@
+"""Keras's internals: the sampling functions of its JAX back end (``keras.src.backend.jax.random``).
+
+Keras draws every initial weight on JAX through ``uniform``, ``normal`` and ``truncated_normal``
+of that module, and turns its seeds into JAX keys with ``jax_draw_seed``. Where a Keras release
+keeps them elsewhere, nothing is replaced and models build as Keras builds them, only slower.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+WRITTEN_FOR = "keras>=3,<4"
+SAMPLERS = ("uniform", "normal", "truncated_normal")
+
+
+@contextmanager
+def jax_samplers_replaced(**replacements: Callable[..., Any]) -> Iterator[bool]:
+    """While the block runs, Keras's JAX sampling functions named in ``replacements`` (of
+    ``SAMPLERS``) are those given; afterwards Keras's own again. Yields whether they were replaced
+    (False where this Keras has no such functions, or no ``jax_draw_seed`` to seed them with)."""
+    try:
+        from keras.src.backend.jax import random as jax_random
+    except ImportError:  # Keras moved its back end
+        yield False
+        return
+    if not all(hasattr(jax_random, name) for name in (*replacements, "jax_draw_seed")):
+        yield False
+        return
+    saved = {name: getattr(jax_random, name) for name in replacements}
+    for name, function in replacements.items():
+        setattr(jax_random, name, function)
+    try:
+        yield True
+    finally:
+        for name, function in saved.items():
+            setattr(jax_random, name, function)
+
+
+def jax_seed_key(seed: Any) -> Any:
+    """The JAX key Keras's JAX back end draws from ``seed`` (an int, a ``SeedGenerator`` or a key);
+    drawing from a ``SeedGenerator`` advances it, as Keras's own sampling does."""
+    from keras.src.backend.jax.random import jax_draw_seed
+
+    return jax_draw_seed(seed)
