@@ -13,6 +13,7 @@ from typing import Sequence
 from archgen.errors import SpecError
 from archgen.sweep.expand import expand_variants, swept_keys
 from archgen.sweep.launch import hydra_sweep
+from archgen.sweep.launchers import check_launchers
 from archgen.sweep.options import SweepOptions
 from archgen.sweep.plan_only import plan_sweep
 from archgen.sweep.progress import SweepProgress
@@ -29,6 +30,7 @@ def run_sweep(command: str, config: str, overrides: Sequence[str], options: Swee
     data = read_config_file(path)
     check_mapping(data, path.parent)
     check_override_groups(path.parent, overrides)
+    check_launchers(path, overrides)
     guard_resolvers()
     overrides, sweep_dir = _sweep_dir(overrides)
     variants = expand_variants(overrides, path.parent, options.max_variants)
