@@ -184,3 +184,18 @@ def test_auto_writes_lines_of_80_columns_with_numbers_and_lists_whole(cli, famil
             assert line.count("[") == line.count("]"), line  # no list split over two lines
         stages = yaml.safe_load(out)["encoder"]["stages"]
         assert len(stages) >= (6 if memory == "nnunet" else 5) and all(isinstance(s, dict) for s in stages)
+
+
+def test_the_readmes_sweep_fits_80_columns_in_its_default_folder(cli, tmp_path, monkeypatch):
+    """The sweep the README shows, in the default multirun/DATE/TIME folder: the results line
+    names one file in full, the other by name, and stays within 80 columns like the rest."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("TTY_INTERACTIVE", "0")
+    code, out, _ = cli("summary", UNET, "-m", "encoder.depth=3,4,5", "padding=valid,same", "-q")
+    assert code == 1
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", out).splitlines()
+    assert max(len(line) for line in lines) <= 80
+    (folder,) = (tmp_path / "multirun").glob("*/*")
+    assert lines[-1] == f"results: {folder.relative_to(tmp_path)}/results.csv (and results.json)"

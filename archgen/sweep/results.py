@@ -98,5 +98,6 @@ def print_results(rows: list[dict[str, Any]], sweep_dir: Path, swept: Sequence[s
     if len(shown) < len(rows):
         console.print(Text(f"showing {len(shown)} of {len(rows)} variants (the first ones and every failure); "
                            "all are in the files below"))
-    console.print(Text(f"results: {printable(str(sweep_dir / 'results.csv'))}, "  # soft: a long path is never split
-                       f"{printable(str(sweep_dir / 'results.json'))}"), soft_wrap=True)
+    # One path in full, to copy; the other beside it by name (both paths ran past 80 columns).
+    console.print(Text(f"results: {printable(str(sweep_dir / 'results.csv'))} (and results.json)"),
+                  soft_wrap=True)  # soft: a long path is never split
