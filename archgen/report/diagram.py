@@ -8,78 +8,22 @@ The SVG reads the plan's naming (``graph.py``): groups ``enc1..encN``, ``bottlen
 from __future__ import annotations
 
 import re
-from math import log2
-from typing import NamedTuple
+
 from archgen.planner.ir import LayerPlan, Plan
+from archgen.report import diagram_topology as topology
 from archgen.report.backbone import backbone_frame
 from archgen.report.blocks import block_tags
 from archgen.report.data import fmt_shape
-from archgen.report.svg_text import xml_attr, xml_text
-
-COL = 150          # column pitch: wide enough for a label like "bottleneck 28x28x1024"
-MARGIN, TITLE_H, LABEL_H, ROW_GAP = 20, 34, 16, 28
-MAX_H, MIN_H, DYNAMIC_H = 160.0, 14.0, 60.0  # box heights; run-time sizes get a fixed one
-CHAR_W = 6.6       # width of one character of the 11px monospace font
-# arrow kind -> (colour, dash pattern, legend text)
-ARROWS = {
-    "down": ("#c0392b", "", "down-sample (pool / strided conv)"),
-    "up": ("#27ae60", "", "up-sample"),
-    "skip": ("#7f8c8d", "6 4", "skip connection, labelled with its alignment"),
-    "gated-skip": ("#8e44ad", "6 4", "skip through an attention gate (x)"),
-    "residual": ("#e67e22", "", "residual shortcut around the level's convs"),
-    "dense-skip": ("#7f8c8d", "2 3", "dense skip from an earlier node of the row (UNet++)"),
-    "full-scale-down": ("#c0392b", "2 3", "full-scale skip from a finer level, max-pooled (UNet 3+)"),
-    "full-scale-up": ("#27ae60", "2 3", "full-scale input from a deeper level, resized up (UNet 3+)"),
-    "to-head": ("#2c6fbb", "", "output head"),
-    "to-deep-head": ("#2c6fbb", "3 3", "deep-supervision output"),
-}
-FILLS = {"enc": "#d6e9f8", "bottleneck": "#f9e0b0", "dec": "#d5f0dc", "head": "#e8daef"}
-
-
-class Box(NamedTuple):
-    x: float
-    y: float
-    w: float
-    h: float
-
-    @property
-    def cx(self) -> float:
-        return self.x + self.w / 2
-
-    @property
-    def right(self) -> float:
-        return self.x + self.w
-
-
-def level_names(plan: Plan) -> list[str]:
-    """Levels in U order: down the encoder, the bottleneck, up the decoder."""
-    d = plan.depth
-    present = {layer.group for layer in plan.layers}  # a decoder level no head needs is pruned
-    names = [f"enc{i}" for i in range(1, d + 1)] + ["bottleneck"] + [f"dec{i}" for i in range(d, 0, -1)]
-    return [name for name in names if name in present]
-
-
-def level_output(plan: Plan, group: str) -> LayerPlan:
-    """The level's feature map: its last layer, except an encoder's down-sampling (which belongs
-    to the step to the next level, and whose output is not what the skip carries)."""
-    down = (f"{group}_pool", f"{group}_down")
-    return [layer for layer in plan.layers if layer.group == group and layer.name not in down][-1]
+from archgen.report.diagram_levels import head_source, level_names, level_output, level_row
+from archgen.report.diagram_svg import (ARROWS, CHAR_W, COL, FILLS, LABEL_H, MARGIN, ROW_GAP, TITLE_H, Box, box_sizes,
+                                        svg_arrow, svg_box)
+from archgen.report.svg_text import xml_text
 
 
 def _level_name(plan: Plan, group: str) -> str:
     """A level's label: its group, or the tap's name where a backbone's stage output is the level."""
     out = level_output(plan, group)
     return out.name if out.kind == "tap" else group
-def head_source(plan: Plan, head: LayerPlan) -> str:
-    """The group a head reads, through the head's own layers (a UNet 3+ deep head resizes first)."""
-    while head.group == "head":
-        head = plan.layer(head.inputs[0])
-    return head.group
-
-
-def level_row(plan: Plan, group: str) -> int:
-    """encL and decL share row L-1 (so a skip is a horizontal line); the bottleneck is the last row."""
-    return plan.depth if group == "bottleneck" else int(group[3:]) - 1
 
 
 def skip_label(plan: Plan, level: int) -> str | None:
@@ -137,23 +81,12 @@ def _ancestors(layers: dict[str, LayerPlan], start: str, groups: set[str]) -> se
     return seen
 
 
-def _sizes(layers: list[LayerPlan]) -> dict[str, tuple[float, float]]:
-    """Box (width, height) per layer: height ~ first spatial size, width ~ log2(channels)."""
-    known = [layer.shape[0] for layer in layers if layer.shape[0] is not None]
-    scale = MAX_H / max(known) if known else 0.0
-    out = {}
-    for layer in layers:
-        h = DYNAMIC_H if layer.shape[0] is None else max(MIN_H, layer.shape[0] * scale)
-        out[layer.name] = (10 + 6 * log2(max(1, layer.shape[-1] or 1)), h)
-    return out
-
-
 def layout(plan: Plan) -> tuple[dict[str, Box], dict[str, Box], float]:
     """Level boxes, head boxes and the bottom of the U: a column per level, a row per depth."""
     names = level_names(plan)
     feats = {g: level_output(plan, g) for g in names}
     heads = [plan.layer(name) for name in plan.outputs.values()]  # outputs; not a head's inner layers
-    size = _sizes(list(feats.values()) + heads)
+    size = box_sizes(list(feats.values()) + heads)
     head_rows: dict[int, list[LayerPlan]] = {}
     for h in heads:  # a head sits in the row of the level it reads
         head_rows.setdefault(level_row(plan, head_source(plan, h)), []).append(h)
@@ -170,26 +103,6 @@ def layout(plan: Plan) -> tuple[dict[str, Box], dict[str, Box], float]:
         in_row_names = [feats[g].name for g in in_row] + [h.name for h in head_rows.get(row, [])]
         y += max(size[n][1] for n in in_row_names) + LABEL_H + ROW_GAP
     return levels, head_boxes, y
-
-
-def _box(cls: str, ident: str, box: Box, label: str, fill: str) -> str:
-    return (f'<g class="{cls}" id={xml_attr(ident)}><title>{xml_text(label)}</title>'
-            f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" '
-            f'fill="{fill}" stroke="#333"/>'
-            f'<text x="{box.cx:.1f}" y="{box.y - 4:.1f}" text-anchor="middle">{xml_text(label)}</text></g>')
-
-
-def _arrow(kind: str, src: str, dst: str, points: list[tuple[float, float]], label: str = "") -> str:
-    colour, dash, _ = ARROWS[kind]
-    pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-    dashed = f' stroke-dasharray="{dash}"' if dash else ""
-    text = ""
-    if label:  # above the middle of the first segment (skips are straight lines)
-        (x0, y0), (x1, _) = points[0], points[1]
-        text = f'<text x="{(x0 + x1) / 2:.1f}" y="{y0 - 4:.1f}" text-anchor="middle">{xml_text(label)}</text>'
-    return (f'<g class="{kind}" data-from={xml_attr(src)} data-to={xml_attr(dst)}>'
-            f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"{dashed} '
-            f'marker-end="url(#arrow-{kind})"/>{text}</g>')
 
 
 def _legend(y: float, kinds: list[str]) -> str:
@@ -210,14 +123,12 @@ def _legend(y: float, kinds: list[str]) -> str:
 def plan_to_svg(plan: Plan) -> str:
     """A U-shaped SVG: encoder levels down the left, bottleneck, decoder up the right, heads.
     UNet++ is drawn as its grid of nested nodes instead (``diagram_topology``)."""
-    from archgen.report import diagram_topology as topology
-
     if topology.is_nested(plan):
         body, bottom, width = topology.nested_body(plan)
         return _document(plan, body, bottom, width)
     names = level_names(plan)
     levels, heads, bottom = layout(plan)
-    body = [_box("level", g, levels[g],
+    body = [svg_box("level", g, levels[g],
                  f"{_level_name(plan, g)} {fmt_shape(level_output(plan, g).shape)}{block_tags(plan, g)}",
                  FILLS[g[:3] if g != "bottleneck" else g]) for g in names]
     body += backbone_frame(plan, levels)
@@ -228,10 +139,10 @@ def plan_to_svg(plan: Plan) -> str:
         pa, pb = levels[a], levels[b]
         if names.index(b) <= deepest:  # down: out of the bottom, into the deeper box's side
             pts = [(pa.cx, pa.y + pa.h), (pa.cx, pb.y + pb.h / 2), (pb.x, pb.y + pb.h / 2)]
-            body.append(_arrow("down", a, b, pts))
+            body.append(svg_arrow("down", a, b, pts))
         else:  # up: out of the side, into the shallower box's bottom
             pts = [(pa.right, pa.y + pa.h / 2), (pb.cx, pa.y + pa.h / 2), (pb.cx, pb.y + pb.h)]
-            body.append(_arrow("up", a, b, pts))
+            body.append(svg_arrow("up", a, b, pts))
     for level in range(1, plan.depth + 1):
         label = skip_label(plan, level)
         if label is not None and f"enc{level}" in levels and f"dec{level}" in levels:
@@ -239,12 +150,12 @@ def plan_to_svg(plan: Plan) -> str:
             y = e.y + min(e.h, d.h) / 2  # hits both boxes even when the decoder's is smaller
             kind = "gated-skip" if gated(plan, level) else "skip"
             label = " ".join(part for part in (label, "gated" if kind == "gated-skip" else "") if part)
-            body.append(_arrow(kind, f"enc{level}", f"dec{level}", [(e.right, y), (d.x, y)], label))
+            body.append(svg_arrow(kind, f"enc{level}", f"dec{level}", [(e.right, y), (d.x, y)], label))
     body += topology.full_scale_arrows(plan, levels)
     for g in sorted(residual_levels(plan), key=names.index):
         b = levels[g]  # a loop on the box's left edge: out near the bottom, back in near the top
         x0, top, bottom_y = b.x, b.y + min(6.0, b.h / 3), b.y + b.h - min(6.0, b.h / 3)
-        body.append(_arrow("residual", g, g, [(x0, bottom_y), (x0 - 10, bottom_y), (x0 - 10, top), (x0, top)]))
+        body.append(svg_arrow("residual", g, g, [(x0, bottom_y), (x0 - 10, bottom_y), (x0 - 10, top), (x0, top)]))
     elbow = MARGIN + len(names) * COL + 12  # heads of one level fan out from one bend
     sources = {name: head_source(plan, plan.layer(name)) for name in heads}
     for name, box in heads.items():
@@ -258,9 +169,9 @@ def plan_to_svg(plan: Plan) -> str:
         # the prefix keeps the SVG's ids unique.
         deep = sources[name] != level_names(plan)[-1] and sources[name].startswith(("dec", "bottleneck")) and any(
             sources[other] == level_names(plan)[-1] for other in heads)
-        body.append(_arrow("to-deep-head" if deep else "to-head", sources[name], f"head_{name}", pts))
+        body.append(svg_arrow("to-deep-head" if deep else "to-head", sources[name], f"head_{name}", pts))
         label = f"{name} {fmt_shape(plan.layer(name).shape)}"
-        body.append(_box("head", f"head_{name}", box, label, FILLS["head"]))
+        body.append(svg_box("head", f"head_{name}", box, label, FILLS["head"]))
     # Head labels are centred on narrow boxes and can be long ("logits_dec3 100x100x2").
     label_ends = [b.cx + CHAR_W / 2 * len(f"{n} {fmt_shape(plan.layer(n).shape)}") for n, b in heads.items()]
     width = max([2 * MARGIN + (len(names) + 1) * COL, 420] + [end + MARGIN for end in label_ends])

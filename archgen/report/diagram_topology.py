@@ -12,8 +12,9 @@ import re
 
 from archgen.planner.ir import Plan
 from archgen.report.data import fmt_shape
-from archgen.report.diagram import (CHAR_W, COL, FILLS, LABEL_H, MARGIN, ROW_GAP, TITLE_H, Box, _arrow, _box, _sizes,
-                                    head_source, level_output)
+from archgen.report.diagram_levels import head_source, level_output
+from archgen.report.diagram_svg import (CHAR_W, COL, FILLS, LABEL_H, MARGIN, ROW_GAP, TITLE_H, Box, box_sizes, svg_arrow,
+                                        svg_box)
 
 NESTED = re.compile(r"x(\d+)_(\d+)$")
 FULL_SCALE = re.compile(r"dec(\d+)_from_(enc\d+|dec\d+|bottleneck)_")
@@ -43,7 +44,7 @@ def nested_body(plan: Plan) -> tuple[list[str], float, float]:
             cells[cell] = layer.group
     feats = {g: level_output(plan, g) for g in cells.values()}
     heads = [plan.layer(name) for name in plan.outputs.values()]  # outputs; not a head's inner layers
-    size = _sizes(list(feats.values()) + heads)
+    size = box_sizes(list(feats.values()) + heads)
     columns = max(j for _, j in cells) + 1
     head_rows: dict[int, list] = {}
     for h in heads:
@@ -65,7 +66,7 @@ def nested_body(plan: Plan) -> tuple[list[str], float, float]:
         names = [feats[g].name for _, g in in_row] + [h.name for h in head_rows.get(row, [])]
         if names:
             y += max(size[n][1] for n in names) + LABEL_H + ROW_GAP + bus_room
-    body = [_box("level", g, boxes[g], f"{g} {fmt_shape(feats[g].shape)}",
+    body = [svg_box("level", g, boxes[g], f"{g} {fmt_shape(feats[g].shape)}",
                  FILLS["bottleneck" if g == "bottleneck" else "enc" if j == 0 else "dec"])
             for (i, j), g in sorted(cells.items())]
     for (i, j), g in sorted(cells.items()):
@@ -73,7 +74,7 @@ def nested_body(plan: Plan) -> tuple[list[str], float, float]:
             a, b = boxes[g], boxes[cells[(i + 1, 0)]]
             # Round the left, clear of the deeper box's label: out of the bottom, into its side.
             x = min(a.x, b.x) - 10
-            body.append(_arrow("down", g, cells[(i + 1, 0)], [(a.cx, a.y + a.h), (a.cx, a.y + a.h + 6),
+            body.append(svg_arrow("down", g, cells[(i + 1, 0)], [(a.cx, a.y + a.h), (a.cx, a.y + a.h + 6),
                                                               (x, a.y + a.h + 6), (x, b.y + b.h / 2),
                                                               (b.x, b.y + b.h / 2)]))
         if j == 0:
@@ -81,7 +82,7 @@ def nested_body(plan: Plan) -> tuple[list[str], float, float]:
         below = cells.get((i + 1, j - 1))
         if below is not None:  # up from the node below-left, into this node's bottom
             a, b = boxes[below], boxes[g]
-            body.append(_arrow("up", below, g, [(a.right, a.y), (b.x + b.w / 3, b.y + b.h)]))
+            body.append(svg_arrow("up", below, g, [(a.right, a.y), (b.x + b.w / 3, b.y + b.h)]))
         for k in range(j):  # the row's earlier nodes: the one before beside it, the others on a bus below
             source = cells.get((i, k))
             if source is None:
@@ -90,12 +91,12 @@ def nested_body(plan: Plan) -> tuple[list[str], float, float]:
             crop = _crop_label(plan, g, source)
             if k == j - 1:
                 mid = a.y + min(a.h, b.h) / 2
-                body.append(_arrow("skip", source, g, [(a.right, mid), (b.x, mid)], crop))
+                body.append(svg_arrow("skip", source, g, [(a.right, mid), (b.x, mid)], crop))
             else:
                 row_bottom = max(box.y + box.h for gg, box in boxes.items() if _cell(plan, gg)[0] == i)
                 bus = row_bottom + ROW_GAP / 2 + BUS_STEP * k
                 x = b.x + b.w * (0.45 + 0.4 * (k + 1) / j)  # one entry per bus, right of the up arrow's
-                body.append(_arrow("dense-skip", source, g, [(a.cx, a.y + a.h), (a.cx, bus), (x, bus),
+                body.append(svg_arrow("dense-skip", source, g, [(a.cx, a.y + a.h), (a.cx, bus), (x, bus),
                                                              (x, b.y + b.h)]))
     lanes: dict[int, int] = {}
     for name, box in head_boxes.items():
@@ -113,8 +114,8 @@ def nested_body(plan: Plan) -> tuple[list[str], float, float]:
             # Out of the right side, low, clear of the dense skips entering the node's bottom.
             x0, y0 = src.right + 6 + 2 * lanes[row], src.y + src.h * 0.85
             pts = [(src.right, y0), (x0, y0), (x0, lane), (box.cx, lane), (box.cx, box.y + box.h)]
-        body.append(_arrow("to-deep-head" if deep else "to-head", source, f"head_{name}", pts))
-        body.append(_box("head", f"head_{name}", box, f"{name} {fmt_shape(plan.layer(name).shape)}", FILLS["head"]))
+        body.append(svg_arrow("to-deep-head" if deep else "to-head", source, f"head_{name}", pts))
+        body.append(svg_box("head", f"head_{name}", box, f"{name} {fmt_shape(plan.layer(name).shape)}", FILLS["head"]))
     right = MARGIN + columns * COL + max((len(v) for v in head_rows.values()), default=0) * pitch + MARGIN
     return body, y, right
 
@@ -151,9 +152,9 @@ def full_scale_arrows(plan: Plan, levels: dict[str, Box]) -> list[str]:
         for n, s in enumerate(pooled, start=1):  # into the left edge, spread down it
             a = levels[s]
             y = d.y + d.h * (0.5 + n) / (len(pooled) + 1.5)
-            out.append(_arrow("full-scale-down", s, dst, [(a.right, a.y + a.h * 0.8), (d.x, y)]))
+            out.append(svg_arrow("full-scale-down", s, dst, [(a.right, a.y + a.h * 0.8), (d.x, y)]))
         for n, s in enumerate(lifted, start=1):  # into the bottom, left of the up arrow from below
             a = levels[s]
             x = d.x + d.w * n / (2 * len(lifted) + 2)
-            out.append(_arrow("full-scale-up", s, dst, [(a.right, a.y), (x, d.y + d.h)]))
+            out.append(svg_arrow("full-scale-up", s, dst, [(a.right, a.y), (x, d.y + d.h)]))
     return out
