@@ -1,5 +1,6 @@
 """The README's options table documents every key of the schema, with every value a closed list
-allows; the figures beside it are what archgen computes."""
+allows (a part with a section of its own may keep its keys in a table of the same form there);
+the command table every option; the figures beside them are what archgen computes."""
 
 from __future__ import annotations
 
@@ -66,11 +67,17 @@ def _code_words(text: str) -> set[str]:
     return {w for span in re.findall(r"`([^`]*)`", text) for w in re.findall(r"[\w+]+", span.replace("\\|", " "))}
 
 
+def key_tables() -> str:
+    """Every table of keys in the README: the options table, and any a section of its own keeps
+    (a header row ``| key | ...``)."""
+    return "\n".join(m.group(0) for m in re.finditer(r"^\| key \|.*\n(?:\|.*\n)*", README, re.M))
+
+
 def table_rows() -> dict[str, str]:
-    """The table's rows by the keys of their first cell (``encoder.filters``, ``multiplier`` ->
-    ``encoder.multiplier``) -> the whole row's text."""
+    """The rows of the key tables by the keys of their first cell (``encoder.filters``,
+    ``multiplier`` -> ``encoder.multiplier``) -> the whole row's text."""
     rows: dict[str, str] = {}
-    for line in OPTIONS.splitlines():
+    for line in key_tables().splitlines():
         if not line.startswith("| `"):
             continue
         first = re.split(r"(?<!\\)\|", line)[1]
@@ -151,3 +158,15 @@ def test_the_command_table_has_every_command_option_and_choice():
             assert set(action.option_strings) & words, f"archgen {command}: {action.option_strings[-1]} is not in the table"
             missing = sorted(str(c) for c in action.choices or () if str(c) not in words)
             assert not missing, f"archgen {command} {action.option_strings[-1]}: {missing} not in the table"
+
+
+def test_the_build_sweep_at_the_top_says_what_it_writes():
+    """6 variants of the seed U-Net, each a .keras file of its float32 weights (and ~130 kB)."""
+    line = next(line for line in README.splitlines() if line.startswith("archgen build") and " -m " in line)
+    match = re.search(r"-m (encoder\.depth=\S+) (encoder\.filters=\S+) +# Hydra sweep: (\d+) models, (\d+) MiB$", line)
+    assert match, line
+    (dk, depths), (fk, filters) = (g.split("=") for g in match.groups()[:2])
+    weights = sum(archgen.plan(ROOT / "conf" / "unet.yaml", [f"{dk}={d}", f"{fk}={f}"]).total_params * 4
+                  for d in depths.split(",") for f in filters.split(","))
+    assert int(match.group(3)) == len(depths.split(",")) * len(filters.split(","))
+    assert abs(weights / 2**20 - int(match.group(4))) < 0.01 * weights / 2**20
