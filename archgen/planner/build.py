@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from archgen.errors import PlanError
 from archgen.kinds import kind_of
-from archgen.planner.blocks_se import sizeless
+from archgen.planner.blocks.se import sizeless
 from archgen.planner.graph import build_graph, down_factors
 from archgen.planner.ir import LayerPlan, Node, Plan, SizeRule
 from archgen.planner.shapes import SizeError, infer_axis

@@ -13,9 +13,9 @@ from math import prod
 from typing import Any
 
 from archgen.errors import PlanError
-from archgen.planner.blocks_recurrent import plan_recurrent_block
-from archgen.planner.blocks_se import plan_se
-from archgen.planner.blocks_transformer import plan_transformer
+from archgen.planner.blocks import BlockSite, plan_block_at
+from archgen.planner.blocks.transformer import plan_transformer
+from archgen.planner.axes import Axes, axes_of, compact, fusable, on_axis  # noqa: F401  (re-exported)
 from archgen.planner.ir import Node
 from archgen.planner.transpose import plan_transpose_up
 from archgen.spec.model import (
@@ -26,37 +26,12 @@ from archgen.spec.model import (
     ConvBlock,
     InterpolateUp,
     MaxPool,
-    RecurrentResidualBlock,
-    ResidualBlock,
     ResizeUp,
     StrideFirstConv,
     StridedConv,
     TransposeUp,
 )
 from archgen.spec.resolve import resolve
-
-
-Axes = int | tuple[int, ...]  # one value for every spatial axis, or one per axis
-
-
-def compact(values) -> Axes:
-    """Per-axis values as the plan stores them: one int when every axis agrees, else a tuple."""
-    values = tuple(values) if not isinstance(values, int) else (values,)
-    return values[0] if len(set(values)) == 1 else values
-
-
-def on_axis(value: Axes, axis: int) -> int:
-    """The value of a per-axis attribute on one spatial axis."""
-    return value if isinstance(value, int) else value[axis]
-
-
-def axes_of(value: Axes, ndim: int) -> tuple[int, ...]:
-    return (value,) * ndim if isinstance(value, int) else tuple(value)
-
-
-def fusable(activation: str, negative_slope: float | None) -> bool:
-    """Whether a conv can apply the activation itself (a Keras activation name without arguments)."""
-    return activation != "prelu" and not (activation == "leaky_relu" and negative_slope is not None)
 
 
 class Graph:
@@ -275,95 +250,15 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
 def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, kernel: tuple[int, ...],
                stride: tuple[int, ...], *, decoder: bool, group: str, stage_path: str, block=None,
                plain_last: bool = False) -> str:
-    """``convs`` convs (each with optional norm and activation), a shortcut if residual, dropout.
+    """One block of the encoder's or the decoder's kind (or ``block``) at ``prefix``, planned by its
+    type's module in ``archgen.planner.blocks``.
 
     ``plain_last``: the last conv without norm or activation, and nothing after the addition."""
     if block is None:
         block = r.decoder.block if decoder else r.encoder.block
-    path = "decoder.block" if decoder else "encoder.block"
-    padding = block.padding or r.padding
-    residual = isinstance(block, ResidualBlock)
-    with_norm = block.norm != "none"
-    use_bias = not with_norm if block.bias is None else block.bias
-    inner = max(1, round(filters * block.inner_ratio))
-    slope = block.negative_slope
-    if slope is not None and block.activation != "leaky_relu":
-        raise PlanError(f"applies to activation leaky_relu only, not {block.activation}; remove it",
-                        path=path + ".negative_slope", value=slope)
-    fused = fusable(block.activation, slope)
-    if isinstance(block, RecurrentResidualBlock):  # its strided conv is a 1x1: any dilation works
-        if plain_last:
-            raise PlanError("a recurrent residual block ends in an addition, so it has no last conv to leave "
-                            "plain; use a conv or residual decoder block, or remove last_conv_only",
-                            path="decoder.last_conv_only", value=True)
-        return plan_recurrent_block(g, r, x, prefix, filters, convs, kernel, stride, block=block, group=group,
-                                    path=path, fused=fused)
-    if block.dilation > 1 and any(s > 1 for s in stride):
-        raise PlanError(f"{prefix}_conv1 strides (encoder.downsample.type=stride) and Keras cannot dilate a strided "
-                        f"conv; use dilation 1 or another down-sampling", path=path + ".dilation", value=block.dilation)
-
-    act_first = block.order == "act_norm"
-    # The conv applies the activation itself where nothing comes between them.
-    conv_acts = fused and (not with_norm or act_first)
-
-    def norm_act(x: str, i: int | str, act: str) -> str:
-        own_layer = act != "linear" and not conv_acts
-        if own_layer and act_first:
-            x = g.activation(f"{prefix}_act{i}", x, act, group=group, path=path, negative_slope=slope)
-        if with_norm:
-            x = g.norm(f"{prefix}_norm{i}", x, block.norm, block.groups, group=group, path=path,
-                       epsilon=block.norm_epsilon, affine=block.norm_affine)
-        if own_layer and not act_first:
-            x = g.activation(f"{prefix}_act{i}", x, act, group=group, path=path, negative_slope=slope)
-        return x
-
-    add_after_act = residual and block.add_at == "after_activation"
-    block_in = x
-    for i in range(1, convs + 1):
-        last = i == convs
-        plain = plain_last and last
-        # A residual block activates after the addition, not after its last conv (unless it adds after).
-        act = "linear" if (residual and last and not add_after_act) or plain else block.activation
-        x = g.conv(f"{prefix}_conv{i}", x, filters if last else inner, kernel=kernel, dilation=block.dilation,
-                   stride=stride if i == 1 else 1, padding=padding,
-                   activation=act if conv_acts else "linear", use_bias=use_bias,
-                   group=group, path=path)
-        if not plain:
-            x = norm_act(x, i, act)
-    if block.se is not None:
-        x = plan_se(g, x, prefix, block.se, group=group, path=path)
-    if residual:
-        shortcut = block_in
-        if block.shortcut == "resnet_d":
-            if any(s > 1 for s in stride):
-                shortcut = g.add(f"{prefix}_shortcut_pool", "avgpool", (shortcut,), g.channels(shortcut),
-                                 group=group, path=path + ".shortcut", factor=compact(stride))
-            if g.channels(shortcut) != filters:
-                shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=1, use_bias=False, group=group,
-                                  path=path + ".shortcut")
-                if with_norm and block.shortcut_norm:
-                    shortcut = g.norm(f"{prefix}_proj_norm", shortcut, block.norm, block.groups, group=group,
-                                      path=path, epsilon=block.norm_epsilon, affine=block.norm_affine)
-        elif g.channels(shortcut) != filters or any(s > 1 for s in stride):
-            size = block.shortcut_kernel_size
-            # 1x1 where only the channels change; where the block strides, the kernel the block asks for
-            proj_kernel = (kernel if size == "block" else size) if any(s > 1 for s in stride) else 1
-            shortcut = g.conv(f"{prefix}_proj", shortcut, filters, kernel=proj_kernel, stride=stride,
-                              use_bias=use_bias, group=group, path=path)
-            if with_norm and block.shortcut_norm:
-                shortcut = g.norm(f"{prefix}_proj_norm", shortcut, block.norm, block.groups, group=group, path=path,
-                                  epsilon=block.norm_epsilon, affine=block.norm_affine)
-        if padding == "valid" and any((k - 1) * block.dilation > 0 for k in kernel):
-            shortcut = g.add(f"{prefix}_shortcut_crop", "crop", (shortcut,), filters, like=x, group=group, path=path)
-        x = g.add(f"{prefix}_residual", "add", (x, shortcut), filters, group=group, path=path)
-        if block.activation != "linear" and not add_after_act and not plain_last:
-            if fused:
-                x = g.activation(f"{prefix}_act", x, block.activation, group=group, path=path)
-            else:
-                x = g.activation(f"{prefix}_act", x, block.activation, group=group, path=path, negative_slope=slope)
-    if block.dropout > 0 and not plain_last:
-        x = g.add(f"{prefix}_drop", "dropout", (x,), filters, group=group, path=path, rate=block.dropout)
-    return x
+    site = BlockSite(prefix, filters, convs, tuple(kernel), tuple(stride), group,
+                     "decoder.block" if decoder else "encoder.block", block.padding or r.padding, plain_last)
+    return plan_block_at(g, site, block, x)
 
 
 def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int, ...]) -> str:

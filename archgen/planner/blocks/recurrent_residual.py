@@ -17,15 +17,29 @@ the conv's output before each addition (``_crop{j}``, ``enc2_shortcut_crop``).
 from __future__ import annotations
 
 from archgen.errors import PlanError
-from archgen.planner.blocks_se import plan_se
+from archgen.planner.axes import fusable
+from archgen.planner.blocks.se import plan_se
+from archgen.planner.blocks.site import BlockSite
 from archgen.spec.model import RecurrentResidualBlock
 
+BLOCK_TYPE = "recurrent_residual"
 
-def plan_recurrent_block(g, r, x: str, prefix: str, filters: int, units: int, kernel: tuple[int, ...],
+
+def plan(g, site: BlockSite, block: RecurrentResidualBlock, x: str) -> str:
+    """The block's layers from ``x``; returns the name of its output (after its dropout, if any)."""
+    if site.plain_last:
+        raise PlanError("a recurrent residual block ends in an addition, so it has no last conv to leave "
+                        "plain; use a conv or residual decoder block, or remove last_conv_only",
+                        path="decoder.last_conv_only", value=True)
+    return plan_recurrent_block(g, site.padding, x, site.prefix, site.filters, site.convs, site.kernel, site.stride,
+                                block=block, group=site.group, path=site.path,
+                                fused=fusable(block.activation, block.negative_slope))
+
+
+def plan_recurrent_block(g, padding: str, x: str, prefix: str, filters: int, units: int, kernel: tuple[int, ...],
                          stride: tuple[int, ...], *, block: RecurrentResidualBlock, group: str, path: str,
                          fused: bool) -> str:
     """The block's layers from ``x``; returns the name of its output (after its dropout, if any)."""
-    padding = block.padding or r.padding
     with_norm = block.norm != "none"
     use_bias = not with_norm if block.bias is None else block.bias
     if block.inner_ratio != 1.0:

@@ -1,0 +1,61 @@
+"""The residual block: the plain block's convs, then a shortcut added to them (He et al. 2016).
+
+The shortcut projects where the channels change or the block strides: a conv (1x1, or the
+block's kernel where it strides, ``shortcut_kernel_size``) or, for ``shortcut: resnet_d``, an
+average pool then a 1x1 conv (He et al. 2019); with valid padding it is centre-cropped to the
+convs' output. The activation follows the addition (or precedes it, ``add_at: after_activation``).
+"""
+
+from __future__ import annotations
+
+from archgen.planner.axes import compact, fusable
+from archgen.planner.blocks.conv import plan_convs, plan_gate, plan_tail
+from archgen.planner.blocks.site import BlockSite
+
+BLOCK_TYPE = "residual"
+
+
+def plan(g, site: BlockSite, block, x: str) -> str:
+    """The block's layers from ``x``; returns the name of its output."""
+    block_in = x
+    x = plan_gate(g, site, block, plan_convs(g, site, block, x, residual=True))
+    shortcut = plan_shortcut(g, site, block, block_in, x)
+    x = g.add(f"{site.prefix}_residual", "add", (x, shortcut), site.filters, group=site.group, path=site.path)
+    if block.activation != "linear" and block.add_at != "after_activation" and not site.plain_last:
+        slope = None if fusable(block.activation, block.negative_slope) else block.negative_slope
+        x = g.activation(f"{site.prefix}_act", x, block.activation, group=site.group, path=site.path,
+                         negative_slope=slope)
+    return plan_tail(g, site, block, x)
+
+
+def plan_shortcut(g, site: BlockSite, block, shortcut: str, out: str) -> str:
+    """The block's input brought to the channels and size of its convs' output ``out``."""
+    with_norm = block.norm != "none"
+    use_bias = not with_norm if block.bias is None else block.bias
+    prefix, group, path = site.prefix, site.group, site.path
+
+    def norm(x: str, where: str) -> str:
+        if not (with_norm and block.shortcut_norm):
+            return x
+        return g.norm(f"{prefix}_proj_norm", x, block.norm, block.groups, group=group, path=where,
+                      epsilon=block.norm_epsilon, affine=block.norm_affine)
+
+    if block.shortcut == "resnet_d":
+        if site.strides:
+            shortcut = g.add(f"{prefix}_shortcut_pool", "avgpool", (shortcut,), g.channels(shortcut), group=group,
+                             path=path + ".shortcut", factor=compact(site.stride))
+        if g.channels(shortcut) != site.filters:
+            shortcut = g.conv(f"{prefix}_proj", shortcut, site.filters, kernel=1, use_bias=False, group=group,
+                              path=path + ".shortcut")
+            shortcut = norm(shortcut, path)
+    elif g.channels(shortcut) != site.filters or site.strides:
+        size = block.shortcut_kernel_size
+        # 1x1 where only the channels change; where the block strides, the kernel the block asks for
+        kernel = (site.kernel if size == "block" else size) if site.strides else 1
+        shortcut = g.conv(f"{prefix}_proj", shortcut, site.filters, kernel=kernel, stride=site.stride,
+                          use_bias=use_bias, group=group, path=path)
+        shortcut = norm(shortcut, path)
+    if site.padding == "valid" and any((k - 1) * block.dilation > 0 for k in site.kernel):
+        shortcut = g.add(f"{prefix}_shortcut_crop", "crop", (shortcut,), site.filters, like=out, group=group,
+                         path=path)
+    return shortcut
