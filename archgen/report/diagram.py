@@ -12,7 +12,7 @@ import re
 from archgen.planner.ir import LayerPlan, Plan
 from archgen.report import diagram_topology as topology
 from archgen.report.backbone import backbone_frame
-from archgen.report.blocks import block_tags
+from archgen.report.blocks import block_tags, tag_legend
 from archgen.report.data import fmt_shape
 from archgen.report.diagram_levels import head_source, level_names, level_output, level_row
 from archgen.report.diagram_svg import (ARROWS, CHAR_W, COL, FILLS, LABEL_H, MARGIN, ROW_GAP, TITLE_H, Box, box_sizes,
@@ -105,12 +105,15 @@ def layout(plan: Plan) -> tuple[dict[str, Box], dict[str, Box], float]:
     return levels, head_boxes, y
 
 
-def _legend(y: float, kinds: list[str]) -> str:
-    """The legend of the arrows the picture has, and no others."""
+def _legend(y: float, kinds: list[str], tags: str = "") -> str:
+    """The legend of the arrows the picture has, and no others; then what its level tags mean."""
     y = round(y)
     parts = ['<g class="legend">',
              f'<rect x="{MARGIN}" y="{y}" width="24" height="14" fill="{FILLS["enc"]}" stroke="#333"/>',
              f'<text x="{MARGIN + 34}" y="{y + 11}">level: height ~ spatial size, width ~ log2(channels)</text>']
+    if tags:
+        ty = y + 11 + 20 * (len(kinds) + 1)
+        parts.append(f'<text class="tags" x="{MARGIN + 34}" y="{ty}">{xml_text(tags)}</text>')
     for i, (kind, (colour, dash, text)) in enumerate(((k, ARROWS[k]) for k in ARROWS if k in kinds), start=1):
         ly = y + 7 + 20 * i
         dashed = f' stroke-dasharray="{dash}"' if dash else ""
@@ -131,6 +134,7 @@ def plan_to_svg(plan: Plan) -> str:
     body = [svg_box("level", g, levels[g],
                  f"{_level_name(plan, g)} {fmt_shape(level_output(plan, g).shape)}{block_tags(plan, g)}",
                  FILLS[g[:3] if g != "bottleneck" else g]) for g in names]
+    tags = tag_legend({tag for g in names for tag in block_tags(plan, g).split()})
     body += backbone_frame(plan, levels)
     # A backbone may have no level-1 tap (no enc1): the bottleneck's place in the U, not the depth,
     # says which steps go down.
@@ -175,16 +179,17 @@ def plan_to_svg(plan: Plan) -> str:
     # Head labels are centred on narrow boxes and can be long ("logits_dec3 100x100x2").
     label_ends = [b.cx + CHAR_W / 2 * len(f"{n} {fmt_shape(plan.layer(n).shape)}") for n, b in heads.items()]
     width = max([2 * MARGIN + (len(names) + 1) * COL, 420] + [end + MARGIN for end in label_ends])
-    return _document(plan, body, bottom, width)
+    return _document(plan, body, bottom, width, tags)
 
 
-def _document(plan: Plan, body: list[str], bottom: float, width: float) -> str:
+def _document(plan: Plan, body: list[str], bottom: float, width: float, tags: str = "") -> str:
     """The SVG around the boxes and arrows: markers, title, and the legend of the arrows drawn."""
     label_ends = [float(x) + CHAR_W / 2 * len(t) for x, t in
                   re.findall(r'<text x="([0-9.]+)" y="[0-9.]+" text-anchor="middle">([^<]*)</text>', "".join(body))]
     width = max([width, 420] + [end + MARGIN for end in label_ends])
     kinds = sorted({m for m in re.findall(r'<g class="([a-z-]+)" data-from', "".join(body))}, key=list(ARROWS).index)
-    height = bottom + 20 * (len(kinds) + 1) + MARGIN
+    height = bottom + 20 * (len(kinds) + 1 + bool(tags)) + MARGIN
+    width = max(width, MARGIN + 34 + CHAR_W * len(tags) + MARGIN)
     markers = "".join(f'<marker id="arrow-{k}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
                       f'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{c}"/></marker>'
                       for k, (c, _, _) in ARROWS.items())
@@ -196,7 +201,7 @@ def _document(plan: Plan, body: list[str], bottom: float, width: float) -> str:
         f"<defs>{markers}</defs>",
         '<rect width="100%" height="100%" fill="white"/>',
         f'<text class="title" x="{MARGIN}" y="{MARGIN + 4}" font-size="14">{xml_text(title)}</text>',
-        *body, _legend(bottom, kinds), "</svg>\n"])
+        *body, _legend(bottom, kinds, tags), "</svg>\n"])
 
 
 def _dot_quote(text: str) -> str:
