@@ -16,10 +16,13 @@ from typing import Any
 
 from archgen.errors import PlanError
 from archgen.spec.model import ArchSpec, DecoderStage, EncoderStage
+from archgen.spec.resolve_backbone import spell_out_backbone
+from archgen.spec.resolve_unet3p import unet3p_defaults
+from archgen.spec.short_form import (BLOCK_SHORT, block_style, explicit_decoder_stages, level_filters, per_axis,
+                                     per_level, set_explicitly, value_at)
 
-# Keys of the short form that encoder.stages / decoder.stages replace.
+# Keys of the encoder's short form that encoder.stages replace (a block's: short_form.BLOCK_SHORT).
 _ENCODER_SHORT = ("filters", "multiplier", "max_filters")
-_BLOCK_SHORT = ("convs", "kernel_size")
 
 
 def resolve(spec: ArchSpec) -> ArchSpec:
@@ -43,8 +46,6 @@ def stage_count(resolved: ArchSpec) -> int:
 
 def _spell_out(spec: ArchSpec) -> ArchSpec:
     if spec.encoder.type == "backbone":
-        from archgen.spec.resolve_backbone import spell_out_backbone
-
         return spell_out_backbone(spec)
     ndim = spec.ndim
     enc, dec = spec.encoder, spec.decoder
@@ -53,13 +54,9 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
     dec_block = dec.block or enc.block
     dec_stages = _decoder_stages(spec, enc_stages, ndim)
     skips = _skips(spec, depth)
-    from archgen.planner.graph import per_level
-
     align = per_level(dec.align, depth, "decoder.align", depth)
     topology = {}
     if dec.type == "unet3+":
-        from archgen.planner.topology import unet3p_defaults  # its rules live with the topology
-
         topology, dec_stages = unet3p_defaults(spec, enc_stages, dec_stages, skips)
     down = enc.downsample.model_copy(update={"factor": 2}) if "factor" in enc.downsample.model_fields_set \
         else enc.downsample
@@ -73,45 +70,25 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
             "kernel_size": per_axis(kernel, ndim, "encoder.stem.kernel_size")})
     encoder = enc.model_copy(update={
         "stem": stem, "depth": depth, "filters": [s.filters for s in enc_stages], "multiplier": 2.0, "max_filters": None,
-        "block": _style(enc.block), "downsample": down, "stages": enc_stages})
+        "block": block_style(enc.block), "downsample": down, "stages": enc_stages})
     decoder = dec.model_copy(update={
-        "skips": skips, "align": list(align), "upsample": up, "block": _style(dec_block), "stages": dec_stages,
+        "skips": skips, "align": list(align), "upsample": up, "block": block_style(dec_block), "stages": dec_stages,
         **topology})
     return spec.model_copy(update={"encoder": encoder, "decoder": decoder})
-
-
-def _style(block):
-    """The block with the short-form keys the stages replace back at their defaults."""
-    return block.model_copy(update={"convs": 2, "kernel_size": 3})
-
-
-def per_axis(value: int | list[int], ndim: int, path: str) -> list[int]:
-    """One value per spatial axis: a scalar is broadcast, a list must have ``ndim`` entries."""
-    if isinstance(value, int):
-        return [value] * ndim
-    if len(value) != ndim:
-        raise PlanError(f"has {len(value)} entries; the input has {ndim} spatial "
-                        f"ax{'is' if ndim == 1 else 'es'}, so give {ndim} (or one number for all)",
-                        path=path, value=value)
-    return list(value)
-
-
-def _set_explicitly(model, keys) -> list[str]:
-    return [k for k in keys if k in model.model_fields_set]
 
 
 def _encoder_stages(spec: ArchSpec, ndim: int) -> list[EncoderStage]:
     enc = spec.encoder
     down = enc.downsample
     if enc.stages is not None:
-        clash = _set_explicitly(enc, _ENCODER_SHORT) + [f"block.{k}" for k in _set_explicitly(enc.block, _BLOCK_SHORT)]
+        clash = set_explicitly(enc, _ENCODER_SHORT) + [f"block.{k}" for k in set_explicitly(enc.block, BLOCK_SHORT)]
         if "depth" in enc.model_fields_set and enc.depth != len(enc.stages) - 1:
             clash.insert(0, "depth")
         if "factor" in down.model_fields_set:
             clash.append("downsample.factor")
         if clash:
             raise PlanError(f"encoder.stages gives these per stage; remove encoder.{clash[0]} (or encoder.stages)",
-                            path=f"encoder.{clash[0]}", value=_get(enc, clash[0]))
+                            path=f"encoder.{clash[0]}", value=value_at(enc, clash[0]))
         stages = []
         for i, stage in enumerate(enc.stages):
             path = f"encoder.stages[{i}]"
@@ -127,36 +104,11 @@ def _encoder_stages(spec: ArchSpec, ndim: int) -> list[EncoderStage]:
             stages.append(stage.model_copy(update={
                 "kernel_size": per_axis(stage.kernel_size, ndim, path + ".kernel_size"), "stride": stride}))
         return stages
-    from archgen.planner.graph import level_filters, per_level  # the short form's rules live there
-
     filters = level_filters(spec)
     kernels = per_level(enc.block.kernel_size, enc.depth + 1, "encoder.block.kernel_size", enc.depth)
     return [EncoderStage(filters=f, convs=enc.block.convs, blocks=1, kernel_size=[k] * ndim,
                          stride=[1 if i == 0 else down.factor] * ndim)
             for i, (f, k) in enumerate(zip(filters, kernels))]
-
-
-def _get(model, dotted: str) -> Any:
-    for part in dotted.split("."):
-        model = getattr(model, part)
-    return model
-
-
-def explicit_decoder_stages(dec, ndim: int, depth: int, needs: str) -> list[DecoderStage]:
-    """``decoder.stages`` as given, refused beside the short-form keys they replace or when their
-    number is not ``depth`` (``needs`` says why), with per-axis kernels and ``up_filters`` filled in."""
-    clash = [f"block.{k}" for k in _set_explicitly(dec.block, _BLOCK_SHORT)] if dec.block else []
-    if "keep_channels" in dec.upsample.model_fields_set:
-        clash.append("upsample.keep_channels")
-    if clash:
-        raise PlanError(f"decoder.stages gives these per stage; remove decoder.{clash[0]} (or decoder.stages)",
-                        path=f"decoder.{clash[0]}", value=_get(dec, clash[0]))
-    if len(dec.stages) != depth:
-        raise PlanError(f"has {len(dec.stages)} entries; {needs}", path="decoder.stages",
-                        value=f"{len(dec.stages)} stages")
-    return [s.model_copy(update={
-        "kernel_size": per_axis(s.kernel_size, ndim, f"decoder.stages[{i}].kernel_size"),
-        "up_filters": s.up_filters or s.filters}) for i, s in enumerate(dec.stages)]
 
 
 def _decoder_stages(spec: ArchSpec, enc_stages: list[EncoderStage], ndim: int) -> list[DecoderStage]:
@@ -174,8 +126,6 @@ def _decoder_stages(spec: ArchSpec, enc_stages: list[EncoderStage], ndim: int) -
         return explicit_decoder_stages(dec, ndim, depth, f"the encoder has {depth + 1} stages, so the decoder "
                                                          f"needs {depth}, level 1 first (nnU-Net's "
                                                          f"n_conv_per_stage_decoder lists the deepest first)")
-    from archgen.planner.graph import per_level
-
     block = dec.block or spec.encoder.block
     path = "decoder.block" if dec.block else "encoder.block"
     kernels = per_level(block.kernel_size, depth + 1, path + ".kernel_size", depth)
@@ -209,14 +159,14 @@ def resolved_data(spec: ArchSpec) -> dict[str, Any]:
     enc, dec = data["encoder"], data["decoder"]
     dec["upsample"].pop("factor")
     dec["upsample"].pop("keep_channels", None)
-    for key in _BLOCK_SHORT:
+    for key in BLOCK_SHORT:
         dec["block"].pop(key)
     if enc["type"] == "unet":
         enc.pop("type")  # the default kind: the canonical form of a U-Net reads as before the key existed
         for key in ("depth", *_ENCODER_SHORT):
             enc.pop(key)
         enc["downsample"].pop("factor")
-        for key in _BLOCK_SHORT:
+        for key in BLOCK_SHORT:
             enc["block"].pop(key)
         # Field order of a config: the stages last in each part, where a reader expects the table.
         enc["stages"] = enc.pop("stages")

@@ -11,14 +11,12 @@ from __future__ import annotations
 from archgen.backbones import BACKBONES
 from archgen.errors import PlanError
 from archgen.spec.model import ArchSpec, ConvBlock, DecoderStage
+from archgen.spec.short_form import block_style, explicit_decoder_stages, per_level
 
 DEFAULT_LEVEL1_FILTERS = 16  # segmentation_models' decoder_filters=(256, 128, 64, 32, 16)
 
 
 def spell_out_backbone(spec: ArchSpec) -> ArchSpec:
-    from archgen.planner.graph import per_level
-    from archgen.spec.resolve import _style, explicit_decoder_stages
-
     backbone = BACKBONES[spec.encoder.name]
     depth, ndim, dec = backbone.depth, spec.ndim, spec.decoder
     tap_levels = [t.stride.bit_length() for t in backbone.taps][:-1]  # the last tap is the bottleneck
@@ -56,5 +54,5 @@ def spell_out_backbone(spec: ArchSpec) -> ArchSpec:
     align = per_level(dec.align, depth, "decoder.align", depth)
     update = {"factor": 2, **({"keep_channels": False} if "keep_channels" in up.model_fields else {})}
     decoder = dec.model_copy(update={"skips": skips, "align": list(align), "upsample": up.model_copy(update=update),
-                                     "block": _style(block), "stages": stages})
+                                     "block": block_style(block), "stages": stages})
     return spec.model_copy(update={"decoder": decoder})
