@@ -83,7 +83,7 @@ def test_the_node_holds_every_key_of_the_schema(hydra_compose):
     composed = OmegaConf.to_container(cfg.model, resolve=True, throw_on_missing=False)
     expected = schema_keys(ArchSpec.model_json_schema(), ArchSpec.model_json_schema())
     # List entries (heads, encoder.stages, decoder.stages) are plain mappings: what the file gives
-    lists = ("heads.", "encoder.stages.", "decoder.stages.")
+    lists = ("heads.", "encoder.stages.", "decoder.stages.", "train.heads.")
     assert node_keys(composed) == {k for k in expected if not k.startswith(lists)} | {"heads.name", "heads.filters"}
     assert {"encoder.downsample.kernel_size", "decoder.upsample.interpolation", "decoder.merge.inter_filters",
             "decoder.block.norm", "encoder.block.shortcut_kernel_size"} <= node_keys(composed)

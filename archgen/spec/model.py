@@ -575,8 +575,26 @@ class ArchSpec(Strict):
     """The expanding path."""
     heads: list[HeadSpec] = Field(min_length=1, max_length=64)
     """The model's outputs."""
+    data: DataSpec | None = None
+    """Training data: folders, split, normalisation, patches (``archgen train``; see archgen/spec/train.py)."""
+    augment: AugmentSpec | None = None
+    """Random transforms of training patches (``archgen train``)."""
+    train: TrainSpec | None = None
+    """Losses, metrics, optimizer, steps (``archgen train``)."""
+
+    @model_validator(mode="after")
+    def _training_fits_the_network(self) -> ArchSpec:
+        if self.data is not None or self.augment is not None or self.train is not None:
+            check_training(self)
+        return self
 
     @property
     def ndim(self) -> int:
         """Number of spatial axes (1, 2 or 3)."""
         return len(self.input.shape) - 1
+
+
+# The training sections build on the classes above, so they are imported once those exist.
+from archgen.spec.train import AugmentSpec, DataSpec, TrainSpec, check_training  # noqa: E402
+
+ArchSpec.model_rebuild()

@@ -1,0 +1,88 @@
+"""Bad data folders that need a setup (FIFOs, limits, memory): one message each, nothing read past it.
+
+The file-based cases (unpaired files, sizes, labels, corrupt files, the split) are in
+tests/corpus/train/, run through ``archgen train`` with their exact messages.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from archgen.train import files
+from archgen.train.files import DataError
+from tests.train.helpers import shapes
+from tests.train.test_data import load
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # short paths in the messages
+    shapes(tmp_path / "data", count=4)
+    return Path("data")
+
+
+def message(folder, **kwargs) -> str:
+    with pytest.raises(DataError) as info:
+        load(folder, **kwargs)
+    return info.value.render()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_as_the_data_folder_or_an_image_is_refused_without_blocking(folder):
+    os.mkfifo("fifo")
+    assert message(Path("fifo")) == "--data=fifo: is not a regular folder (a FIFO, device or socket); expected a folder"
+    os.remove(folder / "images" / "case_000.png")
+    os.mkfifo(folder / "images" / "case_000.png")
+    assert message(folder) == "data.images=images/case_000.png: is not a regular file; expected a .png file"
+
+
+def test_a_folder_of_too_many_entries(folder, monkeypatch):
+    monkeypatch.setattr(files, "MAX_FILES", 3)
+    assert message(folder) == "data.images=images: holds more than 3 entries; archgen train reads at most that many " \
+                              "cases"
+
+
+def test_a_file_over_the_size_cap(folder, monkeypatch):
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 100)
+    size = (folder / "images" / "case_000.png").stat().st_size
+    assert message(folder) == f"data.images=images/case_000.png: is {size:,} bytes; an image or mask file may be at " \
+                              "most 100 bytes (100 bytes)"
+
+
+def test_a_file_whose_header_declares_too_many_values(folder, monkeypatch):
+    monkeypatch.setattr(files, "MAX_VALUES", 1000)
+    assert message(folder) == "data.images=images/case_000.png: declares 1,024 values (32 x 32 x 1); an image or " \
+                              "mask may hold at most 1,000"
+
+
+def test_a_folder_larger_than_memory(folder, monkeypatch):
+    import archgen.model_file
+
+    monkeypatch.setattr(archgen.model_file, "available_memory", lambda: 4000)
+    on_disk = sum(f.stat().st_size for f in folder.glob("*/*.png"))
+    assert message(folder) == f"--data=data: holds {on_disk / 1024:.1f} KiB of images and masks; archgen train keeps " \
+                              "them in memory, and 2.0 KiB (half the memory free) is the most it takes"
+
+
+def test_a_pickled_npy_is_refused_without_unpickling(folder):
+    os.remove(folder / "images" / "case_001.png")
+    np.save(folder / "images" / "case_001.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    assert message(folder) == "data.images=images/case_001.npy: holds Python objects; archgen reads arrays of " \
+                              "numbers only (allow_pickle=False)"
+
+
+def test_an_unreadable_file(folder):
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    os.chmod(folder / "masks" / "case_002.png", 0)
+    assert message(folder) == "data.masks=masks/case_002.png: cannot be read: Permission denied"
+
+
+def test_a_missing_masks_folder(folder):
+    shutil.rmtree(folder / "masks")
+    assert message(folder) == "data.masks=masks: no such folder"
