@@ -7,7 +7,8 @@ from dataclasses import replace
 from archgen.errors import PlanError
 from archgen.kinds import kind_of
 from archgen.planner.blocks.se import sizeless
-from archgen.planner.graph import build_graph, down_factors
+from archgen.planner.graph import down_factors
+from archgen.planner.layout import build_graph
 from archgen.planner.ir import LayerPlan, Node, Plan, SizeRule
 from archgen.planner.shapes import SizeError, infer_axis
 from archgen.planner.sizes import solve_sizes

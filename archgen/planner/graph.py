@@ -14,7 +14,6 @@ from typing import Any
 
 from archgen.errors import PlanError
 from archgen.planner.blocks import BlockSite, plan_block_at
-from archgen.planner.blocks.transformer import plan_transformer
 from archgen.planner.axes import Axes, axes_of, compact, fusable, on_axis  # noqa: F401  (re-exported)
 from archgen.planner.ir import Node
 from archgen.planner.transpose import plan_transpose_up
@@ -27,11 +26,9 @@ from archgen.spec.model import (
     InterpolateUp,
     MaxPool,
     ResizeUp,
-    StrideFirstConv,
     StridedConv,
     TransposeUp,
 )
-from archgen.spec.resolve import resolve
 
 
 class Graph:
@@ -109,75 +106,6 @@ class Graph:
                         params=1 if fn == "prelu" else 0, activation=fn, **attrs)
 
 
-def level_filters(spec: ArchSpec) -> list[int]:
-    """Filters of encoder levels 1..depth and the bottleneck (depth + 1 entries)."""
-    enc = spec.encoder
-    n = enc.depth + 1
-    if isinstance(enc.filters, list):
-        if len(enc.filters) != n:
-            raise PlanError(f"has {len(enc.filters)} entries; encoder.depth={enc.depth} needs {n} "
-                            f"(levels 1..{enc.depth} and the bottleneck)", path="encoder.filters", value=enc.filters)
-        filters = list(enc.filters)
-    else:
-        filters = [max(1, round(enc.filters * enc.multiplier**i)) for i in range(n)]
-    if enc.max_filters is not None:
-        filters = [min(f, enc.max_filters) for f in filters]
-    return filters
-
-
-def per_level(value: Any, count: int, path: str, depth: int) -> list[Any]:
-    """Broadcast a scalar to ``count`` levels, or check a list has ``count`` entries."""
-    if not isinstance(value, list):
-        return [value] * count
-    if len(value) != count:
-        raise PlanError(f"has {len(value)} entries; encoder.depth={depth} needs {count}", path=path, value=value)
-    return list(value)
-
-
-def build_graph(spec: ArchSpec) -> Graph:
-    """Lay out every layer of ``spec`` in build order (encoder, bottleneck, decoder, heads).
-
-    Reads only the canonical form (``resolve``): the encoder's and decoder's stages.
-    """
-    r = resolve(spec)
-    if r.encoder.type == "backbone":
-        from archgen.planner.backbone import build_backbone_graph
-
-        return build_backbone_graph(r)
-    g = Graph(r.ndim)
-    stages = r.encoder.stages
-    depth = len(stages) - 1
-    down = r.encoder.downsample
-    x = g.add("input", "input", (), r.input.shape[-1], group="input", path="input")
-    skips: dict[int, str] = {}
-    for i, stage in enumerate(stages):
-        level = i + 1
-        prefix = "bottleneck" if i == depth else f"enc{level}"
-        stride = tuple(stage.stride)
-        if i > 0 and not isinstance(down, StrideFirstConv):
-            x = plan_downsample(g, r, x, i, stride)
-            stride = (1,) * r.ndim
-        if i == depth:
-            g.bottleneck_in = x
-        if i == 0 and r.encoder.stem is not None:
-            x = plan_stem(g, r, x)
-        x = plan_stage(g, r, x, prefix, stage.filters, stage.convs, stage.blocks, tuple(stage.kernel_size), stride,
-                       decoder=False, path=f"encoder.stages[{i}]")
-        if i == depth and isinstance(down, StrideFirstConv):
-            g.bottleneck_in = _first_conv(g, prefix)
-        if i == depth and r.encoder.transformer is not None:
-            x = plan_transformer(g, r.encoder.transformer, x)
-        skips[level] = x
-    if r.decoder.type != "unet":  # nested or full-scale skips: their own module
-        from archgen.planner.topology import plan_topology
-
-        return plan_topology(g, r, skips)
-    features = plan_decoder(g, r, x, skips, [tuple(stage.stride) for stage in stages])
-    g.outputs = plan_heads(g, r, features)
-    g.prune()
-    return g
-
-
 def plan_decoder(g: Graph, r: ArchSpec, x: str, skips: dict[int, str], strides: list[tuple[int, ...]]) -> dict[int, str]:
     """The U-Net decoder from the bottleneck's output ``x``, deepest level first: up-sample by the
     stride into the level below (``strides[level]``), join the level's skip, the stage's block.
@@ -217,10 +145,6 @@ def plan_decoder(g: Graph, r: ArchSpec, x: str, skips: dict[int, str], strides: 
                             value=True)
         features[level] = x
     return features
-
-
-def _first_conv(g: Graph, prefix: str) -> str:
-    return next(n for n in g.nodes if n.startswith(prefix + "_") and g.nodes[n].kind == "conv")
 
 
 def plan_stem(g: Graph, r: ArchSpec, x: str) -> str:
@@ -301,11 +225,22 @@ def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, facto
     x = g.add(f"{group}_up", "upsample", (x,), g.channels(x), group=group, path=path,
               factor=compact(factor), interpolation=up.interpolation)
     if up.norm != "none" and not plain:
-        from archgen.planner.topology import plan_normed_upconv
-
         return plan_normed_upconv(g, r, x, group, filters)
     return g.conv(f"{group}_upconv", x, filters, kernel=up.kernel_size,
                   activation="linear" if plain else up.activation, group=group, path=path)
+
+
+def plan_normed_upconv(g: Graph, r: ArchSpec, x: str, group: str, filters: int) -> str:
+    """The conv after a resize, with ``upsample.norm``: conv without bias, the norm, the
+    up-sampling's activation."""
+    up = r.decoder.upsample
+    path = "decoder.upsample"
+    x = g.conv(f"{group}_upconv", x, filters, kernel=up.kernel_size, use_bias=False, group=group, path=path)
+    x = g.norm(f"{group}_upnorm", x, up.norm, up.groups, group=group, path=path, epsilon=up.norm_epsilon,
+               affine=up.norm_affine)
+    if up.activation == "linear":
+        return x
+    return g.activation(f"{group}_upact", x, up.activation, group=group, path=path)
 
 
 def plan_merge(g: Graph, r: ArchSpec, up: str, skip: str, level: int, align: str) -> str:

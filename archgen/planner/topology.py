@@ -1,6 +1,6 @@
 """Decoder topologies beyond the U-Net: UNet++ (nested dense skips) and UNet 3+ (full-scale skips).
 
-The encoder is the same for every topology (``graph.build_graph`` lays it out); this module lays out
+The encoder is the same for every topology (``layout.build_graph`` lays it out); this module lays out
 the decoder once the encoder's outputs are known, then the heads.
 
 - UNet++ (Zhou et al. 2018). Node ``x{i}_{j}`` (row ``i`` = encoder level ``i + 1``, column ``j``)
@@ -25,7 +25,7 @@ from math import prod
 
 from archgen.errors import PlanError
 from archgen.planner.graph import Graph, compact, plan_block, plan_heads, plan_stage, plan_upsample
-from archgen.spec.model import ArchSpec, ConcatMerge, ConvBlock, ResizeUp, TransposeUp
+from archgen.spec.model import ArchSpec, ConcatMerge, ConvBlock
 
 
 def plan_topology(g: Graph, r: ArchSpec, skips: dict[int, str]) -> Graph:
@@ -180,43 +180,3 @@ def _free(g: Graph, r: ArchSpec, outputs: dict[str, str], name: str, head: int, 
             raise PlanError(f"deep supervision names a layer {taken}, which another layer or output already has; "
                             f"rename the head", path=f"heads[{head}].name", value=r.heads[head].name)
     return name
-
-
-def plan_normed_upconv(g: Graph, r: ArchSpec, x: str, group: str, filters: int) -> str:
-    """The conv after a resize, with ``upsample.norm``: conv without bias, the norm, the
-    up-sampling's activation."""
-    up = r.decoder.upsample
-    path = "decoder.upsample"
-    x = g.conv(f"{group}_upconv", x, filters, kernel=up.kernel_size, use_bias=False, group=group, path=path)
-    x = g.norm(f"{group}_upnorm", x, up.norm, up.groups, group=group, path=path, epsilon=up.norm_epsilon,
-               affine=up.norm_affine)
-    if up.activation == "linear":
-        return x
-    return g.activation(f"{group}_upact", x, up.activation, group=group, path=path)
-
-
-def unet3p_input_count(level: int, depth: int, skips: list[int]) -> int:
-    """Inputs of unet3+ decoder ``level``: the skip levels at its scale or finer, and every deeper level
-    with the bottleneck."""
-    return sum(1 for s in skips if s <= level) + depth + 1 - level
-
-
-def unet3p_defaults(spec: ArchSpec, enc_stages, dec_stages, skips: list[int]):
-    """What the canonical form of a unet3+ spec spells out: ``cat_channels``, a resize up-sampling
-    (bilinear in 2D, nearest otherwise, as the paper resizes) unless one is given, and in the short
-    form each stage's filters as ``cat_channels`` x its inputs (the paper's 5 x 64 = 320)."""
-    dec = spec.decoder
-    cat = dec.cat_channels or enc_stages[0].filters
-    if "upsample" not in dec.model_fields_set:
-        up = ResizeUp(interpolation="bilinear" if spec.ndim == 2 else "nearest")
-    elif isinstance(dec.upsample, TransposeUp):
-        raise PlanError("decoder.type=unet3+ resizes deeper levels up by several factors at once and gives each "
-                        "a conv of its own; use type resize", path="decoder.upsample.type", value="transpose")
-    else:
-        up = dec.upsample
-    if dec.stages is None:
-        depth = len(enc_stages) - 1
-        dec_stages = [s.model_copy(update={"filters": cat * unet3p_input_count(level, depth, skips),
-                                           "up_filters": cat * unet3p_input_count(level, depth, skips)})
-                      for level, s in enumerate(dec_stages, start=1)]
-    return {"cat_channels": cat, "upsample": up}, dec_stages
