@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, note
+from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
 from archgen.errors import PlanError
@@ -33,6 +33,18 @@ MAX_FIRST = {1: 2000, 2: 120, 3: 28}
 
 @given(spec_dicts(), st.data())
 def test_keras_model_equals_plan(config, data):
+    check_keras_model_equals_plan(config, data)
+
+
+@pytest.mark.slow
+@settings(max_examples=100)
+@given(spec_dicts(), st.data())
+def test_keras_model_equals_plan_100_examples(config, data):
+    """The same property over at least 100 drawn networks (CI runs the slow tests)."""
+    check_keras_model_equals_plan(config, data)
+
+
+def check_keras_model_equals_plan(config, data):
     spec = validate(config)
     note(str(config))
     try:
