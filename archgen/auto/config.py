@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from archgen.auto.memory import CALIBRATION_NOTE
-from archgen.auto.nnunet import Dataset, Family
+from archgen.auto.calibration import CALIBRATION_NOTE
+from archgen.auto.records import FAMILIES, Dataset, Family
 
 
 def _axis(values: list[int]) -> int | list[int]:
@@ -218,8 +218,6 @@ def _memory_notes(result: dict, conf: dict, family: Family) -> tuple[str, list[t
 
 def render(result: dict, configuration: str, dataset: Dataset, name: str, command: str) -> str:
     """The YAML text, with a comment block saying which inputs and rules produced it."""
-    from archgen.auto.nnunet import FAMILIES
-
     family = FAMILIES[result["family"]]
     conf = result["configurations"][configuration]
     why = conf["_why"]

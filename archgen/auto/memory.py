@@ -21,13 +21,9 @@ from __future__ import annotations
 
 import yaml
 
-from archgen.auto.nnunet import Family, Topology, features_per_stage
-
-DTYPE = "float32"
-OPTIMIZER = "adam"
-CALIBRATION_NOTE = ("calibrated against TensorFlow 2.21 on CPU; on an H200 with Keras on JAX it was 0.84-2.1x the "
-                    "measured peak (benchmarks/gpu_throughput.py)")
-CALIBRATION = f"archgen's training estimate (float32, Adam), {CALIBRATION_NOTE}"
+from archgen.auto.calibration import DTYPE, OPTIMIZER
+from archgen.auto.config import network_yaml
+from archgen.auto.records import Family, Topology, features_per_stage
 
 
 def topology_configuration(topo: Topology, family: Family) -> dict:
@@ -43,7 +39,6 @@ def topology_configuration(topo: Topology, family: Family) -> dict:
 
 def spec_of(conf: dict, family: Family, channels: int, classes: int):
     """archgen's spec of the config ``auto`` writes for ``conf`` (nnU-Net's keys)."""
-    from archgen.auto.config import network_yaml
     from archgen.spec.load import validate
 
     return validate(yaml.safe_load(network_yaml(conf, family, channels, classes, "auto_memory")))

@@ -52,78 +52,23 @@ them bit for bit is why numpy is used rather than ``statistics``). No TensorFlow
 from __future__ import annotations
 
 from copy import deepcopy
-from dataclasses import dataclass, field
 from math import prod
 from typing import Any
 
 import numpy as np
 
+from archgen.auto.calibration import CALIBRATION, DTYPE, OPTIMIZER
+from archgen.auto.memory import ArchgenMemory
+from archgen.auto.records import FAMILIES, Dataset, Family, Topology, features_per_stage  # noqa: F401  (re-exported)
 from archgen.errors import SpecError
 
 ANISO_THRESHOLD = 3  # nnunetv2.configuration.ANISO_THRESHOLD
 MIN_EDGE = 4  # UNet_featuremap_min_edge_length
-BASE_FEATURES = 32  # UNet_base_num_features
-MAX_FEATURES = {2: 512, 3: 320}
 REF_BATCH = {2: 12, 3: 2}  # UNet_reference_val_corresp_bs_2d / _3d
 MIN_BATCH = 2
 LOWRES_THRESHOLD = 0.25
 LOWRES_STEP = 1.03
 MAX_NUMPOOL = 999999
-
-
-@dataclass(frozen=True)
-class Family:
-    """One of nnU-Net's planners: the network class and its reference memory figures."""
-
-    name: str
-    planner: str  # nnU-Net's class name
-    residual: bool
-    blocks_encoder: tuple[int, ...]
-    blocks_decoder: tuple[int, ...]
-    reference_3d: float
-    reference_2d: float
-    reference_gb: float
-    max_dataset_covered: float
-    default_gb: float
-
-    @property
-    def blocks_key(self) -> str:
-        return "n_blocks_per_stage" if self.residual else "n_conv_per_stage"
-
-
-FAMILIES = {
-    "plain": Family("plain", "ExperimentPlanner", False, (2,) * 14, (2,) * 13, 560e6, 85e6, 8, 0.05, 8),
-    "resenc_m": Family("resenc_m", "nnUNetPlannerResEncM", True, (1, 3, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6),
-                       (1,) * 12, 680e6, 135e6, 8, 1.0, 8),
-    "resenc_l": Family("resenc_l", "nnUNetPlannerResEncL", True, (1, 3, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6),
-                       (1,) * 12, 2100e6, 380e6, 24, 1.0, 24),
-    "resenc_xl": Family("resenc_xl", "nnUNetPlannerResEncXL", True, (1, 3, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6),
-                        (1,) * 12, 3600e6, 560e6, 40, 1.0, 40),
-}
-# The reference values are ints in nnU-Net (560000000 ...); as floats they are exact.
-
-
-@dataclass
-class Dataset:
-    """What the planner reads from nnU-Net's dataset_fingerprint.json and dataset.json."""
-
-    spacings: list[list[float]]  # per case, nnU-Net's axis order
-    shapes: list[list[int]]  # shapes_after_crop
-    channels: int  # len(dataset.json channel_names)
-    classes: int  # len(dataset.json labels), background included
-    num_training: int  # dataset.json numTraining
-    source: str = ""
-    notes: list[str] = field(default_factory=list)
-    keys: tuple[str, str] = ("--shape", "--spacing")  # where the shapes and spacings came from, for errors
-
-
-@dataclass
-class Topology:
-    pools_per_axis: list[int]
-    strides: list[list[int]]
-    kernels: list[list[int]]
-    patch: list[int]
-    divisible_by: list[int]
 
 
 def pad_shape(shape, divisible_by):
@@ -173,10 +118,6 @@ def pool_and_conv_props(spacing, patch, min_edge: int = MIN_EDGE, max_numpool: i
     divisible_by = [int(2 ** p) for p in pools]
     kernels.append([3] * dim)  # the bottleneck
     return Topology(pools, strides, kernels, pad_shape(patch, divisible_by), divisible_by)
-
-
-def features_per_stage(n_stages: int, dim: int) -> list[int]:
-    return [min(MAX_FEATURES[dim], BASE_FEATURES * 2 ** i) for i in range(n_stages)]
 
 
 def feature_map_elements(patch, channels_in: int, classes: int, features, strides, blocks_encoder,
@@ -329,8 +270,6 @@ def _memory_why(memory, topo: Topology, batch_size: int) -> dict[str, Any]:
     """Which memory model decided, and with archgen's, its estimate for the chosen patch and batch."""
     if memory is None:
         return {"memory_model": "nnunet"}
-    from archgen.auto.memory import CALIBRATION, DTYPE, OPTIMIZER
-
     return {"memory_model": "archgen", "memory_estimate_bytes": memory.training_bytes(topo, batch_size),
             "memory_estimate_batch_2_bytes": memory.training_bytes(topo, MIN_BATCH),
             "memory_budget_bytes": memory.budget, "memory_dtype": DTYPE, "memory_optimizer": OPTIMIZER,
@@ -370,8 +309,6 @@ def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str =
     cache: dict = {}
     memory = None
     if memory_model == "archgen":
-        from archgen.auto.memory import ArchgenMemory
-
         memory = ArchgenMemory(family, ds.channels, ds.classes, round(gpu_gb * 1e9))
     elif memory_model != "nnunet":
         raise SpecError("expected archgen or nnunet", path="--memory", value=memory_model)
