@@ -267,7 +267,8 @@ class AugmentSpec(Strict):
     """Random transforms of each training patch, image and mask together; 0 or false is off.
 
     2D patches go through Keras's own preprocessing layers (the mask with nearest sampling, so it
-    keeps its label values); 3D patches through archgen's NumPy transforms."""
+    keeps its label values); 3D patches, and the elastic deformation, through archgen's NumPy
+    transforms."""
 
     flip: bool = False
     """Mirror along each spatial axis with probability 1/2."""
@@ -280,8 +281,8 @@ class AugmentSpec(Strict):
     translation: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     """2D: shift by up to this fraction of the size on each axis."""
     elastic: Fraction = 0.0
-    """Elastic deformation of this strength (2D: Keras's RandomElasticTransform factor; 3D: a smooth
-    random displacement of up to this fraction of a tenth of the patch)."""
+    """Elastic deformation: a smooth random displacement whose standard deviation is this fraction
+    of a tenth of the patch on each axis (archgen's own in 2D and 3D; see archgen/train/augment.py)."""
     contrast: Fraction = 0.0
     """Scale the intensities about their mean by a factor from 1 - contrast to 1 + contrast."""
     brightness: Fraction = 0.0
