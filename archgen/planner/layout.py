@@ -4,10 +4,8 @@ UNet++ and UNet 3+); a keras.applications encoder is laid out by ``backbone``.""
 
 from __future__ import annotations
 
-from archgen.planner.backbone import build_backbone_graph
 from archgen.planner.blocks.transformer import plan_transformer
 from archgen.planner.graph import Graph, plan_decoder, plan_downsample, plan_heads, plan_stage, plan_stem
-from archgen.planner.topology import plan_topology
 from archgen.spec.model import ArchSpec, StrideFirstConv
 from archgen.spec.resolve import resolve
 
@@ -19,6 +17,8 @@ def build_graph(spec: ArchSpec) -> Graph:
     """
     r = resolve(spec)
     if r.encoder.type == "backbone":
+        from archgen.planner.backbone import build_backbone_graph  # loaded for a backbone only
+
         return build_backbone_graph(r)
     g = Graph(r.ndim)
     stages = r.encoder.stages
@@ -45,6 +45,8 @@ def build_graph(spec: ArchSpec) -> Graph:
             x = plan_transformer(g, r.encoder.transformer, x)
         skips[level] = x
     if r.decoder.type != "unet":  # nested or full-scale skips: their own module
+        from archgen.planner.topology import plan_topology  # loaded for these decoders only
+
         return plan_topology(g, r, skips)
     features = plan_decoder(g, r, x, skips, [tuple(stage.stride) for stage in stages])
     g.outputs = plan_heads(g, r, features)

@@ -16,8 +16,6 @@ from typing import Any
 
 from archgen.errors import PlanError
 from archgen.spec.model import ArchSpec, DecoderStage, EncoderStage
-from archgen.spec.resolve_backbone import spell_out_backbone
-from archgen.spec.resolve_unet3p import unet3p_defaults
 from archgen.spec.short_form import (BLOCK_SHORT, block_style, explicit_decoder_stages, level_filters, per_axis,
                                      per_level, set_explicitly, value_at)
 
@@ -46,6 +44,8 @@ def stage_count(resolved: ArchSpec) -> int:
 
 def _spell_out(spec: ArchSpec) -> ArchSpec:
     if spec.encoder.type == "backbone":
+        from archgen.spec.resolve_backbone import spell_out_backbone  # loaded for a backbone only
+
         return spell_out_backbone(spec)
     ndim = spec.ndim
     enc, dec = spec.encoder, spec.decoder
@@ -57,6 +57,8 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
     align = per_level(dec.align, depth, "decoder.align", depth)
     topology = {}
     if dec.type == "unet3+":
+        from archgen.spec.resolve_unet3p import unet3p_defaults  # loaded for unet3+ only
+
         topology, dec_stages = unet3p_defaults(spec, enc_stages, dec_stages, skips)
     down = enc.downsample.model_copy(update={"factor": 2}) if "factor" in enc.downsample.model_fields_set \
         else enc.downsample
