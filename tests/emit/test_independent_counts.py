@@ -7,6 +7,7 @@ import pytest
 from archgen.planner import make_plan
 from archgen.spec import load_spec
 from tests.conftest import CONF
+from tests.reference.seed_unet_counts import seed_unet_params
 
 
 def test_3d_unet_matches_the_papers_count():
@@ -18,10 +19,16 @@ def test_3d_unet_matches_the_papers_count():
     assert plan.output_shapes["logits"] == (28, 44, 44, 3)  # the paper's 116x132x132 -> 28x44x44
 
 
-def test_seed_unet_matches_the_published_keras_count():
-    """The original U-Net in Keras: 31,030,658 parameters (tests/reference/seed_unet.py builds it)."""
+def test_seed_unet_matches_the_hand_count():
+    """The original U-Net's parameters summed by hand over its convs (kernel x cin x cout + bias;
+    tests/reference/seed_unet_counts.py), 31,030,658; Keras counts the same for the hand-written
+    model in tests/reference/seed_unet.py (tests/emit/test_seed_reference.py)."""
     plan = make_plan(load_spec(CONF / "unet.yaml"))
-    assert plan.total_params == 31_030_658
+    assert plan.total_params == seed_unet_params() == 31_030_658
+    for depth, filters in ((1, 8), (3, 64), (5, 16)):
+        plan = make_plan(load_spec(CONF / "unet.yaml", [f"encoder.depth={depth}", f"encoder.filters={filters}",
+                                                        "input.shape=[null,null,1]"]))
+        assert plan.total_params == seed_unet_params(depth, filters), (depth, filters)
 
 
 KUC_UNET = [

@@ -11,6 +11,7 @@ from archgen.errors import PlanError
 from archgen.planner import make_plan
 from archgen.spec import load_spec
 from tests.conftest import CONF, ROOT
+from tests.reference.seed_unet_counts import conv_params, seed_unet_output, seed_unet_params
 
 UNET = CONF / "unet.yaml"
 
@@ -21,10 +22,10 @@ def unet():
 
 
 def test_seed_unet_totals(unet):
-    assert unet.total_params == 31_030_658
+    assert unet.total_params == seed_unet_params()  # counted by hand from the layers
     assert unet.input_shape == (572, 572, 1)
-    assert unet.output_shapes == {"logits": (388, 388, 2)}
-    assert [layer.params for layer in unet.layers[1:3]] == [640, 36_928]
+    assert unet.output_shapes == {"logits": (388, 388, 2)}  # the paper's Fig. 1
+    assert [layer.params for layer in unet.layers[1:3]] == [conv_params(3, 1, 64), conv_params(3, 64, 64)]
 
 
 def test_seed_unet_crops_deepest_first(unet):
@@ -43,14 +44,19 @@ def test_seed_unet_layer_names(unet):
 
 
 def test_legal_sizes_are_derived(unet):
+    """The rule gives the sizes the paper's network takes, walked by hand, and their outputs."""
     rule = unet.sizes
-    assert (rule.period, rule.offset, rule.k_min) == (16, 60, 8)
-    assert rule.describe("H") == "H = 16k + 60, k >= 8"
+    hand = [n for n in range(1, 1001) if seed_unet_output(n)]
+    assert [rule.period * k + rule.offset for k in range(rule.k_min, rule.k_min + len(hand))
+            if rule.period * k + rule.offset <= 1000] == hand
+    assert rule.describe("H") == f"H = {rule.period}k + {rule.offset}, k >= {rule.k_min}" == "H = 16k + 60, k >= 8"
+    assert {n - seed_unet_output(n) for n in hand} == {572 - 388}
     assert rule.describe_output("logits", "H") == "H - 184"
 
 
 def test_legal_sizes_match_brute_force():
-    """Every size from 1 to 700 plans exactly when the rule says so, with output = input - 184."""
+    """Every size from 1 to 700 plans exactly when the paper's network takes it (walked by hand),
+    with the hand walk's output, input - 184."""
     spec = load_spec(UNET)
     legal = []
     for n in range(1, 701):
@@ -59,8 +65,8 @@ def test_legal_sizes_match_brute_force():
         except PlanError:
             continue
         legal.append(n)
-        assert plan.output_shapes["logits"] == (n - 184, n - 184, 2)
-    assert legal == list(range(188, 701, 16))
+        assert plan.output_shapes["logits"] == (seed_unet_output(n), seed_unet_output(n), 2) == (n - 184, n - 184, 2)
+    assert legal == [n for n in range(1, 701) if seed_unet_output(n)] == list(range(188, 701, 16))
 
 
 def test_illegal_size_names_nearest_sizes():
