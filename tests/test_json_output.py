@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import CONF, ROOT
+from tests.reference.seed_unet_counts import seed_unet_output, seed_unet_params
 
 UNET = CONF / "unet.yaml"
 SAME = CONF / "unet_same.yaml"
@@ -63,14 +64,15 @@ def test_summary_fit_and_sizes_json_schema(cli):
     code, data = run_json(cli, "summary", UNET, "--sizes", "3")
     assert code == 0 and data["command"] == "summary"
     has(data, {"rule": str, "sizes": list})
-    assert data["sizes"][0] == {"input": 188, "outputs": {"logits": 4}}
+    first = next(n for n in range(1, 300) if seed_unet_output(n))  # the paper's network, walked by hand
+    assert data["sizes"][0] == {"input": first, "outputs": {"logits": seed_unet_output(first)}}
 
 
 def test_validate_json_schema(cli):
     code, data = run_json(cli, "validate", UNET)
     assert code == 0
     assert data == {"command": "validate", "config": str(UNET), "valid": True, "name": "unet",
-                    "total_params": 31_030_658, "outputs": {"logits": [388, 388, 2]}}
+                    "total_params": seed_unet_params(), "outputs": {"logits": [388, 388, 2]}}
 
 
 def test_diagram_json_names_the_file_it_wrote(cli, tmp_path):
@@ -92,7 +94,7 @@ def test_build_json_files_are_files_and_outputs_are_shapes(cli, tmp_path):
     has(data, {**PLAN_KEYS, "files": dict, "build_seconds": float, "keras_params": int, "backend": str})
     check_outputs(data["outputs"])
     assert data["files"] == {"keras": str(tmp_path / "m.keras")}
-    assert data["keras_params"] == data["total_params"] == 1_886
+    assert data["keras_params"] == data["total_params"] == seed_unet_params(depth=2, filters=2)
 
 
 def check_sweep(data: dict, command: str) -> None:

@@ -63,6 +63,7 @@ def test_flops_within_one_percent_of_tensorflow_profiler(config, overrides):
 @pytest.mark.parametrize("overrides", [
     ["input.shape=[256,1]", "padding=same"],
     ["input.shape=[252,1]", "padding=valid"],
+    ["input.shape=[572,1]", "padding=valid", "encoder.depth=4"],  # the seed U-Net's axis: 204
     ["input.shape=[256,1]", "padding=same", "decoder.upsample.kernel_size=3",
      "encoder.downsample={type: conv, activation: linear}"],
     ["input.shape=[256,1]", "padding=same", "decoder.upsample={type: resize, kernel_size: 2}"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 
 import pytest
 
@@ -13,6 +14,7 @@ from archgen.planner.ir import LayerPlan, Plan
 from archgen.planner.fit import max_batch, max_size
 from archgen.spec import load_spec
 from tests.conftest import CONF
+from tests.reference.seed_unet_counts import seed_unet_flops, seed_unet_params
 
 UNET = CONF / "unet.yaml"
 
@@ -25,7 +27,7 @@ def unet():
 def test_memory_terms_follow_their_definitions(unet):
     one, eight = plan_cost(unet, 1), plan_cost(unet, 8, "bfloat16")
     assert eight.activation_bytes == one.activation_bytes // 2 * 8  # per sample, in the compute dtype
-    assert one.weight_bytes == eight.weight_bytes == 31_030_658 * 4  # float32 variables either way
+    assert one.weight_bytes == eight.weight_bytes == seed_unet_params() * 4  # float32 variables either way
     # weights, grads, 2 Adam moments, the runtime constant, the batch's share
     assert one.training_bytes == 4 * one.weight_bytes + RUNTIME_BYTES + one.activation_bytes
     assert plan_cost(unet, 1, optimizer="sgd").training_bytes == 2 * one.weight_bytes + RUNTIME_BYTES + one.activation_bytes
@@ -111,19 +113,27 @@ def test_parse_bytes_refuses(text):
         parse_bytes(text)
 
 
-def test_summary_prints_costs_and_fit(cli):
+def is_the_largest_batch_that_fits(plan, batch: int, budget: int, dtype: str = "float32") -> bool:
+    """By the definition: the batch's training estimate fits and the next batch's does not."""
+    return batch >= 1 and plan_cost(plan, batch, dtype).training_bytes <= budget \
+        < plan_cost(plan, batch + 1, dtype).training_bytes
+
+
+def test_summary_prints_costs_and_fit(cli, unet):
     code, out, err = cli("summary", UNET, "--fit", "24GiB", "--batch", "2", "--dtype", "bfloat16")
     assert code == 0, err
-    assert "receptive field 204" in out
-    assert "training batch up to 51" in out  # 62 before the calibrated model (2026-11)
+    # 204: by hand in tests/planner/test_receptive_field_scale.py, the gradient's extent in tests/emit/
+    assert f"receptive field {plan_cost(unet).receptive_field} " in out
+    batch = int(re.search(r"training batch up to (\d+) ", out).group(1))
+    assert is_the_largest_batch_that_fits(unet, batch, parse_bytes("24GiB"), "bfloat16")
     assert "the largest legal input that fits" in out
 
 
-def test_summary_json_carries_costs(cli):
+def test_summary_json_carries_costs(cli, unet):
     import json
 
     code, out, _ = cli("summary", UNET, "--json", "--fit", "24GiB")
     data = json.loads(out)
-    assert data["cost"]["receptive_field"] == 204
-    assert data["cost"]["flops"] == data["total_flops"] == 300_856_848_896
-    assert data["fit"]["max_batch"] == 25  # 31 before the calibrated model (2026-11)
+    assert data["cost"]["receptive_field"] == plan_cost(unet).receptive_field
+    assert data["cost"]["flops"] == data["total_flops"] == seed_unet_flops(572)
+    assert is_the_largest_batch_that_fits(unet, data["fit"]["max_batch"], parse_bytes("24GiB"))
