@@ -56,7 +56,9 @@ _LAYERS = (
        "LeakyReLU", "PReLU", "Dropout", "Resizing", "Concatenate", "Add", "Multiply", "Identity", "Dense",
        "MultiHeadAttention", "Reshape",
        # inside keras.applications backbones
-       "DepthwiseConv2D", "Normalization", "Rescaling"]
+       "DepthwiseConv2D", "Normalization", "Rescaling",
+       # depthwise convs (ConvNeXt blocks; in 3D a Conv3D of one group per channel)
+       "DepthwiseConv1D"]
 )
 _INITIALIZERS = ["Constant", "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform", "LecunNormal", "LecunUniform",
                  "Ones", "Zeros", "RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling", "Orthogonal"]
@@ -73,6 +75,8 @@ ALLOWED: dict[tuple[str, str], tuple[str | None, ...]] = {
     ("keras.src.ops.numpy", "Multiply"): ("Multiply",),
     ("keras.src.applications.convnext", "LayerScale"): ("LayerScale",),
     ("archgen.emit.blocks", "PositionEmbedding"): ("archgen>PositionEmbedding",),  # the transformer bottleneck
+    ("archgen.emit.own_layers", "DepthwiseConvTranspose"): ("archgen>DepthwiseConvTranspose",),  # MedNeXt's up block
+    ("archgen.emit.own_layers", "LinearUpSampling"): ("archgen>LinearUpSampling",),  # linear up-sampling, 1D/3D
 }
 TENSOR = "__keras_tensor__"  # a reference to another layer's output, in a layer's inbound nodes
 _WIDTH_KEYS = ("filters", "units", "num_heads", "key_dim", "value_dim", "groups", "depth_multiplier", "output_dim",
@@ -112,6 +116,7 @@ def load_model(path: str | os.PathLike, key: str = "model"):
 
     keras = import_keras()
     import archgen.emit.blocks  # noqa: F401  registers archgen>PositionEmbedding (transformer bottleneck)
+    import archgen.emit.own_layers  # noqa: F401  registers archgen>DepthwiseConvTranspose, >LinearUpSampling
 
     config = {k: v for k, v in checked.config.items() if k != "compile_config"}
     try:

@@ -11,6 +11,7 @@ from archgen.backend import import_keras
 from archgen.emit.backbone import emit_backbone, emit_tap  # noqa: F401  (named by the backbone kinds)
 from archgen.emit.blocks import (emit_attention, emit_dense, emit_global_pool,  # noqa: F401
                                  emit_position_embedding, emit_scale)
+from archgen.emit.own_layers import DepthwiseConvTranspose, LinearUpSampling
 from archgen.planner.ir import LayerPlan
 
 keras = import_keras()
@@ -34,9 +35,32 @@ def emit_conv(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
 
 def emit_conv_transpose(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
     a = layer.attrs
-    return _nd("Conv", ndim, "Transpose")(a["filters"], a["kernel"], strides=a["stride"],
-                                          padding=a.get("padding", "same"), activation=a["activation"],
-                                          use_bias=a["use_bias"], name=layer.name)(xs[0])
+    padding = a.get("padding", "same")
+    # "valid" with output_padding 0 is the full output, (n - 1) * stride + kernel, also where the
+    # kernel is smaller than the stride (Keras's default there is n * stride).
+    return _nd("Conv", ndim, "Transpose")(a["filters"], a["kernel"], strides=a["stride"], padding=padding,
+                                          output_padding=0 if padding == "valid" else None,
+                                          activation=a["activation"], use_bias=a["use_bias"],
+                                          name=layer.name)(xs[0])
+
+
+def emit_depthwise_conv(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    a = layer.attrs
+    options = dict(strides=a["stride"], padding=a["padding"], dilation_rate=a["dilation"],
+                   activation=a["activation"], use_bias=a["use_bias"], name=layer.name)
+    if ndim == 3:  # Keras has no DepthwiseConv3D: a conv of one group per channel is one
+        return L.Conv3D(a["filters"], a["kernel"], groups=a["filters"], **options)(xs[0])
+    return _nd("DepthwiseConv", ndim)(a["kernel"], depth_multiplier=1, **options)(xs[0])
+
+
+def emit_depthwise_conv_transpose(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    a = layer.attrs
+    kernel, stride = (_axes(a[key], ndim) for key in ("kernel", "stride"))
+    return DepthwiseConvTranspose(kernel, stride, use_bias=a["use_bias"], name=layer.name)(xs[0])
+
+
+def _axes(value: Any, ndim: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * ndim
 
 
 def emit_maxpool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
@@ -51,8 +75,11 @@ def emit_avgpool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
 
 def emit_upsample(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
     a = layer.attrs
-    if ndim == 2:
-        return L.UpSampling2D(a["factor"], interpolation=a["interpolation"], name=layer.name)(xs[0])
+    if ndim == 2:  # linear in 2D is bilinear
+        interpolation = "bilinear" if a["interpolation"] == "linear" else a["interpolation"]
+        return L.UpSampling2D(a["factor"], interpolation=interpolation, name=layer.name)(xs[0])
+    if a["interpolation"] == "linear":
+        return LinearUpSampling(_axes(a["factor"], ndim), name=layer.name)(xs[0])
     return _nd("UpSampling", ndim)(a["factor"], name=layer.name)(xs[0])
 
 

@@ -45,6 +45,16 @@ def conv_flops(node, nodes, spatial, in_spatial, ndim) -> int | None:
     return 2 * prod(positions) * taps * nodes[node.inputs[0]].channels * node.attrs["filters"]
 
 
+def depthwise_flops(node, nodes, spatial, in_spatial, ndim) -> int | None:
+    # One filter per channel: the taps of each channel, not of every input channel.
+    positions = in_spatial if node.kind == "depthwise_conv_transpose" else spatial
+    if any(p is None for p in positions):
+        return None
+    kernel = node.attrs["kernel"]
+    taps = kernel**ndim if isinstance(kernel, int) else prod(kernel)
+    return 2 * prod(positions) * taps * node.attrs["filters"]
+
+
 def conv_span(layer, in_size, axis):
     a = on_axis(layer.attrs, axis)
     s, reach = a["stride"], (a["kernel"] - 1) * a["dilation"] + 1
@@ -89,6 +99,10 @@ def conv_note(layer) -> str:
     return f"k{axes_text(a['kernel'])}{stride} {a['padding']}{act}"
 
 
+def depthwise_note(layer) -> str:
+    return "depthwise " + (transpose_note(layer) if layer.kind == "depthwise_conv_transpose" else conv_note(layer))
+
+
 def transpose_note(layer) -> str:
     a = layer.attrs
     act = "" if a["activation"] == "linear" else f" {a['activation']}"
@@ -105,4 +119,15 @@ KINDS = (
               params=known_params, flops=conv_flops, span=transpose_span, saved=conv_saved,
               workspace=conv_workspace, locality=window, sees_edges=transpose_sees_edges, note=transpose_note,
               emitter="emit_conv_transpose"),
+    # One filter per channel (``filters`` = the input's channels): ConvNeXt's and MedNeXt's spatial conv.
+    LayerKind("depthwise_conv", size=conv_size,
+              factor=lambda a, ndim: tuple(Fraction(f) for f in each_axis(a["stride"], ndim)),
+              params=known_params, flops=depthwise_flops, span=conv_span, saved=conv_saved,
+              workspace=conv_workspace, locality=window, sees_edges=conv_sees_edges, note=depthwise_note,
+              emitter="emit_depthwise_conv"),
+    LayerKind("depthwise_conv_transpose", size=transpose_size,
+              factor=lambda a, ndim: tuple(Fraction(1, f) for f in each_axis(a["stride"], ndim)),
+              params=known_params, flops=depthwise_flops, span=transpose_span, saved=conv_saved,
+              workspace=conv_workspace, locality=window, sees_edges=transpose_sees_edges, note=depthwise_note,
+              emitter="emit_depthwise_conv_transpose"),
 )
