@@ -10,7 +10,7 @@ ACTIVATIONS = ["relu", "elu", "gelu", "silu", "tanh", "leaky_relu", "linear", "s
 @st.composite
 def block_dicts(draw, depth: int, ndim: int):
     block = {
-        "type": draw(st.sampled_from(["conv", "residual", "recurrent_residual"])),
+        "type": draw(st.sampled_from(["conv", "residual", "recurrent_residual", "convnext"])),
         "convs": draw(st.integers(1, 2)),
         "kernel_size": draw(st.one_of(st.integers(1, 3), st.lists(st.integers(1, 3), min_size=depth + 1,
                                                                    max_size=depth + 1))),
@@ -26,6 +26,11 @@ def block_dicts(draw, depth: int, ndim: int):
     if block["type"] == "recurrent_residual":
         block["recurrences"] = draw(st.integers(1, 2))
         block["inner_ratio"] = 1.0  # every conv of the block is added to its input
+    if block["type"] == "convnext":  # a depthwise conv, the norm, two 1x1 convs: no inner ratio, no order
+        del block["inner_ratio"], block["convs"]
+        block["expansion"] = draw(st.one_of(st.integers(1, 3), st.lists(st.integers(1, 3), min_size=depth + 1,
+                                                                         max_size=depth + 1)))
+        block["residual"] = draw(st.booleans())
     if draw(st.booleans()):
         block["se"] = {"ratio": draw(st.sampled_from([1, 2, 3])), "activation": draw(st.sampled_from(ACTIVATIONS))}
     if block["type"] == "residual" and draw(st.booleans()):
@@ -34,7 +39,7 @@ def block_dicts(draw, depth: int, ndim: int):
         block["shortcut_kernel_size"] = draw(st.sampled_from([1, 3, "block"]))
         block["shortcut_norm"] = draw(st.booleans())
         block["add_at"] = draw(st.sampled_from(["before_activation", "after_activation"]))
-    if draw(st.booleans()):
+    if block["type"] != "convnext" and draw(st.booleans()):
         block["order"] = draw(st.sampled_from(["norm_act", "act_norm"]))
     if block["activation"] == "leaky_relu" and draw(st.booleans()):
         block["negative_slope"] = draw(st.sampled_from([0.01, 0.1]))
@@ -110,7 +115,7 @@ def spec_dicts(draw):
     ndim = draw(st.sampled_from([1, 2, 2, 3]))
     depth = draw(st.integers(0, 3 if ndim < 3 else 2))
     factor = draw(st.sampled_from([2, 2, 3]))
-    down = draw(st.sampled_from(["maxpool", "avgpool", "conv", "stride"]))
+    down = draw(st.sampled_from(["maxpool", "avgpool", "conv", "stride", "block"]))
     up_type = draw(st.sampled_from(["transpose", "resize", "interpolate"]))
     upsample = {"type": up_type, "factor": factor, "keep_channels": draw(st.booleans()),
                 "activation": draw(st.sampled_from(ACTIVATIONS))}
@@ -169,7 +174,8 @@ def spec_dicts(draw):
         encoder["max_filters"] = 8
     if draw(st.booleans()):  # convs before the first stage; empty takes the first stage's filters and kernel
         encoder["stem"] = draw(st.sampled_from([{}, {"filters": 3, "convs": 2, "kernel_size": 1},
-                                                {"filters": 2, "kernel_size": [3] * ndim}]))
+                                                {"filters": 2, "kernel_size": [3] * ndim},
+                                                {"kernel_size": 1, "conv_only": True}]))
     if draw(st.booleans()):
         encoder["transformer"] = draw(transformer_dicts())
     decoder = {"skips": skips, "align": align, "merge": merge, "upsample": upsample}
@@ -177,6 +183,8 @@ def spec_dicts(draw):
         decoder["last_conv_only"] = draw(st.booleans())
     if draw(st.booleans()):
         decoder["block"] = draw(block_dicts(depth, ndim))
+    if decoder.get("block", encoder["block"])["type"] == "convnext" and draw(st.booleans()):
+        decoder["upsample"] = {"type": "block", "factor": factor}  # MedNeXt's up block
     config = {
         "name": "prop",
         "input": {"shape": [None] * ndim + [draw(st.integers(1, 3))]},

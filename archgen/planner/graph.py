@@ -13,7 +13,7 @@ from math import prod
 from typing import Any
 
 from archgen.errors import PlanError
-from archgen.planner.blocks import BlockSite, plan_block_at
+from archgen.planner.blocks import BlockSite, plan_block_at, plan_up_block_at
 from archgen.planner.axes import Axes, axes_of, compact, fusable, on_axis  # noqa: F401  (re-exported)
 from archgen.planner.ir import Node
 from archgen.planner.transpose import plan_transpose_up
@@ -22,6 +22,8 @@ from archgen.spec.model import (
     ArchSpec,
     AttentionMerge,
     AvgPool,
+    BlockDown,
+    BlockUp,
     ConvBlock,
     InterpolateUp,
     MaxPool,
@@ -63,10 +65,11 @@ class Graph:
 
     def conv(self, name: str, x: str, filters: int, *, kernel: Axes, group: str, path: str,
              stride: Axes = 1, dilation: int = 1, padding: str = "same", activation: str = "linear",
-             use_bias: bool = True, transpose: bool = False) -> str:
+             use_bias: bool = True, transpose: bool = False, depthwise: bool = False) -> str:
         """A conv (or transposed conv). A strided "same" conv pads as PyTorch does, (k - 1) // 2 on
         both sides, where Keras's "same" would pad less before than after: an explicit ``{name}_pad``
-        then precedes a valid conv."""
+        then precedes a valid conv. ``depthwise``: one filter per channel (``filters`` must be the
+        input's channels)."""
         kernel, stride = axes_of(kernel, self.ndim), axes_of(stride, self.ndim)
         extra = {}
         if not transpose and padding == "same" and any(s > 1 for s in stride):
@@ -80,9 +83,11 @@ class Graph:
                 padding = "valid"
                 extra = {"floor": True}  # as PyTorch's conv: a remainder is dropped
         cin = self.channels(x)
-        params = prod(kernel) * cin * filters + (filters if use_bias else 0)
+        assert not depthwise or filters == cin, (name, filters, cin)
+        params = prod(kernel) * (1 if depthwise else cin) * filters + (filters if use_bias else 0)
         learned = activation == "prelu"  # a layer of its own (it has a weight), after the conv
-        out = self.add(name, "conv_transpose" if transpose else "conv", (x,), filters, group=group,
+        kind = ("depthwise_" if depthwise else "") + ("conv_transpose" if transpose else "conv")
+        out = self.add(name, kind, (x,), filters, group=group,
                        path=path, params=params, filters=filters, kernel=compact(kernel), stride=compact(stride),
                        dilation=dilation, padding=padding, activation="linear" if learned else activation,
                        use_bias=use_bias, **extra)
@@ -153,6 +158,9 @@ def plan_stem(g: Graph, r: ArchSpec, x: str) -> str:
     stem, block = r.encoder.stem, r.encoder.block
     kept = set(ConvBlock.model_fields) & set(type(block).model_fields) - {"type", "se"}
     plain = ConvBlock.model_validate(block.model_dump(include=kept))
+    if stem.conv_only:  # the convs alone; a bias unless the block says none
+        plain = ConvBlock.model_validate({**plain.model_dump(include={"dilation", "padding"}),
+                                          "bias": plain.bias is not False, "activation": "linear"})
     return plan_block(g, r, x, "stem", stem.filters, stem.convs, tuple(stem.kernel_size), (1,) * r.ndim,
                       decoder=False, group="enc1", stage_path="encoder.stem", block=plain)
 
@@ -194,6 +202,10 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
         extra = {"floor": True} if down.odd_sizes == "floor" else {}
         return g.add(f"enc{level}_pool", kind, (x,), g.channels(x), group=group, path=path, factor=compact(factor),
                      **extra)
+    if isinstance(down, BlockDown):  # the encoder's block, strided, to the next level's filters
+        leaves, into = r.encoder.stages[level - 1], r.encoder.stages[level]
+        return plan_block(g, r, x, f"enc{level}_down", into.filters, leaves.convs, tuple(leaves.kernel_size),
+                          factor, decoder=False, group=group, stage_path=path)
     assert isinstance(down, StridedConv)
     kernel = factor if down.kernel_size is None else down.kernel_size
     return g.conv(f"enc{level}_down", x, g.channels(x), kernel=kernel, stride=factor,
@@ -208,6 +220,15 @@ def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, facto
     group, path = prefix or f"dec{level}", "decoder.upsample"
     if isinstance(up, TransposeUp):
         return plan_transpose_up(g, up, x, group, filters, factor, plain)
+    if isinstance(up, BlockUp):  # the decoder's block, up-sampling, with the level's kernel
+        if plain:
+            raise PlanError("the up-sampling into level 1 is its last layer, and a block up-sampling ends in an "
+                            "addition: there is no conv to leave plain; give level 1 convs",
+                            path="decoder.last_conv_only", value=True)
+        stage = r.decoder.stages[level - 1]
+        site = BlockSite(f"{group}_up", filters, stage.convs, tuple(stage.kernel_size), tuple(factor), group,
+                         "decoder.block", "same")
+        return plan_up_block_at(g, site, r.decoder.block, x)
     if isinstance(up, InterpolateUp):  # no learned layer: the channels stay
         if plain:
             raise PlanError("the up-sampling into level 1 is its last layer, and interpolate has no conv to leave "

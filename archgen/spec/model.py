@@ -129,7 +129,53 @@ class RecurrentResidualBlock(_BlockBase):
     """How many times a unit adds its input to its last output and convolves again (the paper's t)."""
 
 
-Block = tagged("conv", ConvBlock, ResidualBlock, RecurrentResidualBlock)
+class ConvNeXtBlock(Strict):
+    """ConvNeXt's block (Liu et al. 2022) as MedNeXt (Roy et al. 2023) builds it: a depthwise conv of
+    ``kernel_size`` (one filter per channel), the norm, a 1x1 conv to ``expansion`` times the block's
+    input channels with the activation, a 1x1 conv to the level's filters, and the block's input
+    added (through a 1x1 conv where the channels or the size change). Every conv has a bias unless
+    ``bias`` is false. Defaults of the keys it shares with the conv block are theirs: ConvNeXt's
+    gelu and a norm are set in the config (MedNeXt: gelu, norm group with one group per channel)."""
+
+    type: Literal["convnext"] = "convnext"
+    convs: Count = 2
+    """Not used: a convnext block's convs are fixed (kept so that every block reads a stage's ``convs``)."""
+    kernel_size: Count | list[Count] = 3
+    """Kernel size of the depthwise conv, or one per level (encoder level 1 first, bottleneck last)."""
+    dilation: Count = 1
+    """Dilation rate of the depthwise conv."""
+    activation: Activation = "relu"
+    """Activation after the expanding 1x1 conv (ConvNeXt, MedNeXt: gelu)."""
+    negative_slope: Slope | None = None
+    """Slope of leaky_relu below zero; null means Keras's 0.2. Only with ``activation: leaky_relu``."""
+    norm: Norm = "none"
+    """Normalisation after the depthwise conv (MedNeXt: group with ``groups`` equal to the channels,
+    which is instance with ``norm_affine: true``; ConvNeXt: layer)."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of the normalisation; null means Keras's 0.001 (PyTorch's norms use 0.00001)."""
+    norm_affine: bool = True
+    """Whether the normalisation learns a scale and shift."""
+    groups: Channels = 8
+    """Groups of a group norm; must divide the channel count of every level."""
+    bias: bool = True
+    """Whether the convs (depthwise, both 1x1 and the shortcut's) have a bias."""
+    expansion: Count | list[Count] = 4
+    """Channels of the expanding 1x1 conv, as a multiple of the block's input channels: one number,
+    or one per level as ``kernel_size`` (level 1 first, bottleneck last; a decoder's block reads its
+    levels' and not the last). A block that down-samples out of a level, or up-samples into one,
+    takes that level's."""
+    residual: bool = True
+    """Whether the block's input is added to its output (MedNeXt's ``use_residual_connection``)."""
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Dropout rate applied at the end of each block; 0 adds no layer."""
+    padding: Padding | None = None
+    """Padding of the depthwise conv; null takes the top-level ``padding`` (valid crops the shortcut)."""
+    se: SqueezeExcite | None = None
+    """Squeeze-and-excitation on the block's output channels, after its last 1x1 conv and before the
+    addition. Null adds none."""
+
+
+Block = tagged("conv", ConvBlock, ResidualBlock, RecurrentResidualBlock, ConvNeXtBlock)
 
 
 OddSizes = Literal["refuse", "floor"]
@@ -178,7 +224,18 @@ class StrideFirstConv(Strict):
     """Down-sampling factor on every spatial axis (with ``encoder.stages``, each stage's ``stride``)."""
 
 
-Downsample = tagged("maxpool", MaxPool, AvgPool, StridedConv, StrideFirstConv)
+class BlockDown(Strict):
+    """One block of the encoder's kind that leaves a level: its first conv (a convnext block's
+    depthwise conv) strides by ``factor``, it changes the channels to the next level's filters, and
+    its shortcut, where the block has one, projects by a strided 1x1 conv (MedNeXt's down block).
+    Its layers belong to the level it leaves (``enc2_down_*``) and take that level's kernel."""
+
+    type: Literal["block"] = "block"
+    factor: int = Field(default=2, ge=2, le=64)
+    """Down-sampling factor on every spatial axis (with ``encoder.stages``, each stage's ``stride``)."""
+
+
+Downsample = tagged("maxpool", MaxPool, AvgPool, StridedConv, StrideFirstConv, BlockDown)
 
 
 class TransposeUp(Strict):
@@ -248,7 +305,19 @@ class InterpolateUp(Strict):
     """Interpolation of the up-sampling; bilinear works on 2D inputs only."""
 
 
-Upsample = tagged("transpose", TransposeUp, ResizeUp, InterpolateUp)
+class BlockUp(Strict):
+    """One block of the decoder's kind that enters a level: its depthwise conv is transposed and
+    strides by ``factor`` (placed as PyTorch's ConvTranspose with padding kernel // 2), its shortcut
+    a 1x1 transposed conv of that stride, and its output is zero-padded by factor - 1 rows at the
+    start of each axis to factor times the input's size (MedNeXt's up block). Convnext blocks only;
+    it takes the level's kernel and expansion, and the stage's ``up_filters``."""
+
+    type: Literal["block"] = "block"
+    factor: int = Field(default=2, ge=2, le=64)
+    """Up-sampling factor on every spatial axis."""
+
+
+Upsample = tagged("transpose", TransposeUp, ResizeUp, InterpolateUp, BlockUp)
 
 
 class ConcatMerge(Strict):
@@ -363,6 +432,9 @@ class Stem(Strict):
     """Convolutions in a row."""
     kernel_size: PerAxis | None = None
     """Kernel size: one for every spatial axis, or one per axis; null means the first stage's."""
+    conv_only: bool = False
+    """The convs alone, without the block's norm, activation or dropout (MedNeXt's 1x1 stem,
+    SegResNet's first conv); a bias as the block's ``bias`` says (null: yes)."""
 
 
 class EncoderSpec(Strict):

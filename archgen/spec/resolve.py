@@ -55,6 +55,9 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
     dec_stages = _decoder_stages(spec, enc_stages, ndim)
     skips = _skips(spec, depth)
     align = per_level(dec.align, depth, "decoder.align", depth)
+    for path, block in (("encoder.block", enc.block), ("decoder.block", dec.block)):
+        if isinstance(getattr(block, "expansion", None), list):  # a convnext block's, one per level
+            per_level(block.expansion, depth + 1, path + ".expansion", depth)
     topology = {}
     if dec.type == "unet3+":
         from archgen.spec.resolve_unet3p import unet3p_defaults  # loaded for unet3+ only

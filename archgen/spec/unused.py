@@ -53,6 +53,8 @@ def unused_options(spec: ArchSpec) -> list[tuple[str, Any, str]]:
 
 def _block(path: str, block: Any) -> Iterator[tuple[str, Any, str]]:
     given = block.model_fields_set
+    if "convs" in given and block.type == "convnext":
+        yield f"{path}.convs", block.convs, "a convnext block's convs are fixed: a depthwise conv and two 1x1 convs"
     if "groups" in given and block.norm != "group":
         yield f"{path}.groups", block.groups, f"groups apply to norm: group only (norm is {block.norm})"
     for key in ("norm_epsilon", "norm_affine"):

@@ -1,5 +1,6 @@
-"""archgen's backbone table against keras.applications itself: every row's parameters, FLOPs and
-taps (the named layer exists, and its tensor has the row's stride and channels) at two sizes.
+"""archgen's backbone table against keras.applications itself: every row's parameters and taps
+(the named layer exists, and its tensor has the row's stride and channels). The rows' FLOPs are
+checked against TensorFlow's profiler in test_table_vs_profiler.py.
 
 Building all 30 backbones takes minutes on two cores: the full check is slow; MobileNetV3Small
 (taps taken from the input of a named layer) and VGG16 (a stride-1 tap) run in the fast suite.
@@ -14,7 +15,6 @@ import pytest
 from archgen.backbones import BACKBONES
 
 keras = pytest.importorskip("keras")
-from tools.backbone_table import conv_flops  # noqa: E402  (the FLOPs the table's rows were fitted to)
 
 FAST = ("mobilenetv3small", "vgg16")
 REQUIRED = (  # the backbones archgen promises
@@ -38,7 +38,6 @@ def check_row(name: str, height: int, width: int) -> None:
     model = getattr(keras.applications, row.constructor)(include_top=False, weights=None,
                                                          input_shape=(height, width, 3))
     assert model.count_params() == row.params, name
-    assert conv_flops(model) == row.flops(height, width), name
     assert [t.stride for t in row.taps] == sorted(t.stride for t in row.taps) and row.taps[-1].stride == row.divisor
     for tap in row.taps:
         if tap.layer:  # a name Keras made up from the class (re_lu_3) would change from build to build

@@ -60,11 +60,23 @@ def copy_weights(model, pairs) -> None:
             weights.append(module.bias.detach().numpy())
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             weights += [module.running_mean.numpy(), module.running_var.numpy()]
+        weights[0] = _as_kernel_of(layer, weights[0])
         layer.set_weights(weights)
         done.add(name)
     trainable = {w.path.split("/")[0] for w in model.weights}
     missing = trainable - done
     assert not missing, f"layers with weights that got none: {sorted(missing)}"
+
+
+def _as_kernel_of(layer, w: np.ndarray) -> np.ndarray:
+    """``w`` in the layout of ``layer``'s first weight where the two differ only in arrangement: a
+    1x1 ConvTranspose copied into a Keras conv swaps in and out (the same map at stride 1); a
+    depthwise conv's (*k, 1, C) is DepthwiseConv2D's (*k, C, 1)."""
+    shape = tuple(layer.get_weights()[0].shape)
+    if w.shape == shape or w.ndim < 2:
+        return w
+    assert w.shape[:-2] + w.shape[-2:][::-1] == shape, (layer.name, w.shape, shape)
+    return np.swapaxes(w, -1, -2)
 
 
 def randomize(module, seed: int = 0) -> None:

@@ -24,13 +24,13 @@ def test_every_block_type_has_a_planner_and_no_planner_is_orphaned():
 
 def test_a_block_type_without_a_planner_is_an_error_naming_the_key():
     class Strange:
-        type = "convnext"
+        type = "inception"
         activation = "relu"
         negative_slope = None
 
     g = Graph(2)
     x = g.add("input", "input", (), 1, group="input", path="input")
     site = BlockSite("enc1", 4, 2, (3, 3), (1, 1), "enc1", "encoder.block", "same")
-    with pytest.raises(PlanError, match="no planner for block type 'convnext'") as info:
+    with pytest.raises(PlanError, match="no planner for block type 'inception'") as info:
         plan_block_at(g, site, Strange(), x)
     assert info.value.path == "encoder.block.type"

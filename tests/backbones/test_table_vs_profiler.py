@@ -1,0 +1,91 @@
+"""Every backbone row's FLOPs against TensorFlow's profiler of the keras.applications model.
+
+The table counts 2 x multiply-adds of the convolutions (ConvNeXt's pointwise Dense layers as 1x1
+convs); the profiler's count of the same ops is its Conv2D, DepthwiseConv2dNative and MatMul nodes
+(a Dense on a 4D tensor runs as a MatMul). The profiler's elementwise ops (bias adds, norms,
+activations, pooling) are not the table's and are left out.
+
+The model's inference graph is profiled as traced, variables and all. Keras runs a grouped conv
+(ConvNeXt's 7x7 depthwise convs, Conv2D with groups = channels) on TensorFlow's CPU as a call to an
+XLA-compiled function, whose body the profiler does not open: there the graph is frozen (kernels
+become constants of known shape) and each body is profiled on its own, with the call's input shapes.
+
+Two sizes a row, 224x224 and 64x96, so ``flops_per_tile`` and ``flops_constant`` are each checked,
+not only their sum at one size. The tools/ script that fitted the rows counts Keras's layers;
+nothing of it is used here. VGG16 and MobileNetV3Small (a squeeze-and-excitation constant, depthwise
+convs) run in the fast suite; the other rows, ConvNeXt's frozen graphs among them, in the slow one.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from archgen.backbones import BACKBONES
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+MULTIPLY_ADDS = {"Conv2D", "DepthwiseConv2dNative", "MatMul"}
+CALLS = {"PartitionedCall", "StatefulPartitionedCall"}
+SIZES = [(224, 224), (64, 96)]
+FAST = ("mobilenetv3small", "vgg16")
+
+
+def profiled_flops(graph) -> dict[str, int]:
+    """The profiler's float ops of ``graph`` per op type, function calls' bodies included."""
+    from tensorflow.python.framework.function_def_to_graph import function_def_to_graph
+
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    info = tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="scope",
+                                         options=opts)
+    per_type: dict[str, int] = {}
+    stack = list(info.children)
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.float_ops and not node.children:
+            kind = graph.get_operation_by_name(node.name).type
+            per_type[kind] = per_type.get(kind, 0) + node.float_ops
+    library = {f.signature.name: f for f in graph.as_graph_def().library.function}
+    for op in graph.get_operations():
+        if op.type in CALLS:
+            body = function_def_to_graph(library[op.get_attr("f").name], input_shapes=[t.shape for t in op.inputs])
+            for kind, flops in profiled_flops(body).items():
+                per_type[kind] = per_type.get(kind, 0) + flops
+    return per_type
+
+
+def backbone_flops(constructor: str, height: int, width: int) -> dict[str, int]:
+    """Build the model (``weights=None``, no top), trace its inference graph, profile it."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    model = getattr(keras.applications, constructor)(include_top=False, weights=None, input_shape=(height, width, 3))
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec([1, height, width, 3], tf.float32))
+    graph = concrete.graph
+    if any(op.type in CALLS for op in graph.get_operations()):
+        graph = convert_variables_to_constants_v2(concrete).graph  # slow: every weight copied in
+    return profiled_flops(graph)
+
+
+def check_row(name: str) -> None:
+    row = BACKBONES[name]
+    for height, width in SIZES:
+        per_type = backbone_flops(row.constructor, height, width)
+        # No multiply-add op of another type (3D or transposed convs, batched MatMuls) goes uncounted.
+        assert {k for k in per_type if "Conv" in k or "MatMul" in k} <= MULTIPLY_ADDS, (name, per_type)
+        profiler = sum(per_type.get(k, 0) for k in MULTIPLY_ADDS)
+        assert row.flops(height, width) == profiler, (name, height, width, row.flops(height, width) - profiler)
+        keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_table_flops_equal_the_profilers(name):
+    check_row(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in BACKBONES if n not in FAST])
+def test_table_flops_equal_the_profilers_every_backbone(name):
+    check_row(name)
