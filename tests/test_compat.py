@@ -180,7 +180,7 @@ def test_keras_3_nothing_is_replaced_where_keras_lacks_the_functions(monkeypatch
 
 # joblib>=1.3,<1.7 --------------------------------------------------------------------------------
 
-def test_joblib_pool_kills_records_the_live_workers_loky_kills_and_kills_them():
+def test_joblib_1_3_to_1_6_pool_kills_records_the_live_workers_loky_kills_and_kills_them():
     from joblib.externals.loky import process_executor
 
     own = process_executor.kill_process_tree
@@ -200,7 +200,7 @@ def test_joblib_pool_kills_records_the_live_workers_loky_kills_and_kills_them():
     assert process_executor.kill_process_tree is own
 
 
-def test_joblib_pool_kills_records_nothing_where_loky_has_no_such_function(monkeypatch):
+def test_joblib_1_3_to_1_6_pool_kills_records_nothing_where_loky_has_no_such_function(monkeypatch):
     from joblib.externals.loky import process_executor
 
     monkeypatch.delattr(process_executor, "kill_process_tree")
