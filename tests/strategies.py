@@ -119,9 +119,9 @@ def spec_dicts(draw):
     up_type = draw(st.sampled_from(["transpose", "resize", "interpolate"]))
     upsample = {"type": up_type, "factor": factor, "keep_channels": draw(st.booleans()),
                 "activation": draw(st.sampled_from(ACTIVATIONS))}
+    interpolations = ["nearest", "bilinear", "linear"] if ndim == 2 else ["nearest", "linear"]
     if up_type == "interpolate":  # no learned layer: neither channels nor an activation of its own
-        upsample = {"type": up_type, "factor": factor,
-                    "interpolation": draw(st.sampled_from(["nearest", "bilinear"] if ndim == 2 else ["nearest"]))}
+        upsample = {"type": up_type, "factor": factor, "interpolation": draw(st.sampled_from(interpolations))}
     elif up_type == "transpose":
         upsample["kernel_size"] = draw(st.sampled_from([factor, factor + 1]))
         upsample["bias"] = draw(st.booleans())
@@ -132,9 +132,11 @@ def spec_dicts(draw):
             upsample.update(norm=draw(st.sampled_from(["batch", "instance", "group", "layer"])), groups=2,
                             norm_affine=draw(st.booleans()), norm_epsilon=draw(st.sampled_from([None, 1e-5])))
     else:
-        upsample["interpolation"] = draw(st.sampled_from(["nearest", "bilinear"] if ndim == 2 else ["nearest"]))
+        upsample["interpolation"] = draw(st.sampled_from(interpolations))
         upsample["kernel_size"] = draw(st.integers(1, 3))
         upsample["norm"] = draw(st.sampled_from(["none", "batch"]))
+        if draw(st.booleans()):  # SegResNet's: the conv, then the resize
+            upsample.update(conv_first=True, bias=draw(st.booleans()))
     aligns = ["crop", "pad", "none"] + (["resize"] if ndim == 2 else [])
     align = draw(st.one_of(st.sampled_from(aligns), st.lists(st.sampled_from(aligns), min_size=depth,
                                                                max_size=depth)))
@@ -156,6 +158,8 @@ def spec_dicts(draw):
                 "kernel_size": draw(st.sampled_from([1, 1, 3]))}
         if draw(st.integers(0, 4)) == 0:  # the level's features passed on, without a conv
             head["conv"] = False
+        if draw(st.integers(0, 3)) == 0:  # the decoder block's norm and activation first (SegResNet)
+            head["pre_activation"] = True
         if depth >= 2 and draw(st.booleans()):
             head["deep_supervision"] = draw(st.lists(st.integers(2, depth), min_size=1, max_size=depth - 1,
                                                      unique=True))
@@ -170,6 +174,8 @@ def spec_dicts(draw):
     }
     if down in ("maxpool", "avgpool") and draw(st.booleans()):
         encoder["downsample"]["odd_sizes"] = "floor"
+    if down == "conv" and draw(st.booleans()):  # SegResNet's: to the next level's filters, no bias
+        encoder["downsample"].update(change_channels=True, bias=draw(st.booleans()))
     if draw(st.booleans()):
         encoder["max_filters"] = 8
     if draw(st.booleans()):  # convs before the first stage; empty takes the first stage's filters and kernel
@@ -219,7 +225,8 @@ def topology(draw, config: dict, ndim: int) -> dict:
             up.update(norm=draw(st.sampled_from(["batch", "instance", "group"])), groups=1)
     else:
         up = {"type": "resize", "factor": up["factor"],
-              "interpolation": draw(st.sampled_from(["nearest", "bilinear"] if ndim == 2 else ["nearest"]))}
+              "interpolation": draw(st.sampled_from(["nearest", "bilinear", "linear"] if ndim == 2
+                                                    else ["nearest", "linear"]))}
         decoder["skips"] = draw(st.one_of(st.just("all"), st.lists(st.integers(1, max(depth, 1)), max_size=depth,
                                                                     unique=True)))
         if depth == 0:

@@ -16,7 +16,7 @@ def upsample_size(node, sizes, amounts, axis, n_input) -> int:
 def upsample_span(layer, in_size, axis):
     a = on_axis(layer.attrs, axis)
     f = a["factor"]
-    if a["interpolation"] == "bilinear":  # half-pixel centres: two neighbours
+    if a["interpolation"] in ("bilinear", "linear"):  # half-pixel centres: two neighbours
         return (lambda lo: floor((lo + 0.5) / f - 0.5)), (lambda hi: floor((hi + 0.5) / f - 0.5) + 1), (f, 1)
     return (lambda lo: lo // f), (lambda hi: hi // f), (f, 1)
 

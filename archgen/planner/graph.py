@@ -202,14 +202,15 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
         extra = {"floor": True} if down.odd_sizes == "floor" else {}
         return g.add(f"enc{level}_pool", kind, (x,), g.channels(x), group=group, path=path, factor=compact(factor),
                      **extra)
+    leaves, into = r.encoder.stages[level - 1], r.encoder.stages[level]
     if isinstance(down, BlockDown):  # the encoder's block, strided, to the next level's filters
-        leaves, into = r.encoder.stages[level - 1], r.encoder.stages[level]
         return plan_block(g, r, x, f"enc{level}_down", into.filters, leaves.convs, tuple(leaves.kernel_size),
                           factor, decoder=False, group=group, stage_path=path)
     assert isinstance(down, StridedConv)
     kernel = factor if down.kernel_size is None else down.kernel_size
-    return g.conv(f"enc{level}_down", x, g.channels(x), kernel=kernel, stride=factor,
-                  padding="same", activation=down.activation, group=group, path=path)
+    filters = into.filters if down.change_channels else g.channels(x)
+    return g.conv(f"enc{level}_down", x, filters, kernel=kernel, stride=factor, padding="same",
+                  activation=down.activation, use_bias=down.bias, group=group, path=path)
 
 
 def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, factor: tuple[int, ...],
@@ -236,19 +237,27 @@ def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, facto
                             path="decoder.last_conv_only", value=True)
         if up.interpolation == "bilinear" and r.ndim != 2:
             raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
-                            f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
+                            f"interpolation); use nearest or linear", path="decoder.upsample.interpolation",
+                            value="bilinear")
         return g.add(f"{group}_up", "upsample", (x,), g.channels(x), group=group, path=path,
                      factor=compact(factor), interpolation=up.interpolation)
     assert isinstance(up, ResizeUp)
     if up.interpolation == "bilinear" and r.ndim != 2:
         raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
-                        f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
-    x = g.add(f"{group}_up", "upsample", (x,), g.channels(x), group=group, path=path,
-              factor=compact(factor), interpolation=up.interpolation)
-    if up.norm != "none" and not plain:
-        return plan_normed_upconv(g, r, x, group, filters)
-    return g.conv(f"{group}_upconv", x, filters, kernel=up.kernel_size,
-                  activation="linear" if plain else up.activation, group=group, path=path)
+                        f"interpolation); use nearest or linear", path="decoder.upsample.interpolation",
+                        value="bilinear")
+
+    def resize(x: str) -> str:
+        return g.add(f"{group}_up", "upsample", (x,), g.channels(x), group=group, path=path,
+                     factor=compact(factor), interpolation=up.interpolation)
+
+    def conv(x: str) -> str:
+        if up.norm != "none" and not plain:
+            return plan_normed_upconv(g, r, x, group, filters)
+        return g.conv(f"{group}_upconv", x, filters, kernel=up.kernel_size, use_bias=up.bias,
+                      activation="linear" if plain else up.activation, group=group, path=path)
+
+    return resize(conv(x)) if up.conv_first else conv(resize(x))
 
 
 def plan_normed_upconv(g: Graph, r: ArchSpec, x: str, group: str, filters: int) -> str:
@@ -337,17 +346,38 @@ def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, 
                 raise PlanError(f"output {name} would share its name with the layer {name} ({g.nodes[name].path}); "
                                 f"an output's layer is named after it, so pick a name no layer has",
                                 path=path + ".name", value=head.name)
+            x = plan_head_preactivation(g, spec, i, name, features[level])
             if not head.conv:  # the level's features passed on, through a layer named after the output
-                channels = g.channels(features[level])
+                channels = g.channels(x)
                 if head.filters != channels:
                     raise PlanError(f"with conv: false the head passes on decoder level {level}'s features, which "
                                     f"have {channels} channels; set filters: {channels} (or let the head conv)",
                                     path=path + ".filters", value=head.filters)
-                outputs[name] = g.activation(name, features[level], head.activation, group="head", path=path)
+                outputs[name] = g.activation(name, x, head.activation, group="head", path=path)
                 continue
-            outputs[name] = g.conv(name, features[level], head.filters, kernel=head.kernel_size,
+            outputs[name] = g.conv(name, x, head.filters, kernel=head.kernel_size,
                                    padding=spec.padding, activation=head.activation, group="head", path=path)
     return outputs
+
+
+def plan_head_preactivation(g: Graph, r: ArchSpec, i: int, name: str, x: str) -> str:
+    """Head ``i``'s ``pre_activation`` before its output ``name``: the decoder block's norm and
+    activation (``{name}_norm``, ``{name}_act``), where it asks for them."""
+    head, block, path = r.heads[i], r.decoder.block, f"heads[{i}].pre_activation"
+    if not head.pre_activation:
+        return x
+    for taken in (f"{name}_norm", f"{name}_act"):
+        if taken in g.nodes:
+            raise PlanError(f"the head's norm and activation are named {name}_norm and {name}_act, and a layer "
+                            f"{taken} exists already ({g.nodes[taken].path}); rename the head",
+                            path=f"heads[{i}].name", value=head.name)
+    if block.norm != "none":
+        x = g.norm(f"{name}_norm", x, block.norm, block.groups, group="head", path=path,
+                   epsilon=block.norm_epsilon, affine=block.norm_affine)
+    if block.activation != "linear":
+        x = g.activation(f"{name}_act", x, block.activation, group="head", path=path,
+                         negative_slope=block.negative_slope)
+    return x
 
 
 def down_factors(resolved: ArchSpec) -> list[int]:

@@ -213,6 +213,11 @@ class StridedConv(Strict):
     """Kernel size; null means ``factor``."""
     activation: Activation = "relu"
     """Activation after the strided conv."""
+    change_channels: bool = False
+    """Change the channels to the next level's filters (SegResNet's strided conv) instead of keeping
+    the level's, which the next stage's first conv then changes."""
+    bias: bool = True
+    """Whether the strided conv has a bias."""
 
 
 class StrideFirstConv(Strict):
@@ -275,14 +280,21 @@ class ResizeUp(Strict):
     type: Literal["resize"] = "resize"
     factor: int = Field(default=2, ge=2, le=64)
     """Up-sampling factor on every spatial axis."""
-    interpolation: Literal["nearest", "bilinear"] = "nearest"
-    """Interpolation of the up-sampling; bilinear works on 2D inputs only."""
+    interpolation: Literal["nearest", "bilinear", "linear"] = "nearest"
+    """Interpolation of the up-sampling; bilinear works on 2D inputs only; linear is linear along
+    every axis in 1D, 2D and 3D (PyTorch's linear, bilinear, trilinear with align_corners=False)."""
     kernel_size: Count = 2
     """Kernel size of the conv after the resize."""
     activation: Activation = "linear"
     """Activation of the conv after the resize."""
     keep_channels: bool = False
     """Keep the input's channels instead of taking the target level's."""
+    conv_first: bool = False
+    """The conv (with its norm and activation) before the resize instead of after it: MONAI's
+    SegResNet (a 1x1 conv, then linear interpolation). Cheaper, and for a 1x1 conv without a norm
+    or an activation the same function, since both are linear."""
+    bias: bool = True
+    """Whether the conv has a bias (it has none where a norm follows it)."""
     norm: Norm = "none"
     """Normalisation after the conv, before its activation; the conv then has no bias
     (keras-unet-collection's decode layer: up-sample, conv, batch norm, ReLU)."""
@@ -301,8 +313,9 @@ class InterpolateUp(Strict):
     type: Literal["interpolate"] = "interpolate"
     factor: int = Field(default=2, ge=2, le=64)
     """Up-sampling factor on every spatial axis."""
-    interpolation: Literal["nearest", "bilinear"] = "nearest"
-    """Interpolation of the up-sampling; bilinear works on 2D inputs only."""
+    interpolation: Literal["nearest", "bilinear", "linear"] = "nearest"
+    """Interpolation of the up-sampling; bilinear works on 2D inputs only; linear along every axis
+    in 1D, 2D and 3D (see ``resize``)."""
 
 
 class BlockUp(Strict):
@@ -593,6 +606,10 @@ class HeadSpec(Strict):
     deep_supervision: list[Count] = Field(default=[], max_length=64)
     """Deeper decoder levels that get a copy of this head (nnU-Net's deep supervision);
     each output is named ``<name>_dec<level>``."""
+    pre_activation: bool = False
+    """The decoder block's norm and activation before the head's conv (layers ``<name>_norm``,
+    ``<name>_act``), as a network of pre-activation blocks ends: SegResNet's final group norm and
+    ReLU before its 1x1 conv."""
 
 
 class ArchSpec(Strict):

@@ -44,7 +44,7 @@ def profiled_flops(graph) -> dict[str, int]:
     while stack:
         node = stack.pop()
         stack.extend(node.children)
-        if node.float_ops and not node.children:
+        if node.float_ops:  # the op's own count (an op's scope may hold others: total_float_ops sums them)
             kind = graph.get_operation_by_name(node.name).type
             per_type[kind] = per_type.get(kind, 0) + node.float_ops
     library = {f.signature.name: f for f in graph.as_graph_def().library.function}

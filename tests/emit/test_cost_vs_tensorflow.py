@@ -67,6 +67,9 @@ def test_flops_within_one_percent_of_tensorflow_profiler(config, overrides):
     ["input.shape=[256,1]", "padding=same", "decoder.upsample.kernel_size=3",
      "encoder.downsample={type: conv, activation: linear}"],
     ["input.shape=[256,1]", "padding=same", "decoder.upsample={type: resize, kernel_size: 2}"],
+    ["input.shape=[256,1]", "padding=same", "decoder.upsample={type: resize, kernel_size: 1, interpolation: linear}"],
+    ["input.shape=[256,1]", "padding=same",
+     "decoder.upsample={type: resize, kernel_size: 3, interpolation: linear, conv_first: true}"],
 ])
 def test_receptive_field_equals_gradient_extent(overrides):
     """With average pooling, linear activations and all-ones weights no path cancels, so the input
