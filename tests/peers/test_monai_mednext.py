@@ -3,15 +3,12 @@ trainable parameters, output shapes (deep supervision included), copied weights.
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import yaml
 
 from archgen.planner import make_plan
 from archgen.spec import validate
-from tests.peers.common import (PEERS, compare_outputs, copy_weights, keras_counts, plan_of, randomize,
-                                torch_counts)
+from tests.peers.common import PEERS, compare_outputs, copy_weights, keras_counts, plan_of, randomize, torch_counts
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
@@ -33,7 +30,6 @@ def mednext_data(variant: str = "S", kernel: int = 3, *, shape=(16, 16, 16, 1), 
     """conf/peers/monai_mednext_s_k3_3d.yaml made into another variant, kernel, size or head set."""
     data = yaml.safe_load((PEERS / "monai_mednext_s_k3_3d.yaml").read_text())
     down, bottleneck, up, expansion = VARIANTS[variant]
-    data = copy.deepcopy(data)
     data["input"]["shape"] = list(shape)
     data["encoder"]["block"].update(expansion=expansion, residual=residual)
     for stage, blocks in zip(data["encoder"]["stages"], [*down, bottleneck]):
