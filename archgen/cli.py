@@ -26,6 +26,7 @@ COMMANDS = {
     "schema": "print the JSON Schema of the config format",
     "predict": "predict an image of any size tile by tile (overlap-tile) with a built model",
     "auto": "derive a network from a dataset's shape and spacing as nnU-Net's planner does; write its config",
+    "train": "train the network on a folder of images and masks (-m: train every variant, rank by validation Dice)",
 }
 
 
@@ -52,6 +53,11 @@ def _parser(command: str) -> argparse.ArgumentParser:
         from archgen.auto.cli import add_auto_arguments
 
         add_auto_arguments(p)
+        return p
+    if command == "train":
+        from archgen.train.cli import add_train_arguments
+
+        add_train_arguments(p, _count_arg, DEFAULT_MAX_VARIANTS)
         return p
     p.add_argument("config", help="the YAML file (ending in .yaml)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, +key=value, ~key")
@@ -217,7 +223,8 @@ def _run(argv: list[str]) -> int:
 
     try:
         return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema,
-                "diagram": cmd_diagram, "predict": cmd_predict, "auto": cmd_auto}[command](args)
+                "diagram": cmd_diagram, "predict": cmd_predict, "auto": cmd_auto,
+                "train": cmd_train}[command](args)
     except SweepValueError as exc:  # "did you mean -m?" only where -m exists
         raise exc.for_command(command) from None
 
@@ -414,6 +421,12 @@ def cmd_auto(args: argparse.Namespace) -> int:
     from archgen.auto.cli import cmd_auto as auto
 
     return auto(args)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from archgen.train.cli import cmd_train as train
+
+    return train(args)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ came as (``tests/train/test_augment.py`` checks the label set after every transf
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -19,6 +19,8 @@ import io
 import os
 import re
 import stat
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,15 +78,17 @@ def list_cases(folder: Path, key: str, images: str = "images", masks: str = "mas
     image_files, mask_files = found[images], found[masks]
     if not image_files:
         raise DataError(f"holds no images ({', '.join(SUFFIXES)})", path=f"data.{images}", value=images)
-    for name, path in image_files.items():
-        if name not in mask_files:
-            hint = did_you_mean(name, mask_files)
-            raise DataError(f"has no mask: no {masks}/{name}.* beside it{hint}", path=f"data.{images}",
-                            value=_shown(path, folder))
-    for name, path in mask_files.items():
-        if name not in image_files:
-            raise DataError(f"has no image: no {images}/{name}.* beside it{did_you_mean(name, image_files)}",
-                            path=f"data.{masks}", value=_shown(path, folder))
+    # the first unpaired file by name; "did you mean" offers only files that lack a partner too
+    lone_images = sorted(n for n in image_files if n not in mask_files)
+    lone_masks = sorted(n for n in mask_files if n not in image_files)
+    if lone_images:
+        name = lone_images[0]
+        raise DataError(f"has no mask: no {masks}/{name}.* beside it{did_you_mean(name, lone_masks)}",
+                        path=f"data.{images}", value=_shown(image_files[name], folder))
+    if lone_masks:
+        name = lone_masks[0]
+        raise DataError(f"has no image: no {images}/{name}.* beside it{did_you_mean(name, lone_images)}",
+                        path=f"data.{masks}", value=_shown(mask_files[name], folder))
     return [Pair(name, image_files[name], mask_files[name]) for name in sorted(image_files)]
 
 
@@ -206,9 +210,11 @@ def _nifti(raw: bytes, suffix: str) -> np.ndarray:
             raise DataError(f"is not a readable gzip file: {exc}") from None
         if len(raw) > MAX_FILE_BYTES:
             raise DataError(f"inflates to more than {MAX_FILE_BYTES:,} bytes")
+    image = None
     for kind in (nibabel.Nifti1Image, nibabel.Nifti2Image):
         try:
-            image = kind.from_bytes(raw)
+            with _quiet_nibabel():
+                image = kind.from_bytes(raw)
             break
         except Exception:  # noqa: BLE001 - not this kind; the other is tried
             image = None
@@ -216,6 +222,27 @@ def _nifti(raw: bytes, suffix: str) -> np.ndarray:
         raise DataError("is not a NIfTI-1 or NIfTI-2 file")
     _check_values(tuple(image.shape))
     return np.asarray(image.dataobj)
+
+
+_NIBABEL_LOG = threading.Lock()
+
+
+@contextmanager
+def _quiet_nibabel():
+    """nibabel logs its checks of a bad header ("sizeof_hdr should be 348") on stderr; the error
+    archgen raises says it in one line. (Removing the handler is not enough: Python's last-resort
+    handler would print the warning.)"""
+    import logging
+
+    from nibabel.imageglobals import logger
+
+    with _NIBABEL_LOG:
+        level = logger.level
+        logger.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
 
 
 _DECODERS = {".npy": _npy, ".png": _png, ".tif": _tiff, ".tiff": _tiff, ".nii": _nifti, ".nii.gz": _nifti}

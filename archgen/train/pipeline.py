@@ -1,9 +1,11 @@
-"""Training batches as a Keras ``PyDataset``: read by worker threads while the network trains,
+"""Training batches as a Keras ``PyDataset``: made by worker threads while the network trains,
 on TensorFlow, JAX and PyTorch alike.
 
-Batch ``i`` of epoch ``e`` is drawn from a generator seeded with ``(seed, e, i)``, so a run
-resumed at epoch ``e`` sees the batches an unbroken run would have seen, whatever the
-order the workers finish in.
+Batch ``i`` of epoch ``e`` is drawn from a generator seeded with ``(seed, e, i)``, and Keras's
+ordered enqueuer hands the batches over in the order of ``i`` (``fit`` is called with
+``shuffle=False``: Keras would otherwise shuffle them with Python's random state, which a resumed
+run does not share). So a run resumed at epoch ``e`` sees exactly the batches, in the order, that
+an unbroken run would have seen, whatever thread made them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarr
 
 class TrainBatches(keras.utils.PyDataset):
     """``steps_per_epoch`` batches per epoch of random patches (``archgen.train.sampling``), each
-    augmented (``augment``) and its labels cut to every output (``OutputTarget.labels``)."""
+    augmented (``augment``) and its labels cut to every output (``OutputTarget.labels``).
+    ``workers``: Keras's worker threads (1: batches are made in the training thread)."""
 
     def __init__(self, cases: Sequence[Case], window: Window, outputs: Sequence[OutputTarget], *, batch_size: int,
                  steps_per_epoch: int, seed: int, oversampling: float, ndim: int, augment: Augment | None = None,

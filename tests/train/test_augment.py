@@ -88,7 +88,7 @@ def test_batches_of_the_pipeline_are_augmented(tmp_path):
     setup = plan_training(archgen.load(TINY))
     data = load_dataset(shapes(tmp_path, count=4), "--data", ndim=2, channels=1, min_size=(32, 32),
                         targets=Targets(3), validation=0.25, normalize="zscore", seed=0)
-    kwargs = dict(batch_size=4, steps_per_epoch=1, seed=0, oversampling=0.0, ndim=2)
+    kwargs = {"batch_size": 4, "steps_per_epoch": 1, "seed": 0, "oversampling": 0.0, "ndim": 2}
     plain = TrainBatches(data.train, setup.window, setup.outputs, **kwargs)[0]
     moved = TrainBatches(data.train, setup.window, setup.outputs, augment=make_augment(AugmentSpec(flip=True), 2),
                          **kwargs)[0]

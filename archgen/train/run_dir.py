@@ -1,0 +1,251 @@
+"""The run folder of ``archgen train -o RUN_DIR``: what it holds, and how a run resumes.
+
+::
+
+    RUN_DIR/
+      .archgen-train          marks a folder archgen train writes (only such a folder is resumed or replaced)
+      config.yaml             the composed config of the run (after overrides)
+      log.csv                 one row per epoch: step, seconds, learning rate, losses, metrics, validation
+      checkpoints/step_N/     a checkpoint: weights.h5, optimizer.npz, state.json (the last, and the best)
+      model.keras             at the end: the network at its best validation epoch, ready for archgen predict
+      metrics.json            at the end: val_dice, val_loss, steps, seconds, params, ...
+      validation.png          at the end: a validation image, its label and the prediction
+
+A checkpoint is a folder written under a temporary name and renamed into place, so a run killed
+at any moment (SIGKILL included) leaves every ``step_N`` whole; ``--resume`` continues from the
+highest. Only the last checkpoint and the best one are kept. log.csv is rewritten after each
+epoch from the checkpoint's state. The end's three files are written together
+(``archgen.output.commit``). ``--force`` starts over in a run folder, removing only the files
+above; a folder that holds anything else is never written into.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from archgen.errors import ArchgenError, printable
+
+MARKER = ".archgen-train"
+OWN = ("config.yaml", "log.csv", "checkpoints", "model.keras", "metrics.json", "validation.png")
+CHECKPOINTS = "checkpoints"
+MAX_STATE_BYTES = 64 * 2**20  # state.json: a row per epoch
+
+
+class RunError(ArchgenError):
+    """A run folder that cannot be started, replaced or resumed."""
+
+
+@dataclass
+class State:
+    """Where a run stands after an epoch."""
+
+    epoch: int = 0  # epochs done
+    step: int = 0  # steps done
+    seconds: float = 0.0  # wall time of every session so far
+    best: dict[str, Any] = field(default_factory=dict)  # {"metric", "value", "epoch", "step"}
+    log: list[dict[str, Any]] = field(default_factory=list)  # the rows of log.csv
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    def is_run(self) -> bool:
+        return (self.path / MARKER).is_file()
+
+    def check(self, *, resume: bool, force: bool) -> None:
+        """Refuse, before any work, a folder this run may not write (see the module's docstring)."""
+        shown = str(self.path)
+        if os.path.lexists(self.path) and not self.path.is_dir():
+            raise RunError("is not a folder", path="--output", value=shown)
+        if not self.path.exists():
+            parent = self.path.parent
+            if not parent.is_dir():
+                raise RunError(f"folder {printable(str(parent))!r} does not exist", path="--output", value=shown)
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise RunError(f"folder {printable(str(parent))!r} is not writable", path="--output", value=shown)
+            return
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise RunError("is not writable", path="--output", value=shown)
+        entries = [e for e in os.listdir(self.path)]
+        if not entries:
+            return
+        if not self.is_run():
+            raise RunError("holds files archgen train did not write; choose a new or empty folder", path="--output",
+                           value=shown)
+        foreign = sorted(e for e in entries if e not in (MARKER, *OWN) and not e.startswith("."))
+        if foreign and force:
+            raise RunError(f"holds {printable(foreign[0])}, which archgen train did not write; --force replaces only "
+                           "a run's own files", path="--output", value=shown)
+        if not resume and not force:
+            done = self.read_state()
+            where = f"at step {done.step:,}" if done is not None else "not yet checkpointed"
+            raise RunError(f"holds a run ({where}); pass --resume to continue it, or --force to start over",
+                           path="--output", value=shown)
+
+    def start(self, config_text: str, *, force: bool) -> None:
+        """Make the folder (or clear a run's own files with ``force``) and record the config."""
+        from archgen.output import write_atomic
+
+        if force and self.is_run():
+            for name in OWN:
+                target = self.path / name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                elif os.path.lexists(target):
+                    target.unlink()
+        try:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+            (self.path / MARKER).write_text("a run folder of archgen train\n")
+        except OSError as exc:
+            raise RunError(f"cannot be written: {exc.strerror}", path="--output", value=str(self.path)) from None
+        write_atomic(self.path / "config.yaml", lambda tmp: tmp.write_text(config_text, encoding="utf-8"),
+                     suffix=".yaml")
+
+    def recorded_config(self) -> str | None:
+        from archgen.spec.read import read_bounded_file
+
+        path = self.path / "config.yaml"
+        if not path.is_file():
+            return None
+        return read_bounded_file(path, key="--output", expected="a .yaml file").decode("utf-8", "replace")
+
+    # --- checkpoints --------------------------------------------------------------------------
+
+    def _steps(self) -> list[int]:
+        """Steps of the checkpoint folders in place, lowest first."""
+        found = []
+        try:
+            for entry in os.scandir(self.checkpoints):
+                name = entry.name
+                if name.startswith("step_") and name[5:].isdigit() and entry.is_dir(follow_symlinks=False):
+                    found.append(int(name[5:]))
+        except OSError:
+            return []
+        return sorted(found)
+
+    def _folder(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step:09d}"
+
+    def read_state(self) -> State | None:
+        """The last checkpoint's state, or None where there is none."""
+        from archgen.spec.read import read_bounded_file
+
+        steps = self._steps()
+        if not steps:
+            return None
+        path = self._folder(steps[-1]) / "state.json"
+        raw = read_bounded_file(path, key="--resume", max_bytes=MAX_STATE_BYTES, expected="a state.json file",
+                                noun="a run's state")
+        try:
+            data = json.loads(raw)
+            return State(int(data["epoch"]), int(data["step"]), float(data["seconds"]), dict(data["best"]),
+                         list(data["log"]))
+        except (ValueError, KeyError, TypeError):
+            raise RunError("its checkpoint's state.json is damaged; start over with --force", path="--resume",
+                           value=str(self.path)) from None
+
+    def save_checkpoint(self, model, state: State, *, best: bool) -> None:
+        """The epoch's checkpoint folder, then the log; older checkpoints but the best are removed."""
+        from archgen.output import write_atomic, write_atomic_dir
+
+        arrays = [np.asarray(v) for v in _optimizer_values(model)]
+
+        def write(folder: Path) -> None:
+            folder.mkdir(exist_ok=True)
+            model.save_weights(str(folder / "model.weights.h5"))
+            _save_npz(folder / "optimizer.npz", arrays)
+            (folder / "state.json").write_text(json.dumps(state.__dict__, indent=1))
+
+        write_atomic_dir(self._folder(state.step), write, force=True)
+        write_atomic(self.path / "log.csv", lambda tmp: tmp.write_text(log_csv(state.log)), suffix=".csv")
+        keep = {state.step, state.best.get("step")}
+        for step in self._steps():
+            if step not in keep:
+                shutil.rmtree(self._folder(step), ignore_errors=True)
+
+    def restore(self, model) -> None:
+        """The last checkpoint's weights and optimizer state into ``model`` (compiled, same network)."""
+        folder = self._folder(self._steps()[-1])
+        optimizer = model.optimizer
+        optimizer.build(model.trainable_variables)  # its variables exist before anything is loaded into them
+        try:
+            model.load_weights(str(folder / "model.weights.h5"))
+            with np.load(folder / "optimizer.npz", allow_pickle=False) as saved:
+                values = [saved[f"v{i}"] for i in range(len(saved.files))]
+        except Exception as exc:  # noqa: BLE001 - a damaged or foreign checkpoint: one line
+            raise RunError(f"its last checkpoint cannot be read: {' '.join(str(exc).split())[:200]}; start over "
+                           "with --force", path="--resume", value=str(self.path)) from None
+        variables = list(optimizer.variables)
+        if len(variables) != len(values) or any(tuple(v.shape) != a.shape for v, a in zip(variables, values)):
+            raise RunError("its checkpoint's optimizer state does not fit this network; start over with --force",
+                           path="--resume", value=str(self.path))
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+    def best_weights(self, state: State) -> Path:
+        """The weights of the best checkpoint (the last where none was best)."""
+        best = self._folder(state.best.get("step") or -1) / "model.weights.h5"
+        return best if best.is_file() else self._folder(self._steps()[-1]) / "model.weights.h5"
+
+    # --- the end ------------------------------------------------------------------------------
+
+    def finish(self, export_model, metrics: dict[str, Any], picture: bytes | None) -> dict[str, str]:
+        """model.keras, metrics.json and validation.png, all in place or none; {kind: path}."""
+        from archgen.output import commit, stage
+
+        staged = [stage(self.path / "model.keras", lambda tmp: export_model.save(str(tmp)), suffix=".keras"),
+                  stage(self.path / "metrics.json", lambda tmp: tmp.write_text(json.dumps(metrics, indent=2) + "\n"),
+                        suffix=".json")]
+        if picture is not None:
+            staged.append(stage(self.path / "validation.png", lambda tmp: tmp.write_bytes(picture), suffix=".png"))
+        commit(staged, force=True)
+        files = {"keras": str(self.path / "model.keras"), "metrics": str(self.path / "metrics.json"),
+                 "log": str(self.path / "log.csv"), "config": str(self.path / "config.yaml")}
+        if picture is not None:
+            files["png"] = str(self.path / "validation.png")
+        return files
+
+
+def _optimizer_values(model) -> list:
+    from archgen.backend import import_keras
+
+    ops = import_keras().ops
+    return [ops.convert_to_numpy(v.value) for v in model.optimizer.variables]
+
+
+def _save_npz(tmp: Path, arrays: list[np.ndarray]) -> None:
+    with open(tmp, "wb") as handle:  # a file object: NumPy adds no suffix of its own
+        np.savez(handle, **{f"v{i}": a for i, a in enumerate(arrays)})
+
+
+def log_csv(rows: list[dict[str, Any]]) -> str:
+    """The log's rows as CSV: every column any row has, in first-seen order."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
+    return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else value
