@@ -23,3 +23,4 @@ class SweepOptions:
     json: bool = False  # one JSON object on stdout instead of the table
     wide: bool = False  # the table with every column and exact numbers
     job_files: bool = False  # plan-only sweeps: a folder per variant too (launcher sweeps always have one)
+    train: dict | None = None  # archgen train -m: data folder, steps, back end (archgen.train.sweep)

@@ -41,6 +41,10 @@ def run_sweep(command: str, config: str, overrides: Sequence[str], options: Swee
         rows = plan_sweep(data, overrides, sweep_dir, options) if command == "summary" else None
         if rows is None:
             rows = hydra_sweep(command, data, path.parent, overrides, variants, sweep_dir, options)
+    if command == "train":  # ranked by validation Dice, with its own columns
+        from archgen.train.sweep import report_train_sweep
+
+        return report_train_sweep(rows, sweep_dir, options, fixed)
     write_results(sweep_dir, rows, options.swept)
     if options.json:
         print(json.dumps(sweep_json(command, rows, sweep_dir, options.swept, fixed), indent=2))
