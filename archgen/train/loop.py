@@ -10,6 +10,8 @@ when ``val_dice`` rose, or ``val_loss`` fell for regression), and the progress l
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,7 +61,7 @@ def build(setup: Setup):
     """The compiled network (inside the data-parallel layout when there is one)."""
     from archgen.emit import emit_model
 
-    keras.utils.set_random_seed(setup.train.seed)
+    _quietly(keras.utils.set_random_seed, setup.train.seed)
     model = emit_model(setup.plan, setup.train.precision)
     compile_model(model, setup)
     return model
@@ -145,6 +147,21 @@ class Recorder(keras.callbacks.Callback):
         row.update({k: float(v) for k, v in logs.items() if k != "best" and _is_number(v)})
         self.state.log.append(row)
         self.run_dir.save_checkpoint(self.model, self.state, best=improved)
+
+
+def _quietly(function, *args) -> Any:
+    """``function(*args)`` with file descriptor 2 closed to C++ chatter: on JAX and PyTorch,
+    ``set_random_seed`` imports TensorFlow where it is installed (to seed it too), and TensorFlow's
+    start-up lines bypass Python's stderr. Python errors still surface as exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            return function(*args)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _is_number(value: Any) -> bool:
