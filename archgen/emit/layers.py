@@ -65,7 +65,7 @@ def _axes(value: Any, ndim: int) -> tuple[int, ...]:
 
 def emit_maxpool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
     f = layer.attrs["factor"]
-    return _nd("MaxPooling", ndim)(pool_size=f, strides=f, name=layer.name)(xs[0])
+    return _nd("MaxPooling", ndim)(pool_size=layer.attrs.get("window") or f, strides=f, name=layer.name)(xs[0])
 
 
 def emit_avgpool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
@@ -86,7 +86,7 @@ def emit_upsample(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
 def emit_norm(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
     a = layer.attrs
     kind, affine = a["norm"], a.get("affine", True)
-    options = {"center": affine, "scale": affine, "name": layer.name}
+    options = {"center": a.get("center", affine), "scale": a.get("scale", affine), "name": layer.name}
     if a.get("epsilon") is not None:
         options["epsilon"] = a["epsilon"]
     if kind == "batch":

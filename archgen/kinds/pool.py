@@ -11,6 +11,13 @@ from archgen.kinds.base import (LayerKind, Locality, SizeError, axes_text, each_
 def pool_size(node, sizes, amounts, axis, n_input) -> int:
     n = sizes[node.inputs[0]]
     f = on(node.attrs["factor"], axis)
+    w = node.attrs.get("window")
+    if w is not None:  # a window larger than the stride (a ResNet stem's 3x3/2), over its padded input
+        if n < w:
+            raise SizeError(node, n, f"smaller than the pool window {w}")
+        if (n - w) % f and not node.attrs.get("floor"):
+            raise SizeError(node, n, f"a pool of window {w}, stride {f} leaves a remainder")
+        return (n - w) // f + 1
     if node.attrs.get("floor"):  # drops the last rows, as PyTorch's pooling does
         if n < f:
             raise SizeError(node, n, f"smaller than the pool size {f}")
@@ -22,7 +29,8 @@ def pool_size(node, sizes, amounts, axis, n_input) -> int:
 
 def pool_span(layer, in_size, axis):
     f = on_axis(layer.attrs, axis)["factor"]
-    return (lambda lo: lo * f), (lambda hi: hi * f + f - 1), (1, f)
+    w = layer.attrs.get("window") or f
+    return (lambda lo: lo * f), (lambda hi: hi * f + w - 1), (1, f)
 
 
 def pool_factor(a, ndim):
@@ -42,7 +50,8 @@ def whole_map(attrs):
 
 
 def pool_note(layer) -> str:
-    return f"/{axes_text(layer.attrs['factor'])}"
+    window = layer.attrs.get("window")
+    return (f"k{window}" if window else "") + f"/{axes_text(layer.attrs['factor'])}"
 
 
 KINDS = (

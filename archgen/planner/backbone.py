@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from archgen.backbones import BACKBONES, Backbone
 from archgen.errors import PlanError
-from archgen.planner.graph import Graph, plan_decoder, plan_heads
-from archgen.spec.model import ArchSpec
+from archgen.planner.graph import Graph, plan_block, plan_decoder, plan_heads
+from archgen.spec.model import ArchSpec, ConvBlock
 
 
 def tap_level(stride: int) -> int:
@@ -62,6 +62,18 @@ def trainable_stages(spec: ArchSpec, backbone: Backbone) -> int:
     return trainable
 
 
+def plan_center(g: Graph, r: ArchSpec, x: str) -> str:
+    """Convs on the stride-32 output (``bottleneck_conv1``, ...) with the decoder block's norm and
+    activation, norm then activation after each conv (segmentation_models' centre block on a VGG)."""
+    center, block = r.encoder.center, r.decoder.block
+    kept = set(ConvBlock.model_fields) & set(type(block).model_fields) - {"type", "se", "inner_ratio"}
+    plain = ConvBlock.model_validate(block.model_dump(include=kept))
+    if plain.order == "pre_activation":
+        plain = plain.model_copy(update={"order": "norm_act"})
+    return plan_block(g, r, x, "bottleneck", center.filters, center.convs, tuple(center.kernel_size), (1,) * r.ndim,
+                      decoder=True, group="bottleneck", stage_path="encoder.center", block=plain)
+
+
 def build_backbone_graph(r: ArchSpec) -> Graph:
     """Lay out input, backbone, taps, decoder and heads of a resolved spec whose encoder is a backbone."""
     backbone = BACKBONES[r.encoder.name]
@@ -89,6 +101,8 @@ def build_backbone_graph(r: ArchSpec) -> Graph:
             index=index, layer=tap.layer, side=tap.side, stride=tap.stride, factor=backbone.divisor // tap.stride)
     depth = backbone.depth
     x = skips.pop(depth + 1)
+    if r.encoder.center is not None:
+        x = plan_center(g, r, x)
     features = plan_decoder(g, r, x, skips, [(1,) * r.ndim] + [(2,) * r.ndim] * depth)  # taps 2x apart
     g.outputs = plan_heads(g, r, features)
     g.prune()

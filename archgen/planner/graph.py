@@ -14,6 +14,7 @@ from typing import Any
 
 from archgen.errors import PlanError
 from archgen.planner.blocks import BlockSite, plan_block_at, plan_up_block_at
+from archgen.planner.blocks.residual import plan_stage_output
 from archgen.planner.axes import Axes, axes_of, compact, fusable, on_axis  # noqa: F401  (re-exported)
 from archgen.planner.ir import Node
 from archgen.planner.transpose import plan_transpose_up
@@ -152,44 +153,102 @@ def plan_decoder(g: Graph, r: ArchSpec, x: str, skips: dict[int, str], strides: 
     return features
 
 
+def plan_input_norm(g: Graph, r: ArchSpec, x: str) -> str:
+    """The stem's batch norm of the input (``stem_input_norm``, level 1), where it has one."""
+    stem = r.encoder.stem
+    if stem is None or stem.input_norm is None:
+        return x
+    norm, c = stem.input_norm, g.channels(x)
+    # A learned scale and shift per channel where asked, and always the moving mean and variance.
+    params = c * (int(norm.scale) + int(norm.center)) + 2 * c
+    return g.add("stem_input_norm", "norm", (x,), c, group="enc1", path="encoder.stem.input_norm", params=params,
+                 norm="batch", groups=1, epsilon=norm.epsilon, affine=norm.scale or norm.center, scale=norm.scale,
+                 center=norm.center)
+
+
+def stem_strides(r: ArchSpec) -> bool:
+    """Whether the stem down-samples, and so makes levels 1 (the input) and 2 (its output) of its own."""
+    return r.encoder.stem is not None and any(s > 1 for s in r.encoder.stem.stride)
+
+
 def plan_stem(g: Graph, r: ArchSpec, x: str) -> str:
-    """The encoder's stem: ``stem_conv1``... with the encoder block's norm and activation, never
-    residual (its layers belong to level 1)."""
+    """The encoder's stem: ``stem_conv1``... with the encoder block's norm and activation (norm then
+    activation after each conv, also where the block pre-activates), never residual; the first conv
+    strides by the stem's stride. Its layers belong to level 1, or to level 2 where it strides."""
     stem, block = r.encoder.stem, r.encoder.block
     kept = set(ConvBlock.model_fields) & set(type(block).model_fields) - {"type", "se"}
+    if block.type == "bottleneck":  # its narrow inner convs are the bottleneck's, not the stem's
+        kept -= {"inner_ratio"}
     plain = ConvBlock.model_validate(block.model_dump(include=kept))
+    if plain.order == "pre_activation":
+        plain = plain.model_copy(update={"order": "norm_act"})
     if stem.conv_only:  # the convs alone; a bias unless the block says none
         plain = ConvBlock.model_validate({**plain.model_dump(include={"dilation", "padding"}),
                                           "bias": plain.bias is not False, "activation": "linear"})
-    return plan_block(g, r, x, "stem", stem.filters, stem.convs, tuple(stem.kernel_size), (1,) * r.ndim,
-                      decoder=False, group="enc1", stage_path="encoder.stem", block=plain)
+    group = "enc2" if stem_strides(r) else "enc1"
+    return plan_block(g, r, x, "stem", stem.filters, stem.convs, tuple(stem.kernel_size), tuple(stem.stride),
+                      decoder=False, group=group, stage_path="encoder.stem", block=plain)
+
+
+def plan_stem_pool(g: Graph, r: ArchSpec, x: str) -> str:
+    """The stem's max pooling into the first stage (``stem_pool``, after a ``stem_pool_pad`` of
+    (kernel - 1) // 2 zeros on both sides), where it has one."""
+    pool = r.encoder.stem.pool
+    if pool is None:
+        return x
+    c, edge, path = g.channels(x), (pool.kernel_size - 1) // 2, "encoder.stem.pool"
+    if edge:
+        x = g.add("stem_pool_pad", "pad", (x,), c, group="enc2", path=path, amounts=((edge, edge),) * r.ndim,
+                  stride=pool.factor)
+    # As PyTorch's and Keras's pooling: a remainder is dropped.
+    return g.add("stem_pool", "maxpool", (x,), c, group="enc2", path=path, factor=pool.factor,
+                 window=pool.kernel_size, floor=True)
+
+
+def hands_on_activated(block) -> bool:
+    """Whether a stage of ``block`` ends in its norm and activation (``stage_output: activated``)."""
+    return getattr(block, "stage_output", "sum") == "activated"
 
 
 def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, blocks: int,
                kernel: tuple[int, ...], stride: tuple[int, ...], *, decoder: bool, path: str,
-               plain_last: bool = False) -> str:
+               plain_last: bool = False, activated: bool = False) -> str:
     """``blocks`` blocks in a row; the first conv of the first block strides by ``stride``.
 
     One block keeps the short names (``enc2_conv1``); several are named ``enc2_block1_conv1``.
+    ``activated``: ``x`` is the output of a stage that ends in its norm and activation
+    (``stage_output: activated``), which the first block then does not apply again; such a stage
+    ends so itself (``enc2_out_norm``, ``enc2_out_act``).
     """
+    block = r.decoder.block if decoder else r.encoder.block
+    block_path = "decoder.block" if decoder else "encoder.block"
+    if hands_on_activated(block) and block.order != "pre_activation":
+        raise PlanError(f"a stage hands on its output normalised and activated only where its blocks pre-activate "
+                        f"(order: pre_activation), not with order: {block.order}; remove stage_output or set "
+                        f"{block_path}.order: pre_activation", path=block_path + ".stage_output", value="activated")
     for b in range(1, blocks + 1):
         name = prefix if blocks == 1 else f"{prefix}_block{b}"
         x = plan_block(g, r, x, name, filters, convs, kernel, stride if b == 1 else (1,) * r.ndim,
-                       decoder=decoder, group=prefix, stage_path=path, plain_last=plain_last and b == blocks)
+                       decoder=decoder, group=prefix, stage_path=path, plain_last=plain_last and b == blocks,
+                       first=b == 1, activated=activated and b == 1)
+    if hands_on_activated(block):
+        x = plan_stage_output(g, prefix, block, x, path=block_path)
     return x
 
 
 def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, kernel: tuple[int, ...],
                stride: tuple[int, ...], *, decoder: bool, group: str, stage_path: str, block=None,
-               plain_last: bool = False) -> str:
+               plain_last: bool = False, first: bool = True, activated: bool = False) -> str:
     """One block of the encoder's or the decoder's kind (or ``block``) at ``prefix``, planned by its
     type's module in ``archgen.planner.blocks``.
 
-    ``plain_last``: the last conv without norm or activation, and nothing after the addition."""
+    ``plain_last``: the last conv without norm or activation, and nothing after the addition;
+    ``first``: the first block of its stage; ``activated``: see ``plan_stage``."""
     if block is None:
         block = r.decoder.block if decoder else r.encoder.block
     site = BlockSite(prefix, filters, convs, tuple(kernel), tuple(stride), group,
-                     "decoder.block" if decoder else "encoder.block", block.padding or r.padding, plain_last)
+                     "decoder.block" if decoder else "encoder.block", block.padding or r.padding, plain_last,
+                     first, activated)
     return plan_block_at(g, site, block, x)
 
 
@@ -390,4 +449,7 @@ def down_factors(resolved: ArchSpec) -> list[int]:
         return [BACKBONES[resolved.encoder.name].divisor] * resolved.ndim
     # A transformer's patches tile the bottleneck: its size is a multiple of the patch size too.
     patch = resolved.encoder.transformer.patch_size if resolved.encoder.transformer is not None else 1
-    return [prod(stage.stride[axis] for stage in resolved.encoder.stages) * patch for axis in range(resolved.ndim)]
+    stem = resolved.encoder.stem
+    pool = stem.pool.factor if stem is not None and stem.pool is not None else 1
+    return [prod(stage.stride[axis] for stage in resolved.encoder.stages) * patch * pool *
+            (stem.stride[axis] if stem is not None else 1) for axis in range(resolved.ndim)]

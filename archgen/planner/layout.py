@@ -5,7 +5,8 @@ UNet++ and UNet 3+); a keras.applications encoder is laid out by ``backbone``.""
 from __future__ import annotations
 
 from archgen.planner.blocks.transformer import plan_transformer
-from archgen.planner.graph import Graph, plan_decoder, plan_downsample, plan_heads, plan_stage, plan_stem
+from archgen.planner.graph import (Graph, axes_of, hands_on_activated, plan_decoder, plan_downsample, plan_heads,
+                                 plan_input_norm, plan_stage, plan_stem, plan_stem_pool, stem_strides)
 from archgen.spec.model import ArchSpec, StrideFirstConv
 from archgen.spec.resolve import resolve
 
@@ -24,23 +25,37 @@ def build_graph(spec: ArchSpec) -> Graph:
     stages = r.encoder.stages
     depth = len(stages) - 1
     down = r.encoder.downsample
+    ones = (1,) * r.ndim
     x = g.add("input", "input", (), r.input.shape[-1], group="input", path="input")
     skips: dict[int, str] = {}
+    # Strides into each level, level 1 first; a stem that strides makes levels 1 and 2 of its own.
+    strides = [tuple(stage.stride) for stage in stages]
+    offset = 0
+    if stem_strides(r):
+        offset = 2
+        skips[1] = x = plan_input_norm(g, r, x)
+        skips[2] = x = plan_stem(g, r, x)
+        x = plan_stem_pool(g, r, x)
+        pool = r.encoder.stem.pool.factor if r.encoder.stem.pool is not None else 1
+        strides = [ones, tuple(r.encoder.stem.stride), tuple(s * pool for s in strides[0]), *strides[1:]]
     for i, stage in enumerate(stages):
-        level = i + 1
+        level = i + 1 + offset
         prefix = "bottleneck" if i == depth else f"enc{level}"
         stride = tuple(stage.stride)
-        if i > 0 and not isinstance(down, StrideFirstConv):
-            x = plan_downsample(g, r, x, i, stride)
-            stride = (1,) * r.ndim
+        if (i > 0 or (offset and any(s > 1 for s in stride))) and not isinstance(down, StrideFirstConv):
+            x = plan_downsample(g, r, x, level - 1, stride)
+            stride = ones
         if i == depth:
             g.bottleneck_in = x
-        if i == 0 and r.encoder.stem is not None:
-            x = plan_stem(g, r, x)
+        if i == 0 and r.encoder.stem is not None and not offset:
+            x = plan_stem(g, r, plan_input_norm(g, r, x))
+        # The first block reads a stage output already normalised and activated, where the stage before hands
+        # on one (the stem never does).
+        activated = i > 0 and hands_on_activated(r.encoder.block)
         x = plan_stage(g, r, x, prefix, stage.filters, stage.convs, stage.blocks, tuple(stage.kernel_size), stride,
-                       decoder=False, path=f"encoder.stages[{i}]")
+                       decoder=False, path=f"encoder.stages[{i}]", activated=activated)
         if i == depth and isinstance(down, StrideFirstConv):
-            g.bottleneck_in = _first_conv(g, prefix)
+            g.bottleneck_in = _entering_size(g, prefix)
         if i == depth and r.encoder.transformer is not None:
             x = plan_transformer(g, r.encoder.transformer, x)
         skips[level] = x
@@ -48,11 +63,14 @@ def build_graph(spec: ArchSpec) -> Graph:
         from archgen.planner.topology import plan_topology  # loaded for these decoders only
 
         return plan_topology(g, r, skips)
-    features = plan_decoder(g, r, x, skips, [tuple(stage.stride) for stage in stages])
+    features = plan_decoder(g, r, x, skips, strides)
     g.outputs = plan_heads(g, r, features)
     g.prune()
     return g
 
 
-def _first_conv(g: Graph, prefix: str) -> str:
-    return next(n for n in g.nodes if n.startswith(prefix + "_") and g.nodes[n].kind == "conv")
+def _entering_size(g: Graph, prefix: str) -> str:
+    """The stage's first strided conv, whose output has the size the stage works at (a bottleneck
+    block strides its second conv), else its first conv."""
+    convs = [n for n in g.nodes if n.startswith(prefix + "_") and g.nodes[n].kind == "conv"]
+    return next((n for n in convs if max(axes_of(g.nodes[n].attrs["stride"], g.ndim)) > 1), convs[0])

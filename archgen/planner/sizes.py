@@ -33,7 +33,7 @@ def _legal_on(nodes: list[Node], n: int, axis: int = 0) -> dict[str, int] | None
 
 
 _SHAPE_ATTRS = ("kernel", "stride", "dilation", "padding", "factor", "floor", "amounts", "min_size",
-                "smallest_of")
+                "smallest_of", "window")
 _cache: dict[tuple, SizeRule | None] = {}
 
 

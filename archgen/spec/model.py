@@ -116,6 +116,29 @@ class ResidualBlock(_BlockBase):
     add_at: Literal["before_activation", "after_activation"] = "before_activation"
     """Where the shortcut is added: before the last activation (conv-norm, add, act: ResNet,
     nnU-Net), or after it (conv-norm-act, add, and nothing after: MONAI's ResidualUnit)."""
+    project: Literal["when_needed", "first_block"] = "when_needed"
+    """When the shortcut gets its conv: where the channels or the size change, or also in the first
+    block of every stage where they stay (image-classifiers' ResNet18/34: stage 1's first block
+    projects 64 channels to 64)."""
+    stage_output: Literal["sum", "activated"] = "sum"
+    """With ``order: pre_activation``, what a stage of these blocks hands on (its skip, and the next
+    stage's input): its last block's sum, or that sum through the block's norm and activation
+    (``{stage}_out_norm``, ``{stage}_out_act``; image-classifiers' ResNets, whose skips are the next
+    stage's first ``bn1``/``relu1`` and whose last stage ends in ``bn1``, ``relu1``). The next stage's
+    first block then starts from it without a norm of its own, and projects its shortcut from it."""
+
+
+class BottleneckBlock(ResidualBlock):
+    """He et al. 2016's bottleneck, a residual block of a 1x1 conv to ``inner_ratio`` x the stage's
+    filters, ``convs`` - 2 convs of the stage's kernel (the first strides where the block does:
+    torchvision's and image-classifiers' ResNet50), then a 1x1 conv to the stage's filters; the
+    shortcut and every other option as the residual block's."""
+
+    type: Literal["bottleneck"] = "bottleneck"
+    convs: Annotated[int, Field(ge=3, le=64)] = 3
+    """Convolutions per block, the two 1x1 convs included (ResNet50: 3)."""
+    inner_ratio: float = Field(default=0.25, gt=0)
+    """Filters of every conv but the last, as a fraction of the stage's filters (ResNet50: 64 of 256)."""
 
 
 class RecurrentResidualBlock(_BlockBase):
@@ -175,7 +198,7 @@ class ConvNeXtBlock(Strict):
     addition. Null adds none."""
 
 
-Block = tagged("conv", ConvBlock, ResidualBlock, RecurrentResidualBlock, ConvNeXtBlock)
+Block = tagged("conv", ConvBlock, ResidualBlock, RecurrentResidualBlock, ConvNeXtBlock, BottleneckBlock)
 
 
 OddSizes = Literal["refuse", "floor"]
@@ -435,9 +458,36 @@ class DecoderStage(Strict):
     """Output channels of the up-sampling that feeds this stage; null means the stage's ``filters``."""
 
 
+class InputNorm(Strict):
+    """A batch norm of the input itself, before the stem's convs (image-classifiers' ResNets:
+    ``bn_data``, which learns a shift per channel but no scale)."""
+
+    scale: bool = True
+    """Whether it learns a scale per channel."""
+    center: bool = True
+    """Whether it learns a shift per channel."""
+    epsilon: Epsilon | None = None
+    """Epsilon; null means Keras's 0.001."""
+
+
+class StemPool(Strict):
+    """A max pooling after the stem's convs whose window may be larger than its stride, the input
+    padded with zeros by (kernel_size - 1) // 2 on both sides (image-classifiers' ``pooling0``;
+    PyTorch's MaxPool2d(3, 2, 1) pads with -inf, which is the same after a ReLU)."""
+
+    kernel_size: Count = 3
+    """Window on every spatial axis."""
+    factor: int = Field(default=2, ge=2, le=64)
+    """Stride on every spatial axis."""
+
+
 class Stem(Strict):
     """Convs that read the input before the first stage (nnU-Net's ResidualEncoder stem): conv, norm
-    and activation as the encoder's block sets them, never residual, no down-sampling."""
+    and activation as the encoder's block sets them (norm then activation after each conv, also
+    where the block pre-activates), never residual. A stem that strides (a ResNet's 7x7/2 conv and
+    3x3/2 max pool) makes two levels of its own: level 1 is the input at full resolution (after
+    ``input_norm``), level 2 the stem's convs' output, and ``encoder.stages[0]`` is level 3, after
+    the pool."""
 
     filters: StageChannels | None = None
     """Output channels of the stem's convs; null means the first stage's filters."""
@@ -445,6 +495,13 @@ class Stem(Strict):
     """Convolutions in a row."""
     kernel_size: PerAxis | None = None
     """Kernel size: one for every spatial axis, or one per axis; null means the first stage's."""
+    stride: PerAxis = 1
+    """Stride of the first conv: one for every spatial axis, or one per axis; above 1 the stem is a
+    level of its own (see above), which the decoder up-samples from by this stride."""
+    pool: StemPool | None = None
+    """A max pooling after the convs, into the first stage (only with a stride above 1); null means none."""
+    input_norm: InputNorm | None = None
+    """A batch norm of the input before the convs (layer ``stem_input_norm``); null means none."""
     conv_only: bool = False
     """The convs alone, without the block's norm, activation or dropout (MedNeXt's 1x1 stem,
     SegResNet's first conv); a bias as the block's ``bias`` says (null: yes)."""
@@ -481,6 +538,18 @@ class EncoderSpec(Strict):
 DecoderType = Literal["unet", "unet++", "unet3+"]
 
 
+class Center(Strict):
+    """Convs on a backbone's stride-32 output, each with the decoder block's norm and activation
+    (norm then activation after each conv; never residual): the bottleneck a backbone lacks."""
+
+    filters: StageChannels
+    """Output channels of every conv (segmentation_models: 512)."""
+    convs: Count = 2
+    """Convolutions in a row."""
+    kernel_size: PerAxis = 3
+    """Kernel size: one for every spatial axis, or one per axis."""
+
+
 class BackboneEncoder(Strict):
     """A pretrained image classifier from keras.applications as the encoder, built without its top
     (``include_top=False``). Its stage outputs ("taps", at strides 1 (VGG only), 2, 4, 8 and 16) are
@@ -506,6 +575,9 @@ class BackboneEncoder(Strict):
     """true: the whole backbone learns; false: it is frozen (its batch norms then run in inference
     mode); N: only its last N stages learn, where a stage is the layers up to and including a tap
     (the first stage ends at the first tap, the last at the stride-32 output)."""
+    center: Center | None = None
+    """Convs on the backbone's stride-32 output before the decoder (layers ``bottleneck_conv1``, ...):
+    segmentation_models' ``center_block1``/``center_block2`` on a VGG. Null means none."""
 
     @field_validator("name")
     @classmethod

@@ -17,7 +17,7 @@ from typing import Any
 from archgen.errors import PlanError
 from archgen.spec.model import ArchSpec, DecoderStage, EncoderStage
 from archgen.spec.short_form import (BLOCK_SHORT, block_style, explicit_decoder_stages, level_filters, per_axis,
-                                     per_level, set_explicitly, value_at)
+                                     per_level, set_explicitly, stem_levels, value_at)
 
 # Keys of the encoder's short form that encoder.stages replace (a block's: short_form.BLOCK_SHORT).
 _ENCODER_SHORT = ("filters", "multiplier", "max_filters")
@@ -39,7 +39,7 @@ def stage_count(resolved: ArchSpec) -> int:
     """Down-sampling steps of a resolved spec (its ``encoder.depth`` key is not part of the form)."""
     if resolved.encoder.type == "backbone":
         return len(resolved.decoder.stages)
-    return len(resolved.encoder.stages) - 1
+    return len(resolved.encoder.stages) - 1 + stem_levels(resolved)
 
 
 def _spell_out(spec: ArchSpec) -> ArchSpec:
@@ -49,10 +49,15 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
         return spell_out_backbone(spec)
     ndim = spec.ndim
     enc, dec = spec.encoder, spec.decoder
-    enc_stages = _encoder_stages(spec, ndim)
-    depth = len(enc_stages) - 1
+    offset = stem_levels(spec)
+    enc_stages = _encoder_stages(spec, ndim, offset)
+    depth = len(enc_stages) - 1 + offset
+    if offset and dec.type != "unet":
+        raise PlanError(f"decoder.type {dec.type} re-reads every encoder stage's own down-sampling, and a stem that "
+                        f"strides makes levels without one; use decoder.type unet, or a stem of stride 1",
+                        path="encoder.stem.stride", value=enc.stem.stride)
     dec_block = dec.block or enc.block
-    dec_stages = _decoder_stages(spec, enc_stages, ndim)
+    dec_stages = _decoder_stages(spec, enc_stages, ndim, offset)
     skips = _skips(spec, depth)
     align = per_level(dec.align, depth, "decoder.align", depth)
     for path, block in (("encoder.block", enc.block), ("decoder.block", dec.block)):
@@ -72,7 +77,8 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
         kernel = enc.stem.kernel_size if enc.stem.kernel_size is not None else enc_stages[0].kernel_size
         stem = enc.stem.model_copy(update={
             "filters": enc.stem.filters or enc_stages[0].filters,
-            "kernel_size": per_axis(kernel, ndim, "encoder.stem.kernel_size")})
+            "kernel_size": per_axis(kernel, ndim, "encoder.stem.kernel_size"),
+            "stride": per_axis(enc.stem.stride, ndim, "encoder.stem.stride")})
     encoder = enc.model_copy(update={
         "stem": stem, "depth": depth, "filters": [s.filters for s in enc_stages], "multiplier": 2.0, "max_filters": None,
         "block": block_style(enc.block), "downsample": down, "stages": enc_stages})
@@ -82,12 +88,30 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
     return spec.model_copy(update={"encoder": encoder, "decoder": decoder})
 
 
-def _encoder_stages(spec: ArchSpec, ndim: int) -> list[EncoderStage]:
+def _encoder_stages(spec: ArchSpec, ndim: int, offset: int) -> list[EncoderStage]:
+    """The encoder's stages, level 1 first (``offset``: levels a striding stem makes before them)."""
+    stem = spec.encoder.stem
+    if stem is not None and stem.pool is not None and not offset:
+        raise PlanError("the stem's pool leads into the first stage from the stem's own level, which only a stem "
+                        "that strides has; give encoder.stem a stride above 1, or remove the pool",
+                        path="encoder.stem.pool", value=stem.pool.model_dump())
+    stages = _given_encoder_stages(spec, ndim, offset)
+    if offset:
+        pool = stem.pool.factor if stem.pool is not None else 1
+        if pool == 1 and all(s == 1 for s in stages[0].stride):
+            path = "encoder.stages[0].stride" if spec.encoder.stages is not None else "encoder.stem.pool"
+            raise PlanError("a stem that strides is a level of its own, so the first stage must be smaller than the "
+                            "stem's output: give the stem a pool, or the first stage a stride above 1",
+                            path=path, value=stages[0].stride if spec.encoder.stages is not None else None)
+    return stages
+
+
+def _given_encoder_stages(spec: ArchSpec, ndim: int, offset: int) -> list[EncoderStage]:
     enc = spec.encoder
     down = enc.downsample
     if enc.stages is not None:
         clash = set_explicitly(enc, _ENCODER_SHORT) + [f"block.{k}" for k in set_explicitly(enc.block, BLOCK_SHORT)]
-        if "depth" in enc.model_fields_set and enc.depth != len(enc.stages) - 1:
+        if "depth" in enc.model_fields_set and enc.depth != len(enc.stages) - 1 + offset:
             clash.insert(0, "depth")
         if "factor" in down.model_fields_set:
             clash.append("downsample.factor")
@@ -98,7 +122,7 @@ def _encoder_stages(spec: ArchSpec, ndim: int) -> list[EncoderStage]:
         for i, stage in enumerate(enc.stages):
             path = f"encoder.stages[{i}]"
             stride = per_axis(stage.stride, ndim, path + ".stride")
-            if i == 0 and any(s != 1 for s in stride) and down.type != "stride":
+            if i == 0 and not offset and any(s != 1 for s in stride) and down.type != "stride":
                 raise PlanError(f"the first stage reads the input; only encoder.downsample.type=stride "
                                 f"(its first conv strides) can down-sample there, not {down.type}; use 1",
                                 path=path + ".stride", value=stage.stride)
@@ -116,9 +140,9 @@ def _encoder_stages(spec: ArchSpec, ndim: int) -> list[EncoderStage]:
             for i, (f, k) in enumerate(zip(filters, kernels))]
 
 
-def _decoder_stages(spec: ArchSpec, enc_stages: list[EncoderStage], ndim: int) -> list[DecoderStage]:
+def _decoder_stages(spec: ArchSpec, enc_stages: list[EncoderStage], ndim: int, offset: int) -> list[DecoderStage]:
     dec = spec.decoder
-    depth = len(enc_stages) - 1
+    depth = len(enc_stages) - 1 + offset
     up = dec.upsample
     if "factor" in up.model_fields_set and spec.encoder.stages is not None:
         raise PlanError("the decoder up-samples by the strides of encoder.stages; remove decoder.upsample.factor",
@@ -128,13 +152,17 @@ def _decoder_stages(spec: ArchSpec, enc_stages: list[EncoderStage], ndim: int) -
                         f"encoder.downsample.factor={spec.encoder.downsample.factor}; remove decoder.upsample.factor "
                         f"or make them equal", path="decoder.upsample.factor", value=up.factor)
     if dec.stages is not None:
-        return explicit_decoder_stages(dec, ndim, depth, f"the encoder has {depth + 1} stages, so the decoder "
+        levels = f"{depth + 1} levels (the input, the stem, {len(enc_stages)} stages)" if offset else \
+            f"{depth + 1} stages"
+        return explicit_decoder_stages(dec, ndim, depth, f"the encoder has {levels}, so the decoder "
                                                          f"needs {depth}, level 1 first (nnU-Net's "
                                                          f"n_conv_per_stage_decoder lists the deepest first)")
     block = dec.block or spec.encoder.block
     path = "decoder.block" if dec.block else "encoder.block"
     kernels = per_level(block.kernel_size, depth + 1, path + ".kernel_size", depth)
     filters = [s.filters for s in enc_stages]
+    if offset:  # level 1 is the input, level 2 the stem's output
+        filters = [spec.input.shape[-1], spec.encoder.stem.filters or enc_stages[0].filters, *filters]
     stages: list[DecoderStage] = []
     below = filters[depth]  # channels that reach the deepest decoder level
     for level in range(depth, 0, -1):

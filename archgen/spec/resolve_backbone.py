@@ -11,7 +11,7 @@ from __future__ import annotations
 from archgen.backbones import BACKBONES
 from archgen.errors import PlanError
 from archgen.spec.model import ArchSpec, ConvBlock, DecoderStage
-from archgen.spec.short_form import block_style, explicit_decoder_stages, per_level
+from archgen.spec.short_form import block_style, explicit_decoder_stages, per_axis, per_level
 
 DEFAULT_LEVEL1_FILTERS = 16  # segmentation_models' decoder_filters=(256, 128, 64, 32, 16)
 
@@ -55,4 +55,9 @@ def spell_out_backbone(spec: ArchSpec) -> ArchSpec:
     update = {"factor": 2, **({"keep_channels": False} if "keep_channels" in up.model_fields else {})}
     decoder = dec.model_copy(update={"skips": skips, "align": list(align), "upsample": up.model_copy(update=update),
                                      "block": block_style(block), "stages": stages})
-    return spec.model_copy(update={"decoder": decoder})
+    encoder = spec.encoder
+    if encoder.center is not None:
+        center = encoder.center.model_copy(update={"kernel_size": per_axis(encoder.center.kernel_size, ndim,
+                                                                            "encoder.center.kernel_size")})
+        encoder = encoder.model_copy(update={"center": center})
+    return spec.model_copy(update={"encoder": encoder, "decoder": decoder})

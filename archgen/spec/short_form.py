@@ -78,3 +78,12 @@ def explicit_decoder_stages(dec, ndim: int, depth: int, needs: str) -> list[Deco
     return [s.model_copy(update={
         "kernel_size": per_axis(s.kernel_size, ndim, f"decoder.stages[{i}].kernel_size"),
         "up_filters": s.up_filters or s.filters}) for i, s in enumerate(dec.stages)]
+
+
+def stem_levels(spec: ArchSpec) -> int:
+    """Levels a stem makes of its own: 2 where it strides (level 1 the input, level 2 the stem's
+    output, the first stage level 3), else none (its convs belong to level 1)."""
+    stem = spec.encoder.stem if spec.encoder.type == "unet" else None
+    if stem is None:
+        return 0
+    return 2 if any(s > 1 for s in ([stem.stride] if isinstance(stem.stride, int) else stem.stride)) else 0

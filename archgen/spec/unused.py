@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from archgen.spec.model import ArchSpec
+from archgen.spec.short_form import stem_levels
 
 
 def unused_options(spec: ArchSpec) -> list[tuple[str, Any, str]]:
@@ -46,7 +47,8 @@ def unused_options(spec: ArchSpec) -> list[tuple[str, Any, str]]:
                               "decoder.type unet3+ resizes only; each input's conv is the decoder block's"))
     if spec.encoder.type == "unet" and spec.encoder.stages is not None:
         for key in ("depth",):
-            if key in spec.encoder.model_fields_set and spec.encoder.depth != len(spec.encoder.stages) - 1:
+            levels = len(spec.encoder.stages) - 1 + stem_levels(spec)
+            if key in spec.encoder.model_fields_set and spec.encoder.depth != levels:
                 found.append((f"encoder.{key}", spec.encoder.depth, "encoder.stages sets the depth"))
     return found
 

@@ -4,12 +4,18 @@ The shortcut projects where the channels change or the block strides: a conv (1x
 block's kernel where it strides, ``shortcut_kernel_size``) or, for ``shortcut: resnet_d``, an
 average pool then a 1x1 conv (He et al. 2019); with valid padding it is centre-cropped to the
 convs' output. The activation follows the addition (or precedes it, ``add_at: after_activation``).
+
+With ``order: pre_activation`` (He et al. 2016b) the block is norm, activation, conv, ..., norm,
+activation, conv, then the addition, nothing after; an identity shortcut reads the block's input, a
+projecting one its pre-activated input (the first norm and activation, shared by both paths, as
+image-classifiers' ResNets and the paper's code have it). A stage of such blocks may end in one
+more norm and activation (``stage_output: activated``, ``plan_stage_output``).
 """
 
 from __future__ import annotations
 
 from archgen.planner.axes import compact, fusable
-from archgen.planner.blocks.conv import plan_convs, plan_gate, plan_tail
+from archgen.planner.blocks.conv import ConvShape, norm_act, plan_convs, plan_gate, plan_tail
 from archgen.planner.blocks.site import BlockSite
 
 BLOCK_TYPE = "residual"
@@ -17,8 +23,21 @@ BLOCK_TYPE = "residual"
 
 def plan(g, site: BlockSite, block, x: str) -> str:
     """The block's layers from ``x``; returns the name of its output."""
+    return plan_residual(g, site, block, x)
+
+
+def plan_residual(g, site: BlockSite, block, x: str, shapes: list[ConvShape] | None = None) -> str:
+    """A residual block whose convs are ``shapes`` (default: the plain block's); the bottleneck
+    block gives its own."""
     block_in = x
-    x = plan_gate(g, site, block, plan_convs(g, site, block, x, residual=True))
+    if block.order == "pre_activation":
+        pre = x if site.activated else norm_act(g, site, block, x, 1, block.activation)
+        x = plan_gate(g, site, block, plan_convs(g, site, block, pre, residual=True, shapes=shapes,
+                                                 preactivated=True))
+        shortcut = plan_shortcut(g, site, block, block_in, x, projected_from=pre)
+        x = g.add(f"{site.prefix}_residual", "add", (x, shortcut), site.filters, group=site.group, path=site.path)
+        return plan_tail(g, site, block, x)
+    x = plan_gate(g, site, block, plan_convs(g, site, block, x, residual=True, shapes=shapes))
     shortcut = plan_shortcut(g, site, block, block_in, x)
     x = g.add(f"{site.prefix}_residual", "add", (x, shortcut), site.filters, group=site.group, path=site.path)
     if block.activation != "linear" and block.add_at != "after_activation" and not site.plain_last:
@@ -28,8 +47,20 @@ def plan(g, site: BlockSite, block, x: str) -> str:
     return plan_tail(g, site, block, x)
 
 
-def plan_shortcut(g, site: BlockSite, block, shortcut: str, out: str) -> str:
-    """The block's input brought to the channels and size of its convs' output ``out``."""
+def plan_stage_output(g, prefix: str, block, x: str, *, path: str) -> str:
+    """A pre-activation stage's output normalised and activated (``{prefix}_out_norm``,
+    ``{prefix}_out_act``): what it hands on with ``stage_output: activated``."""
+    site = BlockSite(f"{prefix}_out", g.channels(x), 0, (), (), prefix, path, "same")
+    return norm_act(g, site, block, x, "", block.activation)
+
+
+def plan_shortcut(g, site: BlockSite, block, shortcut: str, out: str, projected_from: str | None = None) -> str:
+    """The block's input brought to the channels and size of its convs' output ``out``; a projection
+    reads ``projected_from`` where given (a pre-activation block's normalised input)."""
+    forced = getattr(block, "project", "when_needed") == "first_block" and site.first
+    project = g.channels(shortcut) != site.filters or site.strides or forced
+    if project and projected_from is not None:
+        shortcut = projected_from
     with_norm = block.norm != "none"
     use_bias = not with_norm if block.bias is None else block.bias
     prefix, group, path = site.prefix, site.group, site.path
@@ -44,11 +75,11 @@ def plan_shortcut(g, site: BlockSite, block, shortcut: str, out: str) -> str:
         if site.strides:
             shortcut = g.add(f"{prefix}_shortcut_pool", "avgpool", (shortcut,), g.channels(shortcut), group=group,
                              path=path + ".shortcut", factor=compact(site.stride))
-        if g.channels(shortcut) != site.filters:
+        if g.channels(shortcut) != site.filters or forced:
             shortcut = g.conv(f"{prefix}_proj", shortcut, site.filters, kernel=1, use_bias=False, group=group,
                               path=path + ".shortcut")
             shortcut = norm(shortcut, path)
-    elif g.channels(shortcut) != site.filters or site.strides:
+    elif project:
         size = block.shortcut_kernel_size
         # 1x1 where only the channels change; where the block strides, the kernel the block asks for
         kernel = (site.kernel if size == "block" else size) if site.strides else 1

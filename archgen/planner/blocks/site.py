@@ -14,7 +14,9 @@ class BlockSite:
     ``prefix`` names its layers (``enc2``, ``dec1_block2``); ``convs`` and ``kernel`` come from the
     stage; the first conv strides by ``stride``; ``path`` is the config key errors name
     (``encoder.block``); ``plain_last`` leaves the last conv without norm or activation and
-    nothing after the addition (MONAI's ``last_conv_only``).
+    nothing after the addition (MONAI's ``last_conv_only``). ``first``: the first block of its
+    stage; ``activated``: its input is a stage output that a pre-activation stage has already
+    normalised and activated (``stage_output: activated``), so it does not again.
     """
 
     prefix: str
@@ -26,6 +28,8 @@ class BlockSite:
     path: str
     padding: str
     plain_last: bool = False
+    first: bool = True
+    activated: bool = False
 
     @property
     def strides(self) -> bool:
