@@ -1,5 +1,7 @@
-"""segmentation_models' Unet('resnet50') against conf/peers/smp_unet_resnet50.yaml: parameter count,
-shapes at two sizes, and the same outputs once the hand-written reference's weights are copied in."""
+"""segmentation_models' Unet decoder on keras.applications' ResNet50 (tests/reference/smp_unet.py)
+against conf/peers/smp_unet_resnet50.yaml: parameter count, shapes at two sizes, and the same outputs
+once the hand-written reference's weights are copied in. segmentation_models' own Unet('resnet50'),
+on image-classifiers' ResNet50, is test_smp_unet_own_encoders.py's."""
 
 from __future__ import annotations
 

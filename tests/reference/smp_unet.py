@@ -1,8 +1,10 @@
 """segmentation_models' Unet decoder on keras.applications' ResNet50, written by hand in plain Keras.
 
 qubvel/segmentation_models 1.0 (``models/unet.py``: ``build_unet``, ``DecoderUpsamplingX2Block``,
-``Conv3x3BnReLU``) runs on Keras 2 only, so its structure is written out here layer by layer, with
-its layer names: the backbone's stage outputs as skips, deepest first; for each of
+``Conv3x3BnReLU``) runs on Keras 2 only, and its own ``Unet('resnet50')`` takes image-classifiers'
+ResNet50, not keras.applications'; so this decoder on keras.applications' ResNet50 is written out
+here layer by layer, with segmentation_models' layer names: the backbone's stage outputs as skips,
+deepest first; for each of
 ``decoder_filters`` an UpSampling2D(2), the skip concatenated after the up-sampled feature, two
 3x3 convs without bias, each with batch norm and ReLU; a 3x3 ``final_conv`` and a sigmoid. Kept free
 of archgen on purpose: it is what conf/peers/smp_unet_resnet50.yaml is checked against.
@@ -15,7 +17,7 @@ from keras import layers
 
 DECODER_FILTERS = (256, 128, 64, 32, 16)
 # ResNet50's stage outputs at strides 16, 8, 4, 2 (segmentation_models takes the same stage
-# boundaries from its own ResNet50: stage4_unit1_relu1, ..., relu0).
+# boundaries from image-classifiers' ResNet50: stage4_unit1_relu1, ..., relu0).
 SKIPS = ("conv4_block6_out", "conv3_block4_out", "conv2_block3_out", "conv1_relu")
 
 
