@@ -98,7 +98,7 @@ def set_row_listener(listener: Callable[[dict[str, Any]], None] | None) -> None:
 
 def _run_variant(data: dict, out: Path, command: str | None, options: SweepOptions) -> dict[str, Any]:
     if command == "train":
-        from archgen.train.sweep import train_variant
+        from archgen.train.variant import train_variant
 
         return train_variant(data, out, options)
     from archgen.output import write_atomic

@@ -40,7 +40,7 @@ def add_train_arguments(p: argparse.ArgumentParser, count_arg, max_variants: int
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.multirun:
-        from archgen.train.sweep import run_train_sweep
+        from archgen.train.sweep_command import run_train_sweep
 
         return run_train_sweep(args)
     from archgen.spec.load import compose_config

@@ -18,77 +18,19 @@ first; by ``val_loss`` where there is no class head), then the failed ones.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from archgen.errors import ArchgenError, printable
+from archgen.errors import printable
+from archgen.train.variant import keep_to_one_gpu, train_variant, visible_gpus  # noqa: F401  (here before)
 
 COLUMNS = ("val_dice", "val_loss", "params", "flops", "seconds", "steps", "best_step", "status", "overrides",
            "run_dir", "error")
 TABLE_ROWS = 100
-
-
-def run_train_sweep(args: argparse.Namespace) -> int:
-    from archgen.backend import select_backend
-    from archgen.sweep import SweepOptions, run_sweep
-
-    if args.resume:
-        raise ArchgenError("continues one run; a sweep trains its variants afresh (rerun one variant with "
-                           "archgen train -o SWEEP_DIR/N/run --resume)", path="--resume")
-    overrides = list(args.overrides)
-    if args.output is not None:
-        overrides.append(f"hydra.sweep.dir={args.output}")
-    backend = select_backend(args.backend)  # worker processes inherit KERAS_BACKEND; Keras is not imported here
-    train = {"data": None if args.data is None else str(Path(args.data).resolve()), "steps": args.steps,
-             "backend": backend, "force": args.force, "main_pid": os.getpid()}
-    options = SweepOptions(quiet=args.quiet, force=args.force, max_variants=args.max_variants, json=args.json,
-                           wide=args.wide, train=train)
-    return run_sweep("train", args.config, overrides, options)
-
-
-def train_variant(data: dict[str, Any], out: Path, options) -> dict[str, Any]:
-    """One variant, in whichever process the launcher runs it: its row's figures."""
-    from archgen.train.session import Request, train_config
-
-    settings = options.train or {}
-    if os.getpid() != settings.get("main_pid"):
-        keep_to_one_gpu(int(out.name) if out.name.isdigit() else 0)
-    request = Request(data_dir=settings.get("data"), run_dir=out / "run", steps=settings.get("steps"),
-                      force=bool(settings.get("force")), quiet=True, backend=settings.get("backend"))
-    try:
-        metrics = train_config(data, request)
-    finally:
-        if "keras" in sys.modules:  # the basic launcher trains every variant in this process
-            sys.modules["keras"].backend.clear_session()
-    return {"val_dice": metrics["val_dice"], "val_loss": metrics["val_loss"], "params": metrics["params"],
-            "flops": metrics["flops"], "steps": metrics["steps"], "best_step": metrics["best_step"],
-            "train_seconds": metrics["seconds"], "images_per_second": metrics["images_per_second"],
-            "devices": metrics["devices"], "run_dir": str(out / "run"), "model": metrics["files"]["keras"]}
-
-
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use, without importing a framework: ``CUDA_VISIBLE_DEVICES``
-    where set, else the NVIDIA driver's list."""
-    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if listed is not None:
-        return [d for d in listed.split(",") if d.strip() and d.strip() != "-1"]
-    try:
-        return [str(i) for i in range(len(os.listdir("/proc/driver/nvidia/gpus")))]
-    except OSError:
-        return []
-
-
-def keep_to_one_gpu(job: int) -> None:
-    """In a worker process that has not imported Keras yet: use one GPU, chosen by ``job``."""
-    gpus = visible_gpus()
-    if len(gpus) > 1 and "keras" not in sys.modules:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[job % len(gpus)].strip()
 
 
 def ranked(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
