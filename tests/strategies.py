@@ -40,7 +40,8 @@ def block_dicts(draw, depth: int, ndim: int):
         block["shortcut_norm"] = draw(st.booleans())
         block["add_at"] = draw(st.sampled_from(["before_activation", "after_activation"]))
     if block["type"] != "convnext" and draw(st.booleans()):
-        block["order"] = draw(st.sampled_from(["norm_act", "act_norm"]))
+        block["order"] = draw(st.sampled_from(["norm_act", "act_norm"] if block["type"] == "recurrent_residual"
+                                              else ["norm_act", "act_norm", "pre_activation"]))
     if block["activation"] == "leaky_relu" and draw(st.booleans()):
         block["negative_slope"] = draw(st.sampled_from([0.01, 0.1]))
     if draw(st.booleans()):

@@ -261,8 +261,10 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
         extra = {"floor": True} if down.odd_sizes == "floor" else {}
         return g.add(f"enc{level}_pool", kind, (x,), g.channels(x), group=group, path=path, factor=compact(factor),
                      **extra)
-    leaves, into = r.encoder.stages[level - 1], r.encoder.stages[level]
+    first = 2 if stem_strides(r) else 0  # levels before encoder.stages[0]: the stem's own
+    into = r.encoder.stages[level - first]  # the stage it down-samples into
     if isinstance(down, BlockDown):  # the encoder's block, strided, to the next level's filters
+        leaves = r.encoder.stages[level - first - 1] if level > first else r.encoder.stem
         return plan_block(g, r, x, f"enc{level}_down", into.filters, leaves.convs, tuple(leaves.kernel_size),
                           factor, decoder=False, group=group, stage_path=path)
     assert isinstance(down, StridedConv)

@@ -83,9 +83,11 @@ class _BlockBase(Strict):
     """Dropout rate applied at the end of each block; 0 adds no layer."""
     padding: Padding | None = None
     """Padding of this block's convs; null takes the top-level ``padding``."""
-    order: Literal["norm_act", "act_norm"] = "norm_act"
+    order: Literal["norm_act", "act_norm", "pre_activation"] = "norm_act"
     """After each conv: the norm then the activation, or the activation then the norm (nnU-Net's
-    ``nonlin_first``)."""
+    ``nonlin_first``); or pre_activation: the norm and the activation before each conv, none after
+    (He et al. 2016, "Identity mappings"; MONAI's SegResNet), so a residual block adds its shortcut
+    after its last conv with nothing after the addition."""
     se: SqueezeExcite | None = None
     """Squeeze-and-excitation (Hu et al. 2018) on the block's output channels, after its last conv
     (and that conv's norm and activation); in a residual block before the addition, as SE-ResNet.

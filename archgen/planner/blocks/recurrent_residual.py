@@ -31,6 +31,10 @@ def plan(g, site: BlockSite, block: RecurrentResidualBlock, x: str) -> str:
         raise PlanError("a recurrent residual block ends in an addition, so it has no last conv to leave "
                         "plain; use a conv or residual decoder block, or remove last_conv_only",
                         path="decoder.last_conv_only", value=True)
+    if block.order == "pre_activation":
+        raise PlanError("a recurrent unit adds each conv's output to its input and convolves again, so it has "
+                        "no place for a norm before each conv; use norm_act or act_norm",
+                        path=site.path + ".order", value=block.order)
     return plan_recurrent_block(g, site.padding, x, site.prefix, site.filters, site.convs, site.kernel, site.stride,
                                 block=block, group=site.group, path=site.path,
                                 fused=fusable(block.activation, block.negative_slope))
