@@ -191,17 +191,17 @@ def plan_stem(g: Graph, r: ArchSpec, x: str) -> str:
 
 
 def plan_stem_pool(g: Graph, r: ArchSpec, x: str) -> str:
-    """The stem's max pooling into the first stage (``stem_pool``, after a ``stem_pool_pad`` of
-    (kernel - 1) // 2 zeros on both sides), where it has one."""
+    """The stem's max pooling into the first stage, where it has one: the down-sampling after level
+    2 (``enc2_pool``, after an ``enc2_pool_pad`` of (kernel - 1) // 2 zeros on both sides)."""
     pool = r.encoder.stem.pool
     if pool is None:
         return x
     c, edge, path = g.channels(x), (pool.kernel_size - 1) // 2, "encoder.stem.pool"
     if edge:
-        x = g.add("stem_pool_pad", "pad", (x,), c, group="enc2", path=path, amounts=((edge, edge),) * r.ndim,
+        x = g.add("enc2_pool_pad", "pad", (x,), c, group="enc2", path=path, amounts=((edge, edge),) * r.ndim,
                   stride=pool.factor)
     # As PyTorch's and Keras's pooling: a remainder is dropped.
-    return g.add("stem_pool", "maxpool", (x,), c, group="enc2", path=path, factor=pool.factor,
+    return g.add("enc2_pool", "maxpool", (x,), c, group="enc2", path=path, factor=pool.factor,
                  window=pool.kernel_size, floor=True)
 
 

@@ -15,10 +15,11 @@ def level_names(plan: Plan) -> list[str]:
 
 
 def level_output(plan: Plan, group: str) -> LayerPlan:
-    """The level's feature map: its last layer, except an encoder's down-sampling (which belongs
-    to the step to the next level, and whose output is not what the skip carries)."""
+    """The level's feature map: its last layer, except an encoder's down-sampling and the padding
+    before it (they belong to the step to the next level, and their output is not what the skip
+    carries)."""
     down = (f"{group}_pool", f"{group}_down")
-    return [layer for layer in plan.layers if layer.group == group and layer.name not in down][-1]
+    return [layer for layer in plan.layers if layer.group == group and not layer.name.startswith(down)][-1]
 
 
 def head_source(plan: Plan, head: LayerPlan) -> str:

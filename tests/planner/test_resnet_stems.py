@@ -10,6 +10,7 @@ import pytest
 
 import archgen
 from archgen.errors import PlanError
+from archgen.report.diagram_levels import level_output
 
 RESNET = """
 input: {shape: [64, 96, 3]}
@@ -41,15 +42,18 @@ def test_a_striding_stem_is_two_levels_of_its_own():
     plan = archgen.plan(RESNET)
     groups = {layer.name: layer.group for layer in plan.layers}
     assert groups["stem_input_norm"] == "enc1"  # level 1: the input, normalised
-    assert {groups[n] for n in ("stem_conv1_pad", "stem_conv1", "stem_norm1", "stem_act1", "stem_pool")} == {"enc2"}
+    assert {groups[n] for n in ("stem_conv1_pad", "stem_conv1", "stem_norm1", "stem_act1", "enc2_pool")} == {"enc2"}
     assert plan.layer("stem_conv1").shape == (32, 48, 8) and plan.layer("stem_conv1").attrs["kernel"] == 7
-    assert plan.layer("stem_pool_pad").shape == (34, 50, 8) and plan.layer("stem_pool").shape == (16, 24, 8)
-    assert plan.layer("enc3_block1_norm1").inputs == ("stem_pool",)  # the first stage is level 3
+    # the pool is the down-sampling after level 2, named as one
+    assert plan.layer("enc2_pool_pad").shape == (34, 50, 8) and plan.layer("enc2_pool").shape == (16, 24, 8)
+    assert plan.layer("enc3_block1_norm1").inputs == ("enc2_pool",)  # the first stage is level 3
     assert plan.depth == 4 and plan.output_shapes == {"mask": (64, 96, 1)}
     # the decoder joins the stem's activated output at level 2; level 1 has no skip
     assert plan.layer("dec2_concat").inputs == ("dec2_up", "stem_act1")
     assert "dec1_concat" not in names(plan) and plan.layer("dec1_conv1").inputs == ("dec1_up",)
     assert plan.sizes.period == 16 and plan.sizes.offset == 0  # 2 (stem) x 2 (pool) x 2 x 2 (stages)
+    # the diagram's level 2 is the stem's output, not the pool's
+    assert level_output(plan, "enc2").name == "stem_act1" and level_output(plan, "enc1").name == "stem_input_norm"
 
 
 def test_the_input_norm_learns_a_shift_and_keeps_statistics():
@@ -83,7 +87,7 @@ def test_project_first_block_projects_where_nothing_changes():
     assert "enc3_block2_proj" not in names(with_projection)
     without = archgen.plan(RESNET.replace("project: first_block, ", ""))
     assert "enc3_block1_proj" not in names(without)
-    assert without.layer("enc3_block1_residual").inputs == ("enc3_block1_conv2", "stem_pool")
+    assert without.layer("enc3_block1_residual").inputs == ("enc3_block1_conv2", "enc2_pool")
     assert with_projection.total_params - without.total_params == 8 * 8
 
 
