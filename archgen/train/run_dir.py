@@ -71,10 +71,12 @@ class RunDir:
         shown = str(self.path)
         if os.path.lexists(self.path) and not self.path.is_dir():
             raise RunError("is not a folder", path="--output", value=shown)
-        if not self.path.exists():
+        if not self.path.exists():  # made with its missing parents; the nearest existing one must take them
             parent = self.path.parent
+            while not os.path.lexists(parent) and parent != parent.parent:
+                parent = parent.parent
             if not parent.is_dir():
-                raise RunError(f"folder {printable(str(parent))!r} does not exist", path="--output", value=shown)
+                raise RunError(f"{printable(str(parent))!r} is not a folder", path="--output", value=shown)
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise RunError(f"folder {printable(str(parent))!r} is not writable", path="--output", value=shown)
             return

@@ -17,6 +17,11 @@ def test_the_corpus_holds_every_kind_of_bad_data():
             "empty_validation", "data_is_a_file"} <= set(CASES)
 
 
+def test_the_readme_count_is_current():
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"`tests/corpus/train/` holds {len(CASES)}\n  bad data cases" in readme
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_bad_data_gives_its_exact_error(cli, case, monkeypatch, tmp_path):
     monkeypatch.chdir(CORPUS)

@@ -66,10 +66,10 @@ def _image(workdir):
 
 @pytest.mark.slow
 def test_text_output_names_the_files(cli, workdir):
-    code, out, err = cli("train", "tiny.yaml", "--data", "data", "-o", "run", "-q")
+    code, out, err = cli("train", "tiny.yaml", "--data", "data", "-o", "runs/first/run", "-q")  # parents made
     assert code == 0, err
     assert out.splitlines()[0].startswith("tiny: 7,407 params, 12 steps in ")
-    assert "wrote run/model.keras" in out and err == ""
+    assert "wrote runs/first/run/model.keras" in out and err == ""
 
 
 @pytest.mark.slow
