@@ -64,7 +64,7 @@ def load_dataset(folder: Path, key: str, *, ndim: int, channels: int, min_size: 
 
     pairs = list_cases(folder, key, images, masks)
     budget = int(available_memory() * MEMORY_SHARE)
-    on_disk = sum(p.image.stat().st_size + p.mask.stat().st_size for p in pairs)
+    on_disk = sum(_file_size(p.image, folder, images) + _file_size(p.mask, folder, masks) for p in pairs)
     if on_disk > budget:
         raise DataError(f"holds {_bytes(on_disk)} of images and masks; archgen train keeps them in memory, "
                         f"and {_bytes(budget)} (half the memory free) is the most it takes", path=key,
@@ -86,6 +86,13 @@ def load_dataset(folder: Path, key: str, *, ndim: int, channels: int, min_size: 
         for case in train:
             case.locations = foreground_locations(case.target, rng)
     return Dataset(train, val, normalization)
+
+
+def _file_size(path: Path, folder: Path, sub: str) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as exc:  # a link to nothing, a file gone since the listing
+        raise DataError(f"cannot be read: {exc.strerror}", path=f"data.{sub}", value=f"{sub}/{path.name}") from None
 
 
 def _validation_names(names: list[str], validation: float | list[str], seed: int) -> set[str]:

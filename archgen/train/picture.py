@@ -18,7 +18,9 @@ PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0,
                     [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212],
                     [0, 128, 128], [220, 190, 255], [170, 110, 40], [255, 250, 200], [128, 0, 0]], dtype=np.uint8)
 GAP = 4  # pixels of white between the panels
-MIN_HEIGHT = 128  # small images are enlarged (nearest) to at least this many rows
+MIN_HEIGHT = 128  # small images are enlarged (nearest) to at least this many rows...
+MAX_WIDTH = 1024  # ...while a panel stays at most this wide
+SIGNAL_ROWS = 16  # a 1D signal is drawn as a band of this many rows
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -39,7 +41,7 @@ def _slice(array: np.ndarray, ndim: int) -> np.ndarray:
     if ndim == 3:
         return array[array.shape[0] // 2]
     if ndim == 1:
-        return array[None]
+        return np.repeat(array[None], SIGNAL_ROWS, axis=0)
     return array
 
 
@@ -64,8 +66,8 @@ def panels(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray, ndim: in
         t, p = _slice(truth[..., 0], ndim), _slice(predicted[..., 0], ndim)
         lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
         shown += [_grey(t, lo, hi), _grey(p, lo, hi)]
-    height = shown[0].shape[0]
-    scale = max(1, -(-MIN_HEIGHT // height))
+    height, width = shown[0].shape[:2]
+    scale = max(1, min(-(-MIN_HEIGHT // height), MAX_WIDTH // width))
     shown = [np.repeat(np.repeat(s, scale, axis=0), scale, axis=1) for s in shown]
     gap = np.full((shown[0].shape[0], GAP, 3), 255, np.uint8)
     return np.concatenate([shown[0], gap, shown[1], gap, shown[2]], axis=1)

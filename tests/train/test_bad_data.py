@@ -86,3 +86,9 @@ def test_an_unreadable_file(folder):
 def test_a_missing_masks_folder(folder):
     shutil.rmtree(folder / "masks")
     assert message(folder) == "data.masks=masks: no such folder"
+
+
+def test_a_link_to_nothing(folder):
+    os.remove(folder / "images" / "case_002.png")
+    os.symlink("/nonexistent/case.png", folder / "images" / "case_002.png")
+    assert message(folder) == "data.images=images/case_002.png: cannot be read: No such file or directory"
