@@ -189,6 +189,9 @@ def _skips(spec: ArchSpec, depth: int) -> list[int]:
 def resolved_data(spec: ArchSpec) -> dict[str, Any]:
     """The canonical form as plain data: only the keys that the stages do not replace."""
     data = _spell_out(spec).model_dump(mode="json")
+    for section in ("data", "augment", "train"):  # training sections a config leaves out stay out
+        if data.get(section) is None:
+            data.pop(section, None)
     enc, dec = data["encoder"], data["decoder"]
     dec["upsample"].pop("factor")
     dec["upsample"].pop("keep_channels", None)
