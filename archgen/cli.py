@@ -87,6 +87,12 @@ def _parser(command: str) -> argparse.ArgumentParser:
                        help="optimizer whose state the training estimate counts (default adam)")
         p.add_argument("--fit", metavar="BYTES", help="memory budget, e.g. 24GiB: the largest training batch "
                        "at this size, and the largest legal input at --batch, that fit")
+        p.add_argument("--backend", metavar="tensorflow|jax|torch",
+                       help="Keras back end whose memory profile the memory figures use (default: $KERAS_BACKEND, "
+                            "else tensorflow)")
+        p.add_argument("--device", metavar="cpu|gpu", default="cpu",
+                       help="device whose memory profile the memory figures use (default cpu: the only device with "
+                            "calibrated profiles so far)")
     if command == "diagram":
         p.add_argument("-o", "--output", type=Path, help="file to write (default: <name>.svg / .dot; - for stdout)")
         p.add_argument("--format", choices=("svg", "dot", "png"), default="svg",
@@ -333,14 +339,16 @@ def _print_sizes(args: argparse.Namespace) -> int:
 
 def _print_plan(args: argparse.Namespace, spec, plan) -> int:
     from archgen.planner.cost import plan_cost
+    from archgen.planner.profiles import memory_profile
 
-    cost = plan_cost(plan, args.batch, args.dtype, args.optimizer)
-    fit = _fit(spec, plan, args) if args.fit else None
+    profile = memory_profile(args.backend, args.device)
+    cost = plan_cost(plan, args.batch, args.dtype, args.optimizer, profile)
+    fit = _fit(spec, plan, args, profile) if args.fit else None
     if args.json:
         from archgen.report.data import plan_to_dict
 
         print(json.dumps({"command": "summary", **plan_to_dict(plan), "cost": cost.as_dict(),
-                          **({"fit": fit} if fit else {})}, indent=2))
+                          "memory_profile": profile.as_dict(), **({"fit": fit} if fit else {})}, indent=2))
         return 0
     from archgen.report.summary import print_fit, print_summary
 
@@ -351,21 +359,21 @@ def _print_plan(args: argparse.Namespace, spec, plan) -> int:
     return 0
 
 
-def _fit(spec, plan, args: argparse.Namespace) -> dict:
+def _fit(spec, plan, args: argparse.Namespace, profile) -> dict:
     from archgen.planner.cost import parse_bytes, training_bytes
     from archgen.planner.fit import max_batch, max_size
 
     budget = parse_bytes(args.fit, "--fit", unit_required=True)
-    best = max_size(spec, budget, args.batch, args.dtype, args.optimizer)
+    best = max_size(spec, budget, args.batch, args.dtype, args.optimizer, profile)
     dynamic = any(s is None for s in plan.input_shape)
     return {
-        "budget_bytes": budget, "dtype": args.dtype, "optimizer": args.optimizer,
-        "max_batch": None if dynamic else max_batch(plan, budget, args.dtype, args.optimizer),
+        "budget_bytes": budget, "dtype": args.dtype, "optimizer": args.optimizer, "profile": profile.key,
+        "max_batch": None if dynamic else max_batch(plan, budget, args.dtype, args.optimizer, profile),
         "at_input_shape": list(plan.input_shape),
         "batch": args.batch,
         "max_input_shape": None if best is None else list(best.input_shape),
         "max_input_training_bytes": None if best is None else training_bytes(best, args.batch, args.dtype,
-                                                                           args.optimizer),
+                                                                           args.optimizer, profile),
     }
 
 

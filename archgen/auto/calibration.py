@@ -2,6 +2,14 @@
 
 DTYPE = "float32"
 OPTIMIZER = "adam"
-CALIBRATION_NOTE = ("calibrated against TensorFlow 2.21 on CPU; on an H200 with Keras on JAX it was 0.84-2.1x the "
-                    "measured peak (benchmarks/gpu_throughput.py)")
-CALIBRATION = f"archgen's training estimate (float32, Adam), {CALIBRATION_NOTE}"
+DEVICE = "gpu"  # auto sizes patch and batch for where training happens
+
+
+def calibration_note(profile) -> str:
+    """How far ``profile``'s figures (``archgen.planner.profiles``) were calibrated, in words."""
+    return f"memory profile {profile.key} ({profile.status}): {profile.measured}"
+
+
+def calibration(profile) -> str:
+    """The ``memory_calibration`` of ``--json``."""
+    return f"archgen's training estimate ({DTYPE}, Adam), {calibration_note(profile)}"

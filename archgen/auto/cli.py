@@ -48,6 +48,11 @@ def add_auto_arguments(parser: argparse.ArgumentParser) -> None:
                              "estimate of the planned network (calibrated for TensorFlow on CPU) against --fit "
                              "in bytes; nnunet = nnU-Net's feature-map estimate against its reference values "
                              "(nnU-Net's decisions exactly; --fit 8GB is gpu_memory_target_in_gb=8)")
+    parser.add_argument("--backend", metavar="tensorflow|jax|torch",
+                        help="Keras back end the network will train on: its memory profile sizes patch and batch "
+                             "with --memory archgen (default: $KERAS_BACKEND, else tensorflow)")
+    parser.add_argument("--device", metavar="cpu|gpu",
+                        help="device it will train on, whose memory profile --memory archgen uses (default gpu)")
     parser.add_argument("--configuration", choices=CONFIGURATIONS,
                         help="which configuration to write (default: 3d_fullres, or 2d for a 2D dataset)")
     parser.add_argument("--name", help="model name in the config (default: auto_<configuration>)")
@@ -79,6 +84,21 @@ def _dataset(args: argparse.Namespace):
                         args.classes, args.cases)
 
 
+def _profile(args: argparse.Namespace):
+    """The memory profile of ``--backend`` on ``--device`` (default: the GPU's); None with ``--memory nnunet``,
+    which has no use for one."""
+    from archgen.auto.calibration import DEVICE
+    from archgen.planner.profiles import memory_profile
+
+    if args.memory == "nnunet":
+        for option, value in (("--backend", args.backend), ("--device", args.device)):
+            if value is not None:
+                raise SpecError("chooses the memory profile of --memory archgen; --memory nnunet sizes the patch "
+                                "by nnU-Net's reference values", path=option, value=value)
+        return None
+    return memory_profile(args.backend, args.device or DEVICE)
+
+
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")  # the schema's rule for a model name
 
 
@@ -93,8 +113,9 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> tuple[di
                         value=args.name)
     family = FAMILIES[args.family]
     gb = parse_gb(args.fit) if args.fit is not None else family.default_gb
+    profile = _profile(args)
     dataset = _dataset(args)
-    result = plan_dataset(dataset, family, gb, args.memory)
+    result = plan_dataset(dataset, family, gb, args.memory, profile)
     configs = result["configurations"]
     conf = args.configuration or ("3d_fullres" if "3d_fullres" in configs else "2d")
     if conf not in configs:
@@ -136,7 +157,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
         conf = args.configuration or ("3d_fullres" if "3d_fullres" in result["configurations"] else "2d")
         c = result["configurations"][conf]
         why = c["_why"]
-        memory = (f"memory model archgen: {why['memory_estimate_bytes'] / 2**30:.2f} GiB of "
+        memory = (f"memory model archgen, profile {why['memory_profile']}: {why['memory_estimate_bytes'] / 2**30:.2f} GiB of "
                   f"{why['memory_budget_bytes'] / 2**30:.2f} GiB" if why["memory_model"] == "archgen"
                   else "memory model nnunet")
         print(f"{printable(str(path), 10_000)}: {conf}, patch {c['patch_size']}, batch {c['batch_size']}, "

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from archgen.auto.calibration import CALIBRATION_NOTE
+from archgen.auto.calibration import calibration_note
 from archgen.auto.records import FAMILIES, Dataset, Family
 
 
@@ -198,6 +198,20 @@ def _gib(n: int) -> str:
     return f"{n:,} bytes ({n / 2**30:.2f} GiB)"
 
 
+def _profile_options(why: dict) -> str:
+    """The ``summary`` options that name the profile (none for summary's default, tensorflow/cpu)."""
+    backend, _, device = why["memory_profile"].partition("/")
+    return "".join(f" --{k} {v}" for k, v, default in (("backend", backend, "tensorflow"), ("device", device, "cpu"))
+                   if v != default)
+
+
+def _profile_note(why: dict) -> str:
+    """How far the memory profile that sized the patch was calibrated."""
+    from archgen.planner.profiles import profile_named
+
+    return calibration_note(profile_named(why["memory_profile"]))
+
+
 def _memory_notes(result: dict, conf: dict, family: Family) -> tuple[str, list[tuple[int, str]]]:
     """How the patch shrink ended, and which memory model sized the patch and batch, with its figures."""
     why = conf["_why"]
@@ -210,8 +224,8 @@ def _memory_notes(result: dict, conf: dict, family: Family) -> tuple[str, list[t
     return (f"archgen's training estimate of this network for a batch of 2 fits the budget: "
             f"{_gib(why['memory_estimate_batch_2_bytes'])} <= {_gib(why['memory_budget_bytes'])} (--fit, {at}).",
             [(0, f"Memory model: archgen (--memory archgen, the default): the training estimate `archgen summary "
-                 f"--fit` reports ({why['memory_dtype']}, {why['memory_optimizer']}: weights, gradients, optimizer "
-                 f"state, activations at the step's peak, TensorFlow's runtime), {CALIBRATION_NOTE}. The batch is the "
+                 f"--fit{_profile_options(why)}` reports ({why['memory_dtype']}, {why['memory_optimizer']}: weights, gradients, optimizer "
+                 f"state, activations at the step's peak, the runtime), {_profile_note(why)}. The batch is the "
                  f"largest that fits: {_gib(why['memory_estimate_bytes'])} at batch {conf['batch_size']}. nnU-Net's "
                  f"heuristic (--memory nnunet) counts {nnunet} for this patch.")])
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import yaml
 
-from archgen.auto.calibration import DTYPE, OPTIMIZER
+from archgen.auto.calibration import DEVICE, DTYPE, OPTIMIZER
 from archgen.auto.config import network_yaml
 from archgen.auto.records import Family, Topology, features_per_stage
 
@@ -55,8 +55,11 @@ class ArchgenMemory:
 
     name = "archgen"
 
-    def __init__(self, family: Family, channels: int, classes: int, budget_bytes: int):
+    def __init__(self, family: Family, channels: int, classes: int, budget_bytes: int, profile=None):
+        from archgen.planner.profiles import memory_profile
+
         self.family, self.channels, self.classes = family, channels, classes
+        self.profile = profile or memory_profile(None, DEVICE)  # where training would run: the GPU
         self.budget = int(budget_bytes)
         self._costs: dict[tuple, tuple[int, int]] = {}  # candidate -> (fixed bytes, bytes per sample)
         self._specs: dict[tuple, object] = {}  # topology -> spec: parsing YAML costs as much as planning
@@ -73,8 +76,8 @@ class ArchgenMemory:
                 conf = topology_configuration(topo, self.family)
                 self._specs[shape] = spec_of(conf, self.family, self.channels, self.classes)
             plan = make_plan(with_patch(self._specs[shape], list(topo.patch)))
-            per_sample = activation_bytes(plan, 1, DTYPE)
-            self._costs[key] = (training_bytes(plan, 1, DTYPE, OPTIMIZER) - per_sample, per_sample)
+            per_sample = activation_bytes(plan, 1, DTYPE, self.profile)
+            self._costs[key] = (training_bytes(plan, 1, DTYPE, OPTIMIZER, self.profile) - per_sample, per_sample)
             self.plans_made += 1
         return self._costs[key]
 

@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from archgen.auto.calibration import CALIBRATION, DTYPE, OPTIMIZER
+from archgen.auto.calibration import DTYPE, OPTIMIZER, calibration
 from archgen.auto.memory import ArchgenMemory
 from archgen.auto.records import FAMILIES, Dataset, Family, Topology, features_per_stage  # noqa: F401  (re-exported)
 from archgen.errors import SpecError
@@ -273,7 +273,7 @@ def _memory_why(memory, topo: Topology, batch_size: int) -> dict[str, Any]:
     return {"memory_model": "archgen", "memory_estimate_bytes": memory.training_bytes(topo, batch_size),
             "memory_estimate_batch_2_bytes": memory.training_bytes(topo, MIN_BATCH),
             "memory_budget_bytes": memory.budget, "memory_dtype": DTYPE, "memory_optimizer": OPTIMIZER,
-            "memory_calibration": CALIBRATION}
+            "memory_profile": memory.profile.key, "memory_calibration": calibration(memory.profile)}
 
 
 def target_spacing(ds: Dataset) -> np.ndarray:
@@ -300,16 +300,18 @@ def compute_new_shape(old_shape, old_spacing, new_spacing) -> list[int]:
     return [int(round(i / j * k)) for i, j, k in zip(old_spacing, new_spacing, old_shape)]
 
 
-def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str = "archgen") -> dict[str, Any]:
+def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str = "archgen",
+                 profile=None) -> dict[str, Any]:
     """``plan_experiment``: the 3d_fullres, 3d_lowres (when made) and 2d configurations.
 
     ``memory_model``: "nnunet" (its reference-VRAM heuristic, nnU-Net's decisions exactly) or
-    "archgen" (archgen's training estimate against ``gpu_gb`` x 10^9 bytes).
+    "archgen" (archgen's training estimate against ``gpu_gb`` x 10^9 bytes, by the memory ``profile``:
+    default the GPU's of ``$KERAS_BACKEND``, else TensorFlow's; ``archgen.planner.profiles``).
     """
     cache: dict = {}
     memory = None
     if memory_model == "archgen":
-        memory = ArchgenMemory(family, ds.channels, ds.classes, round(gpu_gb * 1e9))
+        memory = ArchgenMemory(family, ds.channels, ds.classes, round(gpu_gb * 1e9), profile)
     elif memory_model != "nnunet":
         raise SpecError("expected archgen or nnunet", path="--memory", value=memory_model)
     fullres = target_spacing(ds)

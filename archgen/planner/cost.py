@@ -48,6 +48,7 @@ from archgen.errors import ArchgenError
 from archgen.kinds import kind_of
 from archgen.kinds.memory import CONV_COPIES, NORM_KEPT, NORM_TEMPORARIES  # noqa: F401  (the memory model's constants)
 from archgen.planner.ir import LayerPlan, Plan
+from archgen.planner.profiles import DEFAULT, MemoryProfile
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 WEIGHT_BYTES = 4
@@ -67,6 +68,7 @@ class Cost:
     training_bytes: int | None
     receptive_field: int  # the widest over the spatial axes
     receptive_fields: tuple[int, ...]  # per spatial axis
+    profile: str = DEFAULT.key  # the memory profile of the memory figures (archgen.planner.profiles)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -82,11 +84,14 @@ def layer_elements(plan: Plan) -> dict[str, int] | None:
     return out
 
 
-def inference_peak_elements(plan: Plan, elements: dict[str, int], workspace: bool = False) -> int:
+def inference_peak_elements(plan: Plan, elements: dict[str, int], workspace: bool = False,
+                            keep_outputs: bool = False, profile: MemoryProfile | None = None) -> int:
     """The most elements (one sample) alive at once when the layers run in build order; a
-    tensor lives until its last consumer has run. ``workspace``: add, while a 1D/2D conv runs,
+    tensor lives until its last consumer has run (with ``keep_outputs``, until the pass ends: Keras's
+    functional model run eagerly keeps every output). ``workspace``: add, while a 1D/2D conv runs,
     copies of its input and output (measured on CPU: TensorFlow's 2D convs hold them, its 3D
-    convs do not)."""
+    convs do not). ``profile``: its conv scratch (``MemoryProfile.scratch``) while a conv runs."""
+    shapes = {layer.name: layer.shape for layer in plan.layers}
     last_use = {}
     for i, layer in enumerate(plan.layers):
         for name in layer.inputs:
@@ -98,9 +103,11 @@ def inference_peak_elements(plan: Plan, elements: dict[str, int], workspace: boo
         extra = 0
         if workspace and plan.ndim <= 2 and layer.kind in ("conv", "conv_transpose"):
             extra = elements[layer.name] + sum(elements[m] for m in layer.inputs)
+        if profile is not None:
+            extra += profile.scratch(layer, shapes)
         peak = max(peak, live + extra)
         for name in set(layer.inputs):
-            if last_use[name] == i and name not in outputs:
+            if last_use[name] == i and name not in outputs and not keep_outputs:
                 live -= elements[name]
     return peak
 
@@ -270,21 +277,24 @@ def _end_tables(plan: Plan, maps: dict, source: str, heads: set[str], period: in
     return tables
 
 
-def _saved_by(layer: LayerPlan, elements: dict[str, int]) -> tuple[list[str], int]:
+def _saved_by(layer: LayerPlan, elements: dict[str, int],
+              profile: MemoryProfile = DEFAULT) -> tuple[list[str], int]:
     """What ``layer``'s backward pass reads, in TensorFlow: the names of tensors of the plan it
-    keeps alive until then, and the elements of its own intermediates it keeps (``LayerKind.saved``)."""
-    return kind_of(layer.kind).saved(layer, elements)
+    keeps alive until then, and the elements of its own intermediates it keeps (``LayerKind.saved``,
+    with ``profile``'s norm copies)."""
+    return profile.saved(kind_of(layer.kind), layer, elements)
 
 
-RUNTIME_BYTES = 200 * 2**20  # measured: TensorFlow's CPU runtime beyond its tensors in a training step
+RUNTIME_BYTES = DEFAULT.runtime_bytes  # measured: TensorFlow's CPU runtime beyond its tensors in a training step
 
 
-def _backward_workspace(layer: LayerPlan, elements: dict[str, int]) -> int:
-    """Temporaries of one layer's backward pass beyond the gradients it returns (``LayerKind.workspace``)."""
-    return kind_of(layer.kind).workspace(layer, elements)
+def _backward_workspace(layer: LayerPlan, elements: dict[str, int], profile: MemoryProfile = DEFAULT) -> int:
+    """Temporaries of one layer's backward pass beyond the gradients it returns (``LayerKind.workspace``,
+    with ``profile``'s conv copies and norm temporaries)."""
+    return profile.workspace(kind_of(layer.kind), layer, elements)
 
 
-def train_peak_elements(plan: Plan, elements: dict[str, int]) -> int:
+def train_peak_elements(plan: Plan, elements: dict[str, int], profile: MemoryProfile = DEFAULT) -> int:
     """Peak elements (one sample) alive during a TensorFlow training step, by simulation.
 
     Forward in build order: each output lives until its last consumer has run, or, when a
@@ -297,11 +307,12 @@ def train_peak_elements(plan: Plan, elements: dict[str, int]) -> int:
     input batch is alive throughout; gradients with respect to it are not computed.
     """
     layers = {layer.name: layer for layer in plan.layers}
+    shapes = {layer.name: layer.shape for layer in plan.layers}
     readers: dict[str, int] = {}  # backward passes that read a tensor
     extra: dict[str, int] = {}
     saved: dict[str, list[str]] = {}
     for layer in plan.layers:
-        names, extra[layer.name] = _saved_by(layer, elements)
+        names, extra[layer.name] = _saved_by(layer, elements, profile)
         saved[layer.name] = names
         for name in set(names):
             readers[name] = readers.get(name, 0) + 1
@@ -319,11 +330,16 @@ def train_peak_elements(plan: Plan, elements: dict[str, int]) -> int:
         alive.add(layer.name)
         if layer.name in heads:
             live += 2 * elements[layer.name]
-        peak = max(peak, live)
+        peak = max(peak, live + profile.scratch(layer, shapes))
         for name in set(layer.inputs):
-            if last_use[name] == i and not readers.get(name) and name not in heads and layers[name].kind != "input":
+            if (last_use[name] == i and not readers.get(name) and name not in heads and layers[name].kind != "input"
+                    and not profile.keeps_outputs):
                 live -= elements[name]
                 alive.discard(name)
+    if profile.keeps_outputs:  # the forward pass has returned: what no backward pass reads goes
+        for name in [n for n in alive if not readers.get(n) and n not in heads]:
+            live -= elements[name]
+            alive.discard(name)
     needs_grad: dict[str, bool] = {}  # a gradient with respect to this output is computed
     for layer in plan.layers:
         needs_grad[layer.name] = layer.kind != "input" and (
@@ -342,7 +358,7 @@ def train_peak_elements(plan: Plan, elements: dict[str, int]) -> int:
             live -= n  # the labels' share of the loss's tensors
         fused = layer.kind in ("conv", "conv_transpose") and (layer.attrs.get("activation") or "linear") != "linear"
         temp = n if fused else 0  # the gradient of a conv's pre-activation
-        temp += _backward_workspace(layer, elements)
+        temp += _backward_workspace(layer, elements, profile) + profile.scratch(layer, shapes)
         for m in layer.inputs:
             if needs_grad[m]:
                 live += elements[m]
@@ -362,43 +378,56 @@ def train_peak_elements(plan: Plan, elements: dict[str, int]) -> int:
     return peak
 
 
-def activation_bytes(plan: Plan, batch: int = 1, dtype: str = "float32") -> int | None:
+def activation_bytes(plan: Plan, batch: int = 1, dtype: str = "float32", profile: MemoryProfile | None = None) -> int | None:
     """The part of a training step's memory that grows with the batch: the tensors alive at the
-    step's peak (``train_peak_elements``) for ``batch`` samples in ``dtype``; None when a size
-    is left open."""
+    step's peak (``train_peak_elements``) for ``batch`` samples in ``dtype``, times ``profile``'s
+    activation scale (and 16-bit scale); None when a size is left open."""
+    profile = profile or DEFAULT
     elements = layer_elements(plan)
-    return None if elements is None else train_peak_elements(plan, elements) * DTYPE_BYTES[dtype] * batch
+    if elements is None:
+        return None
+    scale = profile.activation_scale * (profile.half_scale if DTYPE_BYTES[dtype] < 4 else 1)
+    return int(train_peak_elements(plan, elements, profile) * DTYPE_BYTES[dtype] * scale) * batch  # linear in the batch
 
 
-def training_bytes(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str = "adam") -> int | None:
-    """Weights, gradients and optimizer slots (float32), ``activation_bytes`` and TensorFlow's
-    runtime constant ``RUNTIME_BYTES``: the batch-independent part plus ``activation_bytes``
-    (``fit.max_batch`` relies on that split)."""
-    activations = activation_bytes(plan, batch, dtype)
-    state = plan.total_params * WEIGHT_BYTES * (2 + OPTIMIZER_SLOTS[optimizer]) + RUNTIME_BYTES
+def training_bytes(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str = "adam",
+                   profile: MemoryProfile | None = None) -> int | None:
+    """Weights, gradients and optimizer slots (float32, and ``profile``'s update temporaries),
+    ``activation_bytes`` and the profile's runtime constant (TensorFlow on CPU: ``RUNTIME_BYTES``):
+    the batch-independent part plus ``activation_bytes`` (``fit.max_batch`` relies on that split)."""
+    profile = profile or DEFAULT
+    activations = activation_bytes(plan, batch, dtype, profile)
+    buffers = 2 + OPTIMIZER_SLOTS[optimizer] + profile.update_buffers
+    state = plan.total_params * WEIGHT_BYTES * buffers + profile.runtime_bytes
     return None if activations is None else state + activations
 
 
-def plan_cost(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str = "adam") -> Cost:
-    """Cost of ``plan`` for ``batch`` samples computed in ``dtype``.
+def plan_cost(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str = "adam",
+              profile: MemoryProfile | None = None) -> Cost:
+    """Cost of ``plan`` for ``batch`` samples computed in ``dtype``, memory by ``profile`` (default
+    TensorFlow on CPU).
 
     >>> from archgen.spec import load_spec; from archgen.planner import make_plan
     >>> plan_cost(make_plan(load_spec("conf/unet.yaml"))).receptive_field  # doctest: +SKIP
     204
     """
+    profile = profile or DEFAULT
     elements = layer_elements(plan)
     weights = plan.total_params * WEIGHT_BYTES
-    peak = None if elements is None else (
-        weights + inference_peak_elements(plan, elements, workspace=True) * DTYPE_BYTES[dtype] * batch)
+    peak = None if elements is None else weights + profile.inference_runtime_bytes + batch * int(
+        inference_peak_elements(plan, elements, profile.inference_workspace, profile.keeps_outputs, profile)
+        * DTYPE_BYTES[dtype]
+        * profile.inference_scale * (profile.half_scale if DTYPE_BYTES[dtype] < 4 else 1))
     return Cost(
         batch=batch, dtype=dtype, optimizer=optimizer, params=plan.total_params,
         flops=None if plan.total_flops is None else plan.total_flops * batch,
         weight_bytes=weights,
-        activation_bytes=activation_bytes(plan, batch, dtype),
+        activation_bytes=activation_bytes(plan, batch, dtype, profile),
         inference_peak_bytes=peak,
-        training_bytes=training_bytes(plan, batch, dtype, optimizer),
+        training_bytes=training_bytes(plan, batch, dtype, optimizer, profile),
         receptive_field=max(fields := receptive_fields(plan)),
         receptive_fields=fields,
+        profile=profile.key,
     )
 
 

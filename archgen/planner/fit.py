@@ -5,15 +5,17 @@ from __future__ import annotations
 from archgen.planner.build import make_plan, size_rule
 from archgen.planner.cost import activation_bytes, training_bytes
 from archgen.planner.ir import Plan
+from archgen.planner.profiles import MemoryProfile
 from archgen.spec.model import ArchSpec
 
 
-def max_batch(plan: Plan, budget: int, dtype: str = "float32", optimizer: str = "adam") -> int:
-    """The largest batch whose training estimate fits ``budget`` bytes (0 if none does)."""
-    per_sample = activation_bytes(plan, 1, dtype)
+def max_batch(plan: Plan, budget: int, dtype: str = "float32", optimizer: str = "adam",
+              profile: MemoryProfile | None = None) -> int:
+    """The largest batch whose training estimate (by ``profile``) fits ``budget`` bytes (0 if none does)."""
+    per_sample = activation_bytes(plan, 1, dtype, profile)
     if per_sample is None:
         raise ValueError("a run-time input size has no memory estimate")
-    fixed = training_bytes(plan, 1, dtype, optimizer) - per_sample
+    fixed = training_bytes(plan, 1, dtype, optimizer, profile) - per_sample
     return max(0, (budget - fixed) // per_sample)
 
 
@@ -24,7 +26,7 @@ def with_size(spec: ArchSpec, n: int) -> ArchSpec:
 
 
 def max_size(spec: ArchSpec, budget: int, batch: int = 1, dtype: str = "float32",
-             optimizer: str = "adam") -> Plan | None:
+             optimizer: str = "adam", profile: MemoryProfile | None = None) -> Plan | None:
     """The plan at the largest legal size (the same on every spatial axis) whose training
     estimate for ``batch`` fits ``budget``; None when even the smallest legal size does not."""
     rule = size_rule(spec)
@@ -35,7 +37,7 @@ def max_size(spec: ArchSpec, budget: int, batch: int = 1, dtype: str = "float32"
         return make_plan(with_size(spec, rule.period * k + rule.offset))
 
     def fits(k: int) -> bool:
-        return training_bytes(plan_at(k), batch, dtype, optimizer) <= budget
+        return training_bytes(plan_at(k), batch, dtype, optimizer, profile) <= budget
 
     lo = rule.k_min
     if not fits(lo):

@@ -117,13 +117,17 @@ def summary_table(plan: Plan, width: int | None = None, wide: bool = False) -> t
 
 
 def cost_lines(cost: Cost) -> list[str]:
-    return [
+    from archgen.planner.profiles import DEFAULT, profile_named
+
+    profile = profile_named(cost.profile)
+    lines = [
         f"memory (batch {cost.batch}, {cost.dtype}): weights {fmt_bytes(cost.weight_bytes)}; "
         f"activations {fmt_bytes(cost.activation_bytes)}; inference peak {fmt_bytes(cost.inference_peak_bytes)}",
         f"training estimate {fmt_bytes(cost.training_bytes)} (weights + gradients + {cost.optimizer} state "
-        f"+ activations at the step's peak + TF runtime)",
+        f"+ activations at the step's peak + {profile.runtime_label})",
         receptive_field_line(cost.receptive_fields),
     ]
+    return lines if profile == DEFAULT else [*lines[:2], profile.note(), *lines[2:]]
 
 
 def receptive_field_line(fields: tuple[int, ...]) -> str:

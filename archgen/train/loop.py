@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,6 @@ class Outcome:
     train_seconds: float  # this session's seconds in fit, less validation
     steps_this_session: int
     devices: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def best_metric(setup: Setup) -> tuple[str, str]:

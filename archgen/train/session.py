@@ -51,6 +51,8 @@ def train_config(data: dict[str, Any], request: Request) -> dict[str, Any]:
     from archgen.train.run_dir import RunDir, RunError
     from archgen.train.setup import plan_training
 
+    if request.force and request.resume:
+        raise RunError("--force starts over and --resume continues: pass one of them", path="--resume")
     data = with_steps(data, request.steps)
     spec = validate(data)
     folder, key = _data_folder(spec, request)
@@ -76,8 +78,6 @@ def train_config(data: dict[str, Any], request: Request) -> dict[str, Any]:
     with data_parallel(setup.train.distribute, setup.train.batch_size) as devices:
         if state is None:
             run_dir.start(config_text, force=request.force)
-        elif request.force:
-            raise RunError("--force starts over; --resume continues: pass one", path="--resume")
         outcome = run(setup, dataset, run_dir, state, Progress(request.quiet), make_augment(setup.augment, setup.ndim),
                       devices)
         metrics = _metrics(setup, dataset, outcome, backend, time.perf_counter() - start)

@@ -109,6 +109,11 @@ def test_resume_refuses_another_config(cli, workdir):
                   "now; resume with the config it started with\n"
 
 
+def test_force_and_resume_are_one_or_the_other(cli, workdir):
+    code, _, err = cli("train", "tiny.yaml", "--data", "data", "-o", "run", "--force", "--resume")
+    assert code == 2 and err == "error: --resume: --force starts over and --resume continues: pass one of them\n"
+
+
 def test_bad_input_writes_nothing(cli, workdir):
     (workdir / "data" / "masks" / "case_003.png").unlink()
     code, out, err = cli("train", "tiny.yaml", "--data", "data", "-o", "run", "-q")
