@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from archgen.planner.ir import Plan
-    from archgen.spec.model import ArchSpec
+    from archgen.config.model import ArchSpec
 
 Config = Union[str, "os.PathLike[str]", Mapping[str, Any], "DictConfig", "ArchSpec"]
 
@@ -106,8 +106,8 @@ def _load(config: Any, overrides: Sequence[str]) -> tuple[ArchSpec, str]:
 
 
 def _spec(config: Any, overrides: list[str]) -> ArchSpec:
-    from archgen.spec.load import load_spec, read_yaml_text, validate
-    from archgen.spec.model import ArchSpec
+    from archgen.config.load import load_spec, read_yaml_text, validate
+    from archgen.config.model import ArchSpec
 
     if isinstance(config, ArchSpec):
         if not overrides:
@@ -143,7 +143,7 @@ def _check_no_hydra_keys(data: Any) -> None:
 
 
 def _compose(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    from archgen.spec.load import compose_data
+    from archgen.config.load import compose_data
 
     _check_no_hydra_keys(data)
     # Inside a running Hydra app Hydra's global state is the app's; composing overrides needs
@@ -209,8 +209,8 @@ def _dictconfig_data(cfg: DictConfig) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     from archgen.hydra_conf import from_node
-    from archgen.spec.guard import check_interpolations
-    from archgen.spec.read import check_tree
+    from archgen.config.guard import check_interpolations
+    from archgen.config.read import check_tree
 
     own = _full_key(cfg)
     try:

@@ -225,7 +225,7 @@ def _run(argv: list[str]) -> int:
         args._argv = list(rest)  # recorded in the files `auto` writes
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    from archgen.spec.sweep_value import SweepValueError
+    from archgen.config.sweep_value import SweepValueError
 
     try:
         return {"build": cmd_build, "summary": cmd_summary, "validate": cmd_validate, "schema": cmd_schema,
@@ -237,7 +237,7 @@ def _run(argv: list[str]) -> int:
 
 def _plan(args: argparse.Namespace):
     from archgen.planner import make_plan
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     spec = load_spec(args.config, args.overrides)
     _warn_unused(spec)
@@ -247,7 +247,7 @@ def _plan(args: argparse.Namespace):
 def _warn_unused(spec) -> None:
     """Keys the config sets that change nothing: on stderr, the exit code unchanged."""
     from archgen.errors import format_value
-    from archgen.spec.unused import unused_options
+    from archgen.config.unused import unused_options
 
     for path, value, why in unused_options(spec):
         print(f"warning: {path}={printable(format_value(value))}: does nothing here; {why}", file=sys.stderr)
@@ -297,8 +297,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.multirun:
         return _sweep("summary", args)
     if args.resolved:
-        from archgen.spec import load_spec
-        from archgen.spec.resolve import resolved_yaml
+        from archgen.config import load_spec
+        from archgen.config.resolve import resolved_yaml
 
         sys.stdout.write(resolved_yaml(load_spec(args.config, args.overrides)))
         return 0
@@ -314,7 +314,7 @@ def _print_sizes(args: argparse.Namespace) -> int:
     """``summary --sizes``: the legal sizes, also (above all) when the file's own size is not one."""
     from archgen.errors import PlanError
     from archgen.planner import make_plan
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     spec = load_spec(args.config, args.overrides)
     try:
@@ -444,7 +444,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from archgen.spec.schema import schema_json
+    from archgen.config.schema import schema_json
 
     sys.stdout.write(schema_json())
     return 0

@@ -38,7 +38,7 @@ from typing import Any, List, Optional, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from archgen.spec.model import ArchSpec
+from archgen.config.model import ArchSpec
 
 MISSING = "???"  # OmegaConf's mark for a value the config must give
 GROUP = "model"

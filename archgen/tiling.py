@@ -581,7 +581,7 @@ def plan_for_model(config: str | os.PathLike, model, overrides: Sequence[str] = 
 def plan_for_shape(config: str | os.PathLike, shape: Sequence[int | None], overrides: Sequence[str] = ()) -> Plan:
     """Plan ``config`` (with ``overrides``) at input ``shape`` = ``(*spatial, C)``, None for a free size."""
     from archgen.planner import make_plan
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     text = "[" + ",".join("null" if n is None else str(int(n)) for n in shape) + "]"
     return make_plan(load_spec(config, [*overrides, f"input.shape={text}"]))

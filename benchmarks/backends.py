@@ -25,7 +25,7 @@ select_backend(sys.argv[1])
 keras = import_keras()
 from archgen.emit import emit_model
 from archgen.planner import make_plan
-from archgen.spec import load_spec
+from archgen.config import load_spec
 size, batch, reps = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 builds = {}
 for conf in ("unet.yaml", "unet3d.yaml"):

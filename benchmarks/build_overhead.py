@@ -15,7 +15,7 @@ def main() -> None:
     from archgen.emit import emit_model
     from archgen.backend import import_keras
     from archgen.planner import make_plan
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     keras = import_keras()
     config = ROOT / "conf" / "unet.yaml"

@@ -170,7 +170,7 @@ def child(backend: str, device: str, case: dict, mode: str, steps: int = 2) -> d
     keras = import_keras()
     from archgen.emit import emit_model
     from archgen.planner import make_plan
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     float(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.ones((2,)) * 2.0)))  # start the runtime
     base = _status()["VmRSS"]
@@ -239,7 +239,7 @@ def measure(backend: str, device: str, case: Case, mode: str, timeout: int = 900
 
 def plan_of(case: Case):
     from archgen.planner import make_plan
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     return make_plan(load_spec(ROOT / "conf" / f"{case.config}.yaml", list(case.overrides)))
 

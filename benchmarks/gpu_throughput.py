@@ -86,7 +86,7 @@ def peak_bytes() -> int:
 
 def make_plan(config: str, overrides: list[str]):
     from archgen.planner import make_plan as plan_of
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     return plan_of(load_spec(ROOT / config, overrides))
 

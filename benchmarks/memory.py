@@ -69,7 +69,7 @@ def child(config: str, overrides: list[str], batch: int, mode: str, steps: int =
     from archgen.emit import emit_model
     from archgen.planner import make_plan
     from archgen.planner.cost import plan_cost
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     float(tf.reduce_sum(tf.constant([1.0, 2.0]) * 2.0))  # start the runtime
     base = _status()["VmRSS"]

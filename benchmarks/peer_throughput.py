@@ -167,7 +167,7 @@ def keras_child(network: str, size: list[int], batch: int, warmup: int, steps: i
     from archgen.planner import make_plan
     from archgen.planner.cost import plan_cost
     from archgen.planner.profiles import memory_profile
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     gpu = _keras_gpu(backend)
     float(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.ones((2,)) * 2.0)))  # start the runtime

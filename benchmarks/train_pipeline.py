@@ -81,7 +81,7 @@ def _dataset(tmp: Path, size: int) -> Path:
 
 
 def _setup(config: Path, folder: Path):
-    from archgen.spec.load import compose_config, validate
+    from archgen.config.load import compose_config, validate
     from archgen.train.augment import make_augment
     from archgen.train.pipeline import TrainBatches
     from archgen.train.session import _load_data
@@ -131,7 +131,7 @@ def alternating(keras, config: Path, folder: Path, steps: int, rounds: int, batc
 
 
 def end_to_end(keras, config: Path, folder: Path, run: Path, steps: int, batch: int) -> None:
-    from archgen.spec.load import compose_config
+    from archgen.config.load import compose_config
     from archgen.train.loop import build
     from archgen.train.session import Request, train_config
 

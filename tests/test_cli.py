@@ -256,7 +256,7 @@ def test_sizes_answer_when_the_files_own_size_is_illegal(cli):
 def test_resolved_prints_a_config_that_builds_the_same_model(cli, tmp_path, name):
     from archgen.planner import make_plan
     from archgen.report.data import plan_to_dict
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     code, out, err = cli("summary", CONF / name, "--resolved")
     assert code == 0, err

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from archgen.planner import make_plan
-from archgen.spec import load_spec
-from archgen.spec.schema import SCHEMA_FILE, schema_json
+from archgen.config import load_spec
+from archgen.config.schema import SCHEMA_FILE, schema_json
 from tests.conftest import CONF, ROOT
 
 CONFIGS = sorted(CONF.glob("*.yaml"))
@@ -44,7 +44,7 @@ def test_archgen_reads_a_file_as_omegaconf_and_hydra_do(path):
     """archgen reads files itself; the data must be what OmegaConf reads and Hydra composes."""
     from omegaconf import OmegaConf
 
-    from archgen.spec.load import hydra_compose, read_config_file, resolve
+    from archgen.config.load import hydra_compose, read_config_file, resolve
 
     data = read_config_file(path)
     assert data == OmegaConf.to_container(OmegaConf.load(path))

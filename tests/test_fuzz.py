@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archgen.spec.load import read_config_file
+from archgen.config.load import read_config_file
 from tests.conftest import CONF
 
 EXAMPLES = int(os.environ.get("ARCHGEN_FUZZ_EXAMPLES", "300"))

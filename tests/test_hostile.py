@@ -196,7 +196,7 @@ def test_absurd_numbers_and_sweeps_get_one_message(cli, tmp_path, monkeypatch, a
 def test_the_memory_limit_can_be_raised(cli, tmp_path, monkeypatch):
     from archgen.planner import make_plan
     from archgen.planner.guard import check_size
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     (tmp_path / "net.yaml").write_text(TINY)
     plan = make_plan(load_spec(tmp_path / "net.yaml", ["input.shape=[100000,100000,1]", "padding=same"]))

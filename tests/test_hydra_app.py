@@ -14,7 +14,7 @@ import yaml
 
 import archgen
 import archgen.hydra_conf
-from archgen.spec.model import ArchSpec
+from archgen.config.model import ArchSpec
 from tests.conftest import ROOT
 
 APP = ROOT / "examples" / "hydra_app"
@@ -277,7 +277,7 @@ def test_the_node_holds_a_backbone_encoder():
     """The encoder's node holds the keys of both kinds; a backbone config keeps only its own."""
     from omegaconf import OmegaConf
 
-    from archgen.spec.read import read_config_file
+    from archgen.config.read import read_config_file
     from tests.conftest import CONF
 
     data = read_config_file(CONF / "peers" / "smp_unet_resnet50.yaml")

@@ -27,7 +27,7 @@ def summary_text(width: int, wide: bool = False) -> str:
     from archgen.planner import make_plan
     from archgen.planner.cost import plan_cost
     from archgen.report.summary import print_summary
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     plan = make_plan(load_spec(UNET))
     return render(width, lambda console: print_summary(plan, console, plan_cost(plan), wide=wide))

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 import archgen
-from archgen.spec.model import Activation, ArchSpec
+from archgen.config.model import Activation, ArchSpec
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")

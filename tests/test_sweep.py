@@ -232,7 +232,7 @@ def test_the_plain_override_path_equals_omegaconfs(variant):
     from omegaconf import OmegaConf
 
     from archgen.compat.hydra import apply_overrides
-    from archgen.spec.load import read_config_file, resolve
+    from archgen.config.load import read_config_file, resolve
     from archgen.sweep import parsed_override, variant_config
 
     data = read_config_file(SAME)

@@ -12,7 +12,7 @@ import pytest
 
 from archgen.errors import ArchgenError, OutputError, PlanError, SpecError
 from archgen.planner import make_plan
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from archgen.tiling import (
     TilingError,
     crop_to_output,

@@ -3,7 +3,7 @@
 Every bad value raises :class:`archgen.errors.SpecError` with a dotted path (``--spacing``,
 ``fingerprint.spacings[3]``, ``dataset.labels``) so the command line prints one line and exits 2.
 
-Both JSON files come from strangers and are read as config files are (``archgen.spec.read``): a
+Both JSON files come from strangers and are read as config files are (``archgen.config.read``): a
 regular file only (checked again on the file once open, which never blocks), at most
 ``MAX_JSON_BYTES``, UTF-8, nested at most ``MAX_DEPTH`` deep, strict JSON (no NaN or Infinity,
 no key twice in one object), and every figure the planner uses within the bounds below.
@@ -19,7 +19,7 @@ from typing import Any
 
 from archgen.auto.nnunet import MIN_EDGE, Dataset
 from archgen.errors import SpecError, dotted
-from archgen.spec.read import MAX_DEPTH, read_bounded_file
+from archgen.config.read import MAX_DEPTH, read_bounded_file
 
 SPACING_2D = 999.0  # the spacing nnU-Net's 2D readers give the missing axis (NaturalImage2DIO)
 DEFAULT_CASES = 100

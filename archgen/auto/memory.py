@@ -39,7 +39,7 @@ def topology_configuration(topo: Topology, family: Family) -> dict:
 
 def spec_of(conf: dict, family: Family, channels: int, classes: int):
     """archgen's spec of the config ``auto`` writes for ``conf`` (nnU-Net's keys)."""
-    from archgen.spec.load import validate
+    from archgen.config.load import validate
 
     return validate(yaml.safe_load(network_yaml(conf, family, channels, classes, "auto_memory")))
 

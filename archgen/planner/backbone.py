@@ -12,7 +12,7 @@ from __future__ import annotations
 from archgen.backbones import BACKBONES, Backbone
 from archgen.errors import PlanError
 from archgen.planner.graph import Graph, plan_block, plan_decoder, plan_heads
-from archgen.spec.model import ArchSpec, ConvBlock
+from archgen.config.model import ArchSpec, ConvBlock
 
 
 def tap_level(stride: int) -> int:

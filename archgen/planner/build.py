@@ -12,8 +12,8 @@ from archgen.planner.layout import build_graph
 from archgen.planner.ir import LayerPlan, Node, Plan, SizeRule
 from archgen.planner.shapes import SizeError, infer_axis
 from archgen.planner.sizes import solve_sizes
-from archgen.spec.model import ArchSpec
-from archgen.spec.resolve import resolve, stage_count
+from archgen.config.model import ArchSpec
+from archgen.config.resolve import resolve, stage_count
 
 MAX_LAYERS = 2_000  # 2,000 chained Keras layers take ~20 s to build on two cores
 
@@ -23,7 +23,7 @@ AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 def make_plan(spec: ArchSpec) -> Plan:
     """Plan every layer of ``spec``; raises ``PlanError`` for an input size that does not tile.
 
-    >>> from archgen.spec import load_spec
+    >>> from archgen.config import load_spec
     >>> make_plan(load_spec("conf/unet.yaml")).output_shapes
     {'logits': (388, 388, 2)}
     """

@@ -407,7 +407,7 @@ def plan_cost(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str
     """Cost of ``plan`` for ``batch`` samples computed in ``dtype``, memory by ``profile`` (default
     TensorFlow on CPU).
 
-    >>> from archgen.spec import load_spec; from archgen.planner import make_plan
+    >>> from archgen.config import load_spec; from archgen.planner import make_plan
     >>> plan_cost(make_plan(load_spec("conf/unet.yaml"))).receptive_field  # doctest: +SKIP
     204
     """

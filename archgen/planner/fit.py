@@ -6,7 +6,7 @@ from archgen.planner.build import make_plan, size_rule
 from archgen.planner.cost import activation_bytes, training_bytes
 from archgen.planner.ir import Plan
 from archgen.planner.profiles import MemoryProfile
-from archgen.spec.model import ArchSpec
+from archgen.config.model import ArchSpec
 
 
 def max_batch(plan: Plan, budget: int, dtype: str = "float32", optimizer: str = "adam",

@@ -18,7 +18,7 @@ from archgen.planner.blocks.residual import plan_stage_output
 from archgen.planner.axes import Axes, axes_of, compact, fusable, on_axis  # noqa: F401  (re-exported)
 from archgen.planner.ir import Node
 from archgen.planner.transpose import plan_transpose_up
-from archgen.spec.model import (
+from archgen.config.model import (
     AddMerge,
     ArchSpec,
     AttentionMerge,

@@ -99,7 +99,7 @@ class SizeRule:
 class Plan:
     """Every layer of the network in build order, with shapes, params and FLOPs.
 
-    >>> from archgen.spec import load_spec
+    >>> from archgen.config import load_spec
     >>> plan = make_plan(load_spec("conf/unet.yaml"))  # doctest: +SKIP
     >>> plan.total_params  # doctest: +SKIP
     31030658

@@ -7,8 +7,8 @@ from __future__ import annotations
 from archgen.planner.blocks.transformer import plan_transformer
 from archgen.planner.graph import (Graph, axes_of, hands_on_activated, plan_decoder, plan_downsample, plan_heads,
                                  plan_input_norm, plan_stage, plan_stem, plan_stem_pool, stem_strides)
-from archgen.spec.model import ArchSpec, StrideFirstConv
-from archgen.spec.resolve import resolve
+from archgen.config.model import ArchSpec, StrideFirstConv
+from archgen.config.resolve import resolve
 
 
 def build_graph(spec: ArchSpec) -> Graph:

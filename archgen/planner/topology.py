@@ -26,7 +26,7 @@ from math import prod
 from archgen.errors import PlanError
 from archgen.planner.graph import (Graph, compact, plan_block, plan_head_preactivation, plan_heads, plan_stage,
                                    plan_upsample)
-from archgen.spec.model import ArchSpec, ConcatMerge, ConvBlock
+from archgen.config.model import ArchSpec, ConcatMerge, ConvBlock
 
 
 def plan_topology(g: Graph, r: ArchSpec, skips: dict[int, str]) -> Graph:

@@ -12,7 +12,7 @@ A norm and the activation follow (MONAI's up-sampling is conv, norm, activation)
 from __future__ import annotations
 
 from archgen.errors import PlanError
-from archgen.spec.model import TransposeUp
+from archgen.config.model import TransposeUp
 
 
 def plan_transpose_up(g, up: TransposeUp, x: str, group: str, filters: int, factor: tuple[int, ...],

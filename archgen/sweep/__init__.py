@@ -4,7 +4,7 @@ Hydra itself runs the sweep (its sweeper and whichever launcher is selected: bas
 joblib, submitit, ray). Each job catches its own errors and writes ``result.json`` into its
 Hydra output folder; the main process reads them back, so a failing or killed variant is a
 row in the table and never stops the others. The config file reaches Hydra only as the
-checked mapping archgen read (``archgen.spec.load.store_config``), never as a file.
+checked mapping archgen read (``archgen.config.load.store_config``), never as a file.
 
 Modules, each importing only those above it:
 ``options`` (what the command line asked), ``expand`` (overrides into variants),

@@ -16,7 +16,7 @@ from archgen.errors import SpecError, printable
 def swept_keys(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
     """The keys the sweep varies (a column each) and the overrides every variant shares, as
     Hydra writes them into a job's overrides."""
-    from archgen.spec.load import schema_overrides
+    from archgen.config.load import schema_overrides
 
     swept, fixed = [], []
     for override in parse_overrides(schema_overrides(overrides)):
@@ -65,7 +65,7 @@ def parsed_override(text: str):
 def expand_variants(overrides: Sequence[str], root: Path, cap: int) -> list[list[str]] | None:
     """Each variant's overrides, as Hydra's basic sweeper makes them, after checking their number
     against ``cap`` without expanding them. None when another sweeper is chosen."""
-    from archgen.spec.load import schema_overrides
+    from archgen.config.load import schema_overrides
 
     parsed = parse_overrides(schema_overrides(overrides))
     total = 1

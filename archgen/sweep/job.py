@@ -20,7 +20,7 @@ STARTED = "started"  # written by a job as it starts: a folder with it and no re
 
 
 def _env_allowed() -> bool:
-    from archgen.spec.load import ALLOW_ENV
+    from archgen.config.load import ALLOW_ENV
 
     return os.environ.get(ALLOW_ENV) == "1"
 
@@ -36,7 +36,7 @@ class SweepTask:
     allow_env: bool = field(default_factory=_env_allowed)  # oc.env: this command line's choice, not the worker's
 
     def __call__(self, cfg) -> None:
-        from archgen.spec.load import ALLOW_ENV
+        from archgen.config.load import ALLOW_ENV
 
         if self.allow_env:
             os.environ[ALLOW_ENV] = "1"
@@ -49,7 +49,7 @@ def sweep_job(cfg, command: str, options: SweepOptions) -> None:
     """One variant, run by Hydra's launcher (maybe in another process). Never raises."""
     from hydra.core.hydra_config import HydraConfig
 
-    from archgen.spec.load import resolve
+    from archgen.config.load import resolve
 
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
@@ -105,7 +105,7 @@ def _run_variant(data: dict, out: Path, command: str | None, options: SweepOptio
     from archgen.planner import make_plan
     from archgen.planner.cost import activation_bytes
     from archgen.report.data import plan_to_dict
-    from archgen.spec import validate
+    from archgen.config import validate
 
     spec = validate(data)
     plan = make_plan(spec)

@@ -25,7 +25,7 @@ def hydra_sweep(command: str, data: dict, root: Path, overrides: Sequence[str], 
     one killed as it starts, before any job), the variants that never started run again one at a
     time, so each variant gets a row: one whose job still leaves no result is ``killed``.
     """
-    from archgen.spec.load import schema_overrides, store_config
+    from archgen.config.load import schema_overrides, store_config
 
     store_config(data)
     options = replace(options, job_files=True)  # Hydra makes each job's folder anyway
@@ -66,7 +66,7 @@ def _pid(job: Path) -> int | None:
 
 
 def _config_name() -> str:
-    from archgen.spec.load import CONFIG_NAME
+    from archgen.config.load import CONFIG_NAME
 
     return CONFIG_NAME
 

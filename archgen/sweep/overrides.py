@@ -12,8 +12,8 @@ from archgen.sweep.expand import parsed_override
 
 def variant_config(data: dict, variant: Sequence[str]) -> dict[str, Any]:
     """``data`` with one variant's overrides applied, checked and resolved as any config is."""
-    from archgen.spec.load import _has_interpolation, resolve
-    from archgen.spec.read import check_tree
+    from archgen.config.load import _has_interpolation, resolve
+    from archgen.config.read import check_tree
 
     config = _apply_plain(data, variant)
     if config is not None and not _has_interpolation(config):

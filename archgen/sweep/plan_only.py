@@ -21,7 +21,7 @@ def plan_sweep(data: dict, overrides: Sequence[str], sweep_dir: Path, options: S
     interpolation, goes through OmegaConf itself. By default the variants write nothing but their
     row (results.csv/json); ``--job-files`` adds Hydra's folder per variant.
     """
-    from archgen.spec.load import schema_overrides
+    from archgen.config.load import schema_overrides
 
     parsed = parse_overrides(schema_overrides(overrides))
     if "defaults" in data or any(o.key_or_group.startswith("hydra") or o.package is not None

@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from archgen.spec.train import AugmentSpec
+from archgen.config.train import AugmentSpec
 
 Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 

@@ -43,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from archgen.train.sweep_command import run_train_sweep
 
         return run_train_sweep(args)
-    from archgen.spec.load import compose_config
+    from archgen.config.load import compose_config
     from archgen.train.session import Request, train_config
 
     if args.output is None:

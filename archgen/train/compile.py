@@ -18,7 +18,7 @@ keras = import_keras()
 
 
 def make_loss(spec: Any, target: OutputTarget):
-    """The Keras loss for one output from its loss spec (``archgen.spec.train``)."""
+    """The Keras loss for one output from its loss spec (``archgen.config.train``)."""
     from archgen.train import losses
 
     kind = spec.type

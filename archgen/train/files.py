@@ -3,7 +3,7 @@
 The data folder and every file in it are checked as config files are: a folder must be a
 folder (a FIFO, device or file named as one is refused), each subfolder lists at most
 ``MAX_FILES`` entries, each file is a regular file of at most ``MAX_FILE_BYTES`` read without
-blocking (``archgen.spec.read.read_bounded_file``), and a file's decoded size is checked from
+blocking (``archgen.config.read.read_bounded_file``), and a file's decoded size is checked from
 its header before the pixels are decoded (at most ``MAX_VALUES`` values; a .nii.gz inflates to
 at most ``MAX_FILE_BYTES``). ``.npy`` files load with ``allow_pickle=False``. Every problem is
 one ``DataError`` naming the file, relative to the data folder.
@@ -129,7 +129,7 @@ def _list_files(folder: Path, key: str, sub: str) -> dict[str, Path]:
 def read_array(path: Path, key: str, shown: str) -> np.ndarray:
     """The array a file holds, checked and decoded within bounds (see the module's docstring)."""
     from archgen.errors import SpecError
-    from archgen.spec.read import read_bounded_file
+    from archgen.config.read import read_bounded_file
 
     suffix = case_name(path.name)[1]
     try:

@@ -118,7 +118,7 @@ class RunDir:
                      suffix=".yaml")
 
     def recorded_config(self) -> str | None:
-        from archgen.spec.read import read_bounded_file
+        from archgen.config.read import read_bounded_file
 
         path = self.path / "config.yaml"
         if not path.is_file():
@@ -144,7 +144,7 @@ class RunDir:
 
     def read_state(self) -> State | None:
         """The last checkpoint's state, or None where there is none."""
-        from archgen.spec.read import read_bounded_file
+        from archgen.config.read import read_bounded_file
 
         steps = self._steps()
         if not steps:

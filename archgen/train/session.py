@@ -47,7 +47,7 @@ def train_config(data: dict[str, Any], request: Request) -> dict[str, Any]:
     """Train the network of the composed config ``data``; return the run's metrics (metrics.json)
     with ``files``."""
     from archgen.planner.guard import check_size
-    from archgen.spec.load import validate
+    from archgen.config.load import validate
     from archgen.train.run_dir import RunDir, RunError
     from archgen.train.setup import plan_training
 
@@ -116,7 +116,7 @@ IGNORED_ON_RESUME = (("train", "steps"), ("train", "epochs"), ("data", "dir"))
 
 def _check_same_config(run_dir, data: dict[str, Any]) -> None:
     """A run resumes with the config it started with (``train.steps`` may grow)."""
-    from archgen.spec.read import read_yaml_text
+    from archgen.config.read import read_yaml_text
     from archgen.train.run_dir import RunError
 
     text = run_dir.recorded_config()

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archgen.errors import PlanError, SpecError
-from archgen.spec.model import ArchSpec
-from archgen.spec.train import REGRESSION_LOSSES, AugmentSpec, DataSpec, TrainSpec
+from archgen.config.model import ArchSpec
+from archgen.config.train import REGRESSION_LOSSES, AugmentSpec, DataSpec, TrainSpec
 from archgen.train.dataset import Targets
 from archgen.train.outputs import OutputTarget, output_targets
 from archgen.train.sampling import Window

@@ -18,7 +18,7 @@ from archgen.auto.config import COMMENT_WIDTH, escape, network_data, network_yam
 from archgen.auto.inputs import MAX_JSON_BYTES
 from archgen.auto.nnunet import FAMILIES
 from archgen.errors import format_value
-from archgen.spec.read import read_config_file
+from archgen.config.read import read_config_file
 from tests.auto.fingerprints import dataset_json, fingerprint
 from tests.auto.test_auto import plans, run
 from tests.conftest import ROOT

@@ -8,7 +8,7 @@ import pytest
 
 from archgen.errors import EmitError
 from archgen.planner import make_plan
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from tests.conftest import CONF
 from tests.peers.common import keras_counts
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from archgen.planner import make_plan
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from tests.conftest import CONF
 
 tf = pytest.importorskip("tensorflow")

@@ -10,7 +10,7 @@ import pytest
 from archgen.backbones import BACKBONES
 from archgen.errors import ArchgenError
 from archgen.planner import make_plan
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from tests.conftest import CONF, ROOT
 
 SMP = CONF / "peers" / "smp_unet_resnet50.yaml"
@@ -137,7 +137,7 @@ def test_backbone_plans_never_import_tensorflow():
 
 
 def test_up_filters_with_interpolation_are_reported_as_unused():
-    from archgen.spec.unused import unused_options
+    from archgen.config.unused import unused_options
 
     spec = load_spec(SMP, ["decoder.stages=[{filters: 16, up_filters: 4},{filters: 32},{filters: 64},"
                            "{filters: 128},{filters: 256}]"])

@@ -34,7 +34,7 @@ select_backend(sys.argv[1])
 keras = import_keras()
 from archgen.emit import emit_model
 from archgen.planner import make_plan
-from archgen.spec import load_spec
+from archgen.config import load_spec
 config, overrides, folder = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 plan = make_plan(load_spec(config, overrides))
 model = emit_model(plan)
@@ -66,7 +66,7 @@ def test_same_model_on_every_installed_back_end(config, overrides, tmp_path):
     if not OTHERS:
         pytest.fail("no second Keras back end installed: pip install 'archgen[jax]' or torch==2.13.0")
     from archgen.planner import make_plan
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
 
     plan = make_plan(load_spec(CONF / config, overrides))
     np.save(tmp_path / "x.npy", np.random.default_rng(3).normal(size=(1, *plan.input_shape)).astype("float32"))

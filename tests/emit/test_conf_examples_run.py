@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from archgen.planner import make_plan
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from tests.conftest import CONF
 from tests.emit.test_emit_plan_agree import assert_model_matches_plan
 

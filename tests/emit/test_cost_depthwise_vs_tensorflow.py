@@ -13,7 +13,7 @@ import re
 import pytest
 
 from archgen.planner import make_plan
-from archgen.spec import load_spec, validate
+from archgen.config import load_spec, validate
 from tests.conftest import CONF
 
 tf = pytest.importorskip("tensorflow")

@@ -9,7 +9,7 @@ import pytest
 
 from archgen.planner import make_plan
 from archgen.planner.cost import plan_cost
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from tests.conftest import CONF
 
 tf = pytest.importorskip("tensorflow")

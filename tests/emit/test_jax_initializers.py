@@ -23,7 +23,7 @@ select_backend(sys.argv[1])
 keras = import_keras()
 from archgen.emit import emit_model
 from archgen.planner import make_plan
-from archgen.spec import load_spec
+from archgen.config import load_spec
 plan = make_plan(load_spec("conf/unet_bn_residual.yaml"))
 keras.utils.set_random_seed(7)
 model = emit_model(plan)

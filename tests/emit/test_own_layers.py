@@ -44,7 +44,7 @@ def test_a_model_with_them_saves_and_loads_through_the_checked_loader(tmp_path):
     from archgen.emit import emit_model
     from archgen.model_file import load_model
     from archgen.planner import make_plan
-    from archgen.spec import validate
+    from archgen.config import validate
 
     config = {"input": {"shape": [8, 8, 8, 1]},
               "encoder": {"stem": {"kernel_size": 1, "conv_only": True},

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from archgen.errors import PlanError
 from archgen.planner import make_plan
 from archgen.planner.build import size_rules
-from archgen.spec import validate
+from archgen.config import validate
 from tests.emit.test_emit_plan_agree import assert_model_matches_plan
 from tests.strategies import spec_dicts
 

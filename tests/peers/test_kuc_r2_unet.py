@@ -39,7 +39,7 @@ def test_the_config_counts_as_r2_unet_2d():
 
 def test_r2_unet_2d_defaults_are_a_few_overrides_away():
     from archgen.planner import make_plan
-    from archgen.spec import load_spec
+    from archgen.config import load_spec
     from tests.peers.common import PEERS
 
     plan = make_plan(load_spec(PEERS / "kuc_r2_unet_2d.yaml", DEFAULTS))

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from archgen.planner import make_plan
-from archgen.spec import validate
+from archgen.config import validate
 from tests.peers.common import PEERS, compare_outputs, copy_weights, keras_counts, plan_of, randomize, torch_counts
 
 torch = pytest.importorskip("torch")

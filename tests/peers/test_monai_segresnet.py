@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from archgen.planner import make_plan
-from archgen.spec import validate
+from archgen.config import validate
 from tests.peers.common import PEERS, compare_outputs, copy_weights, keras_counts, plan_of, randomize, torch_counts
 from tests.peers.keras_peers import plan_counts
 

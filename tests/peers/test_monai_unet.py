@@ -11,7 +11,7 @@ import yaml
 
 from archgen.errors import PlanError
 from archgen.planner import make_plan
-from archgen.spec import validate
+from archgen.config import validate
 from tests.peers.common import PEERS, compare_outputs, copy_weights, keras_counts, randomize, torch_counts
 
 torch = pytest.importorskip("torch")

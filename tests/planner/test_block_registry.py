@@ -10,7 +10,7 @@ import pytest
 from archgen.errors import PlanError
 from archgen.planner.blocks import BLOCK_PLANNERS, BlockSite, plan_block_at
 from archgen.planner.graph import Graph
-from archgen.spec.model import Block
+from archgen.config.model import Block
 
 
 def schema_block_types() -> set[str]:

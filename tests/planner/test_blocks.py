@@ -7,8 +7,8 @@ import pytest
 
 from archgen.errors import PlanError
 from archgen.planner import make_plan
-from archgen.spec import validate
-from archgen.spec.resolve import resolve, resolved_yaml
+from archgen.config import validate
+from archgen.config.resolve import resolve, resolved_yaml
 
 
 def config(block=None, transformer=None, shape=(32, 32, 3), padding="same", depth=2, filters=4, **top):

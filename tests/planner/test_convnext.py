@@ -7,8 +7,8 @@ import pytest
 
 from archgen.errors import PlanError
 from archgen.planner import make_plan
-from archgen.spec import validate
-from archgen.spec.unused import unused_options
+from archgen.config import validate
+from archgen.config.unused import unused_options
 
 
 def config(**parts) -> dict:

@@ -12,7 +12,7 @@ from archgen.planner.cost import (RUNTIME_BYTES, inference_peak_elements, layer_
                                   train_peak_elements)
 from archgen.planner.ir import LayerPlan, Plan
 from archgen.planner.fit import max_batch, max_size
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from tests.conftest import CONF
 from tests.reference.seed_unet_counts import seed_unet_flops, seed_unet_params
 

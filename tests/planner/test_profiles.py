@@ -17,7 +17,7 @@ from archgen.planner.cost import (RUNTIME_BYTES, inference_peak_elements, layer_
 from archgen.planner.fit import max_batch
 from archgen.planner.profiles import (BACKENDS, CALIBRATED, DEFAULT, DEVICES, NOT_CALIBRATED, PROFILES, PROVISIONAL,
                                       TENSORFLOW_CPU, memory_profile, profile_named)
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from tests.conftest import CONF, ROOT
 from tests.planner.test_cost import _tiny_plan
 

@@ -8,7 +8,7 @@ import pytest
 
 import archgen
 from archgen.errors import PlanError
-from archgen.spec.unused import unused_options
+from archgen.config.unused import unused_options
 
 TINY = """
 input: {shape: [32, 32, 1]}

@@ -7,7 +7,7 @@ import pytest
 
 from archgen.planner import cost, make_plan
 from archgen.planner.cost import _span_maps, receptive_fields
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from tests.conftest import CONF
 
 OPEN_2D = "input.shape=[null,null,1]"

@@ -8,9 +8,9 @@ import pytest
 import archgen
 from archgen.errors import ArchgenError
 from archgen.planner import make_plan
-from archgen.spec import load_spec
-from archgen.spec.resolve import resolve, resolved_yaml
-from archgen.spec.unused import unused_options
+from archgen.config import load_spec
+from archgen.config.resolve import resolve, resolved_yaml
+from archgen.config.unused import unused_options
 from tests.conftest import CONF
 
 CONFIGS = sorted(CONF.glob("*.yaml")) + sorted((CONF / "peers").glob("*.yaml"))

@@ -7,8 +7,8 @@ import pytest
 from archgen.errors import ArchgenError, PlanError
 from archgen.planner import make_plan
 from archgen.planner.build import size_rules
-from archgen.spec import validate
-from archgen.spec.resolve import resolve, resolved_data
+from archgen.config import validate
+from archgen.config.resolve import resolve, resolved_data
 
 
 def config(topology: str, ndim: int = 2, size=None, padding: str = "valid", depth: int = 3, **decoder) -> dict:

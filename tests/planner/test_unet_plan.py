@@ -9,7 +9,7 @@ import pytest
 
 from archgen.errors import PlanError
 from archgen.planner import make_plan
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from tests.conftest import CONF, ROOT
 from tests.reference.seed_unet_counts import conv_params, seed_unet_output, seed_unet_params
 
@@ -110,7 +110,7 @@ def test_filters_double_per_level_unless_listed():
 
 
 def test_planner_never_imports_tensorflow():
-    code = ("import sys; from archgen.spec import load_spec; from archgen.planner import make_plan; "
+    code = ("import sys; from archgen.config import load_spec; from archgen.planner import make_plan; "
             "from archgen.report.summary import print_summary; from archgen.report.data import plan_to_dict; "
             "from archgen.cli import main; "
             f"main(['summary', {str(UNET)!r}]); main(['summary', {str(UNET)!r}, '--json']); "

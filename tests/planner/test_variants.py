@@ -6,7 +6,7 @@ import pytest
 
 from archgen.errors import PlanError
 from archgen.planner import make_plan
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from tests.conftest import CONF
 
 UNET = CONF / "unet.yaml"

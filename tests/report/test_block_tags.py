@@ -9,7 +9,7 @@ import pytest
 from archgen.planner import make_plan
 from archgen.report.diagram import plan_to_svg
 from archgen.report.summary import _note
-from archgen.spec import load_spec
+from archgen.config import load_spec
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 PEERS = CONF / "peers"

@@ -13,7 +13,7 @@ import pytest
 from archgen.planner import make_plan
 from archgen.report import diagram
 from archgen.report.diagram import plan_to_dot, plan_to_svg
-from archgen.spec import load_spec
+from archgen.config import load_spec
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 SVG = "{http://www.w3.org/2000/svg}"

@@ -9,7 +9,7 @@ import pytest
 
 from archgen.planner import make_plan
 from archgen.report.diagram import plan_to_svg
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from tests.conftest import CONF
 from tests.report.test_diagram import CASES, assert_inside_view_box, groups, legend_text, parse, text_of
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from archgen.spec.train import AugmentSpec
+from archgen.config.train import AugmentSpec
 from archgen.train.augment import make_augment
 
 SPATIAL = [("flip", True), ("rotate90", True), ("rotation", 30.0), ("zoom", 0.3), ("translation", 0.2),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import archgen
-from archgen.spec.resolve import resolved_yaml
+from archgen.config.resolve import resolved_yaml
 from tests.conftest import CONF, ROOT
 
 EXAMPLE = ROOT / "examples" / "train" / "shapes.yaml"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from archgen.planner import make_plan
-from archgen.spec import load_spec
+from archgen.config import load_spec
 from archgen.train.labels import head_mode, resize_nearest
 from archgen.train.outputs import output_targets
 from tests.conftest import CONF

@@ -1,6 +1,6 @@
 """The registry of block kinds: a config's ``block.type`` -> the module that plans its layers.
 
-A block module holds ``BLOCK_TYPE`` (the ``type`` its spec class in ``archgen.spec.model`` takes)
+A block module holds ``BLOCK_TYPE`` (the ``type`` its spec class in ``archgen.config.model`` takes)
 and ``plan(g, site, block, x) -> str``; every module of this package that has them is
 registered. Adding a block is one spec class (in the ``Block`` union) and one module here. A
 module that also has ``plan_up(g, site, block, x) -> str`` can up-sample by the site's stride

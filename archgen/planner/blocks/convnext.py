@@ -27,7 +27,7 @@ from archgen.errors import PlanError
 from archgen.planner.axes import fusable
 from archgen.planner.blocks.se import plan_se
 from archgen.planner.blocks.site import BlockSite
-from archgen.spec.model import ConvNeXtBlock
+from archgen.config.model import ConvNeXtBlock
 
 BLOCK_TYPE = "convnext"
 

@@ -20,7 +20,7 @@ from archgen.errors import PlanError
 from archgen.planner.axes import fusable
 from archgen.planner.blocks.se import plan_se
 from archgen.planner.blocks.site import BlockSite
-from archgen.spec.model import RecurrentResidualBlock
+from archgen.config.model import RecurrentResidualBlock
 
 BLOCK_TYPE = "recurrent_residual"
 

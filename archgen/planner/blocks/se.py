@@ -9,7 +9,7 @@ is a Dense layer on the pooled vector (same weights, same count) that keeps the 
 
 from __future__ import annotations
 
-from archgen.spec.model import SqueezeExcite
+from archgen.config.model import SqueezeExcite
 
 
 def plan_se(g, x: str, prefix: str, se: SqueezeExcite, *, group: str, path: str) -> str:

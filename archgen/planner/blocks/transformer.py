@@ -21,7 +21,7 @@ from __future__ import annotations
 
 
 from archgen.errors import PlanError
-from archgen.spec.model import Transformer
+from archgen.config.model import Transformer
 
 PREFIX, GROUP, PATH = "bottleneck_vit", "bottleneck", "encoder.transformer"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from archgen.errors import PlanError
-from archgen.spec.model import ArchSpec, DecoderStage
+from archgen.config.model import ArchSpec, DecoderStage
 
 BLOCK_SHORT = ("convs", "kernel_size")  # keys of a block that the stages replace
 

@@ -13,9 +13,9 @@ from typing import Any, Iterable, Sequence, get_args
 from pydantic import BaseModel, ValidationError
 
 from archgen.errors import SpecError, did_you_mean, dotted
-from archgen.spec.guard import ALLOW_ENV, check_group_override, check_interpolations, check_mapping
-from archgen.spec.model import ArchSpec
-from archgen.spec.read import check_regular_file, check_tree, read_config_file, read_yaml_text  # noqa: F401
+from archgen.config.guard import ALLOW_ENV, check_group_override, check_interpolations, check_mapping
+from archgen.config.model import ArchSpec
+from archgen.config.read import check_regular_file, check_tree, read_config_file, read_yaml_text  # noqa: F401
 
 
 def load_spec(config: str | Path, overrides: Sequence[str] = ()) -> ArchSpec:
@@ -214,7 +214,7 @@ def _compose_error(exc: BaseException, overrides: Sequence[str]) -> SpecError:
     match = re.search(r"(?:Ambiguous value for argument|Sweep parameters) '([^']*)'", text)
     if match and "=" in match.group(1):
         key, value = match.group(1).split("=", 1)
-        from archgen.spec.sweep_value import SweepValueError
+        from archgen.config.sweep_value import SweepValueError
 
         return SweepValueError(key.lstrip("+~"), value, as_list=text.startswith("Ambiguous"))
     # An index past the end of a list: name the list and its length.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from archgen.spec.model import ArchSpec
+from archgen.config.model import ArchSpec
 
 SCHEMA_FILE = "schema/archgen.schema.json"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from archgen.errors import SpecError, dotted
-from archgen.spec.read import read_config_file
+from archgen.config.read import read_config_file
 
 HYDRA_HINT = "Hydra settings belong on the command line (e.g. hydra/launcher=joblib), never in a config file"
 _PACKAGE = re.compile(r"^\s*#\s*@package\s+(\S+)", re.M)

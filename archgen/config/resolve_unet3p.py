@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from archgen.errors import PlanError
-from archgen.spec.model import ArchSpec, ResizeUp, TransposeUp
+from archgen.config.model import ArchSpec, ResizeUp, TransposeUp
 
 
 def unet3p_input_count(level: int, depth: int, skips: list[int]) -> int:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from archgen.backbones import BACKBONES
 from archgen.errors import PlanError
-from archgen.spec.model import ArchSpec, ConvBlock, DecoderStage
-from archgen.spec.short_form import block_style, explicit_decoder_stages, per_axis, per_level
+from archgen.config.model import ArchSpec, ConvBlock, DecoderStage
+from archgen.config.short_form import block_style, explicit_decoder_stages, per_axis, per_level
 
 DEFAULT_LEVEL1_FILTERS = 16  # segmentation_models' decoder_filters=(256, 128, 64, 32, 16)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from archgen.spec.model import ArchSpec
-from archgen.spec.short_form import stem_levels
+from archgen.config.model import ArchSpec
+from archgen.config.short_form import stem_levels
 
 
 def unused_options(spec: ArchSpec) -> list[tuple[str, Any, str]]:

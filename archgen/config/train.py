@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from archgen.spec.fields import Name, Size, Strict, tagged
+from archgen.config.fields import Name, Size, Strict, tagged
 
 Weight = Annotated[float, Field(ge=0.0, le=1e6)]
 Smooth = Annotated[float, Field(ge=0.0, le=1e3)]

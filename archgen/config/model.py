@@ -10,9 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from archgen.spec.fields import (Activation, Channels, Count, Epsilon, Name, Norm, Padding, PerAxis, Size, Slope,
+from archgen.config.fields import (Activation, Channels, Count, Epsilon, Name, Norm, Padding, PerAxis, Size, Slope,
                                  StageChannels, Strict, tagged)
-from archgen.spec.train import AugmentSpec, DataSpec, TrainSpec, check_training
+from archgen.config.train import AugmentSpec, DataSpec, TrainSpec, check_training
 
 MAX_CHANNELS_LIKE_A_SIZE = 16  # more channels than this, equal to a spatial size: a forgotten axis
 
@@ -702,7 +702,7 @@ class ArchSpec(Strict):
     heads: list[HeadSpec] = Field(min_length=1, max_length=64)
     """The model's outputs."""
     data: DataSpec | None = None
-    """Training data: folders, split, normalisation, patches (``archgen train``; see archgen/spec/train.py)."""
+    """Training data: folders, split, normalisation, patches (``archgen train``; see archgen/config/train.py)."""
     augment: AugmentSpec | None = None
     """Random transforms of training patches (``archgen train``)."""
     train: TrainSpec | None = None

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from archgen.errors import PlanError
-from archgen.spec.model import ArchSpec, DecoderStage, EncoderStage
-from archgen.spec.short_form import (BLOCK_SHORT, block_style, explicit_decoder_stages, level_filters, per_axis,
+from archgen.config.model import ArchSpec, DecoderStage, EncoderStage
+from archgen.config.short_form import (BLOCK_SHORT, block_style, explicit_decoder_stages, level_filters, per_axis,
                                      per_level, set_explicitly, stem_levels, value_at)
 
 # Keys of the encoder's short form that encoder.stages replace (a block's: short_form.BLOCK_SHORT).
@@ -28,7 +28,7 @@ def resolve(spec: ArchSpec) -> ArchSpec:
 
     Only the keys of the canonical form are set in it, so resolving it again gives it back.
 
-    >>> from archgen.spec import load_spec
+    >>> from archgen.config import load_spec
     >>> [s.stride for s in resolve(load_spec("conf/unet.yaml")).encoder.stages]
     [[1, 1], [2, 2], [2, 2], [2, 2], [2, 2]]
     """
@@ -44,7 +44,7 @@ def stage_count(resolved: ArchSpec) -> int:
 
 def _spell_out(spec: ArchSpec) -> ArchSpec:
     if spec.encoder.type == "backbone":
-        from archgen.spec.resolve_backbone import spell_out_backbone  # loaded for a backbone only
+        from archgen.config.resolve_backbone import spell_out_backbone  # loaded for a backbone only
 
         return spell_out_backbone(spec)
     ndim = spec.ndim
@@ -65,7 +65,7 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
             per_level(block.expansion, depth + 1, path + ".expansion", depth)
     topology = {}
     if dec.type == "unet3+":
-        from archgen.spec.resolve_unet3p import unet3p_defaults  # loaded for unet3+ only
+        from archgen.config.resolve_unet3p import unet3p_defaults  # loaded for unet3+ only
 
         topology, dec_stages = unet3p_defaults(spec, enc_stages, dec_stages, skips)
     down = enc.downsample.model_copy(update={"factor": 2}) if "factor" in enc.downsample.model_fields_set \
@@ -215,8 +215,8 @@ def _without_unused(data: dict[str, Any]) -> dict[str, Any]:
     without a warning (a block's ``groups`` where its norm is batch, and the like)."""
     import re
 
-    from archgen.spec.load import validate
-    from archgen.spec.unused import unused_options
+    from archgen.config.load import validate
+    from archgen.config.unused import unused_options
 
     for path, _, _ in unused_options(validate(data)):
         *parents, last = [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", path)]
