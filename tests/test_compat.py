@@ -207,3 +207,22 @@ def test_joblib_1_3_to_1_6_pool_kills_records_nothing_where_loky_has_no_such_fun
     with joblib_compat.pool_kills() as killed:
         assert not hasattr(process_executor, "kill_process_tree")
     assert killed == set()
+
+
+def test_keras_3_producer_names_the_layer_the_output_index_and_the_call_inputs():
+    import keras
+
+    from archgen.compat.keras import producer
+
+    x = keras.Input((8, 8, 1), name="x")
+    inner_in = keras.Input((8, 8, 1))
+    inner = keras.Model(inner_in, [keras.layers.Conv2D(2, 1, name="a")(inner_in),
+                                   keras.layers.MaxPooling2D(name="b")(inner_in)], name="inner")
+    first, second = inner(x)
+    y = keras.layers.Add(name="sum")([first, first])
+    layer, index, inputs = producer(y)
+    assert (layer.name, index, [t is first for t in inputs]) == ("sum", 0, [True, True])
+    layer, index, inputs = producer(second)
+    assert (layer.name, index, inputs[0] is x) == ("inner", 1, True)
+    assert producer(x)[0].name == "x" and producer(x)[2] == []
+    assert producer(object()) is None

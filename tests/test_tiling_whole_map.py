@@ -119,3 +119,63 @@ def test_a_fixed_size_model_without_a_plan_is_judged_from_its_layers(tmp_path):
     assert not warned  # the image is exactly the model's size: one exact pass
     _, warned = predict(model, np.concatenate([image, image], axis=0), None)
     assert warned
+
+
+# A model with a fixed input size and no config is judged from its layers, each mapped back to its
+# kind: the verdict must be the plan's, for every network archgen describes.
+FIXED = {
+    "unet.yaml": ["encoder.depth=2", "encoder.filters=4", "input.shape=[92,92,1]"],
+    "unet_same.yaml": ["encoder.depth=2", "encoder.filters=4", "input.shape=[32,32,1]"],
+    "instance.yaml": ["input.shape=[64,64,1]", "encoder.filters=4"],
+    "attention_unet.yaml": ["input.shape=[64,64,1]", "encoder.filters=4"],
+    "deep_supervision.yaml": ["input.shape=[64,64,1]", "encoder.filters=4"],
+    "unet3d.yaml": ["encoder.depth=2", "encoder.filters=2", "input.shape=[44,44,44,1]"],
+    "unet1d.yaml": ["encoder.filters=4", "input.shape=[256,1]"],
+    "unet_plus_plus.yaml": ["encoder.depth=2", "encoder.filters=4", "input.shape=[44,44,1]"],
+    "unet3plus.yaml": ["encoder.depth=2", "encoder.filters=4", "input.shape=[32,32,1]"],
+    "peers/monai_mednext_s_k3_3d.yaml": ["input.shape=[16,16,16,1]"],
+    "peers/monai_segresnet_2d.yaml": ["input.shape=[32,32,1]"],
+    "peers/kuc_transunet_2d.yaml": ["input.shape=[32,32,3]"],
+    "peers/monai_unet_2d.yaml": ["input.shape=[32,32,1]"],
+    "se": ["encoder.depth=2", "encoder.filters=4", "input.shape=[32,32,1]", "padding=same", "+encoder.block.se={ratio: 2}"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIXED))
+def test_a_model_alone_is_judged_as_its_plan(name):
+    from archgen.tiling import model_geometry
+
+    config = "conf/unet.yaml" if name == "se" else f"conf/{name}"
+    plan = archgen.plan(config, FIXED[name])
+    model = archgen.build_model(config, FIXED[name])
+    planned, alone = plan_geometry(plan), model_geometry(model)
+    assert alone.period == planned.period
+    assert alone.exact == planned.exact
+    # the same layers (a group norm of one group per channel may read as instance norm)
+    assert sorted(w.split(' (')[0] for w in alone.whole_map) == sorted(w.split(' (')[0] for w in planned.whole_map)
+    assert [(h.name, h.scale) for h in alone.heads] == [(h.name, h.scale) for h in planned.heads]
+
+
+def test_a_backbone_model_alone_is_judged_as_its_plan():
+    from archgen.tiling import model_geometry
+
+    overrides = ["input.shape=[64,64,3]"]
+    plan = archgen.plan("conf/peers/smp_unet_resnet50.yaml", overrides)
+    model = archgen.build_model("conf/peers/smp_unet_resnet50.yaml", overrides)
+    alone = model_geometry(model)
+    assert (alone.period, alone.exact) == (plan_geometry(plan).period, False)
+    assert [h.scale for h in alone.heads] == [h.scale for h in plan_geometry(plan).heads]
+
+
+def test_a_layer_archgen_does_not_build_is_refused_not_guessed():
+    import keras
+
+    from archgen.errors import PlanError
+    from archgen.tiling import model_geometry
+
+    x = keras.Input((32, 32, 1))
+    y = keras.layers.Conv2D(2, 3, padding="same")(keras.layers.RandomFlip(name="flip")(x))
+    with pytest.raises(PlanError, match="layer flip is a RandomFlip, which archgen does not build"):
+        model_geometry(keras.Model(x, y))
+    with pytest.raises(PlanError, match="pass plan= or config="):
+        predict_tiled(keras.Model(x, y), np.zeros((40, 40, 1), np.float32))

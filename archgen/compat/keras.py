@@ -43,3 +43,15 @@ def jax_seed_key(seed: Any) -> Any:
     from keras.src.backend.jax.random import jax_draw_seed
 
     return jax_draw_seed(seed)
+
+
+def producer(tensor: Any) -> tuple[Any, int, list[Any]] | None:
+    """The operation that made a symbolic ``tensor`` in a functional graph, which of its outputs the
+    tensor is, and that call's input tensors (``KerasTensor._keras_history`` and the operation's
+    ``_inbound_nodes``); None for a tensor no operation made (an input)."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    operation, node_index, tensor_index = history
+    node = operation._inbound_nodes[node_index]
+    return operation, tensor_index, list(node.input_tensors)

@@ -169,7 +169,7 @@ def test_receptive_fields_per_axis_with_a_backbone():
 
 
 def test_tiling_reads_the_backbone_as_seeing_the_whole_map():
-    from archgen.tiling import _plan_head_scale, _plan_period, plan_geometry
+    from archgen.tiling.geometry import _plan_head_scale, _plan_period, plan_geometry
 
     p = plan("input.shape=[64,96,3]")
     assert not plan_geometry(p).exact  # its convs pad at the tile's border

@@ -1,0 +1,261 @@
+"""A Keras model's geometry: checked against a plan (``fitted_geometry``), or, for a model with a
+fixed input size and no config, read from its layers through the registry of layer kinds (each
+Keras layer archgen emits is mapped back to its kind; a layer of any other class is an error).
+Imports Keras only through the model it is given."""
+
+from __future__ import annotations
+
+import math
+import os
+from fractions import Fraction
+from typing import Any, Sequence
+
+from archgen.errors import PlanError
+from archgen.kinds import Locality, kind_of
+from archgen.planner.build import AXIS_NAMES
+from archgen.planner.ir import Plan
+from archgen.tiling.geometry import Geometry, _each_axis, plan_geometry, static_head
+
+
+def load_model(path: str | os.PathLike):
+    """The model in a ``.keras`` file, checked by ``archgen.model_file`` before Keras reads it."""
+    from archgen.model_file import load_model as load_checked
+
+    return load_checked(path)
+
+
+def output_names(model) -> list[str]:
+    """The model's output names in output order (archgen names them after the heads)."""
+    from archgen.compat.keras import producer
+
+    names = getattr(model, "output_names", None)
+    if names and len(names) == len(model.outputs):
+        return list(names)
+    return [producer(tensor)[0].name for tensor in model.outputs]
+
+
+def model_geometry(model) -> Geometry:
+    """The geometry of a Keras model alone: possible only with a fixed input size.
+
+    Each layer is mapped back to archgen's layer kind (``keras_kind``) and the registry says how it
+    divides the resolution, whether it reads the whole map and whether it sees where a tile ends, as
+    it does for a plan. The period is the product of the down-sampling factors of all layers; a
+    head's resolution comes from following first inputs back to the input (through a nested model,
+    such as a backbone, from the output the head reads), as archgen lays out a U-Net: encoder,
+    bottleneck, then each decoder level's up-sampling first.
+    """
+    shape = tuple(model.inputs[0].shape)
+    ndim = len(shape) - 2
+    fixed = tuple(shape[1:-1])
+    if ndim not in AXIS_NAMES:
+        raise PlanError(f"has {ndim} spatial axes; tiling handles 1, 2 or 3", path="model", value=list(shape))
+    if any(n is None for n in fixed):
+        raise PlanError("takes any legal input size, and which sizes are legal is not stored in the model; "
+                        "pass plan= or config= (archgen predict --config CONFIG)", path="model",
+                        value=["?" if n is None else n for n in shape[1:]])
+    layers = list(_every_layer(model))
+    kinds = {id(layer): keras_kind(layer) for layer in layers}
+    memo: dict[int, tuple[Fraction, ...]] = {}
+    depth = [_chain_factor(out, kinds, ndim, memo) for layer in layers for out in _outputs(layer)]
+    # tiles start on the grid of the coarsest map (a parallel strided shortcut is the same grid)
+    period = tuple(math.lcm(*(int(f[axis]) for f in depth if f[axis] >= 1 and f[axis].denominator == 1))
+                   for axis in range(ndim))
+    heads = []
+    for name, tensor in zip(output_names(model), model.outputs):
+        scale = tuple(1 / f for f in _chain_factor(tensor, kinds, ndim, memo))
+        heads.append(static_head(name, fixed, tuple(tensor.shape[1:-1]), scale))
+    whole_map, exact = [], True
+    for layer in layers:
+        name, attrs = kinds[id(layer)]
+        locality, why = kind_of(name).locality(attrs)
+        if locality is Locality.WHOLE_MAP:
+            whole_map.append(f"{layer.name} ({why})")
+        exact = exact and not kind_of(name).sees_edges(attrs)
+    return Geometry(ndim, shape[-1], period, tuple(heads), fixed, (None,) * ndim, exact and not whole_map,
+                    tuple(whole_map))
+
+
+def _every_layer(model):
+    """The model's layers, those of nested models (a backbone) in their place."""
+    for layer in model.layers:
+        if _nested(layer):
+            yield from _every_layer(layer)
+        else:
+            yield layer
+
+
+def _nested(layer) -> bool:
+    return hasattr(layer, "layers") and hasattr(layer, "outputs")
+
+
+def _spatial(tensor) -> tuple:
+    return tuple(tensor.shape[1:-1])
+
+
+def _pairs(value, ndim: int) -> tuple:
+    return tuple(tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in _each_axis(value, ndim))
+
+
+def keras_kind(layer) -> tuple[str, dict[str, Any]]:
+    """archgen's layer kind of a Keras layer, and the attributes the kind's facts read.
+
+    A class archgen does not emit is an error: what it reads, and whether its output near a tile's
+    border depends on where the tile ends, cannot be told from its name."""
+    cls = type(layer).__name__
+    rank = len(getattr(layer, "kernel_size", ()) or ()) or 3
+    if cls == "InputLayer":
+        return "input", {}
+    if cls in ("DepthwiseConvTranspose",) or (cls.startswith(("Conv", "DepthwiseConv")) and cls.endswith("Transpose")):
+        kind = "depthwise_conv_transpose" if cls.startswith("Depthwise") else "conv_transpose"
+        return kind, {"kernel": tuple(layer.kernel_size), "stride": _each_axis(layer.strides, rank)}
+    if cls.startswith(("Conv", "DepthwiseConv")) and cls[-2:] in ("1D", "2D", "3D"):
+        kind = "depthwise_conv" if cls.startswith("Depthwise") else "conv"
+        return kind, {"kernel": tuple(layer.kernel_size), "stride": _each_axis(layer.strides, rank),
+                      "dilation": max(_each_axis(layer.dilation_rate, rank)), "padding": layer.padding}
+    if cls.startswith(("MaxPooling", "AveragePooling")) and cls[-2:] in ("1D", "2D", "3D"):
+        if layer.padding != "valid" and tuple(_each_axis(layer.pool_size, 3)) != tuple(_each_axis(layer.strides, 3)):
+            raise _unknown(layer, "a 'same'-padded pool whose windows overlap")
+        return ("maxpool" if cls.startswith("Max") else "avgpool"), {"factor": tuple(_each_axis(layer.strides, 3))}
+    if cls.startswith("GlobalAveragePooling"):
+        return "global_pool", {}
+    if cls.startswith("UpSampling") or cls == "LinearUpSampling":
+        interpolation = "linear" if cls == "LinearUpSampling" else getattr(layer, "interpolation", "nearest")
+        return "upsample", {"factor": tuple(_each_axis(layer.size, 3)), "interpolation": interpolation}
+    if cls == "Resizing":
+        return "resize", {}
+    if cls.startswith("Cropping"):
+        return "crop", {"cropping": _pairs(layer.cropping, 3)}
+    if cls.startswith("ZeroPadding"):
+        return "pad", {"padding": _pairs(layer.padding, 3)}
+    if cls == "BatchNormalization":
+        return "norm", {"norm": "batch"}
+    if cls == "GroupNormalization":
+        return "norm", {"norm": "instance" if layer.groups == -1 else "group"}
+    if cls == "LayerNormalization":
+        if tuple(_each_axis(layer.axis, 1)) not in ((-1,), (len(layer.input.shape) - 1,)):
+            raise _unknown(layer, "a layer norm over spatial axes")
+        return "norm", {"norm": "layer"}
+    if cls in ("Activation", "ReLU", "LeakyReLU", "PReLU", "Softmax", "ELU", "Identity", "Rescaling",
+               "Normalization", "LayerScale"):  # per pixel: a function of each value, or a fixed scale per channel
+        return "activation", {"activation": "linear"}
+    if cls in ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"):
+        return "dropout", {}
+    if cls in ("Concatenate", "Add", "Multiply", "Subtract", "Maximum", "Minimum", "Average"):
+        return {"Concatenate": "concat", "Multiply": "multiply"}.get(cls, "add"), {}
+    if cls == "Dense":
+        return "dense", {}
+    if cls == "MultiHeadAttention":
+        return "attention", {}
+    if cls == "PositionEmbedding":
+        return "position_embedding", {}
+    raise _unknown(layer, f"a {cls}")
+
+
+def _unknown(layer, what: str) -> PlanError:
+    return PlanError(f"layer {layer.name} is {what}, which archgen does not build, so whether tiles of this "
+                     f"model stitch exactly cannot be told; pass plan= or config= (archgen predict --config "
+                     f"CONFIG)", path="model", value=type(layer).__name__)
+
+
+def _factor(layer, kind: tuple[str, dict[str, Any]], ndim: int) -> tuple[Fraction, ...]:
+    """How much ``layer`` divides the resolution per axis: the kind's factor, or, for a resize to
+    another layer's size, its input's size over its output's."""
+    name, attrs = kind
+    if name == "resize":
+        return tuple(Fraction(int(i), int(o)) for i, o in zip(_spatial(layer.input), _spatial(layer.output)))
+    if name in ("crop", "pad"):
+        return (Fraction(1),) * ndim
+    return tuple(kind_of(name).factor(attrs, 3)[:ndim]) if name not in ("input",) else (Fraction(1),) * ndim
+
+
+def _outputs(layer) -> list:
+    out = layer.output
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _chain_factor(tensor, kinds: dict, ndim: int, memo: dict) -> tuple[Fraction, ...]:
+    """The resolution factor of ``tensor`` relative to the model's input: the product of the factors
+    of the layers met following first inputs back (into a nested model through the output read).
+    ``memo`` keeps each tensor's factor, so asking for every layer's output is linear."""
+    from archgen.compat.keras import producer
+
+    chain = []  # (tensor, its layer's own factor), from the tensor asked for back towards the input
+    factor = (Fraction(1),) * ndim
+    while True:
+        if id(tensor) in memo:
+            factor = memo[id(tensor)]
+            break
+        made = producer(tensor)
+        if made is None:
+            break
+        layer, index, inputs = made
+        if _nested(layer):
+            own = _chain_factor(layer.outputs[index], kinds, ndim, memo)  # its input leads back out below
+        elif id(layer) in kinds and kinds[id(layer)][0] != "input":
+            own = _factor(layer, kinds[id(layer)], ndim)
+        else:
+            own = (Fraction(1),) * ndim
+        chain.append((tensor, own))
+        if not inputs:
+            break
+        tensor = inputs[0]
+    for done, own in reversed(chain):
+        factor = tuple(a * b for a, b in zip(factor, own))
+        memo[id(done)] = factor
+    return factor
+
+
+def fitted_geometry(plan: Plan, model) -> Geometry:
+    """The plan's geometry, checked against the model, with the model's own fixed sizes."""
+    geo = plan_geometry(plan)
+    shape = tuple(model.inputs[0].shape)
+    fixed = tuple(shape[1:-1])
+    problem = None
+    if len(fixed) != geo.ndim:
+        problem = f"the model has {len(fixed)} spatial axes, the plan {geo.ndim}"
+    elif shape[-1] != geo.channels:
+        problem = f"the model takes {shape[-1]} input channels, the plan {geo.channels}"
+    elif len(model.outputs) != len(geo.heads):
+        problem = f"the model has {len(model.outputs)} outputs, the plan {len(geo.heads)} heads"
+    elif any(n is None and planned is not None for n, planned in zip(fixed, geo.fixed)):
+        problem = "the model takes any size where the plan fixes one; plan it with a free size"
+    elif any(rule is None for rule in geo.rules) and fixed != geo.fixed:
+        problem = f"the model takes {list(fixed)}, the plan {list(geo.fixed)}"
+    elif model.count_params() != plan.total_params:  # e.g. built with other filters or depth
+        problem = f"the model has {model.count_params():,} parameters, the plan {plan.total_params:,}"
+    else:
+        problem = _output_mismatch(plan, geo, model, fixed)
+    if problem:
+        raise PlanError(f"the plan does not describe this model: {problem}", path="plan", value=plan.name)
+    return Geometry(geo.ndim, geo.channels, geo.period, geo.heads, fixed, geo.rules, geo.exact, geo.whole_map,
+                    geo.pixel_elements)
+
+
+def _output_mismatch(plan: Plan, geo: Geometry, model, fixed: tuple[int | None, ...]) -> str | None:
+    for head, tensor in zip(geo.heads, model.outputs):
+        out = tuple(tensor.shape[1:])
+        planned = plan.output_shapes[head.name][-1]
+        if out[-1] != planned:
+            return f"output {head.name} has {out[-1]} channels in the model, {planned} in the plan"
+        for axis, (n, o) in enumerate(zip(fixed, out[:-1])):
+            if n is not None and o is not None and head.size(n, axis) != o:
+                return (f"output {head.name} is {o} for an input of {n} in the model, {head.size(n, axis)} "
+                        f"in the plan")
+    return None
+
+
+def plan_for_model(config: str | os.PathLike, model, overrides: Sequence[str] = ()) -> Plan:
+    """Plan ``config`` (with ``overrides``) at the model's own input shape."""
+    return plan_for_shape(config, tuple(model.inputs[0].shape[1:]), overrides)
+
+
+def plan_for_shape(config: str | os.PathLike, shape: Sequence[int | None], overrides: Sequence[str] = ()) -> Plan:
+    """Plan ``config`` (with ``overrides``) at input ``shape`` = ``(*spatial, C)``, None for a free size."""
+    from archgen.config import load_spec
+    from archgen.planner import make_plan
+
+    text = "[" + ",".join("null" if n is None else str(int(n)) for n in shape) + "]"
+    return make_plan(load_spec(config, [*overrides, f"input.shape={text}"]))
+
+
+# --------------------------------------------------------------------------------------------
