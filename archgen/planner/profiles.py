@@ -159,7 +159,11 @@ def _is_norm(kind) -> bool:
 TENSORFLOW_CPU = MemoryProfile(
     "tensorflow", "cpu", CALIBRATED,
     measured="calibrated against TensorFlow 2.21 on CPU (peak RSS of Keras 3.15 training steps and inferences, "
-             "float32, 2-core x86-64; benchmarks/memory.py: 0.83-1.11 on three U-Nets at two batches each)",
+             "float32, 2-core x86-64; benchmarks/memory.py: 0.83-1.11 on three U-Nets at two batches each); on the "
+             "12-network suite of benchmarks/calibrate_memory.py (2026-12-04) training 0.72-1.26, inference "
+             "0.53-1.43 of the measured peak: not yet refitted (a fit found training 0.89-1.11, inference "
+             "0.68-1.30; see the record)",
+    results=("benchmarks/results/memory_tensorflow_cpu_2026-12-04.json",),
 )
 
 # Calibrated here by benchmarks/calibrate_memory.py --fit: 12 networks, training and inference (see the
