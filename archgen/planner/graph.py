@@ -15,6 +15,7 @@ from typing import Any
 from archgen.errors import PlanError
 from archgen.planner.blocks import BlockSite, plan_block_at, plan_up_block_at
 from archgen.planner.blocks.residual import plan_stage_output
+from archgen.planner.fused_head import plan_fused_head
 from archgen.planner.axes import Axes, axes_of, compact, fusable, on_axis  # noqa: F401  (re-exported)
 from archgen.planner.ir import Node
 from archgen.planner.transpose import plan_transpose_up
@@ -177,8 +178,8 @@ def plan_stem(g: Graph, r: ArchSpec, x: str) -> str:
     strides by the stem's stride. Its layers belong to level 1, or to level 2 where it strides."""
     stem, block = r.encoder.stem, r.encoder.block
     kept = set(ConvBlock.model_fields) & set(type(block).model_fields) - {"type", "se"}
-    if block.type == "bottleneck":  # its narrow inner convs are the bottleneck's, not the stem's
-        kept -= {"inner_ratio"}
+    if block.type in ("bottleneck", "rsu"):  # their inner convs' channels (and an rsu's dilation) are their own
+        kept -= {"inner_ratio", "dilation"} if block.type == "rsu" else {"inner_ratio"}
     plain = ConvBlock.model_validate(block.model_dump(include=kept))
     if plain.order == "pre_activation":
         plain = plain.model_copy(update={"order": "norm_act"})
@@ -407,6 +408,9 @@ def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, 
                 raise PlanError(f"output {name} would share its name with the layer {name} ({g.nodes[name].path}); "
                                 f"an output's layer is named after it, so pick a name no layer has",
                                 path=path + ".name", value=head.name)
+            if head.fuse is not None:  # side outputs on several levels, concatenated, then the head's conv
+                outputs.update(plan_fused_head(g, spec, i, features, outputs))
+                break
             x = plan_head_preactivation(g, spec, i, name, features[level])
             if not head.conv:  # the level's features passed on, through a layer named after the output
                 channels = g.channels(x)
