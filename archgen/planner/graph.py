@@ -9,13 +9,14 @@ Layer names say where a layer is: ``enc2_conv1``, ``enc2_pool``, ``bottleneck_co
 
 from __future__ import annotations
 
-from math import prod
+from math import lcm, prod
 from typing import Any
 
 from archgen.errors import PlanError
 from archgen.planner.blocks import BlockSite, plan_block_at, plan_up_block_at
 from archgen.planner.blocks.residual import plan_stage_output
-from archgen.planner.fused_head import plan_fused_head
+from archgen.planner.blocks.rsu import inner_factor
+from archgen.planner.fused_head import level_strides, plan_fused_head
 from archgen.planner.axes import Axes, axes_of, compact, fusable, on_axis  # noqa: F401  (re-exported)
 from archgen.planner.ir import Node
 from archgen.planner.transpose import plan_transpose_up
@@ -457,5 +458,13 @@ def down_factors(resolved: ArchSpec) -> list[int]:
     patch = resolved.encoder.transformer.patch_size if resolved.encoder.transformer is not None else 1
     stem = resolved.encoder.stem
     pool = stem.pool.factor if stem is not None and stem.pool is not None else 1
-    return [prod(stage.stride[axis] for stage in resolved.encoder.stages) * patch * pool *
-            (stem.stride[axis] if stem is not None else 1) for axis in range(resolved.ndim)]
+    periods = [prod(stage.stride[axis] for stage in resolved.encoder.stages) * patch * pool *
+               (stem.stride[axis] if stem is not None else 1) for axis in range(resolved.ndim)]
+    # An rsu block pools inside: a size at its level must also tile its own poolings.
+    strides, blocks = level_strides(resolved), (resolved.encoder.block, resolved.decoder.block)
+    for level in range(1, len(strides) + 1):
+        inner = max(inner_factor(block, level, len(strides)) for block in blocks if block is not None)
+        if inner > 1:
+            periods = [lcm(period, inner * prod(s[axis] for s in strides[:level]))
+                       for axis, period in enumerate(periods)]
+    return periods

@@ -55,6 +55,17 @@ def at_level(block: RSUBlock, site: BlockSite, key: str):
     return values[level - 1]
 
 
+def inner_factor(block, level: int, levels: int) -> int:
+    """How much an rsu block at ``level`` (of ``levels``, the last the bottleneck) pools inside: 2 to
+    its height (1 for a dilated block, or a block of another type)."""
+    if getattr(block, "type", None) != "rsu":
+        return 1
+    height = block.height
+    if isinstance(height, list):
+        height = height[-1] if level == levels else height[min(level, len(height)) - 1]
+    return 1 if height == "dilated" else 2 ** height
+
+
 def plan(g, site: BlockSite, block: RSUBlock, x: str) -> str:
     """The block's layers from ``x``; returns the name of its output (after its dropout, if any)."""
     p, group, path = site.prefix, site.group, site.path
