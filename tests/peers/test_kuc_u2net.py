@@ -68,6 +68,8 @@ def kuc_name(name: str) -> str:
         return "u2net_output_sup0"
     if m := re.fullmatch(r"logits_dec(\d+)_conv", name):
         return f"u2net_output_conv_{int(m.group(1)) - 1}"
+    if name.endswith("_norm"):  # CONV_stack's batch norm, after its conv
+        return kuc_name(name[:-len("_norm")] + "_conv") + "_bn"
     level, rest = re.fullmatch(r"(enc\d|dec\d|bottleneck)_(.+)_conv", name).groups()
     block, height = LEVELS[level]
     if rest == "in":
@@ -122,3 +124,27 @@ def test_deep_supervision_gives_every_side_and_the_fused_output():
     for y, y_peer in zip(ys, ys_peer):
         assert y.shape == y_peer.shape == (2, 64, 96, 2)
         np.testing.assert_allclose(np.asarray(y), np.asarray(y_peer), atol=1e-4, rtol=0)
+
+
+# u2net_2d's other arguments, as overrides of the config.
+BATCH_NORM = ("encoder.block.norm=batch",)
+NEAREST = ("encoder.block.interpolation=nearest", "decoder.upsample.interpolation=nearest",
+           "heads.0.fuse.interpolation=nearest")
+
+
+def test_batch_norm_and_nearest_up_sampling_are_overrides_away():
+    net = peer((64, 64), batch_norm=True, unpool="nearest")
+    plan = plan_at((64, 64), BATCH_NORM + NEAREST)
+    # Each block conv's C biases give way to a batch norm of 4C (2C trained): 15,104 channels in all.
+    assert plan_counts(plan) == keras_counts(net) == (PARAMS + 15_104, 2 * 15_104)
+
+
+@pytest.mark.slow
+def test_copied_weights_give_the_same_outputs_with_batch_norm_and_nearest():
+    from archgen.emit import emit_model
+
+    net = peer((64, 64), batch_norm=True, unpool="nearest")
+    randomize(net, seed=5)
+    model = emit_model(plan_at((64, 64), BATCH_NORM + NEAREST))
+    copy_by_name(model, net, kuc_name)
+    same_outputs(model, net, (64, 64, 3))
