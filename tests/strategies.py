@@ -10,7 +10,7 @@ ACTIVATIONS = ["relu", "elu", "gelu", "silu", "tanh", "leaky_relu", "linear", "s
 @st.composite
 def block_dicts(draw, depth: int, ndim: int):
     block = {
-        "type": draw(st.sampled_from(["conv", "residual", "recurrent_residual", "convnext"])),
+        "type": draw(st.sampled_from(["conv", "residual", "recurrent_residual", "convnext", "rsu"])),
         "convs": draw(st.integers(1, 2)),
         "kernel_size": draw(st.one_of(st.integers(1, 3), st.lists(st.integers(1, 3), min_size=depth + 1,
                                                                    max_size=depth + 1))),
@@ -31,6 +31,15 @@ def block_dicts(draw, depth: int, ndim: int):
         block["expansion"] = draw(st.one_of(st.integers(1, 3), st.lists(st.integers(1, 3), min_size=depth + 1,
                                                                          max_size=depth + 1)))
         block["residual"] = draw(st.booleans())
+    if block["type"] == "rsu":  # a small U-Net inside: one pooling, or none and dilated convs
+        del block["convs"]
+        heights = st.sampled_from([1, "dilated"])
+        block["height"] = draw(st.one_of(heights, st.lists(heights, min_size=depth + 1, max_size=depth + 1)))
+        block["interpolation"] = draw(st.sampled_from(["nearest", "linear"] + (["bilinear"] if ndim == 2 else [])))
+        if draw(st.booleans()):
+            block["dilations"] = draw(st.sampled_from([[1, 2], [1, 2, 3]]))
+        if draw(st.booleans()):
+            block["mid_filters"] = draw(st.sampled_from([2, 3]))
     if draw(st.booleans()):
         block["se"] = {"ratio": draw(st.sampled_from([1, 2, 3])), "activation": draw(st.sampled_from(ACTIVATIONS))}
     if block["type"] == "residual" and draw(st.booleans()):
@@ -40,7 +49,7 @@ def block_dicts(draw, depth: int, ndim: int):
         block["shortcut_norm"] = draw(st.booleans())
         block["add_at"] = draw(st.sampled_from(["before_activation", "after_activation"]))
     if block["type"] != "convnext" and draw(st.booleans()):
-        block["order"] = draw(st.sampled_from(["norm_act", "act_norm"] if block["type"] == "recurrent_residual"
+        block["order"] = draw(st.sampled_from(["norm_act", "act_norm"] if block["type"] in ("recurrent_residual", "rsu")
                                               else ["norm_act", "act_norm", "pre_activation"]))
     if block["activation"] == "leaky_relu" and draw(st.booleans()):
         block["negative_slope"] = draw(st.sampled_from([0.01, 0.1]))
@@ -161,7 +170,13 @@ def spec_dicts(draw):
             head["conv"] = False
         if draw(st.integers(0, 3)) == 0:  # the decoder block's norm and activation first (SegResNet)
             head["pre_activation"] = True
-        if depth >= 2 and draw(st.booleans()):
+        if depth >= 1 and draw(st.integers(0, 4)) == 0:  # U-Net 2's fused output: sides concatenated
+            head.pop("conv", None), head.pop("pre_activation", None)
+            head["fuse"] = {"levels": draw(st.lists(st.integers(head["level"], depth + 1), min_size=1, max_size=3,
+                                                    unique=True)),
+                            "kernel_size": draw(st.sampled_from([1, 3])), "outputs": draw(st.booleans()),
+                            "interpolation": draw(st.sampled_from(interpolations))}
+        elif depth >= 2 and draw(st.booleans()):
             head["deep_supervision"] = draw(st.lists(st.integers(2, depth), min_size=1, max_size=depth - 1,
                                                      unique=True))
         heads.append(head)
@@ -238,6 +253,7 @@ def topology(draw, config: dict, ndim: int) -> dict:
     heads = config["heads"]
     if depth >= 1 and draw(st.booleans()):
         decoder["deep_supervision"] = True
-        heads = [{**{k: v for k, v in heads[0].items() if k != "deep_supervision"}, "level": 1}, *heads[1:]]
+        heads = [{**{k: v for k, v in heads[0].items() if k not in ("deep_supervision", "fuse")}, "level": 1},
+                 *heads[1:]]
         heads = [{k: v for k, v in h.items() if k != "deep_supervision"} for h in heads]
     return {**config, "decoder": decoder, "heads": heads}

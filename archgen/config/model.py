@@ -154,6 +154,36 @@ class RecurrentResidualBlock(_BlockBase):
     """How many times a unit adds its input to its last output and convolves again (the paper's t)."""
 
 
+class RSUBlock(_BlockBase):
+    """U-Net 2's residual U-block (Qin et al. 2020), as keras-unet-collection's ``RSU`` and ``RSU4F``
+    build it: a conv to the level's filters (the block's input conv), a small U-Net inside on
+    ``mid_filters`` channels (a conv per inner level, max pooling by 2 between them, a dilated conv
+    at its bottom, a decoder that up-samples bilinearly and concatenates each inner level's conv),
+    a conv back to the level's filters, and the input conv's output added. Every conv has the
+    block's kernel, norm and activation; ``convs`` does not apply."""
+
+    type: Literal["rsu"] = "rsu"
+    height: Count | Literal["dilated"] | list[Count | Literal["dilated"]] = 4
+    """Max poolings inside the block (keras-unet-collection's ``depth``; the paper's RSU-L has L - 2),
+    or dilated: RSU-4F, no pooling, its inner convs dilated by ``dilations``. One value, or one per
+    level (encoder level 1 first, bottleneck last; a decoder's block reads its levels' and not the last)."""
+    mid_filters: Channels | list[Channels] | None = None
+    """Channels of the inner U-Net's convs, one number or one per level as ``height``; null means
+    ``inner_ratio`` x the level's filters."""
+    inner_ratio: float = Field(default=0.25, gt=0)
+    """The inner convs' channels as a fraction of the level's filters, where ``mid_filters`` is null
+    (keras-unet-collection's automatic RSU channels: a quarter)."""
+    dilation: Count = 2
+    """Dilation of the conv at the bottom of a pooled block's inner U-Net (the paper's 2)."""
+    dilations: Annotated[list[Count], Field(min_length=2, max_length=16)] = [1, 2, 4, 8]
+    """A dilated block's inner convs on the way down, the last one its bottom; on the way up each
+    inner level's conv takes that level's dilation, the one back to the level's filters 1 (RSU-4F:
+    1, 2, 4, 8)."""
+    interpolation: Literal["nearest", "bilinear", "linear"] = "bilinear"
+    """How the inner decoder up-samples by 2: bilinear (2D only; the paper's, keras-unet-collection's
+    default), nearest, or linear along every axis (1D, 2D, 3D)."""
+
+
 class ConvNeXtBlock(Strict):
     """ConvNeXt's block (Liu et al. 2022) as MedNeXt (Roy et al. 2023) builds it: a depthwise conv of
     ``kernel_size`` (one filter per channel), the norm, a 1x1 conv to ``expansion`` times the block's
@@ -200,7 +230,7 @@ class ConvNeXtBlock(Strict):
     addition. Null adds none."""
 
 
-Block = tagged("conv", ConvBlock, ResidualBlock, RecurrentResidualBlock, ConvNeXtBlock, BottleneckBlock)
+Block = tagged("conv", ConvBlock, ResidualBlock, RecurrentResidualBlock, ConvNeXtBlock, BottleneckBlock, RSUBlock)
 
 
 OddSizes = Literal["refuse", "floor"]
@@ -661,6 +691,24 @@ class DecoderSpec(Strict):
     ``keep_channels``; null derives them from the encoder."""
 
 
+class FusedSides(Strict):
+    """U-Net 2's fused output (Qin et al. 2020), as keras-unet-collection's ``u2net_2d`` builds it: a
+    side output on each of ``levels`` (a conv of ``kernel_size`` to the head's filters, up-sampled
+    to the head's level where deeper, then the head's activation), their concatenation, and on it
+    the head's own conv and activation."""
+
+    levels: Annotated[list[Count], Field(min_length=1, max_length=13)]
+    """Decoder levels with a side output, in the order they are concatenated (1 = full resolution,
+    depth + 1 the bottleneck); each at the head's level or deeper."""
+    kernel_size: Count = 3
+    """Kernel size of the side outputs' convs."""
+    interpolation: Literal["nearest", "bilinear", "linear"] = "bilinear"
+    """How a deeper side output is up-sampled to the head's level (bilinear: 2D only)."""
+    outputs: bool = False
+    """The side outputs are outputs of the model too (deep supervision), named ``<name>_dec<level>``,
+    before the fused one."""
+
+
 class HeadSpec(Strict):
     """One output of the model: a conv on a decoder level."""
 
@@ -680,6 +728,9 @@ class HeadSpec(Strict):
     deep_supervision: list[Count] = Field(default=[], max_length=64)
     """Deeper decoder levels that get a copy of this head (nnU-Net's deep supervision);
     each output is named ``<name>_dec<level>``."""
+    fuse: FusedSides | None = None
+    """A fused output (U-Net 2): side outputs on several levels, concatenated, then the head's conv
+    (``kernel_size``, usually 1) on them; null means the head's conv reads its level directly."""
     pre_activation: bool = False
     """The decoder block's norm and activation before the head's conv (layers ``<name>_norm``,
     ``<name>_act``), as a network of pre-activation blocks ends: SegResNet's final group norm and

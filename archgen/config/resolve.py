@@ -61,8 +61,9 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
     skips = _skips(spec, depth)
     align = per_level(dec.align, depth, "decoder.align", depth)
     for path, block in (("encoder.block", enc.block), ("decoder.block", dec.block)):
-        if isinstance(getattr(block, "expansion", None), list):  # a convnext block's, one per level
-            per_level(block.expansion, depth + 1, path + ".expansion", depth)
+        for key in ("expansion", "height", "mid_filters"):  # a convnext block's, an rsu block's: one per level
+            if isinstance(getattr(block, key, None), list):
+                per_level(getattr(block, key), depth + 1, f"{path}.{key}", depth)
     topology = {}
     if dec.type == "unet3+":
         from archgen.config.resolve_unet3p import unet3p_defaults  # loaded for unet3+ only

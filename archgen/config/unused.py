@@ -57,6 +57,10 @@ def _block(path: str, block: Any) -> Iterator[tuple[str, Any, str]]:
     given = block.model_fields_set
     if "convs" in given and block.type == "convnext":
         yield f"{path}.convs", block.convs, "a convnext block's convs are fixed: a depthwise conv and two 1x1 convs"
+    if "convs" in given and block.type == "rsu":
+        yield f"{path}.convs", block.convs, "an rsu block's convs follow from its height"
+    if "dilations" in given and block.type == "rsu" and "dilated" not in _listed(block.height):
+        yield f"{path}.dilations", block.dilations, "no level's height is dilated"
     if "groups" in given and block.norm != "group":
         yield f"{path}.groups", block.groups, f"groups apply to norm: group only (norm is {block.norm})"
     for key in ("norm_epsilon", "norm_affine"):
@@ -70,6 +74,10 @@ def _block(path: str, block: Any) -> Iterator[tuple[str, Any, str]]:
         yield f"{path}.shortcut_kernel_size", block.shortcut_kernel_size, "a resnet_d shortcut pools, then a 1x1 conv"
     if "shortcut_norm" in given and block.norm == "none":
         yield f"{path}.shortcut_norm", block.shortcut_norm, "there is no norm (norm is none)"
+
+
+def _listed(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 def _norm_options(path: str, part: Any) -> Iterator[tuple[str, Any, str]]:

@@ -9,12 +9,14 @@ Layer names say where a layer is: ``enc2_conv1``, ``enc2_pool``, ``bottleneck_co
 
 from __future__ import annotations
 
-from math import prod
+from math import lcm, prod
 from typing import Any
 
 from archgen.errors import PlanError
 from archgen.planner.blocks import BlockSite, plan_block_at, plan_up_block_at
 from archgen.planner.blocks.residual import plan_stage_output
+from archgen.planner.blocks.rsu import inner_factor
+from archgen.planner.fused_head import level_strides, plan_fused_head
 from archgen.planner.axes import Axes, axes_of, compact, fusable, on_axis  # noqa: F401  (re-exported)
 from archgen.planner.ir import Node
 from archgen.planner.transpose import plan_transpose_up
@@ -177,8 +179,8 @@ def plan_stem(g: Graph, r: ArchSpec, x: str) -> str:
     strides by the stem's stride. Its layers belong to level 1, or to level 2 where it strides."""
     stem, block = r.encoder.stem, r.encoder.block
     kept = set(ConvBlock.model_fields) & set(type(block).model_fields) - {"type", "se"}
-    if block.type == "bottleneck":  # its narrow inner convs are the bottleneck's, not the stem's
-        kept -= {"inner_ratio"}
+    if block.type in ("bottleneck", "rsu"):  # their inner convs' channels (and an rsu's dilation) are their own
+        kept -= {"inner_ratio", "dilation"} if block.type == "rsu" else {"inner_ratio"}
     plain = ConvBlock.model_validate(block.model_dump(include=kept))
     if plain.order == "pre_activation":
         plain = plain.model_copy(update={"order": "norm_act"})
@@ -407,6 +409,9 @@ def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, 
                 raise PlanError(f"output {name} would share its name with the layer {name} ({g.nodes[name].path}); "
                                 f"an output's layer is named after it, so pick a name no layer has",
                                 path=path + ".name", value=head.name)
+            if head.fuse is not None:  # side outputs on several levels, concatenated, then the head's conv
+                outputs.update(plan_fused_head(g, spec, i, features, outputs))
+                break
             x = plan_head_preactivation(g, spec, i, name, features[level])
             if not head.conv:  # the level's features passed on, through a layer named after the output
                 channels = g.channels(x)
@@ -453,5 +458,13 @@ def down_factors(resolved: ArchSpec) -> list[int]:
     patch = resolved.encoder.transformer.patch_size if resolved.encoder.transformer is not None else 1
     stem = resolved.encoder.stem
     pool = stem.pool.factor if stem is not None and stem.pool is not None else 1
-    return [prod(stage.stride[axis] for stage in resolved.encoder.stages) * patch * pool *
-            (stem.stride[axis] if stem is not None else 1) for axis in range(resolved.ndim)]
+    periods = [prod(stage.stride[axis] for stage in resolved.encoder.stages) * patch * pool *
+               (stem.stride[axis] if stem is not None else 1) for axis in range(resolved.ndim)]
+    # An rsu block pools inside: a size at its level must also tile its own poolings.
+    strides, blocks = level_strides(resolved), (resolved.encoder.block, resolved.decoder.block)
+    for level in range(1, len(strides) + 1):
+        inner = max(inner_factor(block, level, len(strides)) for block in blocks if block is not None)
+        if inner > 1:
+            periods = [lcm(period, inner * prod(s[axis] for s in strides[:level]))
+                       for axis, period in enumerate(periods)]
+    return periods

@@ -120,6 +120,8 @@ def _plan_unet_3plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
     block = r.decoder.block
     # Each input's conv: the decoder block's conv, norm and activation, once, without residual or dropout.
     kept = set(ConvBlock.model_fields) & set(type(block).model_fields) - {"type", "dropout", "convs", "se"}
+    if block.type == "rsu":  # its inner convs' channels and its bottom's dilation are the block's own
+        kept -= {"inner_ratio", "dilation"}
     plain = ConvBlock.model_validate(block.model_dump(include=kept))
     floor = {"floor": True} if getattr(r.encoder.downsample, "odd_sizes", "refuse") == "floor" else {}
     features = {depth + 1: skips[depth + 1]}

@@ -1,6 +1,6 @@
 """How the diagram tags what a level holds beyond plain convs: the norm after its convs,
-recurrent residual blocks, squeeze-and-excitation and the transformer bottleneck (their notes
-are the kinds' own)."""
+recurrent residual blocks, rsu blocks, squeeze-and-excitation and the transformer bottleneck
+(their notes are the kinds' own)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from archgen.planner.ir import Plan
 
 NORMS = {"batch": "BN", "instance": "IN", "group": "GN", "layer": "LN"}
 MEANINGS = {"BN": "batch norm", "IN": "instance norm", "GN": "group norm", "LN": "layer norm",
-            "R2": "recurrent residual block", "SE": "squeeze-and-excitation", "ViTxN": "N transformer layers"}
+            "R2": "recurrent residual block", "RSU": "residual U-block", "SE": "squeeze-and-excitation",
+            "ViTxN": "N transformer layers"}
 
 
 def block_tags(plan: Plan, group: str) -> str:
@@ -24,6 +25,8 @@ def block_tags(plan: Plan, group: str) -> str:
                 tags.append(tag)
     if any(layer.name.endswith("_unit1_conv0") for layer in layers):
         tags.append("R2")
+    if any(layer.name.endswith("_rsu_bottleneck_conv") for layer in layers):
+        tags.append("RSU")
     if any(layer.kind == "scale" for layer in layers):
         tags.append("SE")
     attention = sum(layer.kind == "attention" for layer in layers)
