@@ -84,3 +84,34 @@ def test_layer_norm_is_per_pixel_in_keras_too():
     changed[0, 0, 0] += 10.0
     layer = model.get_layer(norm.name)
     np.testing.assert_allclose(np.asarray(layer(changed))[0, 4:, 4:], y[0, 4:, 4:], atol=1e-6)
+
+
+def test_each_kind_has_a_typed_record_that_refuses_what_it_does_not_hold():
+    import dataclasses
+
+    from archgen.kinds import KINDS, Attrs, attrs_of
+
+    for name, kind in KINDS.items():
+        assert issubclass(kind.attrs, Attrs) and dataclasses.is_dataclass(kind.attrs), name
+        assert kind.attrs.__dataclass_params__.frozen, name
+    with pytest.raises(TypeError, match="a conv layer has no attribute kernal"):
+        attrs_of("conv", {"kernal": 3})
+    with pytest.raises(TypeError, match="a conv layer needs"):
+        attrs_of("conv", {"kernel": 3})
+    record = attrs_of("maxpool", {"factor": 2})
+    assert record["factor"] == record.factor == 2 and record.get("window", 2) == 2 and "window" not in record
+    with pytest.raises(KeyError):
+        record["kernel"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.factor = 3
+
+
+def test_every_planned_layer_holds_its_kinds_record():
+    import glob
+
+    import archgen
+    from archgen.kinds import kind_of
+
+    for path in sorted(glob.glob("conf/*.yaml")) + ["conf/peers/kuc_transunet_2d.yaml", "conf/peers/smp_unet_resnet50.yaml"]:
+        for layer in archgen.plan(path).layers:
+            assert type(layer.attrs) is kind_of(layer.kind).attrs, (path, layer.name)

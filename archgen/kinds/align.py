@@ -3,8 +3,40 @@ inputs, or fixed amounts (PyTorch's conv and transposed-conv padding). The odd p
 
 from __future__ import annotations
 
-from archgen.kinds.base import (LayerKind, SizeError, keeps_nothing, known_params, no_flops, no_workspace, on,
-                                unit_factor, window)
+from dataclasses import dataclass
+
+from archgen.kinds.base import (
+    Attrs,
+    LayerKind,
+    SizeError,
+    keeps_nothing,
+    known_params,
+    no_flops,
+    no_workspace,
+    on,
+    unit_factor,
+    window,
+)
+
+
+@dataclass(frozen=True)
+class CropAttrs(Attrs):
+    """A crop to the layer it joins (``like``), to the smallest of ``smallest_of``, or by fixed
+    ``amounts`` per axis; ``cropping`` is what the planner solved, ``(before, after)`` per axis."""
+
+    smallest_of: tuple[str, ...] | None = None
+    amounts: tuple[tuple[int, int], ...] | None = None
+    cropping: tuple[tuple[int, int], ...] | None = None
+
+
+@dataclass(frozen=True)
+class PadAttrs(Attrs):
+    """Zeros padded to the layer it joins (``like``), or fixed ``amounts`` before a strided conv of
+    ``stride``; ``padding`` is what the planner solved, ``(before, after)`` per axis."""
+
+    amounts: tuple[tuple[int, int], ...] | None = None
+    stride: int | tuple[int, ...] = 1
+    padding: tuple[tuple[int, int], ...] | None = None
 
 
 def crop_amount(node, n: int, target: int) -> tuple[int, int]:
@@ -62,12 +94,12 @@ def shift_span(key: str, sign: int):
 
 
 KINDS = (
-    LayerKind("crop", size=crop_size, factor=unit_factor, params=known_params, flops=no_flops,
+    LayerKind("crop", CropAttrs, size=crop_size, factor=unit_factor, params=known_params, flops=no_flops,
               span=shift_span("cropping", 1), saved=keeps_nothing, workspace=no_workspace, locality=window,
               sees_edges=lambda a: False,
               note=lambda layer: "crop " + ", ".join(f"{b}+{e}" for b, e in layer.attrs["cropping"]),
               emitter="emit_crop"),
-    LayerKind("pad", size=pad_size, factor=unit_factor, params=known_params, flops=no_flops,
+    LayerKind("pad", PadAttrs, size=pad_size, factor=unit_factor, params=known_params, flops=no_flops,
               span=shift_span("padding", -1), saved=keeps_nothing, workspace=no_workspace, locality=window,
               sees_edges=lambda a: True,
               note=lambda layer: "pad " + ", ".join(f"{b}+{e}" for b, e in layer.attrs["padding"]),

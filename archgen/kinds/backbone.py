@@ -2,11 +2,48 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from math import prod
 
-from archgen.kinds.base import (LayerKind, Locality, SizeError, keeps_nothing, known_params, no_edges, no_flops,
-                                no_workspace, pixel)
+from archgen.kinds.base import (
+    Attrs,
+    LayerKind,
+    Locality,
+    SizeError,
+    keeps_nothing,
+    known_params,
+    no_edges,
+    no_flops,
+    no_workspace,
+    pixel,
+)
+
+
+@dataclass(frozen=True)
+class BackboneAttrs(Attrs):
+    """A keras.applications network: its table row's facts and how it is used."""
+
+    backbone: str
+    constructor: str
+    factor: int
+    min_size: int
+    weights: str | None
+    trainable_stages: int
+    taps: tuple
+    flops_per_tile: int
+    flops_constant: int
+
+
+@dataclass(frozen=True)
+class TapAttrs(Attrs):
+    """One of the backbone's outputs (``index``): the tensor of ``layer`` (its ``side``), at ``stride``."""
+
+    index: int
+    layer: str | None
+    side: str
+    stride: int
+    factor: int
 
 
 def backbone_size(node, sizes, amounts, axis, n_input) -> int:
@@ -60,11 +97,11 @@ def tap_span(layer, in_size, axis):  # finer than the backbone node by ``factor`
 
 
 KINDS = (
-    LayerKind("backbone", size=backbone_size, factor=lambda a, ndim: (Fraction(a["factor"]),) * ndim,
+    LayerKind("backbone", BackboneAttrs, size=backbone_size, factor=lambda a, ndim: (Fraction(a["factor"]),) * ndim,
               params=known_params, flops=backbone_flops, span=backbone_span, saved=keeps_nothing,
               workspace=no_workspace, locality=backbone_locality, sees_edges=lambda a: True,  # it zero-pads
               note=backbone_note, emitter="emit_backbone"),
-    LayerKind("tap", size=lambda node, sizes, amounts, axis, n: sizes[node.inputs[0]] * node.attrs["factor"],
+    LayerKind("tap", TapAttrs, size=lambda node, sizes, amounts, axis, n: sizes[node.inputs[0]] * node.attrs["factor"],
               factor=lambda a, ndim: (Fraction(1, a["factor"]),) * ndim, params=known_params, flops=no_flops,
               span=tap_span, saved=keeps_nothing, workspace=no_workspace, locality=pixel, sees_edges=no_edges,
               note=lambda layer: (layer.attrs["layer"] or "output") + (" (its input)" if layer.attrs["side"] ==

@@ -14,6 +14,8 @@ from enum import Enum
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Callable
 
+from archgen.kinds.attrs import Attrs, NoAttrs  # noqa: F401  (re-exported)
+
 if TYPE_CHECKING:  # the IR's types only: the planner imports this registry, not the other way round
     from archgen.planner.ir import LayerPlan, Node
 
@@ -45,6 +47,8 @@ class LayerKind:
     """Everything archgen knows about one kind of layer."""
 
     name: str
+    attrs: type[Attrs]
+    """Its attribute record: what a layer of this kind carries, typed; nothing else is accepted."""
     size: Callable[[Node, Sizes, Amounts, int, int], int]
     """Output size on one spatial axis: ``size(node, sizes, amounts, axis, n_input)``, with ``sizes``
     of every earlier node; a crop or pad records its ``(before, after)`` in ``amounts``. Raises

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from math import prod
 
-from archgen.kinds.base import (LayerKind, Locality, SizeError, axes_text, each_axis, known_params, on, on_axis)
+from archgen.kinds.base import (
+    Attrs,
+    LayerKind,
+    Locality,
+    SizeError,
+    axes_text,
+    each_axis,
+    known_params,
+    on,
+    on_axis,
+)
 from archgen.kinds.memory import CONV_COPIES, activation_kept
+
+
+@dataclass(frozen=True)
+class ConvAttrs(Attrs):
+    """A conv, transposed conv or depthwise conv. ``floor``: a strided conv after an explicit pad drops a
+    remainder, as PyTorch's does."""
+
+    filters: int
+    kernel: int | tuple[int, ...]
+    stride: int | tuple[int, ...]
+    dilation: int
+    padding: str  # "same" | "valid"
+    activation: str
+    use_bias: bool
+    floor: bool = False
 
 
 def conv_size(node, sizes, amounts, axis, n_input) -> int:
@@ -110,22 +136,22 @@ def transpose_note(layer) -> str:
 
 
 KINDS = (
-    LayerKind("conv", size=conv_size,
+    LayerKind("conv", ConvAttrs, size=conv_size,
               factor=lambda a, ndim: tuple(Fraction(f) for f in each_axis(a["stride"], ndim)),
               params=known_params, flops=conv_flops, span=conv_span, saved=conv_saved, workspace=conv_workspace,
               locality=window, sees_edges=conv_sees_edges, note=conv_note, emitter="emit_conv"),
-    LayerKind("conv_transpose", size=transpose_size,
+    LayerKind("conv_transpose", ConvAttrs, size=transpose_size,
               factor=lambda a, ndim: tuple(Fraction(1, f) for f in each_axis(a["stride"], ndim)),
               params=known_params, flops=conv_flops, span=transpose_span, saved=conv_saved,
               workspace=conv_workspace, locality=window, sees_edges=transpose_sees_edges, note=transpose_note,
               emitter="emit_conv_transpose"),
     # One filter per channel (``filters`` = the input's channels): ConvNeXt's and MedNeXt's spatial conv.
-    LayerKind("depthwise_conv", size=conv_size,
+    LayerKind("depthwise_conv", ConvAttrs, size=conv_size,
               factor=lambda a, ndim: tuple(Fraction(f) for f in each_axis(a["stride"], ndim)),
               params=known_params, flops=depthwise_flops, span=conv_span, saved=conv_saved,
               workspace=conv_workspace, locality=window, sees_edges=conv_sees_edges, note=depthwise_note,
               emitter="emit_depthwise_conv"),
-    LayerKind("depthwise_conv_transpose", size=transpose_size,
+    LayerKind("depthwise_conv_transpose", ConvAttrs, size=transpose_size,
               factor=lambda a, ndim: tuple(Fraction(1, f) for f in each_axis(a["stride"], ndim)),
               params=known_params, flops=depthwise_flops, span=transpose_span, saved=conv_saved,
               workspace=conv_workspace, locality=window, sees_edges=transpose_sees_edges, note=depthwise_note,

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from archgen.kinds.base import (LayerKind, SizeError, keeps_nothing, known_params, no_edges, no_flops, no_note,
-                                no_workspace, pixel, same_span, unit_factor)
+from archgen.kinds.base import (
+    LayerKind,
+    NoAttrs,
+    SizeError,
+    keeps_nothing,
+    known_params,
+    no_edges,
+    no_flops,
+    no_note,
+    no_workspace,
+    pixel,
+    same_span,
+    unit_factor,
+)
 
 
 def input_size(node, sizes, amounts, axis, n: int) -> int:
@@ -13,7 +25,7 @@ def input_size(node, sizes, amounts, axis, n: int) -> int:
 
 
 KINDS = (
-    LayerKind("input", size=input_size, factor=unit_factor, params=known_params, flops=no_flops, span=same_span,
+    LayerKind("input", NoAttrs, size=input_size, factor=unit_factor, params=known_params, flops=no_flops, span=same_span,
               saved=keeps_nothing, workspace=no_workspace, locality=pixel, sees_edges=no_edges, note=no_note,
               emitter="emit_input"),
 )

@@ -3,12 +3,25 @@ the squeeze-and-excitation gate (size 1 broadcast over its first input)."""
 
 from __future__ import annotations
 
-from archgen.kinds.base import (LayerKind, first_input, keeps_nothing, known_params, no_edges, no_flops, no_note,
-                                no_workspace, pixel, same_inputs, same_span, unit_factor)
+from archgen.kinds.base import (
+    LayerKind,
+    NoAttrs,
+    first_input,
+    keeps_nothing,
+    known_params,
+    no_edges,
+    no_flops,
+    no_note,
+    no_workspace,
+    pixel,
+    same_inputs,
+    same_span,
+    unit_factor,
+)
 
 
 def _merge(name: str, emitter: str, saved=keeps_nothing, size=same_inputs, note=no_note) -> LayerKind:
-    return LayerKind(name, size=size, factor=unit_factor, params=known_params, flops=no_flops, span=same_span,
+    return LayerKind(name, NoAttrs, size=size, factor=unit_factor, params=known_params, flops=no_flops, span=same_span,
                      saved=saved, workspace=no_workspace, locality=pixel, sees_edges=no_edges, note=note,
                      emitter=emitter)
 

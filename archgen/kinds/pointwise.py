@@ -2,9 +2,45 @@
 
 from __future__ import annotations
 
-from archgen.kinds.base import (LayerKind, Locality, first_input, known_params, no_edges, no_flops,
-                                no_workspace, pixel, same_span, unit_factor)
+from dataclasses import dataclass
+
+from archgen.kinds.base import (
+    Attrs,
+    LayerKind,
+    Locality,
+    first_input,
+    known_params,
+    no_edges,
+    no_flops,
+    no_workspace,
+    pixel,
+    same_span,
+    unit_factor,
+)
 from archgen.kinds.memory import GRAD_FROM_OUTPUT, NORM_KEPT, NORM_TEMPORARIES
+
+
+@dataclass(frozen=True)
+class NormAttrs(Attrs):
+    """``norm``: batch | instance | group | layer; ``scale``/``center`` None follow ``affine``."""
+
+    norm: str
+    groups: int
+    epsilon: float | None
+    affine: bool
+    scale: bool | None = None
+    center: bool | None = None
+
+
+@dataclass(frozen=True)
+class ActivationAttrs(Attrs):
+    activation: str
+    negative_slope: float | None = None
+
+
+@dataclass(frozen=True)
+class DropoutAttrs(Attrs):
+    rate: float
 
 
 def norm_locality(a) -> tuple[Locality, str]:
@@ -25,14 +61,14 @@ def activation_saved(layer, elements):
 
 
 KINDS = (
-    LayerKind("norm", size=first_input, factor=unit_factor, params=known_params, flops=no_flops, span=same_span,
+    LayerKind("norm", NormAttrs, size=first_input, factor=unit_factor, params=known_params, flops=no_flops, span=same_span,
               saved=norm_saved, workspace=lambda layer, elements: NORM_TEMPORARIES * elements[layer.name],
               locality=norm_locality, sees_edges=no_edges, note=lambda layer: layer.attrs["norm"],
               emitter="emit_norm"),
-    LayerKind("activation", size=first_input, factor=unit_factor, params=known_params, flops=no_flops,
+    LayerKind("activation", ActivationAttrs, size=first_input, factor=unit_factor, params=known_params, flops=no_flops,
               span=same_span, saved=activation_saved, workspace=no_workspace, locality=pixel, sees_edges=no_edges,
               note=lambda layer: layer.attrs["activation"], emitter="emit_activation"),
-    LayerKind("dropout", size=first_input, factor=unit_factor, params=known_params, flops=no_flops,
+    LayerKind("dropout", DropoutAttrs, size=first_input, factor=unit_factor, params=known_params, flops=no_flops,
               span=same_span, saved=lambda layer, elements: ([], elements[layer.name]),  # the mask
               workspace=no_workspace, locality=pixel, sees_edges=no_edges,
               note=lambda layer: f"rate {layer.attrs['rate']}", emitter="emit_dropout"),

@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
-from archgen.kinds.base import (LayerKind, Locality, SizeError, axes_text, each_axis, keeps_nothing, known_params,
-                                no_edges, no_flops, no_workspace, on, on_axis, same_span)
+from archgen.kinds.base import (
+    Attrs,
+    LayerKind,
+    Locality,
+    NoAttrs,
+    SizeError,
+    axes_text,
+    each_axis,
+    keeps_nothing,
+    known_params,
+    no_edges,
+    no_flops,
+    no_workspace,
+    on,
+    on_axis,
+    same_span,
+)
+
+
+@dataclass(frozen=True)
+class PoolAttrs(Attrs):
+    """A max or average pool of stride ``factor``; ``window`` when larger than the stride (a ResNet
+    stem's 3x3/2); ``floor`` drops a remainder, as PyTorch's pooling does."""
+
+    factor: int | tuple[int, ...]
+    window: int | None = None
+    floor: bool = False
 
 
 def pool_size(node, sizes, amounts, axis, n_input) -> int:
@@ -55,15 +81,15 @@ def pool_note(layer) -> str:
 
 
 KINDS = (
-    LayerKind("maxpool", size=pool_size, factor=pool_factor, params=known_params, flops=no_flops, span=pool_span,
+    LayerKind("maxpool", PoolAttrs, size=pool_size, factor=pool_factor, params=known_params, flops=no_flops, span=pool_span,
               saved=max_saved, workspace=no_workspace, locality=window, sees_edges=no_edges, note=pool_note,
               emitter="emit_maxpool"),
-    LayerKind("avgpool", size=pool_size, factor=pool_factor, params=known_params, flops=no_flops, span=pool_span,
+    LayerKind("avgpool", PoolAttrs, size=pool_size, factor=pool_factor, params=known_params, flops=no_flops, span=pool_span,
               saved=keeps_nothing, workspace=no_workspace, locality=window, sees_edges=no_edges, note=pool_note,
               emitter="emit_avgpool"),
     # Its statistics are not counted as reading other positions in the receptive field (as batch
     # norm's are not); tiling knows better: it reads the whole map.
-    LayerKind("global_pool", size=lambda node, sizes, amounts, axis, n: 1,
+    LayerKind("global_pool", NoAttrs, size=lambda node, sizes, amounts, axis, n: 1,
               factor=lambda a, ndim: (Fraction(1),) * ndim, params=known_params, flops=no_flops, span=same_span,
               saved=keeps_nothing, workspace=no_workspace, locality=whole_map, sees_edges=no_edges,
               note=lambda layer: "global mean", emitter="emit_global_pool"),

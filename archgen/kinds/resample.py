@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from math import floor
 
-from archgen.kinds.base import (LayerKind, axes_text, each_axis, keeps_nothing, known_params, no_flops, no_workspace,
-                                on, on_axis, window)
+from archgen.kinds.base import (
+    Attrs,
+    LayerKind,
+    axes_text,
+    each_axis,
+    keeps_nothing,
+    known_params,
+    no_flops,
+    no_workspace,
+    on,
+    on_axis,
+    window,
+)
+
+
+@dataclass(frozen=True)
+class UpsampleAttrs(Attrs):
+    factor: int | tuple[int, ...]
+    interpolation: str  # "nearest" | "bilinear" | "linear"
+
+
+@dataclass(frozen=True)
+class ResizeAttrs(Attrs):
+    """Resizing to the size of the layer it joins (``like``); ``size`` is solved by the planner."""
+
+    size: tuple[int, ...] | None = None
 
 
 def upsample_size(node, sizes, amounts, axis, n_input) -> int:
@@ -34,7 +59,7 @@ def interpolating_saved(layer, elements):
 
 
 KINDS = (
-    LayerKind("upsample", size=upsample_size,
+    LayerKind("upsample", UpsampleAttrs, size=upsample_size,
               factor=lambda a, ndim: tuple(Fraction(1, f) for f in each_axis(a["factor"], ndim)),
               params=known_params, flops=no_flops, span=upsample_span, saved=interpolating_saved,
               workspace=no_workspace, locality=window,
@@ -42,7 +67,7 @@ KINDS = (
               note=lambda layer: f"x{axes_text(layer.attrs['factor'])} {layer.attrs['interpolation']}",
               emitter="emit_upsample"),
     # To the size of the layer it is ``like`` (a skip): a scale that is not a whole factor.
-    LayerKind("resize", size=lambda node, sizes, amounts, axis, n: sizes[node.like],
+    LayerKind("resize", ResizeAttrs, size=lambda node, sizes, amounts, axis, n: sizes[node.like],
               factor=lambda a, ndim: (Fraction(1),) * ndim,
               params=known_params, flops=no_flops, span=resize_span, saved=interpolating_saved,
               workspace=no_workspace, locality=window, sees_edges=lambda a: True,

@@ -3,11 +3,35 @@ every position, and a learned position embedding of the map's size."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import prod
 
 from archgen.errors import PlanError
-from archgen.kinds.base import (LayerKind, Locality, first_input, keeps_nothing, known_params, no_edges, no_workspace,
-                                pixel, same_span, unit_factor)
+from archgen.kinds.base import (
+    Attrs,
+    LayerKind,
+    Locality,
+    NoAttrs,
+    first_input,
+    keeps_nothing,
+    known_params,
+    no_edges,
+    no_workspace,
+    pixel,
+    same_span,
+    unit_factor,
+)
+
+
+@dataclass(frozen=True)
+class DenseAttrs(Attrs):
+    units: int
+
+
+@dataclass(frozen=True)
+class AttentionAttrs(Attrs):
+    heads: int
+    key_dim: int
 
 
 def token_flops(node, nodes, spatial, in_spatial, ndim) -> int | None:
@@ -43,16 +67,16 @@ def embedding_params(node, spatial, input_shape) -> int:
 
 
 KINDS = (
-    LayerKind("dense", size=first_input, factor=unit_factor, params=known_params, flops=token_flops,
+    LayerKind("dense", DenseAttrs, size=first_input, factor=unit_factor, params=known_params, flops=token_flops,
               span=same_span, saved=lambda layer, elements: (list(layer.inputs), 0),  # the kernel gradient
               workspace=no_workspace, locality=pixel, sees_edges=no_edges,
               note=lambda layer: f"{layer.attrs['units']} units", emitter="emit_dense"),
-    LayerKind("attention", size=first_input, factor=unit_factor, params=known_params, flops=token_flops,
+    LayerKind("attention", AttentionAttrs, size=first_input, factor=unit_factor, params=known_params, flops=token_flops,
               span=attention_span, saved=attention_saved, workspace=no_workspace,
               locality=lambda a: (Locality.WHOLE_MAP, "self-attention: every position attends to every other"),
               sees_edges=no_edges, note=lambda layer: f"{layer.attrs['heads']} heads, key {layer.attrs['key_dim']}",
               emitter="emit_attention"),
-    LayerKind("position_embedding", size=first_input, factor=unit_factor, params=embedding_params,
+    LayerKind("position_embedding", NoAttrs, size=first_input, factor=unit_factor, params=embedding_params,
               flops=lambda node, nodes, spatial, in_spatial, ndim: 0, span=same_span, saved=keeps_nothing,
               workspace=no_workspace,
               locality=lambda a: (Locality.WHOLE_MAP, "position embedding: depends on where in the map a pixel is"),

@@ -59,13 +59,13 @@ def make_plan(spec: ArchSpec) -> Plan:
         if any(name in same for name in node.inputs):
             node = replace(node, inputs=tuple(same.get(name, name) for name in node.inputs))
         spatial = tuple(None if dyn and node.name not in fixed else sizes[node.name] for sizes, _, dyn in axes)
-        attrs = dict(node.attrs)
+        attrs = node.attrs
         if node.kind == "crop":
-            attrs["cropping"] = tuple(amounts[node.name] for _, amounts, _ in axes)
+            attrs = replace(attrs, cropping=tuple(amounts[node.name] for _, amounts, _ in axes))
         elif node.kind == "pad":
-            attrs["padding"] = tuple(amounts[node.name] for _, amounts, _ in axes)
+            attrs = replace(attrs, padding=tuple(amounts[node.name] for _, amounts, _ in axes))
         elif node.kind == "resize":
-            attrs["size"] = tuple(sizes[node.like] for sizes, _, _ in axes)
+            attrs = replace(attrs, size=tuple(sizes[node.like] for sizes, _, _ in axes))
         in_spatial = tuple(None if dyn and node.inputs[0] not in fixed else sizes[node.inputs[0]]
                            for sizes, _, dyn in axes) if node.inputs else ()
         layers.append(LayerPlan(

@@ -13,6 +13,7 @@ from math import lcm, prod
 from typing import Any
 
 from archgen.errors import PlanError
+from archgen.kinds import attrs_of
 from archgen.planner.blocks import BlockSite, plan_block_at, plan_up_block_at
 from archgen.planner.blocks.residual import plan_stage_output
 from archgen.planner.blocks.rsu import inner_factor
@@ -48,7 +49,7 @@ class Graph:
     def add(self, name: str, kind: str, inputs: tuple[str, ...], channels: int, *, group: str,
             path: str, params: int = 0, like: str | None = None, **attrs: Any) -> str:
         assert name not in self.nodes, name
-        self.nodes[name] = Node(name, kind, inputs, channels, params, group, path, attrs, like)
+        self.nodes[name] = Node(name, kind, inputs, channels, params, group, path, attrs_of(kind, attrs), like)
         return name
 
     def prune(self) -> None:

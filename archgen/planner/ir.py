@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from archgen.kinds.attrs import Attrs
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class Node:
     params: int
     group: str
     path: str
-    attrs: dict[str, Any] = field(default_factory=dict)
+    attrs: Attrs  # the kind's record (``archgen.kinds.attrs_of``)
     like: str | None = None
 
 
@@ -42,7 +45,7 @@ class LayerPlan:
     params: int
     flops: int | None
     group: str
-    attrs: dict[str, Any]
+    attrs: Attrs  # the kind's record (``archgen.kinds.attrs_of``)
 
 
 @dataclass(frozen=True)

@@ -41,11 +41,13 @@ def test_conf_models_match_their_plans(config, overrides):
 
 def test_seed_transposed_conv_example():
     """The seed's worked example: [[1,2],[3,4]], kernel 1x1, stride 2, weight 1, bias 1."""
+    from archgen.kinds import attrs_of
     from archgen.planner.ir import LayerPlan
 
     layer = LayerPlan(name="dec1_up", kind="conv_transpose", inputs=("input",), shape=(4, 4, 1), params=2,
                       flops=0, group="dec1",
-                      attrs=dict(filters=1, kernel=1, stride=2, activation="linear", use_bias=True))
+                      attrs=attrs_of("conv_transpose", dict(filters=1, kernel=1, stride=2, dilation=1, padding="same",
+                                                            activation="linear", use_bias=True)))
     x = keras.Input((2, 2, 1))
     y = EMITTERS["conv_transpose"](layer, [x], 2)
     model = keras.Model(x, y)
@@ -56,9 +58,10 @@ def test_seed_transposed_conv_example():
 
 def test_unknown_kind_is_an_emit_error():
     from archgen.errors import EmitError
+    from archgen.kinds import attrs_of
     from archgen.planner.ir import LayerPlan
 
     plan = make_plan(load_spec(CONF / "unet_same.yaml", ["input.shape=[32,32,1]", "encoder.filters=2"]))
-    bad = plan.layers[0], LayerPlan("x", "convv", ("input",), (32, 32, 1), 0, 0, "enc1", {})
+    bad = plan.layers[0], LayerPlan("x", "convv", ("input",), (32, 32, 1), 0, 0, "enc1", attrs_of("input", {}))
     with pytest.raises(EmitError, match="did you mean 'conv'"):
         emit_model(type(plan)(plan.name, plan.ndim, plan.input_shape, bad, plan.outputs, None, plan.depth))

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from archgen.kinds import attrs_of
 from archgen.errors import ArchgenError
 from archgen.planner import make_plan
 from archgen.planner.cost import (RUNTIME_BYTES, inference_peak_elements, layer_elements, parse_bytes, plan_cost,
@@ -38,11 +39,12 @@ def _tiny_plan():
     """input 4x4x1 -> 3x3 conv + relu to 4x4x2 (20 params) -> 2x2 max pool -> 1x1 conv head to 2x2x3 (9)."""
     conv = {"kernel": 3, "stride": 1, "dilation": 1, "padding": "same", "use_bias": True}
     layers = (
-        LayerPlan("input", "input", (), (4, 4, 1), 0, 0, "input", {}),
-        LayerPlan("c1", "conv", ("input",), (4, 4, 2), 20, 0, "encoder", {**conv, "filters": 2, "activation": "relu"}),
-        LayerPlan("pool", "maxpool", ("c1",), (2, 2, 2), 0, 0, "encoder", {"factor": 2}),
+        LayerPlan("input", "input", (), (4, 4, 1), 0, 0, "input", attrs_of("input", {})),
+        LayerPlan("c1", "conv", ("input",), (4, 4, 2), 20, 0, "encoder",
+                  attrs_of("conv", {**conv, "filters": 2, "activation": "relu"})),
+        LayerPlan("pool", "maxpool", ("c1",), (2, 2, 2), 0, 0, "encoder", attrs_of("maxpool", {"factor": 2})),
         LayerPlan("head", "conv", ("pool",), (2, 2, 3), 9, 0, "head",
-                  {**conv, "kernel": 1, "filters": 3, "activation": "linear"}),
+                  attrs_of("conv", {**conv, "kernel": 1, "filters": 3, "activation": "linear"})),
     )
     return Plan(name="tiny", ndim=2, input_shape=(4, 4, 1), layers=layers, outputs={"logits": "head"},
                 sizes=None, depth=1)
