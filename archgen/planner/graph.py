@@ -281,7 +281,7 @@ def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, facto
     up = r.decoder.upsample
     group, path = prefix or f"dec{level}", "decoder.upsample"
     if isinstance(up, TransposeUp):
-        return plan_transpose_up(g, up, x, group, filters, factor, plain)
+        return plan_transpose_up(g, up, x, group, filters, factor, plain, level, len(r.decoder.stages))
     if isinstance(up, BlockUp):  # the decoder's block, up-sampling, with the level's kernel
         if plain:
             raise PlanError("the up-sampling into level 1 is its last layer, and a block up-sampling ends in an "
