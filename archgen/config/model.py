@@ -623,6 +623,18 @@ class DecoderSpec(Strict):
     ``cat_channels``, then fuses their concatenation with the stage's convs)."""
     cat_channels: Channels | None = None
     """unet3+: filters of the conv every full-scale input passes; null means encoder level 1's."""
+    fusion_norm: Norm | None = None
+    """unet3+: the norm of each level's fusion convs (the stage's convs on the concatenation); null
+    means the decoder block's. keras-unet-collection's ``unet_3plus_2d`` always gives them batch norm,
+    also with ``batch_norm=False``; the convs' bias follows the block's ``bias`` (null: none with a norm)."""
+
+    @field_validator("fusion_norm")
+    @classmethod
+    def _fusion_norm_is_unet3p(cls, value, info: ValidationInfo):
+        if value is not None and info.data.get("type") != "unet3+":
+            raise ValueError("applies to decoder.type unet3+ (its fusion convs); for the other decoders set "
+                             "decoder.block.norm")
+        return value
     deep_supervision: bool = False
     """unet++ and unet3+: every head on level 1 gets a copy on the intermediate outputs: unet++'s top
     nested nodes ``x0_1..x0_{depth-1}`` (named ``<head>_x0_<j>``); unet3+'s deeper levels and the

@@ -212,7 +212,7 @@ def hands_on_activated(block) -> bool:
 
 def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, blocks: int,
                kernel: tuple[int, ...], stride: tuple[int, ...], *, decoder: bool, path: str,
-               plain_last: bool = False, activated: bool = False) -> str:
+               plain_last: bool = False, activated: bool = False, block=None) -> str:
     """``blocks`` blocks in a row; the first conv of the first block strides by ``stride``.
 
     One block keeps the short names (``enc2_conv1``); several are named ``enc2_block1_conv1``.
@@ -220,7 +220,7 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
     (``stage_output: activated``), which the first block then does not apply again; such a stage
     ends so itself (``enc2_out_norm``, ``enc2_out_act``).
     """
-    block = r.decoder.block if decoder else r.encoder.block
+    block = block or (r.decoder.block if decoder else r.encoder.block)
     block_path = "decoder.block" if decoder else "encoder.block"
     if hands_on_activated(block) and block.order != "pre_activation":
         raise PlanError(f"a stage hands on its output normalised and activated only where its blocks pre-activate "
@@ -230,7 +230,7 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
         name = prefix if blocks == 1 else f"{prefix}_block{b}"
         x = plan_block(g, r, x, name, filters, convs, kernel, stride if b == 1 else (1,) * r.ndim,
                        decoder=decoder, group=prefix, stage_path=path, plain_last=plain_last and b == blocks,
-                       first=b == 1, activated=activated and b == 1)
+                       first=b == 1, activated=activated and b == 1, block=block)
     if hands_on_activated(block):
         x = plan_stage_output(g, prefix, block, x, path=block_path)
     return x

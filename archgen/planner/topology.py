@@ -88,10 +88,10 @@ def _join(g: Graph, r: ArchSpec, node: str, level: int, parts: list[tuple[str, s
                  group=node, path="decoder.merge")
 
 
-def _stage(g: Graph, r: ArchSpec, x: str, prefix: str, level: int) -> str:
+def _stage(g: Graph, r: ArchSpec, x: str, prefix: str, level: int, block=None) -> str:
     s = r.decoder.stages[level - 1]
     return plan_stage(g, r, x, prefix, s.filters, s.convs, s.blocks, tuple(s.kernel_size), (1,) * r.ndim,
-                      decoder=True, path=f"decoder.stages[{level - 1}]")
+                      decoder=True, path=f"decoder.stages[{level - 1}]", block=block)
 
 
 def _plan_unet_plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
@@ -118,6 +118,7 @@ def _plan_unet_3plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
         raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
                         f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
     block = r.decoder.block
+    fusion = block if r.decoder.fusion_norm is None else block.model_copy(update={"norm": r.decoder.fusion_norm})
     # Each input's conv: the decoder block's conv, norm and activation, once, without residual or dropout.
     kept = set(ConvBlock.model_fields) & set(type(block).model_fields) - {"type", "dropout", "convs", "se"}
     plain = ConvBlock.model_validate(block.model_dump(include=kept))
@@ -143,7 +144,7 @@ def _plan_unet_3plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
                           path="decoder.skips", factor=compact(scale_between(r, finer, level)), **floor)
             parts.append((label, plan_block(g, r, x, f"{node}_from_{label}", cat, 1, kernel, (1,) * r.ndim,
                                             decoder=True, group=node, stage_path=path, block=plain)))
-        features[level] = _stage(g, r, _join(g, r, node, level, parts), node, level)
+        features[level] = _stage(g, r, _join(g, r, node, level, parts), node, level, fusion)
     return features, [(level, features[level]) for level in range(2, depth + 2)]
 
 
