@@ -270,8 +270,16 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
     assert isinstance(down, StridedConv)
     kernel = factor if down.kernel_size is None else down.kernel_size
     filters = into.filters if down.change_channels else g.channels(x)
-    return g.conv(f"enc{level}_down", x, filters, kernel=kernel, stride=factor, padding="same",
-                  activation=down.activation, use_bias=down.bias, group=group, path=path)
+    alone = down.norm == "none"  # nothing between the conv and its activation
+    x = g.conv(f"enc{level}_down", x, filters, kernel=kernel, stride=factor, padding="same",
+               activation=down.activation if alone else "linear", use_bias=down.bias, group=group, path=path)
+    if alone:
+        return x
+    x = g.norm(f"enc{level}_down_norm", x, down.norm, down.groups, group=group, path=path, epsilon=down.norm_epsilon,
+               affine=down.norm_affine)
+    if down.activation != "linear":
+        x = g.activation(f"enc{level}_down_act", x, down.activation, group=group, path=path)
+    return x
 
 
 def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, factor: tuple[int, ...],
@@ -408,6 +416,7 @@ def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, 
                                 f"an output's layer is named after it, so pick a name no layer has",
                                 path=path + ".name", value=head.name)
             x = plan_head_preactivation(g, spec, i, name, features[level])
+            x = plan_head_pre_conv(g, spec, i, name, x)
             if not head.conv:  # the level's features passed on, through a layer named after the output
                 channels = g.channels(x)
                 if head.filters != channels:
@@ -437,6 +446,30 @@ def plan_head_preactivation(g: Graph, r: ArchSpec, i: int, name: str, x: str) ->
                    epsilon=block.norm_epsilon, affine=block.norm_affine)
     if block.activation != "linear":
         x = g.activation(f"{name}_act", x, block.activation, group="head", path=path,
+                         negative_slope=block.negative_slope)
+    return x
+
+
+def plan_head_pre_conv(g: Graph, r: ArchSpec, i: int, name: str, x: str) -> str:
+    """Head ``i``'s ``pre_conv_kernel_size``: a conv to its filters, the decoder block's norm and
+    activation (``{name}_pre_conv``, ``_pre_norm``, ``_pre_act``), where it asks for one."""
+    head, block, path = r.heads[i], r.decoder.block, f"heads[{i}].pre_conv_kernel_size"
+    if head.pre_conv_kernel_size is None:
+        return x
+    for taken in (f"{name}_pre_conv", f"{name}_pre_norm", f"{name}_pre_act"):
+        if taken in g.nodes:
+            raise PlanError(f"the head's conv before its own is named {name}_pre_conv (and _pre_norm, _pre_act), and "
+                            f"a layer {taken} exists already ({g.nodes[taken].path}); rename the head",
+                            path=f"heads[{i}].name", value=head.name)
+    with_norm = block.norm != "none"
+    use_bias = not with_norm if block.bias is None else block.bias
+    x = g.conv(f"{name}_pre_conv", x, head.filters, kernel=head.pre_conv_kernel_size, padding=r.padding,
+               use_bias=use_bias, group="head", path=path)
+    if with_norm:
+        x = g.norm(f"{name}_pre_norm", x, block.norm, block.groups, group="head", path=path,
+                   epsilon=block.norm_epsilon, affine=block.norm_affine)
+    if block.activation != "linear":
+        x = g.activation(f"{name}_pre_act", x, block.activation, group="head", path=path,
                          negative_slope=block.negative_slope)
     return x
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 from math import prod
 
 from archgen.errors import PlanError
-from archgen.planner.graph import (Graph, compact, plan_block, plan_head_preactivation, plan_heads, plan_stage,
-                                   plan_upsample)
+from archgen.planner.graph import (Graph, compact, plan_block, plan_head_pre_conv, plan_head_preactivation,
+                                   plan_heads, plan_stage, plan_upsample)
 from archgen.config.model import ArchSpec, ConcatMerge, ConvBlock
 
 
@@ -161,14 +161,14 @@ def _plan_deep_supervision(g: Graph, r: ArchSpec, top: list[tuple[int, str]], de
         if r.decoder.type == "unet++":
             for j, x in top:
                 name = _free(g, r, outputs, f"{head.name}_x0_{j}", i)
-                x = plan_head_preactivation(g, r, i, name, x)
+                x = plan_head_pre_conv(g, r, i, name, plan_head_preactivation(g, r, i, name, x))
                 outputs[name] = g.conv(name, x, head.filters, kernel=head.kernel_size, padding=r.padding,
                                        activation=head.activation, group="head", path=path)
             continue
         for level, feature in top:  # unet3+: conv at the level's scale, resized to level 1, then the activation
             name = _free(g, r, outputs, f"{head.name}_dec{level}", i, "conv", "up")
             last = head.activation == "linear"
-            feature = plan_head_preactivation(g, r, i, name, feature)
+            feature = plan_head_pre_conv(g, r, i, name, plan_head_preactivation(g, r, i, name, feature))
             x = g.conv(f"{name}_conv", feature, head.filters, kernel=head.kernel_size, padding=r.padding,
                        group="head", path=path)
             x = g.add(name if last else f"{name}_up", "upsample", (x,), head.filters, group="head", path=path,

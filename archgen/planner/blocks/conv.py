@@ -65,7 +65,7 @@ def plan_convs(g, site: BlockSite, block, x: str, *, residual: bool, shapes: lis
     act_first = block.order == "act_norm"
     # The conv applies the activation itself where nothing comes between them.
     conv_acts = not pre and fusable(block.activation, slope) and (not with_norm or act_first)
-    add_after_act = residual and block.add_at == "after_activation"
+    add_after_act = residual and block.add_at in ("after_activation", "between_activations")
 
     for i, (filters, kernel, stride) in enumerate(shapes, 1):
         last = i == len(shapes)

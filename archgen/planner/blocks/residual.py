@@ -3,7 +3,8 @@
 The shortcut projects where the channels change or the block strides: a conv (1x1, or the
 block's kernel where it strides, ``shortcut_kernel_size``) or, for ``shortcut: resnet_d``, an
 average pool then a 1x1 conv (He et al. 2019); with valid padding it is centre-cropped to the
-convs' output. The activation follows the addition (or precedes it, ``add_at: after_activation``).
+convs' output; ``shortcut: repeat`` repeats the input's channels instead (V-Net). The activation
+follows the addition, or precedes it (``add_at: after_activation``), or both (``between_activations``).
 
 With ``order: pre_activation`` (He et al. 2016b) the block is norm, activation, conv, ..., norm,
 activation, conv, then the addition, nothing after; an identity shortcut reads the block's input, a
@@ -14,6 +15,7 @@ more norm and activation (``stage_output: activated``, ``plan_stage_output``).
 
 from __future__ import annotations
 
+from archgen.errors import PlanError
 from archgen.planner.axes import compact, fusable
 from archgen.planner.blocks.conv import ConvShape, norm_act, plan_convs, plan_gate, plan_tail
 from archgen.planner.blocks.site import BlockSite
@@ -79,6 +81,9 @@ def plan_shortcut(g, site: BlockSite, block, shortcut: str, out: str, projected_
             shortcut = g.conv(f"{prefix}_proj", shortcut, site.filters, kernel=1, use_bias=False, group=group,
                               path=path + ".shortcut")
             shortcut = norm(shortcut, path)
+    elif block.shortcut == "repeat":
+        if project:
+            shortcut = plan_repeat(g, site, shortcut)
     elif project:
         size = block.shortcut_kernel_size
         # 1x1 where only the channels change; where the block strides, the kernel the block asks for
@@ -90,3 +95,18 @@ def plan_shortcut(g, site: BlockSite, block, shortcut: str, out: str, projected_
         shortcut = g.add(f"{prefix}_shortcut_crop", "crop", (shortcut,), site.filters, like=out, group=group,
                          path=path)
     return shortcut
+
+
+def plan_repeat(g, site: BlockSite, x: str) -> str:
+    """``x``'s channels repeated up to the block's filters (``{prefix}_shortcut_repeat``): PyTorch's
+    ``x.repeat`` along the channels, the whole input again and again, as one concatenation."""
+    channels, path = g.channels(x), site.path + ".shortcut"
+    if site.strides:
+        raise PlanError(f"{site.prefix} strides, and a repeated input keeps its size; use shortcut plain or "
+                        f"resnet_d, or down-sample before the block", path=path, value="repeat")
+    if site.filters % channels:
+        raise PlanError(f"{site.prefix} makes {site.filters} channels from {channels}, which do not divide them, so "
+                        f"its input cannot be repeated up to them; use shortcut plain or resnet_d", path=path,
+                        value="repeat")
+    return g.add(f"{site.prefix}_shortcut_repeat", "concat", (x,) * (site.filters // channels), site.filters,
+                 group=site.group, path=path)
