@@ -112,6 +112,11 @@ class ResidualBlock(_BlockBase):
     stride where the block strides, then a 1x1 conv without bias and the norm where channels change;
     repeat, no weights: the input's channels repeated up to the block's filters, which they must
     divide (V-Net's input transition, ``x.repeat``), in a block that does not stride."""
+    shortcut_from: Literal["input", "first_conv", "upsampled"] = "input"
+    """What the shortcut carries: the block's input; its first conv's output (with its norm and
+    activation), the later convs making the residual path (at least 2 convs); or, in a decoder
+    stage, the level's up-sampled feature before it joined the skip (keras-unet-collection's V-Net:
+    its pre-conv, and its transposed conv's output)."""
     shortcut_kernel_size: Count | Literal["block"] = 1
     """Kernel of the plain shortcut's conv where the block strides: a number, or block for the
     stage's own kernel (MONAI's ResidualUnit); where only the channels change it is 1x1."""

@@ -137,13 +137,14 @@ def plan_decoder(g: Graph, r: ArchSpec, x: str, skips: dict[int, str], strides: 
             x = plan_upsample(g, r, x, level, dstage.up_filters, strides[level - 1],
                               plain=plain and dstage.convs == 0)
         else:
-            x = plan_upsample(g, r, x, level, dstage.up_filters, strides[level])
+            x = upsampled = plan_upsample(g, r, x, level, dstage.up_filters, strides[level])
             if level in with_skip:
                 x = plan_merge(g, r, x, skips[level], level, r.decoder.align[level - 1])
         if dstage.convs > 0:
             x = plan_stage(g, r, x, f"dec{level}", dstage.filters, dstage.convs, dstage.blocks,
                            tuple(dstage.kernel_size), (1,) * r.ndim, decoder=True,
-                           path=f"decoder.stages[{level - 1}]", plain_last=plain)
+                           path=f"decoder.stages[{level - 1}]", plain_last=plain,
+                           upsampled=None if merge_first else upsampled)
         elif plain and not merge_first:
             other = "" if r.encoder.type == "backbone" else " (or join before up-sampling: merge_at: before_upsample)"
             raise PlanError("level 1 has no convs, so its last layer is the up-sampling or the merge: there is no "
@@ -212,7 +213,7 @@ def hands_on_activated(block) -> bool:
 
 def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, blocks: int,
                kernel: tuple[int, ...], stride: tuple[int, ...], *, decoder: bool, path: str,
-               plain_last: bool = False, activated: bool = False, block=None) -> str:
+               plain_last: bool = False, activated: bool = False, block=None, upsampled: str | None = None) -> str:
     """``blocks`` blocks in a row; the first conv of the first block strides by ``stride``.
 
     One block keeps the short names (``enc2_conv1``); several are named ``enc2_block1_conv1``.
@@ -230,7 +231,8 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
         name = prefix if blocks == 1 else f"{prefix}_block{b}"
         x = plan_block(g, r, x, name, filters, convs, kernel, stride if b == 1 else (1,) * r.ndim,
                        decoder=decoder, group=prefix, stage_path=path, plain_last=plain_last and b == blocks,
-                       first=b == 1, activated=activated and b == 1, block=block)
+                       first=b == 1, activated=activated and b == 1, block=block,
+                       upsampled=upsampled if b == 1 else None)
     if hands_on_activated(block):
         x = plan_stage_output(g, prefix, block, x, path=block_path)
     return x
@@ -238,7 +240,8 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
 
 def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, kernel: tuple[int, ...],
                stride: tuple[int, ...], *, decoder: bool, group: str, stage_path: str, block=None,
-               plain_last: bool = False, first: bool = True, activated: bool = False) -> str:
+               plain_last: bool = False, first: bool = True, activated: bool = False,
+               upsampled: str | None = None) -> str:
     """One block of the encoder's or the decoder's kind (or ``block``) at ``prefix``, planned by its
     type's module in ``archgen.planner.blocks``.
 
@@ -248,7 +251,7 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
         block = r.decoder.block if decoder else r.encoder.block
     site = BlockSite(prefix, filters, convs, tuple(kernel), tuple(stride), group,
                      "decoder.block" if decoder else "encoder.block", block.padding or r.padding, plain_last,
-                     first, activated)
+                     first, activated, upsampled)
     return plan_block_at(g, site, block, x)
 
 

@@ -15,9 +15,11 @@ more norm and activation (``stage_output: activated``, ``plan_stage_output``).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from archgen.errors import PlanError
 from archgen.planner.axes import compact, fusable
-from archgen.planner.blocks.conv import ConvShape, norm_act, plan_convs, plan_gate, plan_tail
+from archgen.planner.blocks.conv import ConvShape, conv_shapes, norm_act, plan_convs, plan_gate, plan_tail
 from archgen.planner.blocks.site import BlockSite
 
 BLOCK_TYPE = "residual"
@@ -32,6 +34,7 @@ def plan_residual(g, site: BlockSite, block, x: str, shapes: list[ConvShape] | N
     """A residual block whose convs are ``shapes`` (default: the plain block's); the bottleneck
     block gives its own."""
     block_in = x
+    check_shortcut_from(site, block, shapes)
     if block.order == "pre_activation":
         pre = x if site.activated else norm_act(g, site, block, x, 1, block.activation)
         x = plan_gate(g, site, block, plan_convs(g, site, block, pre, residual=True, shapes=shapes,
@@ -39,14 +42,42 @@ def plan_residual(g, site: BlockSite, block, x: str, shapes: list[ConvShape] | N
         shortcut = plan_shortcut(g, site, block, block_in, x, projected_from=pre)
         x = g.add(f"{site.prefix}_residual", "add", (x, shortcut), site.filters, group=site.group, path=site.path)
         return plan_tail(g, site, block, x)
-    x = plan_gate(g, site, block, plan_convs(g, site, block, x, residual=True, shapes=shapes))
-    shortcut = plan_shortcut(g, site, block, block_in, x)
+    if block.shortcut_from == "first_conv":  # the first conv outside the residual path, its output the shortcut
+        shapes = shapes or conv_shapes(site, block)
+        x = block_in = plan_convs(g, replace(site, plain_last=False), block, x, residual=False, shapes=shapes[:1])
+        shapes = shapes[1:]
+        x = plan_gate(g, site, block, plan_convs(g, site, block, x, residual=True, shapes=shapes, first_index=2))
+    else:
+        x = plan_gate(g, site, block, plan_convs(g, site, block, x, residual=True, shapes=shapes))
+    if block.shortcut_from == "upsampled":
+        block_in = site.upsampled
+    # After the first conv the shortcut has the convs' size already: it strides no more.
+    at = replace(site, stride=(1,) * len(site.stride)) if block.shortcut_from == "first_conv" else site
+    shortcut = plan_shortcut(g, at, block, block_in, x)
     x = g.add(f"{site.prefix}_residual", "add", (x, shortcut), site.filters, group=site.group, path=site.path)
     if block.activation != "linear" and block.add_at != "after_activation" and not site.plain_last:
         slope = None if fusable(block.activation, block.negative_slope) else block.negative_slope
         x = g.activation(f"{site.prefix}_act", x, block.activation, group=site.group, path=site.path,
                          negative_slope=slope)
     return plan_tail(g, site, block, x)
+
+
+def check_shortcut_from(site: BlockSite, block, shapes: list[ConvShape] | None) -> None:
+    """A ``shortcut_from`` the block at ``site`` can take, else a ``PlanError`` that says why."""
+    source, path = block.shortcut_from, site.path + ".shortcut_from"
+    if source == "input":
+        return
+    if block.order == "pre_activation":
+        raise PlanError("a pre-activation block adds its shortcut to its input; use shortcut_from input, or "
+                        "order norm_act", path=path, value=source)
+    if source == "first_conv" and len(shapes or conv_shapes(site, block)) < 2:
+        raise PlanError(f"{site.prefix} has one conv, and with shortcut_from first_conv the convs after the first "
+                        f"make the residual path; give it 2 or more", path=path, value=source)
+    if source == "upsampled" and site.upsampled is None:
+        where = "a later block of the stage" if not site.first else site.prefix
+        raise PlanError(f"{where} has no up-sampled feature to read: only the first block of a decoder stage that "
+                        f"up-samples, then joins its skip (decoder.type unet, merge_at after_upsample) has one",
+                        path=path, value=source)
 
 
 def plan_stage_output(g, prefix: str, block, x: str, *, path: str) -> str:
