@@ -8,8 +8,8 @@ from archgen.planner.blocks.transformer import plan_transformer
 from archgen.planner.graph import (Graph, axes_of, hands_on_activated, plan_decoder, plan_downsample, plan_heads,
                                  plan_input_norm, plan_stage, plan_stem, plan_stem_pool, stem_strides)
 from archgen.config.model import ArchSpec, StrideFirstConv
-from archgen.errors import PlanError
 from archgen.config.resolve import resolve
+from archgen.errors import PlanError
 
 
 def build_graph(spec: ArchSpec) -> Graph:
