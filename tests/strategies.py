@@ -137,7 +137,7 @@ def spec_dicts(draw):
         upsample["bias"] = draw(st.booleans())
         if draw(st.booleans()):  # PyTorch's padding and output_padding
             upsample["padding"] = draw(st.integers(0, 2))
-            upsample["output_padding"] = draw(st.integers(0, upsample["padding"]))
+            upsample["output_padding"] = draw(st.integers(0, min(upsample["padding"], factor - 1)))  # below the stride
         if draw(st.booleans()):
             upsample.update(norm=draw(st.sampled_from(["batch", "instance", "group", "layer"])), groups=2,
                             norm_affine=draw(st.booleans()), norm_epsilon=draw(st.sampled_from([None, 1e-5])))

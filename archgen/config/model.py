@@ -106,18 +106,26 @@ class ResidualBlock(_BlockBase):
     and size stay."""
 
     type: Literal["residual"] = "residual"
-    shortcut: Literal["plain", "resnet_d"] = "plain"
+    shortcut: Literal["plain", "resnet_d", "repeat"] = "plain"
     """How the shortcut changes channels or size: plain, a strided 1x1 conv (with the block's bias)
     then the norm; resnet_d (He et al. 2019, nnU-Net's ResidualEncoder), an average pooling by the
-    stride where the block strides, then a 1x1 conv without bias and the norm where channels change."""
+    stride where the block strides, then a 1x1 conv without bias and the norm where channels change;
+    repeat, no weights: the input's channels repeated up to the block's filters, which they must
+    divide (V-Net's input transition, ``x.repeat``), in a block that does not stride."""
+    shortcut_from: Literal["input", "first_conv", "upsampled"] = "input"
+    """What the shortcut carries: the block's input; its first conv's output (with its norm and
+    activation), the later convs making the residual path (at least 2 convs); or, in a decoder
+    stage, the level's up-sampled feature before it joined the skip (keras-unet-collection's V-Net:
+    its pre-conv, and its transposed conv's output)."""
     shortcut_kernel_size: Count | Literal["block"] = 1
     """Kernel of the plain shortcut's conv where the block strides: a number, or block for the
     stage's own kernel (MONAI's ResidualUnit); where only the channels change it is 1x1."""
     shortcut_norm: bool = True
     """Whether the shortcut's conv is followed by the block's norm (MONAI's ResidualUnit: false)."""
-    add_at: Literal["before_activation", "after_activation"] = "before_activation"
+    add_at: Literal["before_activation", "after_activation", "between_activations"] = "before_activation"
     """Where the shortcut is added: before the last activation (conv-norm, add, act: ResNet,
-    nnU-Net), or after it (conv-norm-act, add, and nothing after: MONAI's ResidualUnit)."""
+    nnU-Net), after it (conv-norm-act, add, and nothing after: MONAI's ResidualUnit), or between two
+    (conv-norm-act, add, act: V-Net, the sum activated again)."""
     project: Literal["when_needed", "first_block"] = "when_needed"
     """When the shortcut gets its conv: where the channels or the size change, or also in the first
     block of every stage where they stay (image-classifiers' ResNet18/34: stage 1's first block
@@ -273,6 +281,14 @@ class StridedConv(Strict):
     the level's, which the next stage's first conv then changes."""
     bias: bool = True
     """Whether the strided conv has a bias."""
+    norm: Norm = "none"
+    """Normalisation after the strided conv, before its activation (V-Net's down transition)."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of that norm; null means Keras's 0.001."""
+    norm_affine: bool = True
+    """Whether that norm learns a scale and shift."""
+    groups: Channels = 8
+    """Groups of a group norm."""
 
 
 class StrideFirstConv(Strict):
@@ -316,9 +332,12 @@ class TransposeUp(Strict):
     """same: the output is exactly ``factor`` times the input (Keras's "same"); a number is PyTorch's
     ``padding`` of a ConvTranspose: that many rows dropped from each side of the full output, whose
     size is then (n - 1) * factor + kernel - 2 * padding + output_padding."""
-    output_padding: Annotated[int, Field(ge=0, le=64)] = 0
-    """PyTorch's ``output_padding``: rows given back at the end (at most ``padding``; only with a
-    number as ``padding``). MONAI's up-sampling: kernel 3, padding 1, output_padding 1."""
+    output_padding: Annotated[int, Field(ge=0, le=64)] | Annotated[
+        list[Annotated[int, Field(ge=0, le=64)]], Field(min_length=1, max_length=64)] = 0
+    """PyTorch's ``output_padding``: rows given back at the end (at most ``padding``, below the
+    level's stride; only with a number as ``padding``). A number for every level, or a list of one
+    per decoder level, level 1 first (MONAI's UNet gives stride - 1: 0 where a level keeps the
+    size). MONAI's up-sampling: kernel 3, padding 1, output_padding 1."""
     norm: Norm = "none"
     """Normalisation after the transposed conv, before its activation (MONAI's UNet, AttentionUnet)."""
     norm_epsilon: Epsilon | None = None
@@ -472,6 +491,9 @@ class EncoderStage(Strict):
     stride: PerAxis = 1
     """Down-sampling into this stage (by ``encoder.downsample``): one factor for every spatial axis or
     one per axis ([1, 2, 2]); 1 is none. The decoder up-samples by the same factors."""
+    add_at: Literal["before_activation", "after_activation", "between_activations"] | None = None
+    """A residual block's ``add_at`` at this stage; null means the block's (V-Net: its input
+    transition adds before its one activation, every other level between two)."""
 
 
 class DecoderStage(Strict):
@@ -650,6 +672,18 @@ class DecoderSpec(Strict):
     ``cat_channels``, then fuses their concatenation with the stage's convs)."""
     cat_channels: Channels | None = None
     """unet3+: filters of the conv every full-scale input passes; null means encoder level 1's."""
+    fusion_norm: Norm | None = None
+    """unet3+: the norm of each level's fusion convs (the stage's convs on the concatenation); null
+    means the decoder block's. keras-unet-collection's ``unet_3plus_2d`` always gives them batch norm,
+    also with ``batch_norm=False``; the convs' bias follows the block's ``bias`` (null: none with a norm)."""
+
+    @field_validator("fusion_norm")
+    @classmethod
+    def _fusion_norm_is_unet3p(cls, value, info: ValidationInfo):
+        if value is not None and info.data.get("type") != "unet3+":
+            raise ValueError("applies to decoder.type unet3+ (its fusion convs); for the other decoders set "
+                             "decoder.block.norm")
+        return value
     deep_supervision: bool = False
     """unet++ and unet3+: every head on level 1 gets a copy on the intermediate outputs: unet++'s top
     nested nodes ``x0_1..x0_{depth-1}`` (named ``<head>_x0_<j>``); unet3+'s deeper levels and the
@@ -735,6 +769,11 @@ class HeadSpec(Strict):
     """The decoder block's norm and activation before the head's conv (layers ``<name>_norm``,
     ``<name>_act``), as a network of pre-activation blocks ends: SegResNet's final group norm and
     ReLU before its 1x1 conv."""
+    pre_conv_kernel_size: Count | None = None
+    """A conv to the head's ``filters`` with this kernel, then the decoder block's norm and
+    activation, before the head's conv (layers ``<name>_pre_conv``, ``_pre_norm``, ``_pre_act``; its
+    bias as the block's convs'): V-Net's output transition, 5, batch norm, ELU, then the 1x1 conv.
+    Null adds none."""
 
 
 class ArchSpec(Strict):

@@ -140,13 +140,14 @@ def plan_decoder(g: Graph, r: ArchSpec, x: str, skips: dict[int, str], strides: 
             x = plan_upsample(g, r, x, level, dstage.up_filters, strides[level - 1],
                               plain=plain and dstage.convs == 0)
         else:
-            x = plan_upsample(g, r, x, level, dstage.up_filters, strides[level])
+            x = upsampled = plan_upsample(g, r, x, level, dstage.up_filters, strides[level])
             if level in with_skip:
                 x = plan_merge(g, r, x, skips[level], level, r.decoder.align[level - 1])
         if dstage.convs > 0:
             x = plan_stage(g, r, x, f"dec{level}", dstage.filters, dstage.convs, dstage.blocks,
                            tuple(dstage.kernel_size), (1,) * r.ndim, decoder=True,
-                           path=f"decoder.stages[{level - 1}]", plain_last=plain)
+                           path=f"decoder.stages[{level - 1}]", plain_last=plain,
+                           upsampled=None if merge_first else upsampled)
         elif plain and not merge_first:
             other = "" if r.encoder.type == "backbone" else " (or join before up-sampling: merge_at: before_upsample)"
             raise PlanError("level 1 has no convs, so its last layer is the up-sampling or the merge: there is no "
@@ -215,7 +216,7 @@ def hands_on_activated(block) -> bool:
 
 def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, blocks: int,
                kernel: tuple[int, ...], stride: tuple[int, ...], *, decoder: bool, path: str,
-               plain_last: bool = False, activated: bool = False) -> str:
+               plain_last: bool = False, activated: bool = False, block=None, upsampled: str | None = None) -> str:
     """``blocks`` blocks in a row; the first conv of the first block strides by ``stride``.
 
     One block keeps the short names (``enc2_conv1``); several are named ``enc2_block1_conv1``.
@@ -223,7 +224,7 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
     (``stage_output: activated``), which the first block then does not apply again; such a stage
     ends so itself (``enc2_out_norm``, ``enc2_out_act``).
     """
-    block = r.decoder.block if decoder else r.encoder.block
+    block = block or (r.decoder.block if decoder else r.encoder.block)
     block_path = "decoder.block" if decoder else "encoder.block"
     if hands_on_activated(block) and block.order != "pre_activation":
         raise PlanError(f"a stage hands on its output normalised and activated only where its blocks pre-activate "
@@ -233,7 +234,8 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
         name = prefix if blocks == 1 else f"{prefix}_block{b}"
         x = plan_block(g, r, x, name, filters, convs, kernel, stride if b == 1 else (1,) * r.ndim,
                        decoder=decoder, group=prefix, stage_path=path, plain_last=plain_last and b == blocks,
-                       first=b == 1, activated=activated and b == 1)
+                       first=b == 1, activated=activated and b == 1, block=block,
+                       upsampled=upsampled if b == 1 else None)
     if hands_on_activated(block):
         x = plan_stage_output(g, prefix, block, x, path=block_path)
     return x
@@ -241,7 +243,8 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
 
 def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: int, kernel: tuple[int, ...],
                stride: tuple[int, ...], *, decoder: bool, group: str, stage_path: str, block=None,
-               plain_last: bool = False, first: bool = True, activated: bool = False) -> str:
+               plain_last: bool = False, first: bool = True, activated: bool = False,
+               upsampled: str | None = None) -> str:
     """One block of the encoder's or the decoder's kind (or ``block``) at ``prefix``, planned by its
     type's module in ``archgen.planner.blocks``.
 
@@ -251,7 +254,7 @@ def plan_block(g: Graph, r: ArchSpec, x: str, prefix: str, filters: int, convs: 
         block = r.decoder.block if decoder else r.encoder.block
     site = BlockSite(prefix, filters, convs, tuple(kernel), tuple(stride), group,
                      "decoder.block" if decoder else "encoder.block", block.padding or r.padding, plain_last,
-                     first, activated)
+                     first, activated, upsampled)
     return plan_block_at(g, site, block, x)
 
 
@@ -273,8 +276,16 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
     assert isinstance(down, StridedConv)
     kernel = factor if down.kernel_size is None else down.kernel_size
     filters = into.filters if down.change_channels else g.channels(x)
-    return g.conv(f"enc{level}_down", x, filters, kernel=kernel, stride=factor, padding="same",
-                  activation=down.activation, use_bias=down.bias, group=group, path=path)
+    alone = down.norm == "none"  # nothing between the conv and its activation
+    x = g.conv(f"enc{level}_down", x, filters, kernel=kernel, stride=factor, padding="same",
+               activation=down.activation if alone else "linear", use_bias=down.bias, group=group, path=path)
+    if alone:
+        return x
+    x = g.norm(f"enc{level}_down_norm", x, down.norm, down.groups, group=group, path=path, epsilon=down.norm_epsilon,
+               affine=down.norm_affine)
+    if down.activation != "linear":
+        x = g.activation(f"enc{level}_down_act", x, down.activation, group=group, path=path)
+    return x
 
 
 def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, factor: tuple[int, ...],
@@ -284,7 +295,7 @@ def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, facto
     up = r.decoder.upsample
     group, path = prefix or f"dec{level}", "decoder.upsample"
     if isinstance(up, TransposeUp):
-        return plan_transpose_up(g, up, x, group, filters, factor, plain)
+        return plan_transpose_up(g, up, x, group, filters, factor, plain, level, len(r.decoder.stages))
     if isinstance(up, BlockUp):  # the decoder's block, up-sampling, with the level's kernel
         if plain:
             raise PlanError("the up-sampling into level 1 is its last layer, and a block up-sampling ends in an "
@@ -414,6 +425,7 @@ def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, 
                 outputs.update(plan_fused_head(g, spec, i, features, outputs))
                 break
             x = plan_head_preactivation(g, spec, i, name, features[level])
+            x = plan_head_pre_conv(g, spec, i, name, x)
             if not head.conv:  # the level's features passed on, through a layer named after the output
                 channels = g.channels(x)
                 if head.filters != channels:
@@ -443,6 +455,30 @@ def plan_head_preactivation(g: Graph, r: ArchSpec, i: int, name: str, x: str) ->
                    epsilon=block.norm_epsilon, affine=block.norm_affine)
     if block.activation != "linear":
         x = g.activation(f"{name}_act", x, block.activation, group="head", path=path,
+                         negative_slope=block.negative_slope)
+    return x
+
+
+def plan_head_pre_conv(g: Graph, r: ArchSpec, i: int, name: str, x: str) -> str:
+    """Head ``i``'s ``pre_conv_kernel_size``: a conv to its filters, the decoder block's norm and
+    activation (``{name}_pre_conv``, ``_pre_norm``, ``_pre_act``), where it asks for one."""
+    head, block, path = r.heads[i], r.decoder.block, f"heads[{i}].pre_conv_kernel_size"
+    if head.pre_conv_kernel_size is None:
+        return x
+    for taken in (f"{name}_pre_conv", f"{name}_pre_norm", f"{name}_pre_act"):
+        if taken in g.nodes:
+            raise PlanError(f"the head's conv before its own is named {name}_pre_conv (and _pre_norm, _pre_act), and "
+                            f"a layer {taken} exists already ({g.nodes[taken].path}); rename the head",
+                            path=f"heads[{i}].name", value=head.name)
+    with_norm = block.norm != "none"
+    use_bias = not with_norm if block.bias is None else block.bias
+    x = g.conv(f"{name}_pre_conv", x, head.filters, kernel=head.pre_conv_kernel_size, padding=r.padding,
+               use_bias=use_bias, group="head", path=path)
+    if with_norm:
+        x = g.norm(f"{name}_pre_norm", x, block.norm, block.groups, group="head", path=path,
+                   epsilon=block.norm_epsilon, affine=block.norm_affine)
+    if block.activation != "linear":
+        x = g.activation(f"{name}_pre_act", x, block.activation, group="head", path=path,
                          negative_slope=block.negative_slope)
     return x
 

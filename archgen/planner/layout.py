@@ -9,6 +9,7 @@ from archgen.planner.graph import (Graph, axes_of, hands_on_activated, plan_deco
                                  plan_input_norm, plan_stage, plan_stem, plan_stem_pool, stem_strides)
 from archgen.config.model import ArchSpec, StrideFirstConv
 from archgen.config.resolve import resolve
+from archgen.errors import PlanError
 
 
 def build_graph(spec: ArchSpec) -> Graph:
@@ -53,7 +54,7 @@ def build_graph(spec: ArchSpec) -> Graph:
         # on one (the stem never does).
         activated = i > 0 and hands_on_activated(r.encoder.block)
         x = plan_stage(g, r, x, prefix, stage.filters, stage.convs, stage.blocks, tuple(stage.kernel_size), stride,
-                       decoder=False, path=f"encoder.stages[{i}]", activated=activated)
+                       decoder=False, path=f"encoder.stages[{i}]", activated=activated, block=stage_block(r, i))
         if i == depth and isinstance(down, StrideFirstConv):
             g.bottleneck_in = _entering_size(g, prefix)
         if i == depth and r.encoder.transformer is not None:
@@ -74,3 +75,15 @@ def _entering_size(g: Graph, prefix: str) -> str:
     block strides its second conv), else its first conv."""
     convs = [n for n in g.nodes if n.startswith(prefix + "_") and g.nodes[n].kind == "conv"]
     return next((n for n in convs if max(axes_of(g.nodes[n].attrs["stride"], g.ndim)) > 1), convs[0])
+
+
+def stage_block(r: ArchSpec, i: int):
+    """The encoder's block at stage ``i`` with the stage's own ``add_at``; None where it has none."""
+    add_at, block = r.encoder.stages[i].add_at, r.encoder.block
+    if add_at is None:
+        return None
+    if "add_at" not in type(block).model_fields:
+        raise PlanError(f"a stage's add_at is where a residual block adds its shortcut, and encoder.block is a "
+                        f"{block.type} block; remove it or use a residual block", path=f"encoder.stages[{i}].add_at",
+                        value=add_at)
+    return block.model_copy(update={"add_at": add_at})

@@ -24,8 +24,8 @@ from __future__ import annotations
 from math import prod
 
 from archgen.errors import PlanError
-from archgen.planner.graph import (Graph, compact, plan_block, plan_head_preactivation, plan_heads, plan_stage,
-                                   plan_upsample)
+from archgen.planner.graph import (Graph, compact, plan_block, plan_head_pre_conv, plan_head_preactivation,
+                                   plan_heads, plan_stage, plan_upsample)
 from archgen.config.model import ArchSpec, ConcatMerge, ConvBlock
 
 
@@ -88,10 +88,10 @@ def _join(g: Graph, r: ArchSpec, node: str, level: int, parts: list[tuple[str, s
                  group=node, path="decoder.merge")
 
 
-def _stage(g: Graph, r: ArchSpec, x: str, prefix: str, level: int) -> str:
+def _stage(g: Graph, r: ArchSpec, x: str, prefix: str, level: int, block=None) -> str:
     s = r.decoder.stages[level - 1]
     return plan_stage(g, r, x, prefix, s.filters, s.convs, s.blocks, tuple(s.kernel_size), (1,) * r.ndim,
-                      decoder=True, path=f"decoder.stages[{level - 1}]")
+                      decoder=True, path=f"decoder.stages[{level - 1}]", block=block)
 
 
 def _plan_unet_plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
@@ -118,6 +118,7 @@ def _plan_unet_3plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
         raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
                         f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
     block = r.decoder.block
+    fusion = block if r.decoder.fusion_norm is None else block.model_copy(update={"norm": r.decoder.fusion_norm})
     # Each input's conv: the decoder block's conv, norm and activation, once, without residual or dropout.
     kept = set(ConvBlock.model_fields) & set(type(block).model_fields) - {"type", "dropout", "convs", "se"}
     if block.type == "rsu":  # its inner convs' channels and its bottom's dilation are the block's own
@@ -145,7 +146,7 @@ def _plan_unet_3plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
                           path="decoder.skips", factor=compact(scale_between(r, finer, level)), **floor)
             parts.append((label, plan_block(g, r, x, f"{node}_from_{label}", cat, 1, kernel, (1,) * r.ndim,
                                             decoder=True, group=node, stage_path=path, block=plain)))
-        features[level] = _stage(g, r, _join(g, r, node, level, parts), node, level)
+        features[level] = _stage(g, r, _join(g, r, node, level, parts), node, level, fusion)
     return features, [(level, features[level]) for level in range(2, depth + 2)]
 
 
@@ -162,14 +163,14 @@ def _plan_deep_supervision(g: Graph, r: ArchSpec, top: list[tuple[int, str]], de
         if r.decoder.type == "unet++":
             for j, x in top:
                 name = _free(g, r, outputs, f"{head.name}_x0_{j}", i)
-                x = plan_head_preactivation(g, r, i, name, x)
+                x = plan_head_pre_conv(g, r, i, name, plan_head_preactivation(g, r, i, name, x))
                 outputs[name] = g.conv(name, x, head.filters, kernel=head.kernel_size, padding=r.padding,
                                        activation=head.activation, group="head", path=path)
             continue
         for level, feature in top:  # unet3+: conv at the level's scale, resized to level 1, then the activation
             name = _free(g, r, outputs, f"{head.name}_dec{level}", i, "conv", "up")
             last = head.activation == "linear"
-            feature = plan_head_preactivation(g, r, i, name, feature)
+            feature = plan_head_pre_conv(g, r, i, name, plan_head_preactivation(g, r, i, name, feature))
             x = g.conv(f"{name}_conv", feature, head.filters, kernel=head.kernel_size, padding=r.padding,
                        group="head", path=path)
             x = g.add(name if last else f"{name}_up", "upsample", (x,), head.filters, group="head", path=path,

@@ -6,7 +6,9 @@ padding != max(kernel - stride, 0) // 2 (MONAI's kernel 3, stride 2, padding 1, 
 against Keras's 0). A number as ``padding`` is therefore planned as a "valid" transposed conv, whose
 full output puts input i at i * stride, then a crop of ``padding`` rows before and
 ``padding - output_padding`` after (``{name}_crop``), which lands on PyTorch's positions exactly.
-A norm and the activation follow (MONAI's up-sampling is conv, norm, activation).
+A norm and the activation follow (MONAI's up-sampling is conv, norm, activation). ``output_padding``
+is one number for every level or one per decoder level; as in PyTorch it stays below the level's
+stride on every axis (MONAI's UNet gives stride - 1, so 0 at a level that keeps the size).
 """
 
 from __future__ import annotations
@@ -15,17 +17,35 @@ from archgen.errors import PlanError
 from archgen.config.model import TransposeUp
 
 
+def output_padding_at(up: TransposeUp, level: int, levels: int, factor: tuple[int, ...]) -> int:
+    """The ``output_padding`` of the up-sampling into decoder ``level`` (of ``levels``), checked."""
+    path, given = "decoder.upsample.output_padding", up.output_padding
+    if isinstance(given, list) and len(given) != levels:
+        raise PlanError(f"gives {len(given)} values for {levels} decoder levels; give one per level (level 1 "
+                        "first) or one number for all", path=path, value=given)
+    value = given[level - 1] if isinstance(given, list) else given
+    where = f"{path}[{level - 1}]" if isinstance(given, list) else path
+    shown = value if isinstance(given, list) else given
+    if up.padding == "same" and value:
+        raise PlanError("applies with a number as decoder.upsample.padding (PyTorch's), not with same; remove it "
+                        "or give the padding", path=where, value=shown)
+    if up.padding != "same" and value > up.padding:
+        raise PlanError(f"output_padding above the padding ({up.padding}) would add rows that only the bias "
+                        f"reaches; use at most {up.padding}", path=where, value=shown)
+    if value >= min(factor):
+        raise PlanError(f"the up-sampling into level {level} has stride {min(factor)}, and output_padding must be "
+                        f"below the stride (as in PyTorch); give one value per decoder level, level 1 first, with "
+                        f"at most {min(factor) - 1} at level {level}", path=where, value=shown)
+    return value
+
+
 def plan_transpose_up(g, up: TransposeUp, x: str, group: str, filters: int, factor: tuple[int, ...],
-                      plain: bool = False) -> str:
-    """``{group}_up`` (and ``_crop``, ``_norm``, ``_act``); ``plain``: no norm, no activation."""
+                      plain: bool = False, level: int = 1, levels: int = 1) -> str:
+    """``{group}_up`` (and ``_crop``, ``_norm``, ``_act``) into decoder ``level`` of ``levels``;
+    ``plain``: no norm, no activation."""
     path, name = "decoder.upsample", f"{group}_up"
     explicit = up.padding != "same"
-    if not explicit and up.output_padding:
-        raise PlanError("applies with a number as decoder.upsample.padding (PyTorch's), not with same; remove it "
-                        "or give the padding", path=path + ".output_padding", value=up.output_padding)
-    if explicit and up.output_padding > up.padding:
-        raise PlanError(f"output_padding above the padding ({up.padding}) would add rows that only the bias "
-                        f"reaches; use at most {up.padding}", path=path + ".output_padding", value=up.output_padding)
+    output_padding = output_padding_at(up, level, levels, factor)
     kernel = factor if up.kernel_size is None else up.kernel_size
     act = "linear" if plain else up.activation
     norm = "none" if plain else up.norm
@@ -33,7 +53,7 @@ def plan_transpose_up(g, up: TransposeUp, x: str, group: str, filters: int, fact
     x = g.conv(name, x, filters, kernel=kernel, stride=factor, padding="valid" if explicit else "same",
                activation=act if alone else "linear", use_bias=up.bias, transpose=True, group=group, path=path)
     if explicit:
-        amounts = ((up.padding, up.padding - up.output_padding),) * g.ndim
+        amounts = ((up.padding, up.padding - output_padding),) * g.ndim
         x = g.add(f"{name}_crop", "crop", (x,), filters, group=group, path=path + ".padding", amounts=amounts)
     if norm != "none":
         x = g.norm(f"{name}_norm", x, norm, up.groups, group=group, path=path, epsilon=up.norm_epsilon,

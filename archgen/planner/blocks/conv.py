@@ -47,11 +47,12 @@ def norm_act(g, site: BlockSite, block, x: str, i: int | str, act: str, *, conv_
 
 
 def plan_convs(g, site: BlockSite, block, x: str, *, residual: bool, shapes: list[ConvShape] | None = None,
-               preactivated: bool = False) -> str:
+               preactivated: bool = False, first_index: int = 1) -> str:
     """The block's convs from ``x``, shaped by ``shapes`` (default ``conv_shapes``). A residual
     block's last conv is left without its activation (it follows the addition) unless the block adds
     after activating. With ``order: pre_activation`` each conv's norm and activation come before it
-    and none after; ``preactivated``: the first conv's are already applied to ``x``."""
+    and none after; ``preactivated``: the first conv's are already applied to ``x``; the convs are
+    numbered from ``first_index``."""
     shapes = shapes or conv_shapes(site, block)
     with_norm = block.norm != "none"
     use_bias = not with_norm if block.bias is None else block.bias
@@ -65,13 +66,13 @@ def plan_convs(g, site: BlockSite, block, x: str, *, residual: bool, shapes: lis
     act_first = block.order == "act_norm"
     # The conv applies the activation itself where nothing comes between them.
     conv_acts = not pre and fusable(block.activation, slope) and (not with_norm or act_first)
-    add_after_act = residual and block.add_at == "after_activation"
+    add_after_act = residual and block.add_at in ("after_activation", "between_activations")
 
-    for i, (filters, kernel, stride) in enumerate(shapes, 1):
-        last = i == len(shapes)
+    for i, (filters, kernel, stride) in enumerate(shapes, first_index):
+        last = i == first_index + len(shapes) - 1
         plain = site.plain_last and last
         if pre:  # norm and activation, then the conv: nothing after the last one
-            if not (i == 1 and preactivated):
+            if not (i == first_index and preactivated):
                 x = norm_act(g, site, block, x, i, block.activation)
             x = g.conv(f"{site.prefix}_conv{i}", x, filters, kernel=kernel, dilation=block.dilation, stride=stride,
                        padding=site.padding, use_bias=use_bias, group=site.group, path=site.path)

@@ -16,7 +16,8 @@ class BlockSite:
     (``encoder.block``); ``plain_last`` leaves the last conv without norm or activation and
     nothing after the addition (MONAI's ``last_conv_only``). ``first``: the first block of its
     stage; ``activated``: its input is a stage output that a pre-activation stage has already
-    normalised and activated (``stage_output: activated``), so it does not again.
+    normalised and activated (``stage_output: activated``), so it does not again. ``upsampled``:
+    in a decoder stage's first block, the level's up-sampled feature before it joined the skip.
     """
 
     prefix: str
@@ -30,6 +31,7 @@ class BlockSite:
     plain_last: bool = False
     first: bool = True
     activated: bool = False
+    upsampled: str | None = None
 
     @property
     def strides(self) -> bool:
