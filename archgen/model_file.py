@@ -75,6 +75,7 @@ ALLOWED: dict[tuple[str, str], tuple[str | None, ...]] = {
     ("keras.src.ops.numpy", "Multiply"): ("Multiply",),
     ("keras.src.applications.convnext", "LayerScale"): ("LayerScale",),
     ("archgen.emit.blocks", "PositionEmbedding"): ("archgen>PositionEmbedding",),  # the transformer bottleneck
+    ("archgen.emit.blocks", "Bias"): ("archgen>Bias",),  # an attention's output bias without q, k, v biases
     ("archgen.emit.own_layers", "DepthwiseConvTranspose"): ("archgen>DepthwiseConvTranspose",),  # MedNeXt's up block
     ("archgen.emit.own_layers", "LinearUpSampling"): ("archgen>LinearUpSampling",),  # linear up-sampling, 1D/3D
 }
@@ -115,7 +116,7 @@ def load_model(path: str | os.PathLike, key: str = "model"):
     from archgen.backend import import_keras
 
     keras = import_keras()
-    import archgen.emit.blocks  # noqa: F401  registers archgen>PositionEmbedding (transformer bottleneck)
+    import archgen.emit.blocks  # noqa: F401  registers archgen>PositionEmbedding, >Bias (transformers)
     import archgen.emit.own_layers  # noqa: F401  registers archgen>DepthwiseConvTranspose, >LinearUpSampling
 
     config = {k: v for k, v in checked.config.items() if k != "compile_config"}

@@ -513,8 +513,8 @@ class EncoderSpec(Strict):
     """The contracting path: ``depth`` levels each ending in a down-sampling, then the bottleneck."""
 
     type: Literal["unet"] = "unet"
-    """The encoder's kind: unet (built here from blocks, the default) or backbone (a pretrained
-    classifier from keras.applications)."""
+    """The encoder's kind: unet (built here from blocks, the default), backbone (a pretrained
+    classifier from keras.applications) or vit (a vision transformer on the input, UNETR)."""
     depth: int = Field(default=4, ge=0, le=12)
     """Number of down-sampling steps (levels 1..depth, then the bottleneck)."""
     filters: Channels | list[Channels] = 64
@@ -606,7 +606,54 @@ class BackboneEncoder(Strict):
                          f".keras{did_you_mean(weights, ['imagenet'])}")
 
 
-Encoder = tagged("unet", EncoderSpec, BackboneEncoder)
+class ViTEncoder(Strict):
+    """A vision transformer on the input itself (UNETR, Hatamizadeh et al. 2022): patches of
+    ``patch_size`` embedded by a conv of that kernel and stride (layer ``vit_patch``), a learned
+    position embedding (``vit_pos``), ``layers`` pre-norm transformer layers (``vit_layer1_*``...:
+    layer norm, multi-head self-attention, addition, layer norm, an MLP of two Dense layers,
+    addition), then a layer norm (``vit_norm``), whose output is the bottleneck. The decoder's levels
+    between the input and the bottleneck get their skips from the encoder's own paths: level 1 is
+    ``block`` on the input (``enc1``); level L >= 2 is the output of layer ``taps[L - 2]`` on the
+    patch grid, brought up by a transposed conv (kernel and stride 2) to the level's filters
+    (``encL_proj``), then by as many more steps of a transposed conv and ``block``
+    (``encL_prup1_up``, ``encL_prup1``, ...) as the level lies above the bottleneck's next level
+    (MONAI's ``UnetrPrUpBlock``). Each level is a factor 2 finer than the one below it, so
+    ``patch_size`` is 2 to the number of levels (16 for 4)."""
+
+    type: Literal["vit"] = "vit"
+    patch_size: Count = 16
+    """Patch edge on every spatial axis, in input pixels: 2 ** len(filters). Each input size must be a
+    multiple of it."""
+    filters: list[Channels] = Field(min_length=1, max_length=6)
+    """Output channels of the encoder's levels below the bottleneck, level 1 (the input's size) first."""
+    taps: list[Count] = Field(default=[], max_length=5)
+    """The transformer layers (1 = the first) whose outputs feed levels 2, 3, ...: one per level
+    but level 1, ascending. MONAI's UNETR reads its ``hidden_states_out[3]``, ``[6]``, ``[9]``:
+    layers 4, 7 and 10."""
+    embed_dim: Channels = 768
+    """Channels of every token (MONAI's ``hidden_size``)."""
+    layers: Count = 12
+    """Transformer layers in a row."""
+    heads: Channels = 12
+    """Attention heads; each has embed_dim // heads channels."""
+    mlp_dim: Channels = 3072
+    """Hidden units of each layer's MLP."""
+    mlp_activation: Activation = "gelu"
+    """Activation of the MLP's hidden layer."""
+    qkv_bias: bool = False
+    """Whether the attention's query, key and value projections have a bias; its output projection
+    always has one (a layer of its own, ``vit_layerN_attn_bias``, where these have none)."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of the transformer's layer norms; null means Keras's 0.001 (PyTorch's LayerNorm: 0.00001)."""
+    final_norm: bool = True
+    """A layer norm after the last layer (``vit_norm``), before the bottleneck; the taps are not normed."""
+    block: Block = ConvBlock()
+    """The block of level 1 and of every step of the taps' paths."""
+    up_bias: bool = False
+    """Whether the transposed convs of the taps' paths have a bias (MONAI's have none)."""
+
+
+Encoder = tagged("unet", EncoderSpec, BackboneEncoder, ViTEncoder)
 
 
 class DecoderSpec(Strict):
@@ -696,7 +743,8 @@ class ArchSpec(Strict):
     padding: Padding = "same"
     """Padding of every conv whose block does not set its own."""
     encoder: Encoder = EncoderSpec()
-    """The contracting path: built from blocks (``type: unet``), or a pretrained backbone."""
+    """The contracting path: built from blocks (``type: unet``), a pretrained backbone, or a vision
+    transformer on the input (``type: vit``)."""
     decoder: DecoderSpec = DecoderSpec()
     """The expanding path."""
     heads: list[HeadSpec] = Field(min_length=1, max_length=64)

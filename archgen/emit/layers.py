@@ -9,7 +9,7 @@ from typing import Any
 
 from archgen.backend import import_keras
 from archgen.emit.backbone import emit_backbone, emit_tap  # noqa: F401  (named by the backbone kinds)
-from archgen.emit.blocks import (emit_attention, emit_dense, emit_global_pool,  # noqa: F401
+from archgen.emit.blocks import (emit_attention, emit_bias, emit_dense, emit_global_pool,  # noqa: F401
                                  emit_position_embedding, emit_scale)
 from archgen.emit.own_layers import DepthwiseConvTranspose, LinearUpSampling
 from archgen.planner.ir import LayerPlan

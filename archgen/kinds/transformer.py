@@ -1,5 +1,6 @@
-"""The transformer bottleneck's kinds: Dense projections per token, multi-head self-attention over
-every position, and a learned position embedding of the map's size."""
+"""The transformer's kinds: Dense projections per token, multi-head self-attention over every
+position, a learned bias added to every token (the attention's output bias where its projections
+have none), and a learned position embedding of the map's size."""
 
 from __future__ import annotations
 
@@ -50,8 +51,15 @@ KINDS = (
     LayerKind("attention", size=first_input, factor=unit_factor, params=known_params, flops=token_flops,
               span=attention_span, saved=attention_saved, workspace=no_workspace,
               locality=lambda a: (Locality.WHOLE_MAP, "self-attention: every position attends to every other"),
-              sees_edges=no_edges, note=lambda layer: f"{layer.attrs['heads']} heads, key {layer.attrs['key_dim']}",
+              sees_edges=no_edges, note=lambda layer: f"{layer.attrs['heads']} heads, key {layer.attrs['key_dim']}"
+              + ("" if layer.attrs.get("use_bias", True) else ", no biases"),
               emitter="emit_attention"),
+    # One learned vector added to every position: Keras's MultiHeadAttention has one use_bias for all
+    # four projections, so an output bias without query, key and value biases is a layer of its own.
+    LayerKind("bias", size=first_input, factor=unit_factor, params=known_params,
+              flops=lambda node, nodes, spatial, in_spatial, ndim: 0, span=same_span, saved=keeps_nothing,
+              workspace=no_workspace, locality=pixel, sees_edges=no_edges, note=lambda layer: "learned bias",
+              emitter="emit_bias"),
     LayerKind("position_embedding", size=first_input, factor=unit_factor, params=embedding_params,
               flops=lambda node, nodes, spatial, in_spatial, ndim: 0, span=same_span, saved=keeps_nothing,
               workspace=no_workspace,
