@@ -484,6 +484,8 @@ def _keras_layer_reads_whole_map(layer) -> str:
         return "self-attention: every position attends to every other"
     if cls == "PositionEmbedding":
         return "position embedding: depends on where in the map a pixel is"
+    if cls == "WindowAttention":
+        return "window attention: its windows, shifts and padding are laid out over the whole map"
     if cls == "LayerNormalization" and tuple(_each_axis(layer.axis, 1)) not in ((-1,), (len(layer.input.shape) - 1,)):
         return "layer norm over spatial axes"
     if cls in ("Functional", "Sequential"):  # a nested model (a backbone): what any of its layers reads
@@ -502,6 +504,8 @@ def _keras_layer_factor(layer, ndim: int) -> tuple[Fraction, ...]:
         return tuple(Fraction(int(s)) for s in _each_axis(layer.strides, ndim))
     if cls.startswith("UpSampling"):
         return tuple(Fraction(1, int(s)) for s in _each_axis(layer.size, ndim))
+    if cls == "PatchMerge":
+        return (Fraction(2),) * ndim
     return (Fraction(1),) * ndim
 
 

@@ -514,7 +514,8 @@ class EncoderSpec(Strict):
 
     type: Literal["unet"] = "unet"
     """The encoder's kind: unet (built here from blocks, the default), backbone (a pretrained
-    classifier from keras.applications) or vit (a vision transformer on the input, UNETR)."""
+    classifier from keras.applications), vit (a vision transformer on the input, UNETR) or swin (a
+    Swin transformer on the input, SwinUNETR)."""
     depth: int = Field(default=4, ge=0, le=12)
     """Number of down-sampling steps (levels 1..depth, then the bottleneck)."""
     filters: Channels | list[Channels] = 64
@@ -653,7 +654,48 @@ class ViTEncoder(Strict):
     """Whether the transposed convs of the taps' paths have a bias (MONAI's have none)."""
 
 
-Encoder = tagged("unet", EncoderSpec, BackboneEncoder, ViTEncoder)
+class SwinEncoder(Strict):
+    """A Swin transformer on the input (SwinUNETR, Hatamizadeh et al. 2022; Liu et al. 2021): patches
+    of 2 embedded by a conv of kernel and stride 2 (``swin_patch``, level 2), then one stage per entry
+    of ``depths``: that many blocks of window self-attention (``swin{i}_block{j}_*``: layer norm,
+    attention within windows of ``window_size`` with a learned bias per relative offset, every second
+    block's windows shifted by half a window, addition, layer norm, an MLP, addition), then patch
+    merging into the next level (``swin{i}_merge``: each 2x2(x2) block of positions as one, a layer
+    norm, ``swin{i}_reduce``: a Dense without bias to twice the channels). Level 1 is ``block`` on the
+    input (``enc1``); level L >= 2 is the stage output at its size (level 2: the patches, with
+    ``embed_dim`` channels, doubling per level), through a layer norm without scale or shift where
+    ``normalize``, then ``block`` where ``blocks_at`` lists it (``encL``; ``bottleneck`` for the
+    deepest level, len(depths) + 2, the bottleneck)."""
+
+    type: Literal["swin"] = "swin"
+    embed_dim: Channels = 24
+    """Channels of the patches (level 2; MONAI's ``feature_size``); each stage doubles them."""
+    depths: list[Count] = Field(default=[2, 2, 2, 2], min_length=1, max_length=6)
+    """Blocks per stage."""
+    heads: list[Channels] = Field(default=[3, 6, 12, 24], min_length=1, max_length=6)
+    """Attention heads per stage, one entry per entry of ``depths``."""
+    window_size: Count = 7
+    """Window edge on every spatial axis; a level not larger than it on an axis is one window there,
+    without a shift. A size that is not a whole number of windows is padded with zeros at the end."""
+    mlp_ratio: float = Field(default=4.0, gt=0, le=64)
+    """Hidden units of each block's MLP, as a multiple of its channels (rounded down)."""
+    mlp_activation: Activation = "gelu"
+    """Activation of the MLP's hidden layer."""
+    qkv_bias: bool = True
+    """Whether the attention's query, key and value projection has a bias."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of the layer norms; null means Keras's 0.001 (PyTorch's LayerNorm: 0.00001)."""
+    normalize: bool = True
+    """Each level's output through a layer norm without scale or shift (``swin_out{L}``) before it is
+    used (MONAI's ``normalize``); the stages go on from the un-normed output."""
+    block: Block = ConvBlock()
+    """The block of level 1 (on the input) and of the levels in ``blocks_at``."""
+    blocks_at: list[Count] = Field(default=[2, 3, 4, 6], max_length=8)
+    """Levels (2 .. len(depths) + 2) whose output passes through ``block`` before the decoder reads it;
+    MONAI's SwinUNETR: all but len(depths) + 1."""
+
+
+Encoder = tagged("unet", EncoderSpec, BackboneEncoder, ViTEncoder, SwinEncoder)
 
 
 class DecoderSpec(Strict):
@@ -744,7 +786,7 @@ class ArchSpec(Strict):
     """Padding of every conv whose block does not set its own."""
     encoder: Encoder = EncoderSpec()
     """The contracting path: built from blocks (``type: unet``), a pretrained backbone, or a vision
-    transformer on the input (``type: vit``)."""
+    transformer on the input (``type: vit``, ``type: swin``)."""
     decoder: DecoderSpec = DecoderSpec()
     """The expanding path."""
     heads: list[HeadSpec] = Field(min_length=1, max_length=64)

@@ -57,7 +57,7 @@ def emit_scale(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
 
 
 def emit_dense(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    return L.Dense(layer.attrs["units"], name=layer.name)(xs[0])
+    return L.Dense(layer.attrs["units"], use_bias=layer.attrs.get("use_bias", True), name=layer.name)(xs[0])
 
 
 def emit_attention(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:

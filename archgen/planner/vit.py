@@ -18,6 +18,7 @@ The decoder and heads are planned as for any other encoder, up-sampling by 2 per
 from __future__ import annotations
 
 from archgen.config.model import ArchSpec
+from archgen.errors import PlanError
 from archgen.planner.blocks.transformer import plan_layers
 from archgen.planner.graph import Graph, plan_block, plan_decoder, plan_heads
 
@@ -42,9 +43,14 @@ def plan_vit(g: Graph, r: ArchSpec, x: str) -> list[str]:
 
 
 def kernel_of(r: ArchSpec, level: int) -> tuple[int, ...]:
+    """The encoder block's kernel at ``level``: its kernel_size, or the list's entry for the level."""
     kernel = r.encoder.block.kernel_size
-    k = kernel[level - 1] if isinstance(kernel, list) else kernel
-    return (k,) * r.ndim
+    if isinstance(kernel, list):
+        if level > len(kernel):
+            raise PlanError(f"has {len(kernel)} entries, one per level from level 1; level {level} has a block",
+                            path="encoder.block.kernel_size", value=kernel)
+        kernel = kernel[level - 1]
+    return (kernel,) * r.ndim
 
 
 def plan_tap_path(g: Graph, r: ArchSpec, x: str, level: int, depth: int) -> str:
