@@ -75,8 +75,11 @@ ALLOWED: dict[tuple[str, str], tuple[str | None, ...]] = {
     ("keras.src.ops.numpy", "Multiply"): ("Multiply",),
     ("keras.src.applications.convnext", "LayerScale"): ("LayerScale",),
     ("archgen.emit.blocks", "PositionEmbedding"): ("archgen>PositionEmbedding",),  # the transformer bottleneck
+    ("archgen.emit.blocks", "Bias"): ("archgen>Bias",),  # an attention's output bias without q, k, v biases
     ("archgen.emit.own_layers", "DepthwiseConvTranspose"): ("archgen>DepthwiseConvTranspose",),  # MedNeXt's up block
     ("archgen.emit.own_layers", "LinearUpSampling"): ("archgen>LinearUpSampling",),  # linear up-sampling, 1D/3D
+    ("archgen.emit.own_layers", "WindowAttention"): ("archgen>WindowAttention",),  # Swin's window attention
+    ("archgen.emit.own_layers", "PatchMerge"): ("archgen>PatchMerge",),  # Swin's patch merging
 }
 TENSOR = "__keras_tensor__"  # a reference to another layer's output, in a layer's inbound nodes
 _WIDTH_KEYS = ("filters", "units", "num_heads", "key_dim", "value_dim", "groups", "depth_multiplier", "output_dim",
@@ -115,8 +118,8 @@ def load_model(path: str | os.PathLike, key: str = "model"):
     from archgen.backend import import_keras
 
     keras = import_keras()
-    import archgen.emit.blocks  # noqa: F401  registers archgen>PositionEmbedding (transformer bottleneck)
-    import archgen.emit.own_layers  # noqa: F401  registers archgen>DepthwiseConvTranspose, >LinearUpSampling
+    import archgen.emit.blocks  # noqa: F401  registers archgen>PositionEmbedding, >Bias (transformers)
+    import archgen.emit.own_layers  # noqa: F401  registers archgen>DepthwiseConvTranspose, >LinearUpSampling, ...
 
     config = {k: v for k, v in checked.config.items() if k != "compile_config"}
     try:

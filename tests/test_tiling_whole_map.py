@@ -137,6 +137,10 @@ FIXED = {
     "peers/monai_segresnet_2d.yaml": ["input.shape=[32,32,1]"],
     "peers/kuc_transunet_2d.yaml": ["input.shape=[32,32,3]"],
     "peers/monai_unet_2d.yaml": ["input.shape=[32,32,1]"],
+    "peers/monai_unetr_2d.yaml": ["input.shape=[32,32,1]"],
+    "peers/monai_swin_unetr_2d.yaml": ["input.shape=[64,64,1]"],
+    "peers/kuc_u2net_2d.yaml": ["input.shape=[64,64,3]"],
+    "peers/monai_vnet_3d.yaml": ["input.shape=[16,16,16,1]"],
     "se": ["encoder.depth=2", "encoder.filters=4", "input.shape=[32,32,1]", "padding=same", "+encoder.block.se={ratio: 2}"],
 }
 

@@ -565,8 +565,9 @@ class EncoderSpec(Strict):
     """The contracting path: ``depth`` levels each ending in a down-sampling, then the bottleneck."""
 
     type: Literal["unet"] = "unet"
-    """The encoder's kind: unet (built here from blocks, the default) or backbone (a pretrained
-    classifier from keras.applications)."""
+    """The encoder's kind: unet (built here from blocks, the default), backbone (a pretrained
+    classifier from keras.applications), vit (a vision transformer on the input, UNETR) or swin (a
+    Swin transformer on the input, SwinUNETR)."""
     depth: int = Field(default=4, ge=0, le=12)
     """Number of down-sampling steps (levels 1..depth, then the bottleneck)."""
     filters: Channels | list[Channels] = 64
@@ -658,7 +659,95 @@ class BackboneEncoder(Strict):
                          f".keras{did_you_mean(weights, ['imagenet'])}")
 
 
-Encoder = tagged("unet", EncoderSpec, BackboneEncoder)
+class ViTEncoder(Strict):
+    """A vision transformer on the input itself (UNETR, Hatamizadeh et al. 2022): patches of
+    ``patch_size`` embedded by a conv of that kernel and stride (layer ``vit_patch``), a learned
+    position embedding (``vit_pos``), ``layers`` pre-norm transformer layers (``vit_layer1_*``...:
+    layer norm, multi-head self-attention, addition, layer norm, an MLP of two Dense layers,
+    addition), then a layer norm (``vit_norm``), whose output is the bottleneck. The decoder's levels
+    between the input and the bottleneck get their skips from the encoder's own paths: level 1 is
+    ``block`` on the input (``enc1``); level L >= 2 is the output of layer ``taps[L - 2]`` on the
+    patch grid, brought up by a transposed conv (kernel and stride 2) to the level's filters
+    (``encL_proj``), then by as many more steps of a transposed conv and ``block``
+    (``encL_prup1_up``, ``encL_prup1``, ...) as the level lies above the bottleneck's next level
+    (MONAI's ``UnetrPrUpBlock``). Each level is a factor 2 finer than the one below it, so
+    ``patch_size`` is 2 to the number of levels (16 for 4)."""
+
+    type: Literal["vit"] = "vit"
+    patch_size: Count = 16
+    """Patch edge on every spatial axis, in input pixels: 2 ** len(filters). Each input size must be a
+    multiple of it."""
+    filters: list[Channels] = Field(min_length=1, max_length=6)
+    """Output channels of the encoder's levels below the bottleneck, level 1 (the input's size) first."""
+    taps: list[Count] = Field(default=[], max_length=5)
+    """The transformer layers (1 = the first) whose outputs feed levels 2, 3, ...: one per level
+    but level 1, ascending. MONAI's UNETR reads its ``hidden_states_out[3]``, ``[6]``, ``[9]``:
+    layers 4, 7 and 10."""
+    embed_dim: Channels = 768
+    """Channels of every token (MONAI's ``hidden_size``)."""
+    layers: Count = 12
+    """Transformer layers in a row."""
+    heads: Channels = 12
+    """Attention heads; each has embed_dim // heads channels."""
+    mlp_dim: Channels = 3072
+    """Hidden units of each layer's MLP."""
+    mlp_activation: Activation = "gelu"
+    """Activation of the MLP's hidden layer."""
+    qkv_bias: bool = False
+    """Whether the attention's query, key and value projections have a bias; its output projection
+    always has one (a layer of its own, ``vit_layerN_attn_bias``, where these have none)."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of the transformer's layer norms; null means Keras's 0.001 (PyTorch's LayerNorm: 0.00001)."""
+    final_norm: bool = True
+    """A layer norm after the last layer (``vit_norm``), before the bottleneck; the taps are not normed."""
+    block: Block = ConvBlock()
+    """The block of level 1 and of every step of the taps' paths."""
+    up_bias: bool = False
+    """Whether the transposed convs of the taps' paths have a bias (MONAI's have none)."""
+
+
+class SwinEncoder(Strict):
+    """A Swin transformer on the input (SwinUNETR, Hatamizadeh et al. 2022; Liu et al. 2021): patches
+    of 2 embedded by a conv of kernel and stride 2 (``swin_patch``, level 2), then one stage per entry
+    of ``depths``: that many blocks of window self-attention (``swin{i}_block{j}_*``: layer norm,
+    attention within windows of ``window_size`` with a learned bias per relative offset, every second
+    block's windows shifted by half a window, addition, layer norm, an MLP, addition), then patch
+    merging into the next level (``swin{i}_merge``: each 2x2(x2) block of positions as one, a layer
+    norm, ``swin{i}_reduce``: a Dense without bias to twice the channels). Level 1 is ``block`` on the
+    input (``enc1``); level L >= 2 is the stage output at its size (level 2: the patches, with
+    ``embed_dim`` channels, doubling per level), through a layer norm without scale or shift where
+    ``normalize``, then ``block`` where ``blocks_at`` lists it (``encL``; ``bottleneck`` for the
+    deepest level, len(depths) + 2, the bottleneck)."""
+
+    type: Literal["swin"] = "swin"
+    embed_dim: Channels = 24
+    """Channels of the patches (level 2; MONAI's ``feature_size``); each stage doubles them."""
+    depths: list[Count] = Field(default=[2, 2, 2, 2], min_length=1, max_length=6)
+    """Blocks per stage."""
+    heads: list[Channels] = Field(default=[3, 6, 12, 24], min_length=1, max_length=6)
+    """Attention heads per stage, one entry per entry of ``depths``."""
+    window_size: Count = 7
+    """Window edge on every spatial axis; a level not larger than it on an axis is one window there,
+    without a shift. A size that is not a whole number of windows is padded with zeros at the end."""
+    mlp_ratio: float = Field(default=4.0, gt=0, le=64)
+    """Hidden units of each block's MLP, as a multiple of its channels (rounded down)."""
+    mlp_activation: Activation = "gelu"
+    """Activation of the MLP's hidden layer."""
+    qkv_bias: bool = True
+    """Whether the attention's query, key and value projection has a bias."""
+    norm_epsilon: Epsilon | None = None
+    """Epsilon of the layer norms; null means Keras's 0.001 (PyTorch's LayerNorm: 0.00001)."""
+    normalize: bool = True
+    """Each level's output through a layer norm without scale or shift (``swin_out{L}``) before it is
+    used (MONAI's ``normalize``); the stages go on from the un-normed output."""
+    block: Block = ConvBlock()
+    """The block of level 1 (on the input) and of the levels in ``blocks_at``."""
+    blocks_at: list[Count] = Field(default=[2, 3, 4, 6], max_length=8)
+    """Levels (2 .. len(depths) + 2) whose output passes through ``block`` before the decoder reads it;
+    MONAI's SwinUNETR: all but len(depths) + 1."""
+
+
+Encoder = tagged("unet", EncoderSpec, BackboneEncoder, ViTEncoder, SwinEncoder)
 
 
 class DecoderSpec(Strict):
@@ -786,7 +875,8 @@ class ArchSpec(Strict):
     padding: Padding = "same"
     """Padding of every conv whose block does not set its own."""
     encoder: Encoder = EncoderSpec()
-    """The contracting path: built from blocks (``type: unet``), or a pretrained backbone."""
+    """The contracting path: built from blocks (``type: unet``), a pretrained backbone, or a vision
+    transformer on the input (``type: vit``, ``type: swin``)."""
     decoder: DecoderSpec = DecoderSpec()
     """The expanding path."""
     heads: list[HeadSpec] = Field(min_length=1, max_length=64)

@@ -37,7 +37,7 @@ def resolve(spec: ArchSpec) -> ArchSpec:
 
 def stage_count(resolved: ArchSpec) -> int:
     """Down-sampling steps of a resolved spec (its ``encoder.depth`` key is not part of the form)."""
-    if resolved.encoder.type == "backbone":
+    if resolved.encoder.type in ("backbone", "vit", "swin"):
         return len(resolved.decoder.stages)
     return len(resolved.encoder.stages) - 1 + stem_levels(resolved)
 
@@ -47,6 +47,10 @@ def _spell_out(spec: ArchSpec) -> ArchSpec:
         from archgen.config.resolve_backbone import spell_out_backbone  # loaded for a backbone only
 
         return spell_out_backbone(spec)
+    if spec.encoder.type in ("vit", "swin"):
+        from archgen.config.resolve_vit import spell_out_vit  # loaded for a transformer encoder only
+
+        return spell_out_vit(spec)
     ndim = spec.ndim
     enc, dec = spec.encoder, spec.decoder
     offset = stem_levels(spec)

@@ -1,9 +1,11 @@
 """Emitters of the layer kinds that squeeze-and-excitation and the transformer bottleneck add.
 
-Built-in Keras layers throughout but one: ``PositionEmbedding`` holds a learned weight of the map's
-size, which no built-in layer does without an index input. It is registered with Keras as
-``archgen>PositionEmbedding``, so a saved model loads with ``safe_mode=True`` once this module is
-imported (``import archgen.emit`` does it).
+Built-in Keras layers throughout but two: ``PositionEmbedding`` holds a learned weight of the map's
+size, which no built-in layer does without an index input; ``Bias`` adds a learned vector to every
+position, the output bias of an attention whose query, key and value projections have none (Keras's
+MultiHeadAttention has one ``use_bias`` for all four). They are registered with Keras as
+``archgen>PositionEmbedding`` and ``archgen>Bias``, so a saved model loads with ``safe_mode=True``
+once this module is imported (``import archgen.emit`` does it).
 """
 
 from __future__ import annotations
@@ -32,6 +34,20 @@ class PositionEmbedding(keras.layers.Layer):
         return input_shape
 
 
+@keras.saving.register_keras_serializable(package="archgen")
+class Bias(keras.layers.Layer):
+    """Adds a learned vector of the input's channels to every position, initialised to zeros."""
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias")
+
+    def call(self, inputs):
+        return inputs + keras.ops.cast(self.bias, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 def emit_global_pool(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
     return getattr(L, f"GlobalAveragePooling{ndim}D")(keepdims=True, name=layer.name)(xs[0])
 
@@ -41,14 +57,18 @@ def emit_scale(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
 
 
 def emit_dense(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
-    return L.Dense(layer.attrs["units"], name=layer.name)(xs[0])
+    return L.Dense(layer.attrs["units"], use_bias=layer.attrs.get("use_bias", True), name=layer.name)(xs[0])
 
 
 def emit_attention(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
     a = layer.attrs
     attention = L.MultiHeadAttention(a["heads"], a["key_dim"], attention_axes=tuple(range(1, ndim + 1)),
-                                     name=layer.name)
+                                     use_bias=a.get("use_bias", True), name=layer.name)
     return attention(xs[0], xs[0])
+
+
+def emit_bias(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return Bias(name=layer.name)(xs[0])
 
 
 def emit_position_embedding(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:

@@ -9,9 +9,9 @@ from typing import Any
 
 from archgen.backend import import_keras
 from archgen.emit.backbone import emit_backbone, emit_tap  # noqa: F401  (named by the backbone kinds)
-from archgen.emit.blocks import (emit_attention, emit_dense, emit_global_pool,  # noqa: F401
+from archgen.emit.blocks import (emit_attention, emit_bias, emit_dense, emit_global_pool,  # noqa: F401
                                  emit_position_embedding, emit_scale)
-from archgen.emit.own_layers import DepthwiseConvTranspose, LinearUpSampling
+from archgen.emit.own_layers import DepthwiseConvTranspose, LinearUpSampling, PatchMerge, WindowAttention
 from archgen.planner.ir import LayerPlan
 
 keras = import_keras()
@@ -135,3 +135,12 @@ def emit_add(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
 
 def emit_multiply(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
     return L.Multiply(name=layer.name)(xs)
+
+
+def emit_window_attention(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    a = layer.attrs
+    return WindowAttention(a["heads"], a["window"], a["shift"], qkv_bias=a["qkv_bias"], name=layer.name)(xs[0])
+
+
+def emit_patch_merge(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
+    return PatchMerge(name=layer.name)(xs[0])

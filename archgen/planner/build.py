@@ -128,6 +128,10 @@ def _size_error(spec: ArchSpec, exc: SizeError, rule: SizeRule | None, axis: int
     where = f" on axis {names[axis]}" if spec.ndim > 1 else ""
     if spec.encoder.type == "backbone":
         depth = f"backbone {spec.encoder.name}"
+    elif spec.encoder.type == "vit":
+        depth = f"patches of {spec.encoder.patch_size}"
+    elif spec.encoder.type == "swin":
+        depth = f"{len(spec.encoder.depths)} swin stages"
     else:
         depth = f"encoder.depth={spec.encoder.depth}" if spec.encoder.stages is None else \
             f"{len(spec.encoder.stages)} encoder stages"

@@ -491,6 +491,10 @@ def down_factors(resolved: ArchSpec) -> list[int]:
         from archgen.backbones import BACKBONES
 
         return [BACKBONES[resolved.encoder.name].divisor] * resolved.ndim
+    if resolved.encoder.type == "vit":  # the patches tile the input
+        return [resolved.encoder.patch_size] * resolved.ndim
+    if resolved.encoder.type == "swin":  # patches of 2, then a factor 2 per stage
+        return [2 ** (len(resolved.encoder.depths) + 1)] * resolved.ndim
     # A transformer's patches tile the bottleneck: its size is a multiple of the patch size too.
     patch = resolved.encoder.transformer.patch_size if resolved.encoder.transformer is not None else 1
     stem = resolved.encoder.stem

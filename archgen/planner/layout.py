@@ -1,6 +1,7 @@
 """Spec -> graph of ``Node``, in build order: the encoder and bottleneck laid out here, then the
 decoder and heads by the module for the decoder's topology (``graph`` for a U-Net, ``topology`` for
-UNet++ and UNet 3+); a keras.applications encoder is laid out by ``backbone``."""
+UNet++ and UNet 3+); a keras.applications encoder is laid out by ``backbone``, a
+transformer on the input by ``vit`` or ``swin``."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ def build_graph(spec: ArchSpec) -> Graph:
         from archgen.planner.backbone import build_backbone_graph  # loaded for a backbone only
 
         return build_backbone_graph(r)
+    if r.encoder.type == "vit":
+        from archgen.planner.vit import build_vit_graph  # loaded for a vit encoder only
+
+        return build_vit_graph(r)
+    if r.encoder.type == "swin":
+        from archgen.planner.swin import build_swin_graph  # loaded for a swin encoder only
+
+        return build_swin_graph(r)
     g = Graph(r.ndim)
     stages = r.encoder.stages
     depth = len(stages) - 1

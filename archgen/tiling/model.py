@@ -148,6 +148,12 @@ def keras_kind(layer) -> tuple[str, dict[str, Any]]:
         return "attention", {}
     if cls == "PositionEmbedding":
         return "position_embedding", {}
+    if cls == "WindowAttention":
+        return "window_attention", {}
+    if cls == "PatchMerge":
+        return "patch_merge", {}
+    if cls == "Bias":
+        return "bias", {}
     raise _unknown(layer, f"a {cls}")
 
 

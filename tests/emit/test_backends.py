@@ -25,6 +25,10 @@ CASES = [
     ("peers/smp_unet_resnet50.yaml", ["input.shape=[64,96,3]", "encoder.name=mobilenetv3small"]),
     ("peers/kuc_r2_unet_2d.yaml", ["input.shape=[32,32,3]"]),
     ("peers/kuc_transunet_2d.yaml", ["input.shape=[32,32,3]", "encoder.block.se={ratio: 8}"]),
+    # attention without biases and archgen's Bias layer (its output bias), the transformer on the input
+    ("peers/monai_unetr_2d.yaml", ["input.shape=[32,48,1]", "encoder.layers=10"]),
+    # archgen's WindowAttention (padded, shifted windows) and PatchMerge
+    ("peers/monai_swin_unetr_2d.yaml", ["input.shape=[64,96,1]"]),
 ]
 SCRIPT = """
 import json, os, sys

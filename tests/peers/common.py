@@ -32,15 +32,15 @@ def channels_last(array: np.ndarray) -> np.ndarray:
     return np.moveaxis(array, 1, -1)
 
 
-def copy_weights(model, pairs) -> None:
+def copy_weights(model, pairs, copied=()) -> None:
     """Copy PyTorch modules' weights into the Keras layers of the same role.
 
-    ``pairs``: (Keras layer name, torch module). Conv weights (out, in, *k) become (*k, in, out);
+    ``pairs``: (Keras layer name, torch module); ``copied``: layers whose weights the caller set itself. Conv weights (out, in, *k) become (*k, in, out);
     transposed conv weights (in, out, *k) become (*k, out, in); norms copy scale and shift.
     """
     import torch
 
-    done = set()
+    done = set(copied)
     for name, module in pairs:
         layer = model.get_layer(name)
         if isinstance(module, torch.nn.modules.conv._ConvTransposeNd):

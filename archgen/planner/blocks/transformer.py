@@ -42,6 +42,33 @@ def attention_params(embed: int, heads: int, kdim: int) -> int:
     return 3 * (embed * heads * kdim + heads * kdim) + heads * kdim * embed + embed
 
 
+def plan_layers(g, x: str, prefixes: list[str], heads: int, kdim: int, mlp_dim: int, mlp_activation: str, *,
+                group: str, path: str, activate_mlp_output: bool = False, qkv_bias: bool = True,
+                epsilon: float | None = None) -> list[str]:
+    """One pre-norm transformer layer per prefix from the tokens ``x`` (``{prefix}_norm1``, ``_attn``,
+    ``_add1``, ``_norm2``, ``_mlp1``, ``_mlp_act1``, ``_mlp2``, (``_mlp_act2``), ``_add2``); returns
+    each layer's output. Without ``qkv_bias`` the attention's projections have no bias and its output
+    bias is a layer of its own (``{prefix}_attn_bias``)."""
+    embed, outputs = g.channels(x), []
+    for p in prefixes:
+        h = g.norm(f"{p}_norm1", x, "layer", 1, group=group, path=path, epsilon=epsilon)
+        params = attention_params(embed, heads, kdim) - (0 if qkv_bias else 3 * heads * kdim + embed)
+        h = g.add(f"{p}_attn", "attention", (h,), embed, group=group, path=path, params=params, heads=heads,
+                  key_dim=kdim, **({} if qkv_bias else {"use_bias": False}))
+        if not qkv_bias:
+            h = g.add(f"{p}_attn_bias", "bias", (h,), embed, group=group, path=path, params=embed)
+        x = g.add(f"{p}_add1", "add", (h, x), embed, group=group, path=path)
+        h = g.norm(f"{p}_norm2", x, "layer", 1, group=group, path=path, epsilon=epsilon)
+        for j, units in ((1, mlp_dim), (2, embed)):
+            h = g.add(f"{p}_mlp{j}", "dense", (h,), units, group=group, path=path,
+                      params=g.channels(h) * units + units, units=units)
+            if mlp_activation != "linear" and (j == 1 or activate_mlp_output):
+                h = g.activation(f"{p}_mlp_act{j}", h, mlp_activation, group=group, path=path)
+        x = g.add(f"{p}_add2", "add", (h, x), embed, group=group, path=path)
+        outputs.append(x)
+    return outputs
+
+
 def plan_transformer(g, t: Transformer, x: str) -> str:
     """The transformer after the bottleneck's block; returns the map it hands to the decoder."""
     filters, embed, kdim = g.channels(x), t.embed_dim, key_dim(t)
@@ -52,19 +79,8 @@ def plan_transformer(g, t: Transformer, x: str) -> str:
     if t.patch_size > 1:  # legal sizes step by whole patches: k counts patches, not bottleneck positions
         g.bottleneck_in = x
     x = g.add(f"{PREFIX}_pos", "position_embedding", (x,), embed, group=GROUP, path=PATH)
-    for i in range(1, t.layers + 1):
-        p = f"{PREFIX}{i}"
-        h = g.norm(f"{p}_norm1", x, "layer", 1, group=GROUP, path=PATH)
-        h = g.add(f"{p}_attn", "attention", (h,), embed, group=GROUP, path=PATH,
-                  params=attention_params(embed, t.heads, kdim), heads=t.heads, key_dim=kdim)
-        x = g.add(f"{p}_add1", "add", (h, x), embed, group=GROUP, path=PATH)
-        h = g.norm(f"{p}_norm2", x, "layer", 1, group=GROUP, path=PATH)
-        for j, units in ((1, t.mlp_dim), (2, embed)):
-            h = g.add(f"{p}_mlp{j}", "dense", (h,), units, group=GROUP, path=PATH,
-                      params=g.channels(h) * units + units, units=units)
-            if t.mlp_activation != "linear" and (j == 1 or t.activate_mlp_output):
-                h = g.activation(f"{p}_mlp_act{j}", h, t.mlp_activation, group=GROUP, path=PATH)
-        x = g.add(f"{p}_add2", "add", (h, x), embed, group=GROUP, path=PATH)
+    x = plan_layers(g, x, [f"{PREFIX}{i}" for i in range(1, t.layers + 1)], t.heads, kdim, t.mlp_dim,
+                    t.mlp_activation, activate_mlp_output=t.activate_mlp_output, group=GROUP, path=PATH)[-1]
     if t.final_norm:
         x = g.norm(f"{PREFIX}_norm", x, "layer", 1, group=GROUP, path=PATH)
     return g.conv(f"{PREFIX}_out", x, filters, kernel=t.patch_size, stride=t.patch_size, use_bias=t.out_bias,
