@@ -11,6 +11,7 @@ from archgen.auto.memory import spec_of
 from archgen.auto.nnunet import FAMILIES, Dataset, plan_dataset
 from archgen.planner.build import make_plan
 from archgen.planner.cost import training_bytes
+from archgen.planner.profiles import memory_profile
 from tests.auto.fingerprints import named_datasets
 
 FIGURES = [  # (label, shape, spacing, classes)
@@ -47,7 +48,7 @@ def rows() -> list[str]:
             name = "3d_fullres" if "3d_fullres" in theirs else "2d"
             t, m = theirs[name], mine[name]
             t_bytes = training_bytes(make_plan(spec_of(t, FAMILIES[family], ds.channels, ds.classes)),
-                                     t["batch_size"])
+                                     t["batch_size"], profile=memory_profile("tensorflow", "gpu"))
             lines.append(f"| {label} | {family}, {gb:g}GB | {name} | {_cell(t)} | {t_bytes / 1e9:.1f} GB | "
                          f"{_cell(m)} | {m['_why']['memory_estimate_bytes'] / 1e9:.1f} GB |")
     return lines

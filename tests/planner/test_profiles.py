@@ -10,14 +10,30 @@ from fractions import Fraction
 
 import pytest
 
+from archgen.config import load_spec
 from archgen.errors import ArchgenError
 from archgen.planner import make_plan
-from archgen.planner.cost import (RUNTIME_BYTES, inference_peak_elements, layer_elements, plan_cost,
-                                  train_peak_elements, training_bytes)
+from archgen.planner.cost import (
+    RUNTIME_BYTES,
+    inference_peak_elements,
+    layer_elements,
+    plan_cost,
+    train_peak_elements,
+    training_bytes,
+)
 from archgen.planner.fit import max_batch
-from archgen.planner.profiles import (BACKENDS, CALIBRATED, DEFAULT, DEVICES, NOT_CALIBRATED, PROFILES, PROVISIONAL,
-                                      TENSORFLOW_CPU, memory_profile, profile_named)
-from archgen.config import load_spec
+from archgen.planner.profiles import (
+    BACKENDS,
+    CALIBRATED,
+    DEFAULT,
+    DEVICES,
+    NOT_CALIBRATED,
+    PROFILES,
+    PROVISIONAL,
+    TENSORFLOW_CPU,
+    memory_profile,
+    profile_named,
+)
 from tests.conftest import CONF, ROOT
 from tests.planner.test_cost import _tiny_plan
 
@@ -45,10 +61,11 @@ def test_every_pair_has_a_profile_that_says_how_far_it_was_calibrated(backend, d
     assert (profile.backend, profile.device) == (backend, device)
     assert profile.status in (CALIBRATED, PROVISIONAL, NOT_CALIBRATED) and profile.measured
     assert profile_named(profile.key) == profile
-    if profile.status == NOT_CALIBRATED:  # no constants of its own: TensorFlow's on CPU, and it says so
-        assert replace(profile, backend="tensorflow", device="cpu", status=CALIBRATED, measured=DEFAULT.measured,
-                       results=DEFAULT.results) == DEFAULT
-        assert "not measured" in profile.measured and "tensorflow/cpu" in profile.measured
+    if profile.status == NOT_CALIBRATED:  # no constants of its own: those of the profile it names, and it says so
+        assert (backend, device) == ("tensorflow", "gpu") and not profile.results
+        jax = PROFILES["jax", "gpu"]
+        assert replace(profile, backend="jax", status=jax.status, measured=jax.measured, results=jax.results) == jax
+        assert "not measured" in profile.measured and "jax/gpu" in profile.measured and "XLA" in profile.measured
     else:
         assert profile.results and all((ROOT / path).is_file() for path in profile.results)
 
