@@ -36,9 +36,9 @@ import os
 import platform
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
-from common import ROOT, parse_args
+from common import ROOT, parse_args, reset_peak_rss, rss_status
 
 MiB = 2**20
 
@@ -111,22 +111,6 @@ QUICK = ("seed_2d_valid", "nnunet_2d")  # --quick: two networks, training only
 
 # --- the child: one case in a fresh process -----------------------------------------------------------
 
-def _status() -> dict[str, int]:
-    """VmRSS / VmHWM of this process, in bytes."""
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024
-    return out
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-
-
 def _device_peak(backend: str) -> int:
     if backend == "jax":
         import jax
@@ -173,8 +157,8 @@ def child(backend: str, device: str, case: dict, mode: str, steps: int = 2) -> d
     from archgen.config import load_spec
 
     float(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.ones((2,)) * 2.0)))  # start the runtime
-    base = _status()["VmRSS"]
-    _reset_peak()
+    base = rss_status()["VmRSS"]
+    reset_peak_rss()
     device_before = _device_peak(backend) if device == "gpu" else 0
 
     plan = make_plan(load_spec(ROOT / "conf" / f"{case['config']}.yaml", list(case["overrides"])))
@@ -193,9 +177,9 @@ def child(backend: str, device: str, case: dict, mode: str, steps: int = 2) -> d
     peaks = []
     for _ in range(steps):
         run()
-        peaks.append((_status()["VmHWM"] - base) if device == "cpu" else _device_peak(backend))
+        peaks.append((rss_status()["VmHWM"] - base) if device == "cpu" else _device_peak(backend))
         if device == "cpu":
-            _reset_peak()
+            reset_peak_rss()
     row = {"case": case["name"], "mode": mode, "batch": batch, "input": list(plan.input_shape), "baseline": base,
            "device_before": device_before, "peaks": peaks, "measured": max(peaks)}
     if backend == "jax" and mode == "train":  # after the measured steps: XLA's own buffer assignment of the step

@@ -62,3 +62,20 @@ def build_seed_unet(shape: tuple[int, int, int] = (572, 572, 1)):
     from tests.reference.seed_unet import seed_unet  # imported late: it pulls in Keras
 
     return seed_unet(shape, num_classes=2)
+
+
+def rss_status() -> dict[str, int]:
+    """This process's resident memory now (``VmRSS``) and at its peak (``VmHWM``), in bytes (Linux)."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def reset_peak_rss() -> None:
+    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0), so the next peak is this section's."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")

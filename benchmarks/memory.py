@@ -25,7 +25,7 @@ import os
 import subprocess
 import sys
 
-from common import ROOT, parse_args
+from common import ROOT, parse_args, reset_peak_rss, rss_status
 
 MiB = 2**20
 
@@ -42,22 +42,6 @@ QUICK = [
 ]
 
 
-def _status() -> dict[str, int]:
-    """VmRSS / VmHWM of this process, in bytes."""
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024
-    return out
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-
-
 def child(config: str, overrides: list[str], batch: int, mode: str, steps: int = 2) -> dict:
     import numpy as np
 
@@ -72,15 +56,15 @@ def child(config: str, overrides: list[str], batch: int, mode: str, steps: int =
     from archgen.config import load_spec
 
     float(tf.reduce_sum(tf.constant([1.0, 2.0]) * 2.0))  # start the runtime
-    base = _status()["VmRSS"]
-    _reset_peak()
+    base = rss_status()["VmRSS"]
+    reset_peak_rss()
     tf.config.experimental.reset_memory_stats("CPU:0")
 
     plan = make_plan(load_spec(ROOT / "conf" / f"{config}.yaml", overrides))
     model = emit_model(plan)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, *plan.input_shape)).astype("float32")
-    marks = {"built": _status()["VmRSS"] - base}
+    marks = {"built": rss_status()["VmRSS"] - base}
     if mode == "train":
         (head, name), = plan.outputs.items()
         out = plan.layer(name)
@@ -96,12 +80,12 @@ def child(config: str, overrides: list[str], batch: int, mode: str, steps: int =
     else:
         run = lambda: model.predict_on_batch(x)  # noqa: E731
     run()
-    s = _status()
+    s = rss_status()
     marks.update(first_peak=s["VmHWM"] - base, after_first=s["VmRSS"] - base)
-    _reset_peak()
+    reset_peak_rss()
     for _ in range(steps - 1):
         run()
-    s = _status()
+    s = rss_status()
     marks.update(later_peak=s["VmHWM"] - base)
     info = tf.config.experimental.get_memory_info("CPU:0")  # TensorFlow's allocator: bytes in tensors
     marks.update(tensors_peak=info["peak"], tensors_after=info["current"])

@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 
-from common import ROOT, parse_args
+from common import ROOT, parse_args, reset_peak_rss, rss_status
 
 MiB = 2**20
 CLASSES = 3
@@ -61,21 +61,6 @@ LR, MOMENTUM, WEIGHT_DECAY, CLIP = 1e-2, 0.99, 3e-5, 12.0
 
 
 # --- shared by the children ----------------------------------------------------------------------------
-
-def _rss() -> tuple[int, int]:
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024
-    return out["VmRSS"], out["VmHWM"]
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
 
 def _timed(step, warmup: int, steps: int, sync=lambda: None) -> float:
     for _ in range(warmup):
@@ -110,8 +95,8 @@ def nnunet_child(network: str, size: list[int], batch: int, warmup: int, steps: 
     gpu = torch.cuda.is_available()
     device = torch.device("cuda" if gpu else "cpu")
     (torch.ones(2, device=device) * 2).sum().item()  # start the runtime
-    base, _ = _rss()
-    _reset_peak()
+    base = rss_status()["VmRSS"]
+    reset_peak_rss()
     ndim = len(size)
     net = PlainConvUNet(
         input_channels=1, n_stages=6, features_per_stage=FEATURES[network],
@@ -148,7 +133,7 @@ def nnunet_child(network: str, size: list[int], batch: int, warmup: int, steps: 
     if gpu:
         torch.cuda.reset_peak_memory_stats()
     rate = _timed(step, warmup, steps, torch.cuda.synchronize if gpu else (lambda: None))
-    peak = torch.cuda.max_memory_allocated() if gpu else _rss()[1] - base
+    peak = torch.cuda.max_memory_allocated() if gpu else rss_status()["VmHWM"] - base
     return {"steps_per_s": rate, "peak_bytes": peak, "device": torch.cuda.get_device_name(0) if gpu else "cpu",
             "torch": torch.__version__}
 
@@ -171,8 +156,8 @@ def keras_child(network: str, size: list[int], batch: int, warmup: int, steps: i
 
     gpu = _keras_gpu(backend)
     float(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.ones((2,)) * 2.0)))  # start the runtime
-    base, _ = _rss()
-    _reset_peak()
+    base = rss_status()["VmRSS"]
+    reset_peak_rss()
     config, _ = NETWORKS[network]
     plan = make_plan(load_spec(ROOT / "conf" / "peers" / f"{config}.yaml", [f"input.shape=[{','.join(map(str, size))},1]"]))
     model = emit_model(plan, "mixed_bfloat16")
@@ -189,7 +174,7 @@ def keras_child(network: str, size: list[int], batch: int, warmup: int, steps: i
     if gpu:
         _reset_device_peak(backend)
     rate = _timed(lambda: model.train_on_batch(x, y), warmup, steps)
-    peak = _device_peak(backend) if gpu else _rss()[1] - base
+    peak = _device_peak(backend) if gpu else rss_status()["VmHWM"] - base
     profile = memory_profile(backend, "gpu" if gpu else "cpu")
     estimate = plan_cost(plan, batch, "bfloat16", "momentum", profile=profile).training_bytes
     return {"steps_per_s": rate, "peak_bytes": peak, "device": gpu or "cpu", "estimate_bytes": estimate,
