@@ -345,7 +345,7 @@ def main() -> None:
     # What the record promises: the target, or the worst (the fit's, or the profile's) where it was missed.
     worst = max(part["worst"] for part in result["fit"].values()) if args.fit else max(abs(r - 1) for r in ratios)
     result["bound"] = max(0.15, math.ceil(worst * 100) / 100)
-    if args.replay:  # the record, its estimates by the profile as it is now (and the fit) written back
+    if args.replay and args.out != "-":  # the record, its estimates by the profile as it is now (and the fit) written back
         with open(args.replay) as f:
             recorded = json.load(f)
         recorded.update(profile=result["profile"], cases=rows, bound=result["bound"])
@@ -354,7 +354,7 @@ def main() -> None:
         with open(args.replay, "w") as f:
             json.dump(recorded, f, indent=1)
         print(f"  updated {os.path.relpath(args.replay, ROOT)}")
-    elif out != "-" and not args.quick and not args.replay:
+    elif out != "-" and not args.quick and not args.replay:  # --replay --out -: print only
         with open(out, "w") as f:
             json.dump(result, f, indent=1)
         print(f"  wrote {os.path.relpath(out, ROOT)}")
