@@ -282,7 +282,7 @@ def transformer_encoders(draw, kind: str, depth: int, block: dict) -> dict:
     return {"type": "swin", "embed_dim": embed_dim, "depths": draw(st.lists(st.integers(1, 2), min_size=stages,
                                                                           max_size=stages)),
             "heads": heads, "window_size": draw(st.integers(1, 3)), "mlp_ratio": draw(st.sampled_from([1.0, 1.5, 2.0])),
-            "normalize": draw(st.booleans()),
+            "normalize": draw(st.booleans()), "stage_blocks": draw(st.booleans()),  # SwinUNETR v2's
             "blocks_at": draw(st.lists(st.integers(2, stages + 2), max_size=stages + 1, unique=True)), **common}
 
 
