@@ -8,7 +8,7 @@ ACTIVATIONS = ["relu", "elu", "gelu", "silu", "tanh", "leaky_relu", "linear", "s
 
 
 @st.composite
-def block_dicts(draw, depth: int, ndim: int):
+def block_dicts(draw, depth: int, ndim: int, decoder: bool = False):
     block = {
         "type": draw(st.sampled_from(["conv", "residual", "recurrent_residual", "convnext", "rsu"])),
         "convs": draw(st.integers(1, 2)),
@@ -42,15 +42,19 @@ def block_dicts(draw, depth: int, ndim: int):
             block["mid_filters"] = draw(st.sampled_from([2, 3]))
     if draw(st.booleans()):
         block["se"] = {"ratio": draw(st.sampled_from([1, 2, 3])), "activation": draw(st.sampled_from(ACTIVATIONS))}
-    if block["type"] == "residual" and draw(st.booleans()):
-        block["shortcut"] = draw(st.sampled_from(["plain", "resnet_d"]))
-    if block["type"] == "residual" and draw(st.booleans()):  # MONAI's ResidualUnit and its neighbours
+    if block["type"] == "residual" and draw(st.booleans()):  # repeat: V-Net's input repeated to the filters
+        block["shortcut"] = draw(st.sampled_from(["plain", "resnet_d", "repeat"]))
+    if block["type"] == "residual" and draw(st.booleans()):  # MONAI's ResidualUnit and its neighbours, V-Net's
         block["shortcut_kernel_size"] = draw(st.sampled_from([1, 3, "block"]))
         block["shortcut_norm"] = draw(st.booleans())
-        block["add_at"] = draw(st.sampled_from(["before_activation", "after_activation"]))
+        block["add_at"] = draw(st.sampled_from(["before_activation", "after_activation", "between_activations"]))
     if block["type"] != "convnext" and draw(st.booleans()):
         block["order"] = draw(st.sampled_from(["norm_act", "act_norm"] if block["type"] in ("recurrent_residual", "rsu")
                                               else ["norm_act", "act_norm", "pre_activation"]))
+    if block["type"] == "residual" and block.get("order") != "pre_activation" and draw(st.integers(0, 3)) == 0:
+        # what the shortcut carries (V-Net): the first conv's output needs a conv after it
+        sources = (["first_conv"] if block["convs"] == 2 else []) + (["upsampled"] if decoder else [])
+        block["shortcut_from"] = draw(st.sampled_from(["input", *sources]))
     if block["activation"] == "leaky_relu" and draw(st.booleans()):
         block["negative_slope"] = draw(st.sampled_from([0.01, 0.1]))
     if draw(st.booleans()):
@@ -88,6 +92,10 @@ def explicit_stages(draw, config: dict, ndim: int) -> dict:
         stages.append({"filters": draw(st.sampled_from([2, 3, 4])), "convs": draw(st.integers(1, 2)),
                        "blocks": draw(st.integers(1, 2)), "kernel_size": draw(per_axis([1, 2, 3])),
                        "stride": stride})
+        if config["encoder"]["block"]["type"] == "residual" and draw(st.integers(0, 3)) == 0:
+            # V-Net's: its input transition adds before its one activation, every other level between two
+            stages[-1]["add_at"] = draw(st.sampled_from(["before_activation", "after_activation",
+                                                         "between_activations"]))
     if merge_first:  # MONAI's UNet: the first stage strides, the bottleneck keeps the size
         stages[0]["stride"] = draw(per_axis([1, 2]))
         if draw(st.integers(0, 4)):
@@ -123,8 +131,12 @@ def explicit_stages(draw, config: dict, ndim: int) -> dict:
 def spec_dicts(draw):
     """A config dict with open (null) spatial sizes; the test picks legal sizes from the plan."""
     ndim = draw(st.sampled_from([1, 2, 2, 3]))
-    depth = draw(st.integers(0, 3 if ndim < 3 else 2))
-    factor = draw(st.sampled_from([2, 2, 3]))
+    encoder_type = draw(st.sampled_from(["unet"] * 6 + ["vit", "swin"]))
+    if encoder_type == "unet":
+        depth = draw(st.integers(0, 3 if ndim < 3 else 2))
+    else:  # levels below the bottleneck: a vit's filters, a swin's stages + 1
+        depth = draw(st.integers(1, 2)) + (encoder_type == "swin")
+    factor = draw(st.sampled_from([2, 2, 3])) if encoder_type == "unet" else 2  # a transformer's levels: 2 apart
     down = draw(st.sampled_from(["maxpool", "avgpool", "conv", "stride", "block"]))
     up_type = draw(st.sampled_from(["transpose", "resize", "interpolate"]))
     upsample = {"type": up_type, "factor": factor, "keep_channels": draw(st.booleans()),
@@ -137,7 +149,9 @@ def spec_dicts(draw):
         upsample["bias"] = draw(st.booleans())
         if draw(st.booleans()):  # PyTorch's padding and output_padding
             upsample["padding"] = draw(st.integers(0, 2))
-            upsample["output_padding"] = draw(st.integers(0, min(upsample["padding"], factor - 1)))  # below the stride
+            below = st.integers(0, min(upsample["padding"], factor - 1))  # below the stride
+            upsample["output_padding"] = draw(st.one_of(below, st.lists(below, min_size=max(depth, 1),
+                                                                        max_size=max(depth, 1))))  # or per level
         if draw(st.booleans()):
             upsample.update(norm=draw(st.sampled_from(["batch", "instance", "group", "layer"])), groups=2,
                             norm_affine=draw(st.booleans()), norm_epsilon=draw(st.sampled_from([None, 1e-5])))
@@ -170,12 +184,14 @@ def spec_dicts(draw):
             head["conv"] = False
         if draw(st.integers(0, 3)) == 0:  # the decoder block's norm and activation first (SegResNet)
             head["pre_activation"] = True
-        if depth >= 1 and draw(st.integers(0, 4)) == 0:  # U-Net 2's fused output: sides concatenated
+        if depth >= 1 and encoder_type == "unet" and draw(st.integers(0, 4)) == 0:  # U-Net 2's fused output: sides concatenated
             head.pop("conv", None), head.pop("pre_activation", None)
             head["fuse"] = {"levels": draw(st.lists(st.integers(head["level"], depth + 1), min_size=1, max_size=3,
                                                     unique=True)),
                             "kernel_size": draw(st.sampled_from([1, 3])), "outputs": draw(st.booleans()),
                             "interpolation": draw(st.sampled_from(interpolations))}
+        elif draw(st.integers(0, 4)) == 0:  # V-Net's output transition: a conv, norm and activation first
+            head["pre_conv_kernel_size"] = draw(st.sampled_from([1, 3]))
         elif depth >= 2 and draw(st.booleans()):
             head["deep_supervision"] = draw(st.lists(st.integers(2, depth), min_size=1, max_size=depth - 1,
                                                      unique=True))
@@ -192,6 +208,9 @@ def spec_dicts(draw):
         encoder["downsample"]["odd_sizes"] = "floor"
     if down == "conv" and draw(st.booleans()):  # SegResNet's: to the next level's filters, no bias
         encoder["downsample"].update(change_channels=True, bias=draw(st.booleans()))
+    if down == "conv" and draw(st.booleans()):  # V-Net's down transition: a norm after the strided conv
+        encoder["downsample"].update(norm=draw(st.sampled_from(["batch", "instance", "group", "layer"])), groups=2,
+                                     norm_affine=draw(st.booleans()), norm_epsilon=draw(st.sampled_from([None, 1e-5])))
     if draw(st.booleans()):
         encoder["max_filters"] = 8
     if draw(st.booleans()):  # convs before the first stage; empty takes the first stage's filters and kernel
@@ -204,7 +223,7 @@ def spec_dicts(draw):
     if draw(st.booleans()):
         decoder["last_conv_only"] = draw(st.booleans())
     if draw(st.booleans()):
-        decoder["block"] = draw(block_dicts(depth, ndim))
+        decoder["block"] = draw(block_dicts(depth, ndim, decoder=True))
     if decoder.get("block", encoder["block"])["type"] == "convnext" and draw(st.booleans()):
         decoder["upsample"] = {"type": "block", "factor": factor}  # MedNeXt's up block
     config = {
@@ -215,11 +234,56 @@ def spec_dicts(draw):
         "decoder": decoder,
         "heads": heads,
     }
+    if encoder_type != "unet":  # its decoder is a U-Net's, derived from the encoder's levels; its patches
+        config["padding"] = "same"  # need sizes a whole number of them, so every conv keeps the size
+        for block in (encoder["block"], decoder.get("block") or {}):
+            block.pop("padding", None)
+        config["encoder"] = enc = draw(transformer_encoders(encoder_type, depth, encoder["block"]))
+        levels = enc["filters"] if encoder_type == "vit" else [enc["embed_dim"] * 2 ** max(i - 1, 0)
+                                                                 for i in range(depth)]
+        for head in heads:  # a head without a conv passes on its level's channels
+            if head.get("conv") is False and not head.get("pre_conv_kernel_size"):
+                if head["level"] > depth:
+                    del head["conv"]
+                else:
+                    head["filters"] = levels[head["level"] - 1]
+        return config
     if draw(st.integers(0, 2)):
         config = draw(topology(config, ndim))
     if draw(st.booleans()):
         config = draw(explicit_stages(config, ndim))
+    block = config["decoder"].get("block")
+    if block and block.get("shortcut_from") == "upsampled" and (
+            config["decoder"].get("type", "unet") != "unet" or config["decoder"].get("merge_at") == "before_upsample"):
+        config["decoder"]["block"] = {**block, "shortcut_from": "input"}  # only a U-Net's up-sampling comes first
     return config
+
+
+@st.composite
+def transformer_encoders(draw, kind: str, depth: int, block: dict) -> dict:
+    """A tiny transformer on the input with ``depth`` levels below the bottleneck: a vit (UNETR) with
+    patches of 2 ** depth, or a swin (SwinUNETR) of depth - 1 stages; a few channels and heads, and
+    windows of 1 to 3 (shifted where a level is larger, padded where they do not tile it)."""
+    common = {"mlp_activation": draw(st.sampled_from(ACTIVATIONS)), "qkv_bias": draw(st.booleans()),
+              "norm_epsilon": draw(st.sampled_from([None, 1e-5])), "block": block}
+    if kind == "vit":
+        heads = draw(st.integers(1, 2))
+        layers = draw(st.integers(depth, depth + 1))
+        return {"type": "vit", "patch_size": 2 ** depth, "filters": draw(st.lists(st.sampled_from([2, 3, 4]),
+                                                                                   min_size=depth, max_size=depth)),
+                "taps": sorted(draw(st.lists(st.integers(1, layers), min_size=depth - 1, max_size=depth - 1,
+                                             unique=True))),
+                "embed_dim": heads * draw(st.sampled_from([2, 3])), "layers": layers, "heads": heads,
+                "mlp_dim": draw(st.sampled_from([2, 4])), "final_norm": draw(st.booleans()),
+                "up_bias": draw(st.booleans()), **common}
+    stages = depth - 1
+    embed_dim = draw(st.sampled_from([2, 3, 4]))
+    heads = [draw(st.sampled_from([h for h in (1, 2, 3) if embed_dim * 2 ** i % h == 0])) for i in range(stages)]
+    return {"type": "swin", "embed_dim": embed_dim, "depths": draw(st.lists(st.integers(1, 2), min_size=stages,
+                                                                          max_size=stages)),
+            "heads": heads, "window_size": draw(st.integers(1, 3)), "mlp_ratio": draw(st.sampled_from([1.0, 1.5, 2.0])),
+            "normalize": draw(st.booleans()), "stage_blocks": draw(st.booleans()),  # SwinUNETR v2's
+            "blocks_at": draw(st.lists(st.integers(2, stages + 2), max_size=stages + 1, unique=True)), **common}
 
 
 @st.composite
@@ -249,6 +313,8 @@ def topology(draw, config: dict, ndim: int) -> dict:
             decoder["skips"] = "all"
         if draw(st.booleans()):
             decoder["cat_channels"] = draw(st.sampled_from([2, 3]))
+        if draw(st.booleans()):  # keras-unet-collection's: batch norm on the fusion convs whatever the block's
+            decoder["fusion_norm"] = draw(st.sampled_from(["none", "batch", "layer"]))
     decoder["upsample"] = up
     heads = config["heads"]
     if depth >= 1 and draw(st.booleans()):

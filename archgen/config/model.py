@@ -745,6 +745,11 @@ class SwinEncoder(Strict):
     blocks_at: list[Count] = Field(default=[2, 3, 4, 6], max_length=8)
     """Levels (2 .. len(depths) + 2) whose output passes through ``block`` before the decoder reads it;
     MONAI's SwinUNETR: all but len(depths) + 1."""
+    stage_blocks: bool = False
+    """``block`` also at the start of each stage, on the stage's input before its first window-attention
+    block (``swin{i}_res_*``; the level's norm and ``blocks_at`` block read the stage's input without
+    it): SwinUNETR v2 (MONAI's ``use_v2``, whose block there is a UnetResBlock of kernel 3 with
+    instance norm, as MONAI's SwinUNETR's own blocks with its default norm)."""
 
 
 Encoder = tagged("unet", EncoderSpec, BackboneEncoder, ViTEncoder, SwinEncoder)

@@ -63,6 +63,11 @@ def _solve(nodes: list[Node], period: int, heads: dict[str, str], bottleneck_in:
     residues = [r for r in range(period) if _legal(nodes, period * _FAR + r) is not None]
     if period > 1 and len(residues) == period:  # pooling that floors, with the up-sampled feature padded
         return _solve(nodes, 1, heads, bottleneck_in, axis)
+    step = residues[1] - residues[0] if len(residues) > 1 else period
+    if step < period and period % step == 0 and residues == list(range(residues[0], period, step)):
+        # a pooling counted in the period that a coarser one already tiles (an rsu block's inside the
+        # decoder's level 1): the legal sizes are one progression of a finer period
+        return _solve(nodes, step, heads, bottleneck_in, axis)
     if len(residues) != 1:
         return None
     r = residues[0]

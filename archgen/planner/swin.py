@@ -9,10 +9,11 @@ Levels, for 4 stages (``depths``)::
              swin2_block{j}_* ...
     level 6  swin4_merge ... swin4_reduce             the bottleneck
 
-Each level's output from 2 on passes through ``swin_level{L}_norm`` (a layer norm without scale or
-shift, ``normalize``) and, where ``blocks_at`` lists the level, the encoder's block (``enc{L}``;
-``bottleneck`` for the deepest) before the decoder reads it; the stages go on from the un-normed
-output. A block's attention is ``swin{i}_block{j}_attn``, every second one with shifted windows.
+With ``stage_blocks`` (SwinUNETR v2) each stage starts with the encoder's block (``swin{i}_res_*``)
+on its input, after that input was handed to its level. Each level's output from 2 on passes
+through ``swin_level{L}_norm`` (a layer norm without scale or shift, ``normalize``) and, where
+``blocks_at`` lists the level, the encoder's block (``enc{L}``; ``bottleneck`` for the deepest)
+before the decoder reads it; the stages go on from the un-normed output. A block's attention is ``swin{i}_block{j}_attn``, every second one with shifted windows.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def build_swin_graph(r: ArchSpec) -> Graph:
                path=PATH + ".embed_dim")
     outputs = {2: h}
     for i in range(1, stages + 1):
+        if enc.stage_blocks:  # SwinUNETR v2: a residual conv block on the stage's input
+            h = plan_block(g, r, h, f"swin{i}_res", g.channels(h), enc.block.convs, kernel_of(r, i + 1), ones,
+                           decoder=False, group=group(i + 1), stage_path=PATH + ".stage_blocks")
         h = plan_stage(g, r, h, i, group(i + 1))
         h = plan_merge(g, r, h, i, group(i + 2))
         outputs[i + 2] = h

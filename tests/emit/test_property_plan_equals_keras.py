@@ -7,8 +7,10 @@ included, with their crops to the smallest input and deep supervision), and expl
 per-stage filters, convs and blocks and per-axis kernels and strides; the PyTorch-style options
 too (transposed convs with PyTorch's padding and a norm, skips joined before up-sampling, decoder
 levels without convs, a plain last conv, heads without a conv, MONAI's residual unit and gate,
-activation before norm). Invalid combinations must be refused by
-the planner with a dotted config path.
+activation before norm); V-Net's (a repeated or first-conv or up-sampled shortcut, the sum
+activated again, a stage's own add_at, a norm after the strided conv, a head's conv before its own,
+per-level output_padding) and UNet 3+'s fusion norm; and tiny ViT (UNETR) and Swin (SwinUNETR)
+encoders on the input. Invalid combinations must be refused by the planner with a dotted config path.
 """
 
 from __future__ import annotations
@@ -53,8 +55,10 @@ def check_keras_model_equals_plan(config, data):
         assert exc.path and exc.render().startswith(exc.path)
         assume(False)
     if all(rule is None for rule in rules):
-        # flooring pools without padding back: legal sizes may be two progressions (n = 4k or 4k + 1)
-        assume(config["encoder"]["downsample"].get("odd_sizes") != "floor")
+        # flooring pools without padding back: legal sizes may be two progressions (n = 4k or 4k + 1);
+        # so may a swin's patch merging, which pads an odd size (n = 8k or 8k + 6)
+        assume(config["encoder"].get("downsample", {}).get("odd_sizes") != "floor")
+        assume(config["encoder"].get("type") != "swin")
         with pytest.raises(PlanError) as info:
             make_plan(validate({**config, "input": {"shape": [64] * spec.ndim + [1]}}))
         assert info.value.path == "input.shape"

@@ -1,5 +1,5 @@
-"""MONAI's SwinUNETR (2D, 3D) against conf/peers/monai_swin_unetr_*.yaml: trainable parameters,
-output shapes, copied weights; archgen's WindowAttention and PatchMerge against MONAI's own."""
+"""MONAI's SwinUNETR (2D, 3D, and v2 in 3D) against conf/peers/monai_swin_unetr_*.yaml: trainable
+parameters, output shapes, copied weights; archgen's WindowAttention and PatchMerge against MONAI's own."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ def swin_2d():
     return SwinUNETR(in_channels=1, out_channels=2, feature_size=24, spatial_dims=2)
 
 
+def swin_v2_3d(feature_size: int = 48):
+    return SwinUNETR(in_channels=1, out_channels=14, feature_size=feature_size, use_v2=True)
+
+
 def shapes_of(net, size) -> tuple[int, ...]:
     with torch.no_grad():
         y = net.eval()(torch.zeros(1, 1, *size))
@@ -33,6 +37,17 @@ def shapes_of(net, size) -> tuple[int, ...]:
 
 def test_swin_unetr_3d_counts_as_monai():
     assert plan_of("monai_swin_unetr_3d").total_params == torch_counts(swin_3d())[0] == 62_187_296
+
+
+def test_swin_unetr_v2_3d_counts_as_monai():
+    """v2's four stage blocks: 3 x 3 x 3 convs without bias, c -> c twice, per stage (48, 96, 192, 384)."""
+    plan = plan_of("monai_swin_unetr_v2_3d")
+    assert plan.total_params == torch_counts(swin_v2_3d())[0] == 72_762_656
+    stage_blocks = sum(layer.params for layer in plan.layers if "_res_" in layer.name)
+    assert stage_blocks == sum(2 * 27 * c * c for c in (48, 96, 192, 384)) == 72_762_656 - 62_187_296
+    assert plan.layer("swin1_res_conv1").inputs == ("swin_patch",)  # on the stage's input
+    assert plan.layer("swin_level2_norm").inputs == ("swin_patch",)  # the level reads it without the block
+    assert plan.layer("swin2_res_conv1").inputs == ("swin1_reduce",)
 
 
 def test_swin_unetr_2d_counts_as_monai():
@@ -45,6 +60,13 @@ def test_swin_unetr_3d_shapes(size):
     plan = plan_of("monai_swin_unetr_3d", [*size, 1])
     assert plan.total_params == 62_187_296  # no weight depends on the size
     assert plan.output_shapes["logits"] == shapes_of(swin_3d(), size) == (*size, 14)
+
+
+@pytest.mark.parametrize("size", [[64, 64, 64], [32, 64, 96]])
+def test_swin_unetr_v2_3d_shapes(size):
+    plan = plan_of("monai_swin_unetr_v2_3d", [*size, 1])
+    assert plan.total_params == 72_762_656
+    assert plan.output_shapes["logits"] == shapes_of(swin_v2_3d(12), size) == (*size, 14)
 
 
 @pytest.mark.parametrize("size", [[64, 64], [32, 96], [96, 64]])
@@ -66,6 +88,13 @@ def test_swin_unetr_3d_keras_counts_as_the_plan():
 
     model = emit_model(plan_of("monai_swin_unetr_3d", [32, 32, 32, 1]))
     assert keras_counts(model) == (62_187_296, 0)
+
+
+def test_swin_unetr_v2_3d_keras_counts_as_the_plan():
+    from archgen.emit import emit_model
+
+    model = emit_model(plan_of("monai_swin_unetr_v2_3d", [32, 32, 32, 1]))
+    assert keras_counts(model) == (72_762_656, 0)
 
 
 # --- archgen's own layers against MONAI's ----------------------------------------------------------
@@ -140,6 +169,8 @@ def swin_pairs(net) -> list:
     out = [("swin_patch", vit.patch_embed.proj)]
     for i in range(1, 5):
         layer = getattr(vit, f"layers{i}")[0]
+        if vit.use_v2:  # v2's block on the stage's input
+            out += res_block_pairs(f"swin{i}_res", getattr(vit, f"layers{i}c")[0].layer)
         for j, block in enumerate(layer.blocks, start=1):
             p = f"swin{i}_block{j}"
             out += [(f"{p}_norm1", block.norm1), (f"{p}_norm2", block.norm2), (f"{p}_mlp1", block.mlp.linear1),
@@ -217,6 +248,30 @@ def test_swin_unetr_3d_weights_copied_give_the_same_outputs():
     done = copy_swin(model, net, 3)
     copy_weights(model, swin_pairs(net), copied=done)
     compare_outputs(model, net, (1, 64, 32, 32), lambda n, x: [n(x)])
+
+
+def test_swin_unetr_v2_3d_weights_copied_give_the_same_outputs():
+    """At 32x64x32 (the bottleneck 1x2x1), feature size 12 (MONAI's least): v2's stage blocks on the
+    stages' inputs."""
+    from archgen.config import validate
+    from archgen.emit import emit_model
+    from archgen.planner import make_plan
+    import yaml
+
+    from tests.peers.common import PEERS
+
+    data = yaml.safe_load((PEERS / "monai_swin_unetr_v2_3d.yaml").read_text())
+    data["input"]["shape"] = [32, 64, 32, 1]
+    data["encoder"]["embed_dim"] = 12
+    for stage in data["decoder"]["stages"]:
+        stage["filters"] //= 4
+    net = swin_v2_3d(12).eval()
+    randomize(net)
+    model = emit_model(make_plan(validate(data)))
+    assert keras_counts(model)[0] == torch_counts(net)[0]
+    done = copy_swin(model, net, 3)
+    copy_weights(model, swin_pairs(net), copied=done)
+    compare_outputs(model, net, (1, 32, 64, 32), lambda n, x: [n(x)])
 
 
 def test_saved_model_loads_with_safe_mode(tmp_path):

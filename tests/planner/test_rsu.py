@@ -159,6 +159,34 @@ def test_the_legal_sizes_count_the_poolings_inside_the_blocks(height, padding):
         assert legal[:3] == [16, 32, 48]
 
 
+def test_a_decoder_rsu_block_whose_pooling_the_encoders_already_tiles_has_a_rule():
+    """Level 1's rsu block pools by 2 inside, as the encoder's pool does: every even size is legal,
+    one progression of period 2 (not none, as two residues modulo the product 4 would say)."""
+    from archgen.planner.build import size_rules
+    from archgen.planner.layout import build_graph
+    from archgen.planner.shapes import SizeError, infer_axis
+
+    spec = ArchSpec.model_validate({
+        "input": {"shape": [None, 1]}, "padding": "valid",
+        "encoder": {"depth": 1, "filters": 2, "block": {"type": "conv", "convs": 1, "kernel_size": 1}},
+        "decoder": {"upsample": {"type": "transpose", "kernel_size": 2},
+                    "block": {"type": "rsu", "kernel_size": 1, "height": 1, "interpolation": "nearest"}},
+        "heads": [{"name": "out", "filters": 1}]})
+    rule = size_rules(spec)[0]
+    assert rule is not None and (rule.period, rule.offset % rule.period) == (2, 0)
+    nodes = list(build_graph(spec).nodes.values())
+    legal = []
+    for n in range(1, 100):
+        try:
+            infer_axis(nodes, n, 0)
+            legal.append(n)
+        except SizeError:
+            pass
+    assert legal == [n for n in (rule.period * k + rule.offset for k in range(rule.k_min, 100)) if n < 100]
+    assert make_plan(ArchSpec.model_validate({**spec.model_dump(exclude_unset=True),
+                                              "input": {"shape": [62, 1]}})).output_shapes["out"] == (62, 1)
+
+
 def test_keys_an_rsu_block_does_not_read_are_reported_unused():
     from archgen.config.unused import unused_options
 
