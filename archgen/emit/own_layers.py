@@ -94,9 +94,15 @@ class LinearUpSampling(keras.layers.Layer):
         for axis, factor in enumerate(self.size, start=1):
             if factor == 1:
                 continue
-            first, last = _along(x, axis, 0, 1), _along(x, axis, -1, None)
-            before = ops.concatenate([first, _along(x, axis, None, -1)], axis=axis)  # row i - 1, edge kept
-            after = ops.concatenate([_along(x, axis, 1, None), last], axis=axis)  # row i + 1, edge kept
+            n = x.shape[axis]
+            if n is not None:  # rows i - 1 and i + 1, the edges kept, gathered by fixed indices: TensorFlow's
+                # graph optimiser (remapping with oneDNN) mis-sized the sliced-and-joined form on a 2-row map
+                before = ops.take(x, [max(i - 1, 0) for i in range(n)], axis=axis)
+                after = ops.take(x, [min(i + 1, n - 1) for i in range(n)], axis=axis)
+            else:  # a size known only when it runs
+                first, last = _along(x, axis, 0, 1), _along(x, axis, -1, None)
+                before = ops.concatenate([first, _along(x, axis, None, -1)], axis=axis)
+                after = ops.concatenate([_along(x, axis, 1, None), last], axis=axis)
             parts = []
             for r in range(factor):
                 offset = (r + 0.5) / factor - 0.5  # where output r of each row reads, from that row

@@ -63,3 +63,15 @@ def test_a_model_with_them_saves_and_loads_through_the_checked_loader(tmp_path):
         model.save(path)
         x = np.random.default_rng(2).normal(size=(1, 8, 8, 8, 1)).astype("float32")
         np.testing.assert_allclose(np.asarray(load_model(path)(x)), np.asarray(model(x)), atol=1e-6, rtol=0)
+
+
+def test_linear_up_sampling_of_a_two_row_map_in_a_compiled_predict():
+    """TensorFlow's graph optimiser mis-sized the sliced-and-joined neighbours of a two-row map after
+    a 1x1 conv (predict failed with 'Incompatible shapes' where a direct call did not): the rows are
+    gathered by fixed indices, and predict equals the direct call."""
+    import archgen
+
+    overrides = ["input.shape=[16,16,16,1]", "encoder.block.norm=batch"]  # the deepest map is 2x2x2
+    model = archgen.build_model("conf/peers/monai_segresnet_3d.yaml", overrides)
+    x = np.random.default_rng(0).random((1, 16, 16, 16, 1)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.asarray(model(x)), atol=1e-5)
