@@ -25,11 +25,12 @@ def blocks(ndim: int, size: int = 32, batch: int = 4):
     return (labels[..., None] * 10.0).astype(np.float32), labels
 
 
-@pytest.mark.parametrize("ndim", [2, 3])
-@pytest.mark.parametrize(("key", "value"), SPATIAL + INTENSITY, ids=[k for k, _ in SPATIAL + INTENSITY])
+TRANSFORMS = [(ndim, key, value) for ndim in (2, 3) for key, value in SPATIAL + INTENSITY
+              if ndim == 2 or key not in ("rotation", "zoom", "translation")]  # 2D only: the config refuses them in 3D
+
+
+@pytest.mark.parametrize(("ndim", "key", "value"), TRANSFORMS, ids=[f"{k}-{n}d" for n, k, _ in TRANSFORMS])
 def test_every_transform_keeps_the_label_set_and_the_mask_on_its_image(ndim, key, value):
-    if ndim == 3 and key in ("rotation", "zoom", "translation"):
-        pytest.skip("2D only (the config refuses it for 3D)")
     images, labels = blocks(ndim)
     augment = make_augment(AugmentSpec(**{key: value}), ndim)
     for seed in range(3):
@@ -94,3 +95,14 @@ def test_batches_of_the_pipeline_are_augmented(tmp_path):
                          **kwargs)[0]
     assert not np.array_equal(plain[0], moved[0])
     assert set(np.unique(moved[1])) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize("key", ["rotation", "zoom", "translation"])
+def test_a_3d_config_refuses_the_2d_only_transforms_by_their_key(key):
+    from archgen.config import validate
+    from archgen.errors import SpecError
+
+    with pytest.raises(SpecError) as info:
+        validate({"input": {"shape": [32, 32, 32, 1]}, "encoder": {"depth": 2, "filters": 4},
+                  "heads": [{"name": "logits", "filters": 2}], "augment": {key: 0.1}})
+    assert info.value.path == f"augment.{key}" and "applies to 2D inputs" in info.value.message
