@@ -28,7 +28,6 @@ from archgen.kinds.memory import (
 )
 
 BACKENDS = ("tensorflow", "jax", "torch")
-NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 DEVICES = ("cpu", "gpu")
 
 CALIBRATED, PROVISIONAL, NOT_CALIBRATED = "calibrated", "provisional", "not calibrated"

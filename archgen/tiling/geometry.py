@@ -145,10 +145,6 @@ def _plan_layer_factor(kind: str, attrs: dict, ndim: int) -> tuple[Fraction, ...
     return kind_of(kind).factor(attrs, ndim)
 
 
-def _each_axis(value, ndim: int = 3) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * ndim
-
-
 def _plan_period(plan: Plan, ndim: int) -> tuple[int, ...]:
     """Product of all down-sampling factors per axis (each level down-samples once)."""
     factors = [_plan_layer_factor(layer.kind, layer.attrs, ndim) for layer in plan.layers]

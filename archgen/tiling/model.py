@@ -12,9 +12,10 @@ from typing import Any, Sequence
 
 from archgen.errors import PlanError
 from archgen.kinds import Locality, kind_of
+from archgen.kinds.base import each_axis
 from archgen.planner.build import AXIS_NAMES
 from archgen.planner.ir import Plan
-from archgen.tiling.geometry import Geometry, _each_axis, plan_geometry, static_head
+from archgen.tiling.geometry import Geometry, plan_geometry, static_head
 
 
 def load_model(path: str | os.PathLike):
@@ -93,7 +94,7 @@ def _spatial(tensor) -> tuple:
 
 
 def _pairs(value, ndim: int) -> tuple:
-    return tuple(tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in _each_axis(value, ndim))
+    return tuple(tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in each_axis(value, ndim))
 
 
 def keras_kind(layer) -> tuple[str, dict[str, Any]]:
@@ -107,20 +108,20 @@ def keras_kind(layer) -> tuple[str, dict[str, Any]]:
         return "input", {}
     if cls in ("DepthwiseConvTranspose",) or (cls.startswith(("Conv", "DepthwiseConv")) and cls.endswith("Transpose")):
         kind = "depthwise_conv_transpose" if cls.startswith("Depthwise") else "conv_transpose"
-        return kind, {"kernel": tuple(layer.kernel_size), "stride": _each_axis(layer.strides, rank)}
+        return kind, {"kernel": tuple(layer.kernel_size), "stride": each_axis(layer.strides, rank)}
     if cls.startswith(("Conv", "DepthwiseConv")) and cls[-2:] in ("1D", "2D", "3D"):
         kind = "depthwise_conv" if cls.startswith("Depthwise") else "conv"
-        return kind, {"kernel": tuple(layer.kernel_size), "stride": _each_axis(layer.strides, rank),
-                      "dilation": max(_each_axis(layer.dilation_rate, rank)), "padding": layer.padding}
+        return kind, {"kernel": tuple(layer.kernel_size), "stride": each_axis(layer.strides, rank),
+                      "dilation": max(each_axis(layer.dilation_rate, rank)), "padding": layer.padding}
     if cls.startswith(("MaxPooling", "AveragePooling")) and cls[-2:] in ("1D", "2D", "3D"):
-        if layer.padding != "valid" and tuple(_each_axis(layer.pool_size, 3)) != tuple(_each_axis(layer.strides, 3)):
+        if layer.padding != "valid" and tuple(each_axis(layer.pool_size, 3)) != tuple(each_axis(layer.strides, 3)):
             raise _unknown(layer, "a 'same'-padded pool whose windows overlap")
-        return ("maxpool" if cls.startswith("Max") else "avgpool"), {"factor": tuple(_each_axis(layer.strides, 3))}
+        return ("maxpool" if cls.startswith("Max") else "avgpool"), {"factor": tuple(each_axis(layer.strides, 3))}
     if cls.startswith("GlobalAveragePooling"):
         return "global_pool", {}
     if cls.startswith("UpSampling") or cls == "LinearUpSampling":
         interpolation = "linear" if cls == "LinearUpSampling" else getattr(layer, "interpolation", "nearest")
-        return "upsample", {"factor": tuple(_each_axis(layer.size, 3)), "interpolation": interpolation}
+        return "upsample", {"factor": tuple(each_axis(layer.size, 3)), "interpolation": interpolation}
     if cls == "Resizing":
         return "resize", {}
     if cls.startswith("Cropping"):
@@ -132,7 +133,7 @@ def keras_kind(layer) -> tuple[str, dict[str, Any]]:
     if cls == "GroupNormalization":
         return "norm", {"norm": "instance" if layer.groups == -1 else "group"}
     if cls == "LayerNormalization":
-        if tuple(_each_axis(layer.axis, 1)) not in ((-1,), (len(layer.input.shape) - 1,)):
+        if tuple(each_axis(layer.axis, 1)) not in ((-1,), (len(layer.input.shape) - 1,)):
             raise _unknown(layer, "a layer norm over spatial axes")
         return "norm", {"norm": "layer"}
     if cls in ("Activation", "ReLU", "LeakyReLU", "PReLU", "Softmax", "ELU", "Identity", "Rescaling",
@@ -169,9 +170,7 @@ def _factor(layer, kind: tuple[str, dict[str, Any]], ndim: int) -> tuple[Fractio
     name, attrs = kind
     if name == "resize":
         return tuple(Fraction(int(i), int(o)) for i, o in zip(_spatial(layer.input), _spatial(layer.output)))
-    if name in ("crop", "pad"):
-        return (Fraction(1),) * ndim
-    return tuple(kind_of(name).factor(attrs, 3)[:ndim]) if name not in ("input",) else (Fraction(1),) * ndim
+    return tuple(kind_of(name).factor(attrs, 3)[:ndim])
 
 
 def _outputs(layer) -> list:
@@ -197,7 +196,7 @@ def _chain_factor(tensor, kinds: dict, ndim: int, memo: dict) -> tuple[Fraction,
         layer, index, inputs = made
         if _nested(layer):
             own = _chain_factor(layer.outputs[index], kinds, ndim, memo)  # its input leads back out below
-        elif id(layer) in kinds and kinds[id(layer)][0] != "input":
+        elif id(layer) in kinds:
             own = _factor(layer, kinds[id(layer)], ndim)
         else:
             own = (Fraction(1),) * ndim
