@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -15,28 +15,29 @@ class Attrs:
     (a field left ``None`` reads as absent), so the Keras-model side of tiling can hand them plain
     dicts of the same names."""
 
+    # Membership reads the dataclass's own field table: these are read in the planner's inner loops.
     def __getitem__(self, key: str) -> Any:
-        if key not in self.names():
+        if key not in self.__dataclass_fields__:
             raise KeyError(f"{type(self).__name__} has no attribute {key!r}")
         return getattr(self, key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = getattr(self, key, None) if key in self.names() else None
+        value = getattr(self, key, None) if key in self.__dataclass_fields__ else None
         return default if value is None else value
 
     def __contains__(self, key: object) -> bool:
-        return key in self.names() and getattr(self, key) is not None
+        return key in self.__dataclass_fields__ and getattr(self, key) is not None
 
     def items(self) -> list[tuple[str, Any]]:
         """The fields that are set (not None), as ``(name, value)``."""
-        return [(name, value) for name in self.names() if (value := getattr(self, name)) is not None]
+        return [(name, value) for name in self.__dataclass_fields__ if (value := getattr(self, name)) is not None]
 
     def values(self) -> list[Any]:
         return [value for _, value in self.items()]
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        return tuple(cls.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
