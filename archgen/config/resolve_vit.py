@@ -10,8 +10,8 @@ the skips as every level; one alignment per level.
 from __future__ import annotations
 
 from archgen.errors import PlanError
-from archgen.config.model import ArchSpec, DecoderStage
-from archgen.config.short_form import block_style, explicit_decoder_stages, per_level
+from archgen.config.model import ArchSpec
+from archgen.config.short_form import decoder_on_fixed_levels
 
 
 def check_vit_encoder(spec: ArchSpec) -> None:
@@ -81,36 +81,14 @@ def spell_out_vit(spec: ArchSpec) -> ArchSpec:
         check_vit_encoder(spec)
     else:
         check_swin_encoder(spec)
-    enc, dec, ndim = spec.encoder, spec.decoder, spec.ndim
+    enc, dec = spec.encoder, spec.decoder
     filters = level_filters(spec)
     depth = len(filters)
-    up = dec.upsample
-    if "factor" in up.model_fields_set and up.factor != 2:
-        raise PlanError("a vit encoder's levels are a factor 2 apart, so the decoder up-samples by 2; remove "
-                        "decoder.upsample.factor", path="decoder.upsample.factor", value=up.factor)
-    block = dec.block or enc.block
-    if dec.stages is not None:
-        stages = explicit_decoder_stages(dec, ndim, depth, f"the encoder has {depth} levels below the bottleneck "
-                                         f"(encoder.filters, or a swin encoder's stages + 1), so the decoder needs "
-                                         f"{depth} stages, level 1 first")
-    else:
-        path = "decoder.block" if dec.block else "encoder.block"
-        kernels = per_level(block.kernel_size, depth + 1, path + ".kernel_size", depth)
-        stages = [DecoderStage(filters=f, convs=block.convs, blocks=1, kernel_size=[kernels[i]] * ndim, up_filters=f)
-                  for i, f in enumerate(filters)]
-    skips = dec.skips
-    if skips == "all":
-        skips = list(range(1, depth + 1))
-    elif skips == "none":
-        skips = []
-    else:
-        for i, level in enumerate(skips):
-            if level > depth:
-                raise PlanError(f"no encoder level {level}; with {depth} levels below the bottleneck skips come from "
-                                f"levels 1..{depth}", path=f"decoder.skips[{i}]", value=level)
-        skips = sorted(set(skips))
-    align = per_level(dec.align, depth, "decoder.align", depth)
-    update = {"factor": 2, **({"keep_channels": False} if "keep_channels" in up.model_fields else {})}
-    decoder = dec.model_copy(update={"skips": skips, "align": list(align), "upsample": up.model_copy(update=update),
-                                     "block": block_style(block), "stages": stages})
+    decoder = decoder_on_fixed_levels(
+        spec, filters, dec.block or enc.block, "decoder.block" if dec.block else "encoder.block",
+        "a vit encoder's levels are a factor 2 apart",
+        f"the encoder has {depth} levels below the bottleneck (encoder.filters, or a swin encoder's stages + 1), so "
+        f"the decoder needs {depth} stages, level 1 first", list(range(1, depth + 1)),
+        lambda level: f"no encoder level {level}; with {depth} levels below the bottleneck skips come from levels "
+                      f"1..{depth}")
     return spec.model_copy(update={"decoder": decoder})

@@ -4,6 +4,7 @@ filters per level, ``decoder.stages`` as given, and the block the stages leave a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from archgen.errors import PlanError
@@ -78,6 +79,40 @@ def explicit_decoder_stages(dec, ndim: int, depth: int, needs: str) -> list[Deco
     return [s.model_copy(update={
         "kernel_size": per_axis(s.kernel_size, ndim, f"decoder.stages[{i}].kernel_size"),
         "up_filters": s.up_filters or s.filters}) for i, s in enumerate(dec.stages)]
+
+
+def decoder_on_fixed_levels(spec: ArchSpec, filters: list[int], block, block_path: str, apart: str, needs: str,
+                            skip_levels: list[int], no_skip: Callable[[int], str]):
+    """The spelled-out decoder of an encoder whose levels are given, not planned (a backbone's taps,
+    a transformer's levels): one stage per level below the bottleneck, level 1 first, up-sampling
+    by 2 (``apart`` says why a factor may not be set); without ``decoder.stages`` each takes its
+    level's ``filters`` and ``block``'s convs and kernel; ``skips: all`` is ``skip_levels``, and a
+    level outside them is refused with ``no_skip(level)``; one alignment per level."""
+    dec, ndim, depth = spec.decoder, spec.ndim, len(filters)
+    up = dec.upsample
+    if "factor" in up.model_fields_set and up.factor != 2:
+        raise PlanError(f"{apart}, so the decoder up-samples by 2; remove decoder.upsample.factor",
+                        path="decoder.upsample.factor", value=up.factor)
+    if dec.stages is not None:
+        stages = explicit_decoder_stages(dec, ndim, depth, needs)
+    else:
+        kernels = per_level(block.kernel_size, depth + 1, block_path + ".kernel_size", depth)
+        stages = [DecoderStage(filters=f, convs=block.convs, blocks=1, kernel_size=[kernels[i]] * ndim, up_filters=f)
+                  for i, f in enumerate(filters)]
+    skips = dec.skips
+    if skips == "all":
+        skips = list(skip_levels)
+    elif skips == "none":
+        skips = []
+    else:
+        for i, level in enumerate(skips):
+            if level not in skip_levels:
+                raise PlanError(no_skip(level), path=f"decoder.skips[{i}]", value=level)
+        skips = sorted(set(skips))
+    align = per_level(dec.align, depth, "decoder.align", depth)
+    update = {"factor": 2, **({"keep_channels": False} if "keep_channels" in up.model_fields else {})}
+    return dec.model_copy(update={"skips": skips, "align": list(align), "upsample": up.model_copy(update=update),
+                                  "block": block_style(block), "stages": stages})
 
 
 def stem_levels(spec: ArchSpec) -> int:
