@@ -15,7 +15,17 @@ from archgen.kinds import KINDS, LayerKind, Locality, kind_of
 def test_a_kind_cannot_leave_a_fact_out():
     with pytest.raises(TypeError):
         LayerKind("conv2", size=KINDS["conv"].size)  # type: ignore[call-arg]
-    assert all(getattr(kind, f.name) is not None for kind in KINDS.values() for f in fields(LayerKind))
+    # keras is None for a kind that is no Keras layer of its own (a nested backbone, its taps) or one
+    # whose Keras class another kind reads back (an SE gate's Multiply)
+    assert all(getattr(kind, f.name) is not None for kind in KINDS.values() for f in fields(LayerKind)
+               if f.name != "keras")
+    assert {kind.name for kind in KINDS.values() if kind.keras is None} == {"backbone", "tap", "scale"}
+
+
+def test_each_keras_class_is_one_kinds():
+    classes = [cls for kind in KINDS.values() if kind.keras for cls in kind.keras.classes]
+    assert len(classes) == len(set(classes))
+    assert "ConvLSTM2D" not in classes and "Conv2D" in classes and "Conv3DTranspose" in classes
 
 
 def test_every_kind_has_a_keras_emitter():

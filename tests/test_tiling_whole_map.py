@@ -158,6 +158,16 @@ def test_a_model_alone_is_judged_as_its_plan(name):
     # the same layers (a group norm of one group per channel may read as instance norm)
     assert sorted(w.split(' (')[0] for w in alone.whole_map) == sorted(w.split(' (')[0] for w in planned.whole_map)
     assert [(h.name, h.scale) for h in alone.heads] == [(h.name, h.scale) for h in planned.heads]
+    # each Keras layer reads back as the kind it was planned as (an SE gate's Multiply as multiply; a 3D
+    # depthwise conv, a Conv3D of one group per channel, as conv: the same facts)
+    from archgen.tiling.model import _every_layer, keras_kind
+
+    built = {layer.name: layer for layer in _every_layer(model)}
+    read_as = {"scale": "multiply", **({"depthwise_conv": "conv"} if plan.ndim == 3 else {})}
+    kinds = [(layer.name, read_as.get(layer.kind, layer.kind)) for layer in plan.layers]
+    assert [(name, keras_kind(built[name])[0]) for name, _ in kinds if name in built] == [
+        (name, kind) for name, kind in kinds if name in built]
+    assert sum(name in built for name, _ in kinds) >= len(kinds) // 2
 
 
 def test_a_backbone_model_alone_is_judged_as_its_plan():

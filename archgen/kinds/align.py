@@ -7,13 +7,16 @@ from dataclasses import dataclass
 
 from archgen.kinds.base import (
     Attrs,
+    KerasForm,
     LayerKind,
     SizeError,
+    each_axis,
     keeps_nothing,
     known_params,
     no_flops,
     no_workspace,
     on,
+    ranked,
     unit_factor,
     window,
 )
@@ -93,15 +96,22 @@ def shift_span(key: str, sign: int):
     return span
 
 
+def keras_pairs(value) -> tuple:
+    """A Keras cropping or padding, as ``(before, after)`` per axis."""
+    return tuple(tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in each_axis(value, 3))
+
+
 KINDS = (
     LayerKind("crop", CropAttrs, size=crop_size, factor=unit_factor, params=known_params, flops=no_flops,
               span=shift_span("cropping", 1), saved=keeps_nothing, workspace=no_workspace, locality=window,
               sees_edges=lambda a: False,
               note=lambda layer: "crop " + ", ".join(f"{b}+{e}" for b, e in layer.attrs["cropping"]),
-              emitter="emit_crop"),
+              emitter="emit_crop",
+              keras=KerasForm(ranked("Cropping"), lambda layer: {"cropping": keras_pairs(layer.cropping)})),
     LayerKind("pad", PadAttrs, size=pad_size, factor=unit_factor, params=known_params, flops=no_flops,
               span=shift_span("padding", -1), saved=keeps_nothing, workspace=no_workspace, locality=window,
               sees_edges=lambda a: True,
               note=lambda layer: "pad " + ", ".join(f"{b}+{e}" for b, e in layer.attrs["padding"]),
-              emitter="emit_pad"),
+              emitter="emit_pad",
+              keras=KerasForm(ranked("ZeroPadding"), lambda layer: {"padding": keras_pairs(layer.padding)})),
 )

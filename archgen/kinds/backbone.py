@@ -100,11 +100,11 @@ KINDS = (
     LayerKind("backbone", BackboneAttrs, size=backbone_size, factor=lambda a, ndim: (Fraction(a["factor"]),) * ndim,
               params=known_params, flops=backbone_flops, span=backbone_span, saved=keeps_nothing,
               workspace=no_workspace, locality=backbone_locality, sees_edges=lambda a: True,  # it zero-pads
-              note=backbone_note, emitter="emit_backbone"),
+              note=backbone_note, emitter="emit_backbone", keras=None),  # a nested model: tiling follows into it
     LayerKind("tap", TapAttrs, size=lambda node, sizes, amounts, axis, n: sizes[node.inputs[0]] * node.attrs["factor"],
               factor=lambda a, ndim: (Fraction(1, a["factor"]),) * ndim, params=known_params, flops=no_flops,
               span=tap_span, saved=keeps_nothing, workspace=no_workspace, locality=pixel, sees_edges=no_edges,
               note=lambda layer: (layer.attrs["layer"] or "output") + (" (its input)" if layer.attrs["side"] ==
                                                                        "input" else ""),
-              emitter="emit_tap"),
+              emitter="emit_tap", keras=None),  # a layer of the backbone, read as its own kind
 )

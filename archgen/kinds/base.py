@@ -42,6 +42,31 @@ Map = Callable[[int], int]
 Span = tuple[Map, Map, "tuple[int, int] | None"]
 
 
+class NotThisKind(Exception):
+    """A Keras layer of one of a kind's classes, configured as no layer of the kind is (an overlapping
+    same-padded pool, a layer norm over spatial axes): what it reads cannot be told from the kind."""
+
+
+def _no_attrs(layer: Any) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class KerasForm:
+    """How a layer of this kind is recognised in a Keras model read without its config (tiling a
+    fixed-size model alone): the Keras class names that are this kind, and the attributes its facts
+    read (``factor``, ``locality``, ``sees_edges``), taken from the layer; ``NotThisKind`` where a
+    class's configuration is outside the kind."""
+
+    classes: tuple[str, ...]
+    attrs: Callable[[Any], dict[str, Any]] = _no_attrs
+
+
+def ranked(stem: str, suffix: str = "") -> tuple[str, ...]:
+    """Keras's 1D, 2D and 3D classes of one layer: ``ranked("Conv", "Transpose")`` -> Conv1DTranspose, ..."""
+    return tuple(f"{stem}{n}D{suffix}" for n in (1, 2, 3))
+
+
 @dataclass(frozen=True)
 class LayerKind:
     """Everything archgen knows about one kind of layer."""
@@ -73,6 +98,9 @@ class LayerKind:
     """The summary's note."""
     emitter: str
     """The function of ``archgen.emit.layers`` that builds its Keras layer."""
+    keras: KerasForm | None
+    """How its Keras layers are recognised in a model alone; None for a kind that is no Keras layer of
+    its own (a backbone is a nested model, which tiling follows into)."""
 
 
 # --- small pieces many kinds share --------------------------------------------------------------

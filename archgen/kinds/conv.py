@@ -8,6 +8,7 @@ from math import prod
 
 from archgen.kinds.base import (
     Attrs,
+    KerasForm,
     LayerKind,
     Locality,
     SizeError,
@@ -16,6 +17,7 @@ from archgen.kinds.base import (
     known_params,
     on,
     on_axis,
+    ranked,
 )
 from archgen.kinds.memory import CONV_COPIES, activation_kept
 
@@ -135,25 +137,41 @@ def transpose_note(layer) -> str:
     return f"k{axes_text(a['kernel'])}x{axes_text(a['stride'])} {act}".replace("  ", " ")
 
 
+def _rank(layer) -> int:
+    return len(getattr(layer, "kernel_size", ()) or ()) or 3
+
+
+def conv_from_keras(layer) -> dict:
+    rank = _rank(layer)
+    return {"kernel": tuple(layer.kernel_size), "stride": each_axis(layer.strides, rank),
+            "dilation": max(each_axis(layer.dilation_rate, rank)), "padding": layer.padding}
+
+
+def transpose_from_keras(layer) -> dict:
+    return {"kernel": tuple(layer.kernel_size), "stride": each_axis(layer.strides, _rank(layer))}
+
+
 KINDS = (
     LayerKind("conv", ConvAttrs, size=conv_size,
               factor=lambda a, ndim: tuple(Fraction(f) for f in each_axis(a["stride"], ndim)),
               params=known_params, flops=conv_flops, span=conv_span, saved=conv_saved, workspace=conv_workspace,
-              locality=window, sees_edges=conv_sees_edges, note=conv_note, emitter="emit_conv"),
+              locality=window, sees_edges=conv_sees_edges, note=conv_note, emitter="emit_conv",
+              keras=KerasForm(ranked("Conv"), conv_from_keras)),
     LayerKind("conv_transpose", ConvAttrs, size=transpose_size,
               factor=lambda a, ndim: tuple(Fraction(1, f) for f in each_axis(a["stride"], ndim)),
               params=known_params, flops=conv_flops, span=transpose_span, saved=conv_saved,
               workspace=conv_workspace, locality=window, sees_edges=transpose_sees_edges, note=transpose_note,
-              emitter="emit_conv_transpose"),
+              emitter="emit_conv_transpose", keras=KerasForm(ranked("Conv", "Transpose"), transpose_from_keras)),
     # One filter per channel (``filters`` = the input's channels): ConvNeXt's and MedNeXt's spatial conv.
     LayerKind("depthwise_conv", ConvAttrs, size=conv_size,
               factor=lambda a, ndim: tuple(Fraction(f) for f in each_axis(a["stride"], ndim)),
               params=known_params, flops=depthwise_flops, span=conv_span, saved=conv_saved,
               workspace=conv_workspace, locality=window, sees_edges=conv_sees_edges, note=depthwise_note,
-              emitter="emit_depthwise_conv"),
+              emitter="emit_depthwise_conv", keras=KerasForm(ranked("DepthwiseConv"), conv_from_keras)),
     LayerKind("depthwise_conv_transpose", ConvAttrs, size=transpose_size,
               factor=lambda a, ndim: tuple(Fraction(1, f) for f in each_axis(a["stride"], ndim)),
               params=known_params, flops=depthwise_flops, span=transpose_span, saved=conv_saved,
               workspace=conv_workspace, locality=window, sees_edges=transpose_sees_edges, note=depthwise_note,
-              emitter="emit_depthwise_conv_transpose"),
+              emitter="emit_depthwise_conv_transpose",
+              keras=KerasForm(("DepthwiseConvTranspose", *ranked("DepthwiseConv", "Transpose")), transpose_from_keras)),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from archgen.kinds.base import (
+    KerasForm,
     LayerKind,
     NoAttrs,
     SizeError,
@@ -27,5 +28,5 @@ def input_size(node, sizes, amounts, axis, n: int) -> int:
 KINDS = (
     LayerKind("input", NoAttrs, size=input_size, factor=unit_factor, params=known_params, flops=no_flops, span=same_span,
               saved=keeps_nothing, workspace=no_workspace, locality=pixel, sees_edges=no_edges, note=no_note,
-              emitter="emit_input"),
+              emitter="emit_input", keras=KerasForm(("InputLayer",))),
 )

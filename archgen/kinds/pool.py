@@ -7,9 +7,11 @@ from fractions import Fraction
 
 from archgen.kinds.base import (
     Attrs,
+    KerasForm,
     LayerKind,
     Locality,
     NoAttrs,
+    NotThisKind,
     SizeError,
     axes_text,
     each_axis,
@@ -20,6 +22,7 @@ from archgen.kinds.base import (
     no_workspace,
     on,
     on_axis,
+    ranked,
     same_span,
 )
 
@@ -80,17 +83,24 @@ def pool_note(layer) -> str:
     return (f"k{window}" if window else "") + f"/{axes_text(layer.attrs['factor'])}"
 
 
+def pool_from_keras(layer) -> dict:
+    if layer.padding != "valid" and tuple(each_axis(layer.pool_size, 3)) != tuple(each_axis(layer.strides, 3)):
+        raise NotThisKind("a 'same'-padded pool whose windows overlap")
+    return {"factor": tuple(each_axis(layer.strides, 3))}
+
+
 KINDS = (
     LayerKind("maxpool", PoolAttrs, size=pool_size, factor=pool_factor, params=known_params, flops=no_flops, span=pool_span,
               saved=max_saved, workspace=no_workspace, locality=window, sees_edges=no_edges, note=pool_note,
-              emitter="emit_maxpool"),
+              emitter="emit_maxpool", keras=KerasForm(ranked("MaxPooling"), pool_from_keras)),
     LayerKind("avgpool", PoolAttrs, size=pool_size, factor=pool_factor, params=known_params, flops=no_flops, span=pool_span,
               saved=keeps_nothing, workspace=no_workspace, locality=window, sees_edges=no_edges, note=pool_note,
-              emitter="emit_avgpool"),
+              emitter="emit_avgpool", keras=KerasForm(ranked("AveragePooling"), pool_from_keras)),
     # Its statistics are not counted as reading other positions in the receptive field (as batch
     # norm's are not); tiling knows better: it reads the whole map.
     LayerKind("global_pool", NoAttrs, size=lambda node, sizes, amounts, axis, n: 1,
               factor=lambda a, ndim: (Fraction(1),) * ndim, params=known_params, flops=no_flops, span=same_span,
               saved=keeps_nothing, workspace=no_workspace, locality=whole_map, sees_edges=no_edges,
-              note=lambda layer: "global mean", emitter="emit_global_pool"),
+              note=lambda layer: "global mean", emitter="emit_global_pool",
+              keras=KerasForm(ranked("GlobalAveragePooling"))),
 )

@@ -8,6 +8,7 @@ from math import floor
 
 from archgen.kinds.base import (
     Attrs,
+    KerasForm,
     LayerKind,
     axes_text,
     each_axis,
@@ -17,6 +18,7 @@ from archgen.kinds.base import (
     no_workspace,
     on,
     on_axis,
+    ranked,
     window,
 )
 
@@ -58,6 +60,12 @@ def interpolating_saved(layer, elements):
     return keeps_nothing(layer, elements)
 
 
+def upsample_from_keras(layer) -> dict:
+    linear = type(layer).__name__ == "LinearUpSampling"
+    return {"factor": tuple(each_axis(layer.size, 3)),
+            "interpolation": "linear" if linear else getattr(layer, "interpolation", "nearest")}
+
+
 KINDS = (
     LayerKind("upsample", UpsampleAttrs, size=upsample_size,
               factor=lambda a, ndim: tuple(Fraction(1, f) for f in each_axis(a["factor"], ndim)),
@@ -65,11 +73,11 @@ KINDS = (
               workspace=no_workspace, locality=window,
               sees_edges=lambda a: a.get("interpolation", "nearest") != "nearest",
               note=lambda layer: f"x{axes_text(layer.attrs['factor'])} {layer.attrs['interpolation']}",
-              emitter="emit_upsample"),
+              emitter="emit_upsample", keras=KerasForm((*ranked("UpSampling"), "LinearUpSampling"), upsample_from_keras)),
     # To the size of the layer it is ``like`` (a skip): a scale that is not a whole factor.
     LayerKind("resize", ResizeAttrs, size=lambda node, sizes, amounts, axis, n: sizes[node.like],
               factor=lambda a, ndim: (Fraction(1),) * ndim,
               params=known_params, flops=no_flops, span=resize_span, saved=interpolating_saved,
               workspace=no_workspace, locality=window, sees_edges=lambda a: True,
-              note=lambda layer: "", emitter="emit_resize"),
+              note=lambda layer: "", emitter="emit_resize", keras=KerasForm(("Resizing",))),
 )

@@ -12,6 +12,7 @@ from math import prod
 from archgen.errors import PlanError
 from archgen.kinds.base import (
     Attrs,
+    KerasForm,
     LayerKind,
     Locality,
     NoAttrs,
@@ -136,19 +137,20 @@ KINDS = (
     LayerKind("dense", DenseAttrs, size=first_input, factor=unit_factor, params=known_params, flops=token_flops,
               span=same_span, saved=lambda layer, elements: (list(layer.inputs), 0),  # the kernel gradient
               workspace=no_workspace, locality=pixel, sees_edges=no_edges,
-              note=lambda layer: f"{layer.attrs['units']} units", emitter="emit_dense"),
+              note=lambda layer: f"{layer.attrs['units']} units", emitter="emit_dense",
+              keras=KerasForm(("Dense",))),
     LayerKind("attention", AttentionAttrs, size=first_input, factor=unit_factor, params=known_params, flops=token_flops,
               span=attention_span, saved=attention_saved, workspace=no_workspace,
               locality=lambda a: (Locality.WHOLE_MAP, "self-attention: every position attends to every other"),
               sees_edges=no_edges, note=lambda layer: f"{layer.attrs['heads']} heads, key {layer.attrs['key_dim']}"
               + ("" if layer.attrs.get("use_bias", True) else ", no biases"),
-              emitter="emit_attention"),
+              emitter="emit_attention", keras=KerasForm(("MultiHeadAttention",))),
     # One learned vector added to every position: Keras's MultiHeadAttention has one use_bias for all
     # four projections, so an output bias without query, key and value biases is a layer of its own.
     LayerKind("bias", NoAttrs, size=first_input, factor=unit_factor, params=known_params,
               flops=lambda node, nodes, spatial, in_spatial, ndim: 0, span=same_span, saved=keeps_nothing,
               workspace=no_workspace, locality=pixel, sees_edges=no_edges, note=lambda layer: "learned bias",
-              emitter="emit_bias"),
+              emitter="emit_bias", keras=KerasForm(("Bias",))),
     # Attention within windows of a Swin stage (archgen's WindowAttention): the cyclic shift carries
     # windows across the map's ends, and the padding to whole windows depends on the map's size.
     LayerKind("window_attention", WindowAttentionAttrs, size=first_input, factor=unit_factor, params=window_params, flops=window_flops,
@@ -157,15 +159,18 @@ KINDS = (
                                                       "out over the whole map"),
               sees_edges=no_edges,
               note=lambda layer: f"{layer.attrs['heads']} heads, window {layer.attrs['window'][0]}"
-              + (", shifted" if any(layer.attrs["shift"]) else ""), emitter="emit_window_attention"),
+              + (", shifted" if any(layer.attrs["shift"]) else ""), emitter="emit_window_attention",
+              keras=KerasForm(("WindowAttention",))),
     # Each 2x2(x2) block of positions as one of 2^ndim x the channels (archgen's PatchMerge).
     LayerKind("patch_merge", NoAttrs, size=merge_size, factor=lambda a, ndim: (Fraction(2),) * ndim, params=known_params,
               flops=lambda node, nodes, spatial, in_spatial, ndim: 0, span=merge_span, saved=keeps_nothing,
               workspace=no_workspace, locality=lambda a: (Locality.WINDOW, ""), sees_edges=no_edges,
-              note=lambda layer: "2x2 blocks to channels", emitter="emit_patch_merge"),
+              note=lambda layer: "2x2 blocks to channels", emitter="emit_patch_merge",
+              keras=KerasForm(("PatchMerge",))),
     LayerKind("position_embedding", NoAttrs, size=first_input, factor=unit_factor, params=embedding_params,
               flops=lambda node, nodes, spatial, in_spatial, ndim: 0, span=same_span, saved=keeps_nothing,
               workspace=no_workspace,
               locality=lambda a: (Locality.WHOLE_MAP, "position embedding: depends on where in the map a pixel is"),
-              sees_edges=no_edges, note=lambda layer: "learned", emitter="emit_position_embedding"),
+              sees_edges=no_edges, note=lambda layer: "learned", emitter="emit_position_embedding",
+              keras=KerasForm(("PositionEmbedding",))),
 )

@@ -5,14 +5,15 @@ Imports Keras only through the model it is given."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from fractions import Fraction
 from typing import Any, Sequence
 
 from archgen.errors import PlanError
-from archgen.kinds import Locality, kind_of
-from archgen.kinds.base import each_axis
+from archgen.kinds import KINDS, LayerKind, Locality, kind_of
+from archgen.kinds.base import NotThisKind
 from archgen.planner.build import AXIS_NAMES
 from archgen.planner.ir import Plan
 from archgen.tiling.geometry import Geometry, plan_geometry, static_head
@@ -93,69 +94,30 @@ def _spatial(tensor) -> tuple:
     return tuple(tensor.shape[1:-1])
 
 
-def _pairs(value, ndim: int) -> tuple:
-    return tuple(tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in each_axis(value, ndim))
-
-
 def keras_kind(layer) -> tuple[str, dict[str, Any]]:
-    """archgen's layer kind of a Keras layer, and the attributes the kind's facts read.
+    """archgen's layer kind of a Keras layer, and the attributes the kind's facts read: each kind
+    names its Keras classes and reads them (``LayerKind.keras``).
 
     A class archgen does not emit is an error: what it reads, and whether its output near a tile's
     border depends on where the tile ends, cannot be told from its name."""
     cls = type(layer).__name__
-    rank = len(getattr(layer, "kernel_size", ()) or ()) or 3
-    if cls == "InputLayer":
-        return "input", {}
-    if cls in ("DepthwiseConvTranspose",) or (cls.startswith(("Conv", "DepthwiseConv")) and cls.endswith("Transpose")):
-        kind = "depthwise_conv_transpose" if cls.startswith("Depthwise") else "conv_transpose"
-        return kind, {"kernel": tuple(layer.kernel_size), "stride": each_axis(layer.strides, rank)}
-    if cls.startswith(("Conv", "DepthwiseConv")) and cls[-2:] in ("1D", "2D", "3D"):
-        kind = "depthwise_conv" if cls.startswith("Depthwise") else "conv"
-        return kind, {"kernel": tuple(layer.kernel_size), "stride": each_axis(layer.strides, rank),
-                      "dilation": max(each_axis(layer.dilation_rate, rank)), "padding": layer.padding}
-    if cls.startswith(("MaxPooling", "AveragePooling")) and cls[-2:] in ("1D", "2D", "3D"):
-        if layer.padding != "valid" and tuple(each_axis(layer.pool_size, 3)) != tuple(each_axis(layer.strides, 3)):
-            raise _unknown(layer, "a 'same'-padded pool whose windows overlap")
-        return ("maxpool" if cls.startswith("Max") else "avgpool"), {"factor": tuple(each_axis(layer.strides, 3))}
-    if cls.startswith("GlobalAveragePooling"):
-        return "global_pool", {}
-    if cls.startswith("UpSampling") or cls == "LinearUpSampling":
-        interpolation = "linear" if cls == "LinearUpSampling" else getattr(layer, "interpolation", "nearest")
-        return "upsample", {"factor": tuple(each_axis(layer.size, 3)), "interpolation": interpolation}
-    if cls == "Resizing":
-        return "resize", {}
-    if cls.startswith("Cropping"):
-        return "crop", {"cropping": _pairs(layer.cropping, 3)}
-    if cls.startswith("ZeroPadding"):
-        return "pad", {"padding": _pairs(layer.padding, 3)}
-    if cls == "BatchNormalization":
-        return "norm", {"norm": "batch"}
-    if cls == "GroupNormalization":
-        return "norm", {"norm": "instance" if layer.groups == -1 else "group"}
-    if cls == "LayerNormalization":
-        if tuple(each_axis(layer.axis, 1)) not in ((-1,), (len(layer.input.shape) - 1,)):
-            raise _unknown(layer, "a layer norm over spatial axes")
-        return "norm", {"norm": "layer"}
-    if cls in ("Activation", "ReLU", "LeakyReLU", "PReLU", "Softmax", "ELU", "Identity", "Rescaling",
-               "Normalization", "LayerScale"):  # per pixel: a function of each value, or a fixed scale per channel
-        return "activation", {"activation": "linear"}
-    if cls in ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"):
-        return "dropout", {}
-    if cls in ("Concatenate", "Add", "Multiply", "Subtract", "Maximum", "Minimum", "Average"):
-        return {"Concatenate": "concat", "Multiply": "multiply"}.get(cls, "add"), {}
-    if cls == "Dense":
-        return "dense", {}
-    if cls == "MultiHeadAttention":
-        return "attention", {}
-    if cls == "PositionEmbedding":
-        return "position_embedding", {}
-    if cls == "WindowAttention":
-        return "window_attention", {}
-    if cls == "PatchMerge":
-        return "patch_merge", {}
-    if cls == "Bias":
-        return "bias", {}
-    raise _unknown(layer, f"a {cls}")
+    kind = _kinds_by_class().get(cls)
+    if kind is None:
+        raise _unknown(layer, f"a {cls}")
+    try:
+        return kind.name, kind.keras.attrs(layer)
+    except NotThisKind as exc:
+        raise _unknown(layer, str(exc)) from None
+
+
+@functools.cache
+def _kinds_by_class() -> dict[str, LayerKind]:
+    table: dict[str, LayerKind] = {}
+    for kind in KINDS.values():
+        for cls in kind.keras.classes if kind.keras else ():
+            assert cls not in table, f"Keras class {cls} claimed by {table[cls].name} and {kind.name}"
+            table[cls] = kind
+    return table
 
 
 def _unknown(layer, what: str) -> PlanError:
