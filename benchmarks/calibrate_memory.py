@@ -18,7 +18,7 @@ What is measured:
 
 The suite: 2D and 3D, plain and residual, batch and instance norm, valid and same padding, float32
 and mixed bfloat16, Adam and SGD, training and inference, nnU-Net's networks of conf/peers among
-them. CPU sizes are small (a 2-core machine runs the suite in ~10 minutes a back end); the GPU suite
+them. CPU sizes are small, plus memory.py's three U-Nets at full size (a 2-core machine runs the suite in ~20 minutes a back end); the GPU suite
 runs the same networks at their configured sizes.
 
 Results go to ``benchmarks/results/memory_<backend>_<device>_<date>.json``: the machine, the
@@ -105,7 +105,16 @@ GPU_SIZES = {
     "nnunet_3d": ([], 2, 8),
     "resenc_2d": (["input.shape=[512,512,1]"], 12, 48),
 }
-SUITES = {"cpu": _suite(CPU_SIZES), "gpu": _suite(GPU_SIZES)}
+# On the CPU the suite's networks are small, where the runtime's constant weighs most; benchmarks/memory.py's
+# three U-Nets at their full sizes hold the estimate to the activations that dominate real steps.
+CPU_FULL_SIZE = [
+    Case("seed_2d_572", "unet", ("input.shape=[572,572,1]",), 2, 2, what="the seed U-Net at 572x572 (memory.py)"),
+    Case("bn_residual_2d_256", "unet_bn_residual", ("input.shape=[256,256,3]",), 4, 4,
+         what="2D residual, batch norm, at 256x256 (memory.py)"),
+    Case("unet3d_full", "unet3d", ("input.shape=[116,132,132,3]",), 1, 2,
+         what="the 3D U-Net at 116x132x132 (memory.py)"),
+]
+SUITES = {"cpu": _suite(CPU_SIZES) + CPU_FULL_SIZE, "gpu": _suite(GPU_SIZES)}
 QUICK = ("seed_2d_valid", "nnunet_2d")  # --quick: two networks, training only
 
 
@@ -228,11 +237,12 @@ def plan_of(case: Case):
     return make_plan(load_spec(ROOT / "conf" / f"{case.config}.yaml", list(case.overrides)))
 
 
-def estimate(case: Case, mode: str, profile, plan=None) -> int:
+def estimate(case: Case, mode: str, profile, plan=None, batch: int | None = None) -> int:
+    """The profile's estimate of ``case`` at ``batch`` (default: the case's batch for ``mode``)."""
     from archgen.planner.cost import plan_cost
 
     plan = plan or plan_of(case)
-    batch = case.batch if mode == "train" else case.infer_batch
+    batch = batch or (case.batch if mode == "train" else case.infer_batch)
     cost = plan_cost(plan, batch, case.dtype, case.optimizer, profile=profile)
     return cost.training_bytes if mode == "train" else cost.inference_peak_bytes
 
@@ -325,7 +335,8 @@ def main() -> None:
     else:
         for row in rows:
             _print_row(row, by_name, profile, plans)
-    ratios = [estimate(by_name[r["case"]], r["mode"], profile, plans[r["case"]]) / r["measured"] for r in rows]
+    ratios = [estimate(by_name[r["case"]], r["mode"], profile, plans[r["case"]], r["batch"]) / r["measured"]
+              for r in rows]
     print(f"  worst |estimate / measured - 1| = {max(abs(r - 1) for r in ratios):.3f} (target <= 0.15)")
     result = {"machine": info, "date": datetime.date.today().isoformat(), "profile": profile.as_dict(),
               "suite": [asdict(c) for c in suite], "cases": rows}
@@ -362,7 +373,7 @@ def main() -> None:
 
 def _print_row(row: dict, by_name: dict, profile, plans: dict) -> None:
     case = by_name[row["case"]]
-    est = estimate(case, row["mode"], profile, plans[case.name])
+    est = estimate(case, row["mode"], profile, plans[case.name], row["batch"])
     shape = "x".join(map(str, row["input"]))
     label = f"{case.name} {shape} {row['mode']} b{row['batch']}"
     print(f"  {label:<40} {est / MiB:>8.1f} MiB {row['measured'] / MiB:>8.1f} MiB {est / row['measured']:>7.3f}",
@@ -382,14 +393,22 @@ STRUCTURE = {  # what the simulation keeps: searched over; the scales and consta
 }
 
 
+INFERENCE_STRUCTURE = {  # what a running layer holds at inference: searched over, as STRUCTURE
+    "inference_workspace": (False, True),
+    "inference_input_copies": (0, 1, 2),
+    "inference_same_output_copies": (0, 1, 2),
+    "inference_norm_float32": (0, 1, 2, 3),
+}
+
+
 def fit(rows: list[dict], by_name: dict, plans: dict, profile, scales_only: bool = False) -> dict:
     """The profile constants that minimise the worst |estimate / measured - 1| over the suite.
 
     For each choice of what the simulation keeps (``STRUCTURE``) and of the optimizer's update
     buffers (0-2), the activation scale, the 16-bit scale and the runtime bytes are solved exactly
     (a linear programme: the worst relative error is linear in them), then rounded (scales to 0.05,
-    bytes to MiB) and checked again with the profile itself. Inference: the workspace flag, its scale
-    and runtime bytes, the same way. Printed and recorded; archgen.planner.profiles is set by hand.
+    bytes to MiB) and checked again with the profile itself. Inference: what a running layer holds
+    (``INFERENCE_STRUCTURE``), its scale and runtime bytes, the same way. Printed and recorded; archgen.planner.profiles is set by hand.
     """
     from fractions import Fraction
 
@@ -409,7 +428,7 @@ def fit(rows: list[dict], by_name: dict, plans: dict, profile, scales_only: bool
         for r in train:
             case, plan = by_name[r["case"]], plans[r["case"]]
             state = plan.total_params * 4 * (2 + OPTIMIZER_SLOTS[case.optimizer])
-            points.append((state, plan.total_params * 4, activation_bytes(plan, case.batch, case.dtype, trial),
+            points.append((state, plan.total_params * 4, activation_bytes(plan, r["batch"], case.dtype, trial),
                            case.dtype != "float32", r["measured"]))
         for update in (profile.update_buffers,) if scales_only else (0, 1, 2):
             solved = _minimax([(s + update * p, a, half, m) for s, p, a, half, m in points])
@@ -420,7 +439,8 @@ def fit(rows: list[dict], by_name: dict, plans: dict, profile, scales_only: bool
                 half_scale = profile.half_scale
             candidate = replace(trial, activation_scale=scale, half_scale=half_scale, update_buffers=update,
                                 runtime_bytes=runtime)
-            worst = max(abs(estimate(by_name[r["case"]], "train", candidate, plans[r["case"]]) / r["measured"] - 1)
+            worst = max(abs(estimate(by_name[r["case"]], "train", candidate, plans[r["case"]], r["batch"])
+                            / r["measured"] - 1)
                         for r in train)
             simpler = (conv, kept, temps, keeps, fuses, from_input, im2col, update)
             if best is None or (round(worst, 3), simpler) < (round(best[0], 3), best[2]):
@@ -431,26 +451,29 @@ def fit(rows: list[dict], by_name: dict, plans: dict, profile, scales_only: bool
     print(f"  fit, training: {result['train']}")
     if infer:
         choice = None
-        for workspace in (False, True) if len(infer) > 2 else (False,):
-            trial = replace(chosen, inference_workspace=workspace, inference_scale=Fraction(1), inference_runtime_bytes=0)
+        structures = itertools.product(*INFERENCE_STRUCTURE.values()) if len(infer) > 2 else [(False, 0, 0, 0)]
+        for structure in structures:
+            trial = replace(chosen, **{name: v if isinstance(v, bool) else Fraction(v)
+                                       for name, v in zip(INFERENCE_STRUCTURE, structure)},
+                            inference_scale=Fraction(1), inference_runtime_bytes=0)
             points = []
             for r in infer:
                 case, plan = by_name[r["case"]], plans[r["case"]]
                 weights = plan.total_params * 4
-                raw = estimate(case, "infer", trial, plan) - weights
+                raw = estimate(case, "infer", trial, plan, r["batch"]) - weights
                 points.append((weights, raw, False, r["measured"]))
             solved = _minimax(points)
             if solved is None:
                 continue
             scale, _, runtime = _rounded(*solved[:3])
             candidate = replace(trial, inference_scale=scale, inference_runtime_bytes=runtime)
-            worst = max(abs(estimate(by_name[r["case"]], "infer", candidate, plans[r["case"]]) / r["measured"] - 1)
+            worst = max(abs(estimate(by_name[r["case"]], "infer", candidate, plans[r["case"]], r["batch"])
+                            / r["measured"] - 1)
                         for r in infer)
-            if choice is None or round(worst, 3) < round(choice[0], 3):
-                choice = (worst, candidate)
-        result["infer"] = {"worst": round(choice[0], 4), "inference_workspace": choice[1].inference_workspace,
-                           "inference_scale": float(choice[1].inference_scale),
-                           "inference_runtime_bytes": choice[1].inference_runtime_bytes}
+            if choice is None or (round(worst, 3), structure) < (round(choice[0], 3), choice[2]):
+                choice = (worst, candidate, structure)
+        names = (*INFERENCE_STRUCTURE, "inference_scale", "inference_runtime_bytes")
+        result["infer"] = {"worst": round(choice[0], 4), **{n: _plain(getattr(choice[1], n)) for n in names}}
         print(f"  fit, inference: {result['infer']}")
     return result
 

@@ -10,7 +10,7 @@ GPU's dense peak.
 Memory: each case in a fresh process (peaks are per process): the device allocator's peak over
 one training step (or one inference) against the planner's estimate (`plan_cost`), whose
 constants were fitted to TensorFlow on CPU; the ratio says how far they carry to a GPU. The
-planner's 200 MiB of TensorFlow CPU runtime is left out of the GPU figure.
+planner's constant for TensorFlow's CPU runtime (RUNTIME_BYTES) is left out of the GPU figure.
 
 Runs only where the back end sees a GPU; elsewhere it says so and exits 0.
     KERAS_BACKEND=jax python benchmarks/gpu_throughput.py [--quick] [--json FILE]

@@ -8,32 +8,28 @@ Conventions (also printed by ``summary``):
 - Weights are float32 variables whatever the compute dtype (Keras mixed precision keeps
   float32 variables); activations are stored in the compute dtype.
 - Training estimate = weights + gradients (float32) + optimizer state (Adam: 2 float32 moments
-  per parameter; the iteration counter is left out) + ``activation_bytes`` + ``RUNTIME_BYTES``.
-  ``activation_bytes`` is the peak, over a simulated TensorFlow step (``train_peak_elements``),
-  of the tensors that grow with the batch: the input batch, the loss's tensors and labels, the
-  tensors each layer's backward pass reads (a conv's input, a ReLU/sigmoid's output, a max
-  pool's input and output, a norm's input and one normalised copy), the gradients in flight
-  (a tensor read by several layers holds every contribution until the last arrives) and the
-  temporaries of the layer being differentiated (a conv's: copies of its input and output, as
-  oneDNN reorders them; a norm's: three of its size).
-- Calibrated, not derived (benchmarks/memory.py, CPU, TensorFlow 2.21, Keras 3.15, 2 threads):
-  the norm's kept copy and three temporaries (Keras 3 batch norm is unfused: tf.nn.moments +
-  tf.nn.batch_normalization) and the conv's two copies were chosen to match measured peaks;
-  ``RUNTIME_BYTES`` (200 MiB) is a measured constant of TensorFlow's CPU runtime: what the
-  process's peak RSS holds beyond TensorFlow's own tensor allocator peak in a training step
-  (traced graphs, grappler, oneDNN primitives, malloc arenas; 190-270 MiB measured). With them
-  the estimate is within 20% of the measured peak RSS for the seed U-Net, a batch-norm residual
-  U-Net and the 3D U-Net at two batch sizes each.
+  per parameter; the iteration counter is left out) + the profile's update buffers +
+  ``activation_bytes`` + the profile's runtime bytes (``RUNTIME_BYTES`` for the default).
+  ``activation_bytes`` is the peak, over a simulated step (``train_peak_elements``), of the
+  tensors that grow with the batch: the input batch, the loss's tensors and labels, the tensors
+  each layer's backward pass reads (a conv's input, a ReLU/sigmoid's output, a max pool's input
+  and output, a norm's input and one normalised copy), the gradients in flight (a tensor read by
+  several layers holds every contribution until the last arrives) and the temporaries of the
+  layer being differentiated (a conv's: copies of its input and output, as oneDNN reorders them;
+  a norm's: three of its size), times the profile's activation scale.
 - Inference peak: the weights, plus the largest set of layer outputs alive at once when the
-  layers run in build order (a tensor lives until its last consumer has run) with, at a 1D/2D
-  conv, copies of its input and output (measured, not derived: TensorFlow's 2D convs on CPU
-  peak at twice the live outputs, its 3D convs do not), times the batch. No runtime constant:
-  the process holds 60-90 MiB beyond TensorFlow's tensors, inside the 20%.
-- Left out: TensorFlow's own baseline (import and runtime start, ~670 MiB RSS on CPU), allocator
-  slack beyond the measured constant (fragmentation grows with step count and batch; the second
-  step's peak is 5-15% above the first's), XLA, GPU workspace (cuDNN scratch, the BFC
-  allocator's rounding) and threads: more cores mean more per-thread scratch. No GPU was
-  measured: on a GPU the figures are an estimate, not a calibrated one.
+  layers run in build order (a tensor lives until its last consumer has run) with what the
+  running layer holds by the profile (copies of a conv's input and output; a norm's float32
+  copies under a 16-bit policy), times the batch and the profile's inference scale, plus its
+  inference runtime bytes.
+- Calibrated, not derived: which of these facts a back end shows and the scales and constants
+  are a memory profile's (``archgen.planner.profiles``), each fitted by
+  benchmarks/calibrate_memory.py to the peaks of real Keras steps and recorded with its machine
+  and versions in benchmarks/results/; each profile says how close it came.
+- Left out: the back end's own baseline (import and runtime start, ~670 MiB RSS for TensorFlow on
+  CPU), allocator slack beyond the profile's constant (the second step's peak is 5-15% above the
+  first's on CPU), GPU workspace (cuDNN scratch, the BFC allocator's rounding) and threads: more
+  cores mean more per-thread scratch.
 """
 
 from __future__ import annotations
@@ -85,12 +81,13 @@ def layer_elements(plan: Plan) -> dict[str, int] | None:
 
 
 def inference_peak_elements(plan: Plan, elements: dict[str, int], workspace: bool = False,
-                            keep_outputs: bool = False, profile: MemoryProfile | None = None) -> int:
+                            keep_outputs: bool = False, profile: MemoryProfile | None = None,
+                            half: bool = False) -> int:
     """The most elements (one sample) alive at once when the layers run in build order; a
     tensor lives until its last consumer has run (with ``keep_outputs``, until the pass ends: Keras's
     functional model run eagerly keeps every output). ``workspace``: add, while a 1D/2D conv runs,
-    copies of its input and output (measured on CPU: TensorFlow's 2D convs hold them, its 3D
-    convs do not). ``profile``: its conv scratch (``MemoryProfile.scratch``) while a conv runs."""
+    copies of its input and output. ``profile``: what a layer holds while it runs
+    (``MemoryProfile.inference_extra`` and ``scratch``; ``half``: in a 16-bit policy)."""
     shapes = {layer.name: layer.shape for layer in plan.layers}
     last_use = {}
     for i, layer in enumerate(plan.layers):
@@ -104,7 +101,7 @@ def inference_peak_elements(plan: Plan, elements: dict[str, int], workspace: boo
         if workspace and plan.ndim <= 2 and layer.kind in ("conv", "conv_transpose"):
             extra = elements[layer.name] + sum(elements[m] for m in layer.inputs)
         if profile is not None:
-            extra += profile.scratch(layer, shapes)
+            extra += profile.scratch(layer, shapes) + profile.inference_extra(layer, elements, half)
         peak = max(peak, live + extra)
         for name in set(layer.inputs):
             if last_use[name] == i and name not in outputs and not keep_outputs:
@@ -415,7 +412,8 @@ def plan_cost(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str
     elements = layer_elements(plan)
     weights = plan.total_params * WEIGHT_BYTES
     peak = None if elements is None else weights + profile.inference_runtime_bytes + batch * int(
-        inference_peak_elements(plan, elements, profile.inference_workspace, profile.keeps_outputs, profile)
+        inference_peak_elements(plan, elements, profile.inference_workspace, profile.keeps_outputs, profile,
+                                half=DTYPE_BYTES[dtype] < 4)
         * DTYPE_BYTES[dtype]
         * profile.inference_scale * (profile.half_scale if DTYPE_BYTES[dtype] < 4 else 1))
     return Cost(

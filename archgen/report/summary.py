@@ -120,10 +120,12 @@ def cost_lines(cost: Cost) -> list[str]:
     from archgen.planner.profiles import DEFAULT, profile_named
 
     profile = profile_named(cost.profile)
+    # "update": the optimizer's state and the temporaries of its update (parameter-sized) where the profile has them
+    update = "update" if profile.update_buffers else "state"
     lines = [
         f"memory (batch {cost.batch}, {cost.dtype}): weights {fmt_bytes(cost.weight_bytes)}; "
         f"activations {fmt_bytes(cost.activation_bytes)}; inference peak {fmt_bytes(cost.inference_peak_bytes)}",
-        f"training estimate {fmt_bytes(cost.training_bytes)} (weights + gradients + {cost.optimizer} state "
+        f"training estimate {fmt_bytes(cost.training_bytes)} (weights + gradients + {cost.optimizer} {update} "
         f"+ activations at the step's peak + {profile.runtime_label})",
         receptive_field_line(cost.receptive_fields),
     ]

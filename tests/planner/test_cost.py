@@ -12,12 +12,18 @@ from archgen.planner import make_plan
 from archgen.planner.cost import (RUNTIME_BYTES, inference_peak_elements, layer_elements, parse_bytes, plan_cost,
                                   train_peak_elements)
 from archgen.planner.ir import LayerPlan, Plan
+from archgen.planner.profiles import CALIBRATED, DEFAULT, MemoryProfile
 from archgen.planner.fit import max_batch, max_size
 from archgen.config import load_spec
 from tests.conftest import CONF
 from tests.reference.seed_unet_counts import seed_unet_flops, seed_unet_params
 
 UNET = CONF / "unet.yaml"
+
+# The simulation with the kinds' own memory facts (a conv's two copies, a norm's kept copy and three
+# temporaries), every scale 1 and 200 MiB of runtime: what the counts by hand below follow. The
+# calibrated profiles only choose among these facts and scale them (tests/planner/test_profiles.py).
+BY_HAND = MemoryProfile("tensorflow", "cpu", CALIBRATED)
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +32,20 @@ def unet():
 
 
 def test_memory_terms_follow_their_definitions(unet):
-    one, eight = plan_cost(unet, 1), plan_cost(unet, 8, "bfloat16")
-    assert eight.activation_bytes == one.activation_bytes // 2 * 8  # per sample, in the compute dtype
-    assert one.weight_bytes == eight.weight_bytes == seed_unet_params() * 4  # float32 variables either way
-    # weights, grads, 2 Adam moments, the runtime constant, the batch's share
-    assert one.training_bytes == 4 * one.weight_bytes + RUNTIME_BYTES + one.activation_bytes
-    assert plan_cost(unet, 1, optimizer="sgd").training_bytes == 2 * one.weight_bytes + RUNTIME_BYTES + one.activation_bytes
-    assert eight.flops == 8 * one.flops
+    for profile in (BY_HAND, DEFAULT):
+        one, eight = plan_cost(unet, 1, profile=profile), plan_cost(unet, 8, "bfloat16", profile=profile)
+        peak = train_peak_elements(unet, layer_elements(unet), profile)
+        assert one.activation_bytes == int(peak * 4 * profile.activation_scale)
+        # per sample, in the compute dtype, with the 16-bit scale
+        assert eight.activation_bytes == int(peak * 2 * profile.activation_scale * profile.half_scale) * 8
+        assert one.weight_bytes == eight.weight_bytes == seed_unet_params() * 4  # float32 variables either way
+        # weights, grads, 2 Adam moments, the update's buffers, the runtime constant, the batch's share
+        state = (4 + profile.update_buffers) * one.weight_bytes
+        assert one.training_bytes == state + profile.runtime_bytes + one.activation_bytes
+        sgd = plan_cost(unet, 1, optimizer="sgd", profile=profile)
+        assert sgd.training_bytes == state - 2 * one.weight_bytes + profile.runtime_bytes + one.activation_bytes
+        assert eight.flops == 8 * one.flops
+    assert DEFAULT.runtime_bytes == RUNTIME_BYTES
 
 
 def _tiny_plan():
@@ -63,14 +76,14 @@ def test_memory_model_on_a_tiny_network_by_hand():
     """
     plan = _tiny_plan()
     elements = layer_elements(plan)
-    assert train_peak_elements(plan, elements) == 160
+    assert train_peak_elements(plan, elements, BY_HAND) == 160
     assert inference_peak_elements(plan, elements) == 48  # no workspace: input + c1
     assert inference_peak_elements(plan, elements, workspace=True) == 96
-    cost = plan_cost(plan, 3)
+    cost = plan_cost(plan, 3, profile=BY_HAND)
     assert cost.activation_bytes == 160 * 4 * 3
-    assert cost.training_bytes == 29 * 4 * 4 + RUNTIME_BYTES + 160 * 4 * 3
+    assert cost.training_bytes == 29 * 4 * 4 + 200 * 2**20 + 160 * 4 * 3
     assert cost.inference_peak_bytes == 29 * 4 + 96 * 4 * 3
-    assert plan_cost(plan, 3, "bfloat16").activation_bytes == 160 * 2 * 3
+    assert plan_cost(plan, 3, "bfloat16", profile=BY_HAND).activation_bytes == 160 * 2 * 3
 
 
 def test_inference_peak_of_the_seed_unet(unet):
@@ -80,7 +93,7 @@ def test_inference_peak_of_the_seed_unet(unet):
     skip = 568 * 568 * 64 * 4
     assert skip + 284 * 284 * 64 * 4 <= peak < sum(elements.values()) * 4
     # with the conv copies, the peak is at enc1_conv2: enc1_conv1 and its output, twice
-    with_workspace = plan_cost(unet).inference_peak_bytes - plan_cost(unet).weight_bytes
+    with_workspace = plan_cost(unet, profile=BY_HAND).inference_peak_bytes - plan_cost(unet).weight_bytes
     assert with_workspace == 2 * (570 * 570 * 64 + 568 * 568 * 64) * 4
 
 
