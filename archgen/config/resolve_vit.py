@@ -38,7 +38,7 @@ def check_vit_encoder(spec: ArchSpec) -> None:
     _check_decoder(spec)
 
 
-def level_filters(spec: ArchSpec) -> list[int]:
+def transformer_level_channels(spec: ArchSpec) -> list[int]:
     """Channels of the encoder's levels below the bottleneck, level 1 first."""
     enc = spec.encoder
     if enc.type == "vit":
@@ -82,7 +82,7 @@ def spell_out_vit(spec: ArchSpec) -> ArchSpec:
     else:
         check_swin_encoder(spec)
     enc, dec = spec.encoder, spec.decoder
-    filters = level_filters(spec)
+    filters = transformer_level_channels(spec)
     depth = len(filters)
     decoder = decoder_on_fixed_levels(
         spec, filters, dec.block or enc.block, "decoder.block" if dec.block else "encoder.block",
