@@ -394,7 +394,6 @@ STRUCTURE = {  # what the simulation keeps: searched over; the scales and consta
 
 
 INFERENCE_STRUCTURE = {  # what a running layer holds at inference: searched over, as STRUCTURE
-    "inference_workspace": (False, True),
     "inference_input_copies": (0, 1, 2),
     "inference_same_output_copies": (0, 1, 2),
     "inference_norm_float32": (0, 1, 2, 3),

@@ -80,13 +80,11 @@ def layer_elements(plan: Plan) -> dict[str, int] | None:
     return out
 
 
-def inference_peak_elements(plan: Plan, elements: dict[str, int], workspace: bool = False,
-                            keep_outputs: bool = False, profile: MemoryProfile | None = None,
-                            half: bool = False) -> int:
+def inference_peak_elements(plan: Plan, elements: dict[str, int], keep_outputs: bool = False,
+                            profile: MemoryProfile | None = None, half: bool = False) -> int:
     """The most elements (one sample) alive at once when the layers run in build order; a
     tensor lives until its last consumer has run (with ``keep_outputs``, until the pass ends: Keras's
-    functional model run eagerly keeps every output). ``workspace``: add, while a 1D/2D conv runs,
-    copies of its input and output. ``profile``: what a layer holds while it runs
+    functional model run eagerly keeps every output). ``profile``: what a layer holds while it runs
     (``MemoryProfile.inference_extra`` and ``scratch``; ``half``: in a 16-bit policy)."""
     shapes = {layer.name: layer.shape for layer in plan.layers}
     last_use = {}
@@ -98,10 +96,8 @@ def inference_peak_elements(plan: Plan, elements: dict[str, int], workspace: boo
     for i, layer in enumerate(plan.layers):
         live += elements[layer.name]
         extra = 0
-        if workspace and plan.ndim <= 2 and layer.kind in ("conv", "conv_transpose"):
-            extra = elements[layer.name] + sum(elements[m] for m in layer.inputs)
         if profile is not None:
-            extra += profile.scratch(layer, shapes) + profile.inference_extra(layer, elements, half)
+            extra = profile.scratch(layer, shapes) + profile.inference_extra(layer, elements, half)
         peak = max(peak, live + extra)
         for name in set(layer.inputs):
             if last_use[name] == i and name not in outputs and not keep_outputs:
@@ -412,7 +408,7 @@ def plan_cost(plan: Plan, batch: int = 1, dtype: str = "float32", optimizer: str
     elements = layer_elements(plan)
     weights = plan.total_params * WEIGHT_BYTES
     peak = None if elements is None else weights + profile.inference_runtime_bytes + batch * int(
-        inference_peak_elements(plan, elements, profile.inference_workspace, profile.keeps_outputs, profile,
+        inference_peak_elements(plan, elements, profile.keeps_outputs, profile,
                                 half=DTYPE_BYTES[dtype] < 4)
         * DTYPE_BYTES[dtype]
         * profile.inference_scale * (profile.half_scale if DTYPE_BYTES[dtype] < 4 else 1))

@@ -76,14 +76,12 @@ class MemoryProfile:
     as on PyTorch, holds them all), not only until its last reader has run."""
     runtime_bytes: int = 200 * 2**20
     """A training process's memory beyond its tensors (runtime, traced graphs, compilation, arenas)."""
-    inference_workspace: bool = True
-    """While a 1D/2D conv or transposed conv runs (inference): a copy of its input and of its output."""
     inference_input_copies: Fraction = Fraction(0)
     """While a conv of any rank and padding runs (inference): copies of its input (TensorFlow on CPU: 1,
-    oneDNN reorders it into its blocked layout)."""
+    oneDNN reorders it into its blocked layout; PyTorch on CPU: 1)."""
     inference_same_output_copies: Fraction = Fraction(0)
-    """While a same-padded conv runs (inference): copies of its output (TensorFlow on CPU: 1; measured
-    on chains of convs: a valid-padded conv makes none)."""
+    """While a same-padded conv runs (inference): copies of its output (TensorFlow on CPU: 1, measured
+    on chains of convs: a valid-padded conv makes none; PyTorch on CPU: 2)."""
     inference_norm_float32: Fraction = Fraction(0)
     """Under a 16-bit policy Keras computes a norm in float32: float32 copies of its output it holds while
     it runs (inference; TensorFlow on CPU: measured 2 on a chain, fitted 3 on the suite)."""
@@ -187,7 +185,7 @@ TENSORFLOW_CPU = MemoryProfile(
     "tensorflow", "cpu", CALIBRATED,
     conv_copies=Fraction(0), norm_kept=Fraction(1), norm_temporaries=Fraction(3), activation_scale=Fraction(9, 10),
     half_scale=Fraction(23, 20), update_buffers=2, runtime_bytes=109 * 2**20,
-    inference_workspace=False, inference_input_copies=Fraction(1), inference_same_output_copies=Fraction(1),
+    inference_input_copies=Fraction(1), inference_same_output_copies=Fraction(1),
     inference_norm_float32=Fraction(3), inference_scale=Fraction(19, 20), inference_runtime_bytes=41 * 2**20,
     measured="calibrated against TensorFlow 2.21 on CPU (peak RSS of Keras 3.15.1 training steps and inferences in "
              "graph mode, oneDNN on; 2-core x86-64 (AMD EPYC), 2026-12-05) on the 15 networks of "
@@ -197,16 +195,13 @@ TENSORFLOW_CPU = MemoryProfile(
     results=("benchmarks/results/memory_tensorflow_cpu_2026-12-05.json",),
 )
 
-# Calibrated here by benchmarks/calibrate_memory.py --fit (TensorFlow and JAX on its 15 CPU networks, PyTorch on
-# the 12 it had then; see the results files for each case's estimate and measurement): the constants are the fit's.
-_CPU_SUITE = ("12 networks (2D/3D, plain/residual, batch/instance norm, valid/same, float32/mixed bfloat16, "
-              "Adam/SGD), training and inference, peak RSS, 2-core x86-64 (AMD EPYC), Keras 3.15.1, 2026-12-04")
-
+# Calibrated here by benchmarks/calibrate_memory.py --fit on its 15 CPU networks (see the results files for each
+# case's estimate and measurement): the constants are the fit's.
 JAX_CPU = MemoryProfile(
     "jax", "cpu", CALIBRATED,
     conv_copies=Fraction(0), norm_kept=Fraction(0), norm_temporaries=Fraction(3), valid_im2col=Fraction(1),
     activation_scale=Fraction(7, 5), half_scale=Fraction(23, 10), update_buffers=0, runtime_bytes=407 * 2**20,
-    inference_workspace=False, inference_same_output_copies=Fraction(2), inference_scale=Fraction(4, 5),
+    inference_same_output_copies=Fraction(2), inference_scale=Fraction(4, 5),
     inference_runtime_bytes=151 * 2**20,
     measured="calibrated against JAX 0.10.2 (XLA) on CPU (peak RSS, 2-core x86-64 (AMD EPYC), Keras 3.15.1, "
              "2026-12-05) on the 15 networks of benchmarks/calibrate_memory.py (its 12 and memory.py's three U-Nets "
@@ -218,18 +213,22 @@ JAX_CPU = MemoryProfile(
 
 TORCH_CPU = MemoryProfile(
     "torch", "cpu", CALIBRATED,
-    conv_copies=Fraction(1), norm_kept=Fraction(0), norm_temporaries=Fraction(0), keeps_outputs=True,
-    activation_scale=Fraction(19, 10), half_scale=Fraction(13, 10), update_buffers=0, runtime_bytes=174 * 2**20,
-    inference_workspace=True, inference_scale=Fraction(23, 20), inference_runtime_bytes=79 * 2**20,
-    measured=f"calibrated against PyTorch 2.13 (eager) on CPU: {_CPU_SUITE}; training 0.87-1.13, inference "
-             f"0.88-1.12 of the measured peak",
-    results=("benchmarks/results/memory_torch_cpu_2026-12-04.json",),
+    conv_copies=Fraction(0), norm_kept=Fraction(0), norm_temporaries=Fraction(0), keeps_outputs=True,
+    activation_scale=Fraction(2), half_scale=Fraction(6, 5), update_buffers=0, runtime_bytes=209 * 2**20,
+    inference_input_copies=Fraction(1), inference_same_output_copies=Fraction(2), inference_norm_float32=Fraction(3),
+    inference_scale=Fraction(1), inference_runtime_bytes=154 * 2**20,
+    measured="calibrated against PyTorch 2.13 (eager) on CPU (peak RSS, 2-core x86-64 (AMD EPYC), Keras 3.15.1, "
+             "2026-12-05) on the 15 networks of benchmarks/calibrate_memory.py (its 12 and memory.py's three U-Nets "
+             "at full size): training 0.84-1.15 of the measured peak, inference 0.92-1.08 (one case's training peak "
+             "measured 1,711-1,982 MiB over four runs: eager PyTorch's RSS varies by about +-8% run to run)",
+    results=("benchmarks/results/memory_torch_cpu_2026-12-05.json",),
 )
 
 # No GPU was at hand to calibrate these on the suite. Provisional, fitted to the few peaks one H200 gave
 # (benchmarks/gpu_throughput.py, recorded in benchmarks/results/h200.txt): JAX's by the same search as the
 # CPU profiles (5 training peaks: over-fitted, surely); PyTorch's keeps what torch/cpu's simulation keeps and
-# scales it to the 2 peaks of one network.
+# scales it to the 2 peaks of one network (refitted whenever torch/cpu's simulation changes:
+# calibrate_memory.py --replay <its record> --fit --scales-only).
 _H200 = ("one NVIDIA H200 (driver 580.159.04), Keras 3.15.1, float32, Keras SGD without momentum, XLA's conv "
          "autotuning off, 2026-11-26")
 
@@ -237,7 +236,7 @@ JAX_GPU = MemoryProfile(
     "jax", "gpu", PROVISIONAL,
     conv_copies=Fraction(0), norm_kept=Fraction(0), norm_temporaries=Fraction(1), fuses_activations=True,
     grad_from_input=True, activation_scale=Fraction(4, 5), half_scale=Fraction(1), update_buffers=0,
-    runtime_bytes=131 * 2**20, inference_workspace=False, inference_scale=Fraction(5, 4), inference_runtime_bytes=0,
+    runtime_bytes=131 * 2**20, inference_scale=Fraction(5, 4), inference_runtime_bytes=0,
     measured=f"provisional, not calibrated: JAX 0.11.2 (XLA) on {_H200}: fitted to 5 training peaks (seed U-Net "
              f"at batch 1 and 8, same-padded U-Net, 3D U-Net, nnU-Net 2D: 0.90-1.10) and scaled to 1 inference "
              f"peak; bfloat16 (taken as 2 bytes), Adam, 3D instance norm and residual networks not measured on a GPU",
@@ -245,7 +244,7 @@ JAX_GPU = MemoryProfile(
 )
 
 TORCH_GPU = replace(
-    TORCH_CPU, device="gpu", status=PROVISIONAL, activation_scale=Fraction(33, 20), runtime_bytes=0,
+    TORCH_CPU, device="gpu", status=PROVISIONAL, activation_scale=Fraction(7, 4), runtime_bytes=0,
     measured=f"provisional, not calibrated: PyTorch 2.11 (CUDA 13) on {_H200}: the simulation of torch/cpu, its "
              f"activation scale and bytes fitted to 2 training peaks of the seed U-Net (batch 1 and 8); "
              f"inference, 16-bit scale, norms, 3D and residual networks not measured on a GPU (their "

@@ -94,8 +94,9 @@ def test_each_constant_changes_what_it_says():
     assert cost.training_bytes == 29 * 4 * 5 + cost.activation_bytes  # weights, grads, 2 moments, 1 update buffer
     assert plan_cost(plan, 3, "bfloat16", profile=three).activation_bytes == 160 * 2 * 3 * 3  # 16-bit scale 2
     # inference: the input, c1 and its copies (96) -> with every output kept: 16 + 32 + 8 + 12 = 68, no copies
-    assert inference_peak_elements(plan, elements, workspace=False, keep_outputs=True) == 68
-    eager = replace(tf, inference_workspace=False, keeps_outputs=True, inference_runtime_bytes=7)
+    assert inference_peak_elements(plan, elements, keep_outputs=True) == 68
+    eager = replace(tf, inference_input_copies=0, inference_same_output_copies=0, keeps_outputs=True,
+                    inference_runtime_bytes=7)
     assert plan_cost(plan, 2, profile=eager).inference_peak_bytes == 29 * 4 + 7 + 2 * 68 * 4
 
 
@@ -105,13 +106,13 @@ def test_what_a_running_layer_holds_at_inference():
     copies count under a 16-bit policy only (two 16-bit elements each)."""
     plan, tf = _tiny_plan(), BY_HAND
     elements = layer_elements(plan)
+    tf = replace(tf, inference_input_copies=0, inference_same_output_copies=0)
     copies = replace(tf, inference_input_copies=Fraction(1), inference_same_output_copies=Fraction(1))
     assert inference_peak_elements(plan, elements, profile=tf) == 48
     assert inference_peak_elements(plan, elements, profile=copies) == 96
     assert inference_peak_elements(plan, elements, profile=replace(copies, inference_same_output_copies=0)) == 64
     normed = make_plan(load_spec(CONF / "peers" / "nnunet_plain_2d.yaml", ["input.shape=[64,64,1]"]))
     elements = layer_elements(normed)
-    tf = replace(tf, inference_workspace=False)  # the 1D/2D conv copies would hide a norm's
     f32 = replace(tf, inference_norm_float32=Fraction(2))
     assert inference_peak_elements(normed, elements, profile=f32) == inference_peak_elements(normed, elements, profile=tf)
     first_norm = next(layer for layer in normed.layers if layer.kind == "norm")
