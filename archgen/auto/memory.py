@@ -5,11 +5,11 @@ sample against a reference value measured once on a GPU and scaled linearly to t
 model instead writes the candidate configuration as the archgen config ``auto`` would write,
 plans it (pure Python) and takes the planner's training estimate (``archgen.planner.cost``): weights,
 gradients and Adam's two moments in float32, the activations at the peak of a simulated training
-step, and TensorFlow's runtime constant -- the figure ``archgen summary CONFIG --fit`` reports.
-That estimate is calibrated against TensorFlow 2.21 on CPU (float32, 2 threads); on a GPU it is not
-refitted (measured on an H200 with Keras on JAX: 0.84-0.88 of the peak for 2D U-Nets, up to 2.1x for
-3D and instance-norm networks; nnU-Net itself trains with SGD, one slot per weight, and float16
-activations under autocast: for it the figure is on the safe side).
+step, and the runtime's constant -- the figure ``archgen summary CONFIG --fit --device gpu`` reports.
+The constants are a memory profile's (``archgen.planner.profiles``): by default the GPU's of the
+back end training would use, whose calibration status (provisional, fitted to a few H200 peaks)
+every report names. nnU-Net itself trains with SGD, one slot per weight, and float16 activations
+under autocast: for its own training the figure is on the safe side.
 
 Speed: reading the YAML and planning take ~15 ms each for a ResEnc 3D network, and a shrink loop
 tries one patch per step (a 3d_lowres search runs one loop per spacing step). The spec is read once
