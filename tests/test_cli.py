@@ -283,3 +283,15 @@ def test_options_that_do_nothing_are_reported(cli):
     assert "warning" not in err
     code, _, err = cli("validate", CONF / "unet_bn_residual.yaml")
     assert "warning" not in err  # defaults are never reported
+
+
+def test_python_dash_m_archgen_is_the_same_command_line():
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "archgen", "validate", str(CONF / "unet.yaml")],
+                        capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([sys.executable, "-m", "archgen", "validate", str(CONF / "unet.yaml"), "encoder.depth=x"],
+                         capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and bad.returncode == 2
+    assert bad.stderr.startswith("error: encoder.depth=x") and "Traceback" not in bad.stderr

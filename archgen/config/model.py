@@ -333,11 +333,14 @@ class TransposeUp(Strict):
     ``padding`` of a ConvTranspose: that many rows dropped from each side of the full output, whose
     size is then (n - 1) * factor + kernel - 2 * padding + output_padding."""
     output_padding: Annotated[int, Field(ge=0, le=64)] | Annotated[
-        list[Annotated[int, Field(ge=0, le=64)]], Field(min_length=1, max_length=64)] = 0
+        list[Annotated[int, Field(ge=0, le=64)] | Annotated[list[Annotated[int, Field(ge=0, le=64)]],
+                                                           Field(min_length=1, max_length=3)]],
+        Field(min_length=1, max_length=64)] = 0
     """PyTorch's ``output_padding``: rows given back at the end (at most ``padding``, below the
-    level's stride; only with a number as ``padding``). A number for every level, or a list of one
-    per decoder level, level 1 first (MONAI's UNet gives stride - 1: 0 where a level keeps the
-    size). MONAI's up-sampling: kernel 3, padding 1, output_padding 1."""
+    level's stride on each axis; only with a number as ``padding``). A number for every level, or a
+    list of one per decoder level, level 1 first, each a number or one per spatial axis (MONAI's
+    UNet gives stride - 1: 0 where a level keeps the size, [1, 0] where it strides [2, 1]). MONAI's
+    up-sampling: kernel 3, padding 1, output_padding 1."""
     norm: Norm = "none"
     """Normalisation after the transposed conv, before its activation (MONAI's UNet, AttentionUnet)."""
     norm_epsilon: Epsilon | None = None

@@ -7,8 +7,9 @@ against Keras's 0). A number as ``padding`` is therefore planned as a "valid" tr
 full output puts input i at i * stride, then a crop of ``padding`` rows before and
 ``padding - output_padding`` after (``{name}_crop``), which lands on PyTorch's positions exactly.
 A norm and the activation follow (MONAI's up-sampling is conv, norm, activation). ``output_padding``
-is one number for every level or one per decoder level; as in PyTorch it stays below the level's
-stride on every axis (MONAI's UNet gives stride - 1, so 0 at a level that keeps the size).
+is one number for every level or one per decoder level, each a number or one per axis; as in PyTorch
+it stays below the level's stride on every axis (MONAI's UNet gives stride - 1, so 0 at a level that
+keeps the size and [1, 0] at one that strides [2, 1]).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from archgen.errors import PlanError
 from archgen.config.model import TransposeUp
 
 
-def output_padding_at(up: TransposeUp, level: int, levels: int, factor: tuple[int, ...]) -> int:
-    """The ``output_padding`` of the up-sampling into decoder ``level`` (of ``levels``), checked."""
+def output_padding_at(up: TransposeUp, level: int, levels: int, factor: tuple[int, ...]) -> tuple[int, ...]:
+    """The ``output_padding`` of the up-sampling into decoder ``level`` (of ``levels``), one per axis,
+    checked."""
     path, given = "decoder.upsample.output_padding", up.output_padding
     if isinstance(given, list) and len(given) != levels:
         raise PlanError(f"gives {len(given)} values for {levels} decoder levels; give one per level (level 1 "
@@ -26,17 +28,25 @@ def output_padding_at(up: TransposeUp, level: int, levels: int, factor: tuple[in
     value = given[level - 1] if isinstance(given, list) else given
     where = f"{path}[{level - 1}]" if isinstance(given, list) else path
     shown = value if isinstance(given, list) else given
-    if up.padding == "same" and value:
+    ndim = len(factor)
+    if isinstance(value, list) and len(value) != ndim:
+        raise PlanError(f"has {len(value)} entries; the input has {ndim} spatial ax{'is' if ndim == 1 else 'es'}, "
+                        f"so give {ndim} (or one number for all)", path=where, value=shown)
+    per_axis = tuple(value) if isinstance(value, list) else (value,) * ndim
+    if up.padding == "same" and any(per_axis):
         raise PlanError("applies with a number as decoder.upsample.padding (PyTorch's), not with same; remove it "
                         "or give the padding", path=where, value=shown)
-    if up.padding != "same" and value > up.padding:
+    if up.padding != "same" and max(per_axis) > up.padding:
         raise PlanError(f"output_padding above the padding ({up.padding}) would add rows that only the bias "
                         f"reaches; use at most {up.padding}", path=where, value=shown)
-    if value >= min(factor):
-        raise PlanError(f"the up-sampling into level {level} has stride {min(factor)}, and output_padding must be "
-                        f"below the stride (as in PyTorch); give one value per decoder level, level 1 first, with "
-                        f"at most {min(factor) - 1} at level {level}", path=where, value=shown)
-    return value
+    if any(p >= f for p, f in zip(per_axis, factor)):
+        stride = factor[0] if len(set(factor)) == 1 else list(factor)
+        most = [f - 1 for f in factor]
+        most = most[0] if len(set(most)) == 1 else most
+        raise PlanError(f"the up-sampling into level {level} has stride {stride}, and output_padding must be "
+                        f"below the stride on each axis (as in PyTorch); give one value per decoder level, level 1 "
+                        f"first, with at most {most} at level {level}", path=where, value=shown)
+    return per_axis
 
 
 def plan_transpose_up(g, up: TransposeUp, x: str, group: str, filters: int, factor: tuple[int, ...],
@@ -53,7 +63,7 @@ def plan_transpose_up(g, up: TransposeUp, x: str, group: str, filters: int, fact
     x = g.conv(name, x, filters, kernel=kernel, stride=factor, padding="valid" if explicit else "same",
                activation=act if alone else "linear", use_bias=up.bias, transpose=True, group=group, path=path)
     if explicit:
-        amounts = ((up.padding, up.padding - output_padding),) * g.ndim
+        amounts = tuple((up.padding, up.padding - p) for p in output_padding)
         x = g.add(f"{name}_crop", "crop", (x,), filters, group=group, path=path + ".padding", amounts=amounts)
     if norm != "none":
         x = g.norm(f"{name}_norm", x, norm, up.groups, group=group, path=path, epsilon=up.norm_epsilon,
