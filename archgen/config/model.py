@@ -869,8 +869,11 @@ class HeadSpec(Strict):
     pre_conv_kernel_size: Count | None = None
     """A conv to the head's ``filters`` with this kernel, then the decoder block's norm and
     activation, before the head's conv (layers ``<name>_pre_conv``, ``_pre_norm``, ``_pre_act``; its
-    bias as the block's convs'): V-Net's output transition, 5, batch norm, ELU, then the 1x1 conv.
-    Null adds none."""
+    bias as the block's convs' unless ``pre_conv_bias`` says): V-Net's output transition, 5, batch
+    norm, ELU, then the 1x1 conv. Null adds none."""
+    pre_conv_bias: bool | None = None
+    """Whether that conv has a bias; null means as the decoder block's convs (MONAI's
+    ``VNet(bias=True)`` gives it one while its up transitions' convs have none)."""
 
 
 class ArchSpec(Strict):

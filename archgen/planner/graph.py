@@ -471,7 +471,8 @@ def plan_head_pre_conv(g: Graph, r: ArchSpec, i: int, name: str, x: str) -> str:
                             f"a layer {taken} exists already ({g.nodes[taken].path}); rename the head",
                             path=f"heads[{i}].name", value=head.name)
     with_norm = block.norm != "none"
-    use_bias = not with_norm if block.bias is None else block.bias
+    use_bias = head.pre_conv_bias if head.pre_conv_bias is not None else (
+        not with_norm if block.bias is None else block.bias)
     x = g.conv(f"{name}_pre_conv", x, head.filters, kernel=head.pre_conv_kernel_size, padding=r.padding,
                use_bias=use_bias, group="head", path=path)
     if with_norm:

@@ -104,3 +104,29 @@ def test_a_stage_add_at_needs_a_residual_block():
     with pytest.raises(PlanError) as info:
         make_plan(validate(data))
     assert info.value.path == "encoder.stages[0].add_at" and "residual" in info.value.render()
+
+
+def test_bias_true_gives_the_encoder_and_the_output_transition_biases():
+    """``VNet(bias=True)``: biases on the encoder's convs, the strided convs and the output transition's
+    5x5 conv; MONAI's up transitions build their convs without (their ``bias`` is not passed on)."""
+    import yaml
+
+    from archgen.config import validate
+    from archgen.emit import emit_model
+
+    net = VNet(spatial_dims=2, in_channels=4, out_channels=2, bias=True).eval()
+    data = yaml.safe_load((PEERS / "monai_vnet_3d.yaml").read_text())
+    data["input"]["shape"] = [32, 48, 4]
+    data["encoder"]["block"]["bias"] = data["encoder"]["downsample"]["bias"] = True
+    data["decoder"]["block"] = {**data["encoder"]["block"], "bias": False}
+    data["heads"][0]["pre_conv_bias"] = True
+    plan = make_plan(validate(data))
+    assert plan_counts(plan) == torch_counts(net)
+    randomize(net)
+    with torch.no_grad():
+        randomize_statistics(net)
+    model = emit_model(plan)
+    copy_weights(model, pairs(net))
+    compare_outputs(model, net, (4, 32, 48), lambda n, x: [n(x)])
+    del data["heads"][0]["pre_conv_bias"]  # as the decoder block's convs: none
+    assert plan_counts(make_plan(validate(data)))[0] == torch_counts(net)[0] - 2
