@@ -341,6 +341,9 @@ class TransposeUp(Strict):
     list of one per decoder level, level 1 first, each a number or one per spatial axis (MONAI's
     UNet gives stride - 1: 0 where a level keeps the size, [1, 0] where it strides [2, 1]). MONAI's
     up-sampling: kernel 3, padding 1, output_padding 1."""
+    conv_first: bool = False
+    """A 1x1 conv without bias to the level's channels before the transposed conv, which then keeps
+    them (layer ``dec<level>_upconv``): MONAI's SegResNet with ``upsample_mode="deconv"``."""
     norm: Norm = "none"
     """Normalisation after the transposed conv, before its activation (MONAI's UNet, AttentionUnet)."""
     norm_epsilon: Epsilon | None = None

@@ -6,7 +6,8 @@ padding != max(kernel - stride, 0) // 2 (MONAI's kernel 3, stride 2, padding 1, 
 against Keras's 0). A number as ``padding`` is therefore planned as a "valid" transposed conv, whose
 full output puts input i at i * stride, then a crop of ``padding`` rows before and
 ``padding - output_padding`` after (``{name}_crop``), which lands on PyTorch's positions exactly.
-A norm and the activation follow (MONAI's up-sampling is conv, norm, activation). ``output_padding``
+A norm and the activation follow (MONAI's up-sampling is conv, norm, activation); ``conv_first``
+puts a 1x1 conv before it (MONAI's SegResNet in its deconv mode). ``output_padding``
 is one number for every level or one per decoder level, each a number or one per axis; as in PyTorch
 it stays below the level's stride on every axis (MONAI's UNet gives stride - 1, so 0 at a level that
 keeps the size and [1, 0] at one that strides [2, 1]).
@@ -60,6 +61,8 @@ def plan_transpose_up(g, up: TransposeUp, x: str, group: str, filters: int, fact
     act = "linear" if plain else up.activation
     norm = "none" if plain else up.norm
     alone = norm == "none" and not explicit  # nothing between the conv and its activation
+    if up.conv_first:
+        x = g.conv(f"{group}_upconv", x, filters, kernel=1, use_bias=False, group=group, path=path + ".conv_first")
     x = g.conv(name, x, filters, kernel=kernel, stride=factor, padding="valid" if explicit else "same",
                activation=act if alone else "linear", use_bias=up.bias, transpose=True, group=group, path=path)
     if explicit:

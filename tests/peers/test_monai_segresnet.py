@@ -147,3 +147,28 @@ def test_segresnetds_weights_copied_give_the_same_outputs():
     assert keras_counts(model) == torch_counts(net)
     copy_weights(model, segresnetds_pairs(net))
     compare_outputs(model, net, (1, 16, 16, 24), lambda n, x: [n(x)])
+
+
+def deconv_config(shape: list[int]) -> dict:
+    """SegResNet's ``upsample_mode="deconv"``: the 1x1 conv without bias, then a transposed conv of
+    kernel 2 and stride 2 with bias that keeps the channels."""
+    data = yaml.safe_load((PEERS / "monai_segresnet_2d.yaml").read_text())
+    data["input"]["shape"] = shape
+    data["decoder"]["upsample"] = {"type": "transpose", "conv_first": True, "bias": True}
+    return data
+
+
+@pytest.mark.parametrize("size", [[64, 64], [48, 80]])
+def test_segresnet_deconv_counts_shapes_and_outputs(size):
+    from archgen.emit import emit_model
+
+    net = SegResNet(spatial_dims=2, in_channels=1, out_channels=2, upsample_mode="deconv").eval()
+    plan = make_plan(validate(deconv_config([*size, 1])))
+    assert plan_counts(plan) == torch_counts(net) and plan.output_shapes["logits"] == shapes_of(net, size)
+    randomize(net)
+    model = emit_model(plan)
+    pairs = segresnet_pairs(net)
+    n = len(net.down_layers)
+    pairs += [(f"dec{n - 1 - i}_up", up[1].deconv) for i, up in enumerate(net.up_samples)]
+    copy_weights(model, pairs)
+    compare_outputs(model, net, (1, *size), lambda n, x: [n(x)])
