@@ -45,7 +45,7 @@ def add_auto_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: the family's own (8GB; resenc_l 24GB; resenc_xl 40GB)")
     parser.add_argument("--memory", choices=["archgen", "nnunet"], default="archgen",
                         help="memory model that sizes patch and batch: archgen (default) = archgen's training "
-                             "estimate of the planned network (calibrated for TensorFlow on CPU) against --fit "
+                             "estimate of the planned network (by the memory profile of --backend on --device) against --fit "
                              "in bytes; nnunet = nnU-Net's feature-map estimate against its reference values "
                              "(nnU-Net's decisions exactly; --fit 8GB is gpu_memory_target_in_gb=8)")
     parser.add_argument("--backend", metavar="tensorflow|jax|torch",
@@ -115,7 +115,12 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> tuple[di
     gb = parse_gb(args.fit) if args.fit is not None else family.default_gb
     profile = _profile(args)
     dataset = _dataset(args)
-    result = plan_dataset(dataset, family, gb, args.memory, profile)
+    try:
+        result = plan_dataset(dataset, family, gb, args.memory, profile)
+    except SpecError as exc:
+        if exc.path == "--fit" and args.fit is not None:  # the budget as typed, not as nnU-Net's GB
+            raise SpecError(exc.message, path="--fit", value=args.fit, hint=exc.hint) from None
+        raise
     configs = result["configurations"]
     conf = args.configuration or ("3d_fullres" if "3d_fullres" in configs else "2d")
     if conf not in configs:

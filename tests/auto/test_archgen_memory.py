@@ -236,8 +236,8 @@ def test_the_cached_patch_swap_plans_what_a_fresh_read_plans():
 
 BAD = [
     (["--memory", "gpu"], "argument --memory: invalid choice: 'gpu' (choose from 'archgen', 'nnunet')"),
-    (["--memory", "nnunet", "--fit", "1MB"], "--fit=0.001GB: no patch fits"),
-    (["--fit", "100MB"], "--fit=0.1GB: no patch fits: at 0.1 GB the 3D plain network still needs"),
+    (["--memory", "nnunet", "--fit", "1MB"], "--fit=1MB: no patch fits"),
+    (["--fit", "100MB"], "--fit=100MB: no patch fits: at 0.1 GB the 3D plain network still needs"),
 ]
 
 

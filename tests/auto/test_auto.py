@@ -212,7 +212,7 @@ BAD = [
      "--shape=128,3,128: axis 1 is 3, smaller than the minimum feature-map edge (4 voxels)"),
     (["--shape", "128,128", "--spacing", "1,1,1", "--classes", "2"], "--spacing=1,1,1: has 3 values; --shape has 2"),
     (["--shape", "a,b", "--spacing", "1,1", "--classes", "2"], "--shape=a,b: expected integers"),
-    (["--shape", "128,128,128", "--spacing", "1,1,1", "--classes", "2", "--fit", "1MB"], "--fit=0.001GB: no patch fits"),
+    (["--shape", "128,128,128", "--spacing", "1,1,1", "--classes", "2", "--fit", "1MB"], "--fit=1MB: no patch fits"),
     (["--shape", "128,128,128", "--spacing", "1,1,1", "--classes", "2", "--fit", "8"], "--fit=8: needs a unit"),
     (["--shape", "128,128,128", "--spacing", "1,1,1", "--classes", "1"], "--classes=1: counts the labels"),
     (["--shape", "128,128,128", "--spacing", "1,1,1"], "--classes: is required with --shape"),
