@@ -284,6 +284,9 @@ def test_build_sweep_writes_every_format_and_precision(cli, tmp_path, monkeypatc
 @pytest.mark.parametrize("overrides, message", [
     (("hydra/launcher=nonexistent",), "Hydra could not run the sweep"),
     (("hydra/launcher=joblib", "hydra.launcher.n_jobs=0"), "Hydra could not run the sweep"),
+    # Hydra asserts without a word: the message names the settings typed, none of archgen's own
+    (("hydra.sweeper.max_batch_size=0",), "could not run the sweep: AssertionError; check the Hydra settings "
+                                          "typed: hydra.sweeper.max_batch_size=0\n"),
 ])
 def test_hydra_errors_are_one_message(cli, tmp_path, monkeypatch, overrides, message):
     if "hydra/launcher=joblib" in overrides:

@@ -89,7 +89,12 @@ def _launch(task: SweepTask, argv: list[str]) -> SpecError | None:
         if exc.code:
             raise SpecError("Hydra could not run the sweep", path="overrides") from None
     except Exception as exc:
-        error = SpecError(f"Hydra could not run the sweep: {printable(_first_line(exc))}", path="overrides")
+        why = _first_line(exc)
+        ours = ("hydra.sweep.dir=", "hydra.sweep.subdir=", "hydra/job_logging=", "hydra/hydra_logging=")
+        settings = [a for a in argv if a.lstrip("+~").startswith(("hydra.", "hydra/")) and not a.startswith(ours)]
+        if not str(exc).strip() and settings:  # Hydra asserts on a setting out of its range, silently
+            why += f"; check the Hydra settings typed: {', '.join(settings)}"
+        error = SpecError(f"Hydra could not run the sweep: {printable(why)}", path="overrides")
         if _job_dirs(sweep_dir) == before and not _lost_worker(exc):
             raise error from None
         return error
