@@ -96,6 +96,18 @@ def test_a_defaults_list_inside_the_folder_still_composes(cli, tmp_path, monkeyp
     assert json.loads(out)["total_params"] == seed_unet_params(depth=1, filters=4)
 
 
+@pytest.mark.parametrize("command", ["validate", "summary", "build", "diagram"])
+def test_defaults_lists_in_a_loop_are_one_message(cli, tmp_path, monkeypatch, command):
+    """net -> a -> b -> a: Hydra itself would recurse to Python's limit."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.yaml").write_text("defaults: [b]\n")
+    (tmp_path / "b.yaml").write_text("defaults: [a]\n")
+    (tmp_path / "net.yaml").write_text("defaults: [a, _self_]\n" + TINY)
+    code, out, err = cli(command, "net.yaml")
+    assert (code, out) == (2, "") and err.count("error:") == 1
+    assert "which is already being read: the defaults lists form a loop" in err and not list(tmp_path.glob("net.*[!l]"))
+
+
 def test_a_link_out_of_the_folder_is_refused(cli, tmp_path, monkeypatch):
     (tmp_path / "outside.yaml").write_text("depth: 1\n")
     conf = tmp_path / "conf"

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from archgen.errors import SpecError, dotted
+from archgen.errors import SpecError, dotted, printable
 from archgen.config.read import read_config_file
 
 HYDRA_HINT = "Hydra settings belong on the command line (e.g. hydra/launcher=joblib), never in a config file"
@@ -64,8 +64,11 @@ def _check_file(data: dict[str, Any], path: Path | None, root: Path | None, grou
     for i, entry in enumerate(defaults):
         loc = f"{_join(where, 'defaults')}[{i}]"
         for file in _default_files(entry, loc, root or Path("."), group):
-            if root is None or file.resolve() in seen or not file.exists():
-                continue  # Hydra reports a missing config or a cycle itself
+            if root is None or not file.exists():
+                continue  # Hydra reports a missing config itself
+            if file.resolve() in seen:  # Hydra would recurse until Python's limit
+                raise SpecError(f"pulls in {printable(str(file.relative_to(root)), 120)}, which is already being "
+                                f"read: the defaults lists form a loop", path=loc, value=entry)
             if not _inside(file, root):
                 raise SpecError("names a file outside the config's folder (through a link)", path=loc,
                                 value=str(file))
