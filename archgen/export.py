@@ -64,4 +64,12 @@ def _writer(model: Any, fmt: str):
     import keras
 
     signature = [keras.InputSpec(shape=tuple(model.input.shape), dtype="float32", name="input")]
-    return lambda tmp: model.export(str(tmp), format=KERAS_FORMATS[fmt], verbose=False, input_signature=signature)
+
+    def write(tmp) -> None:
+        import warnings
+
+        with warnings.catch_warnings():  # tf2onnx's probe of np.object, a FutureWarning for the user to ignore
+            warnings.simplefilter("ignore", FutureWarning)
+            model.export(str(tmp), format=KERAS_FORMATS[fmt], verbose=False, input_signature=signature)
+
+    return write
