@@ -8,9 +8,10 @@ FLOPs (forward = 2 x multiply-adds, a training step counted as 3 x forward) and 
 GPU's dense peak.
 
 Memory: each case in a fresh process (peaks are per process): the device allocator's peak over
-one training step (or one inference) against the planner's estimate (`plan_cost`), whose
-constants were fitted to TensorFlow on CPU; the ratio says how far they carry to a GPU. The
-planner's constant for TensorFlow's CPU runtime (RUNTIME_BYTES) is left out of the GPU figure.
+one training step (or one inference) against the planner's estimate (`plan_cost`) by the back
+end's GPU memory profile (archgen/planner/profiles.py; provisional, fitted to these same cases on
+one H200: a new GPU checks it), and by TensorFlow's CPU constants without their runtime (how far
+CPU constants carry to a GPU). benchmarks/calibrate_memory.py --device gpu runs the whole suite.
 
 Runs only where the back end sees a GPU; elsewhere it says so and exits 0.
     KERAS_BACKEND=jax python benchmarks/gpu_throughput.py [--quick] [--json FILE]
@@ -156,27 +157,31 @@ def child(config: str, overrides: list[str], batch: int, mode: str) -> dict:
     from archgen.backend import import_keras
     from archgen.emit import emit_model
     from archgen.planner.cost import RUNTIME_BYTES, plan_cost
+    from archgen.planner.profiles import memory_profile
 
     keras = import_keras()
     plan = make_plan(config, overrides)
     cost = plan_cost(plan, batch=batch, optimizer="sgd")
+    gpu = plan_cost(plan, batch=batch, optimizer="sgd", profile=memory_profile(backend_name(), "gpu"))
     before = peak_bytes()
     model = compiled(emit_model(plan), keras)
     x, y = sample(model, batch)
     start = time.perf_counter()
     (model.train_on_batch(x, y) if mode == "train" else model.predict_on_batch(x))
     first = time.perf_counter() - start
-    estimate = cost.training_bytes - RUNTIME_BYTES if mode == "train" else cost.inference_peak_bytes
+    cpu_estimate = cost.training_bytes - RUNTIME_BYTES if mode == "train" else cost.inference_peak_bytes
+    estimate = gpu.training_bytes if mode == "train" else gpu.inference_peak_bytes
     measured = peak_bytes()
-    return {"config": config, "batch": batch, "mode": mode, "estimate_bytes": estimate,
-            "measured_peak_bytes": measured, "before_model_bytes": before,
-            "ratio": estimate / measured, "first_step_s": first}
+    return {"config": config, "batch": batch, "mode": mode, "profile": gpu.profile, "estimate_bytes": estimate,
+            "cpu_constants_estimate_bytes": cpu_estimate, "measured_peak_bytes": measured,
+            "before_model_bytes": before, "ratio": estimate / measured,
+            "cpu_constants_ratio": cpu_estimate / measured, "first_step_s": first}
 
 
 def memory(args) -> list[dict]:
     rows = []
     print(f"\npeak GPU memory, {backend_name()}: planner's estimate / allocator's peak (fresh process each)")
-    print(f"  {'case':<48} {'estimate':>10} {'measured':>10} {'ratio':>7}")
+    print(f"  {'case':<48} {'estimate':>10} {'measured':>10} {'ratio':>7} {'CPU constants':>13}")
     # Without autotuning: XLA's conv autotuner borrows scratch up to the free memory (16.9 GiB for
     # the seed U-Net at batch 1), which says nothing about the model's own needs.
     env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false", TF_FORCE_GPU_ALLOW_GROWTH="true",
@@ -191,7 +196,7 @@ def memory(args) -> list[dict]:
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(f"  {label:<48} {row['estimate_bytes'] / 2**30:9.2f}G {row['measured_peak_bytes'] / 2**30:9.2f}G "
-              f"{row['ratio']:7.2f}")
+              f"{row['ratio']:7.2f} {row['cpu_constants_ratio']:13.2f}")
     return rows
 
 
