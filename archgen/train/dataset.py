@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archgen.train.files import DataError, Pair, list_cases, read_array
+from archgen.train.files import DataError, Pair, declared_values, list_cases, read_array
 
 LOCATIONS_PER_CLASS = 10_000  # foreground pixels remembered per class and case (nnU-Net samples as many)
 MEMORY_SHARE = 0.5  # at most this share of the free memory holds the data
@@ -69,6 +69,12 @@ def load_dataset(folder: Path, key: str, *, ndim: int, channels: int, min_size: 
         raise DataError(f"holds {_bytes(on_disk)} of images and masks; archgen train keeps them in memory, "
                         f"and {_bytes(budget)} (half the memory free) is the most it takes", path=key,
                         value=str(folder))
+    # what the headers declare, before anything is decoded: a few KB of zlib can declare gigabytes
+    declared = sum(declared_values(p.image) * 4 + declared_values(p.mask) for p in pairs)  # float32, >= 1 byte
+    if declared > budget:
+        raise DataError(f"declares {_bytes(declared)} of images and masks in the files' headers; archgen train "
+                        f"keeps them in memory, and {_bytes(budget)} (half the memory free) is the most it takes",
+                        path=key, value=str(folder))
     val_names = _validation_names([p.name for p in pairs], validation, seed)
     reader = _Reader(folder, ndim, channels, min_size, targets, images, masks)
     with ThreadPoolExecutor(max(1, workers)) as pool:

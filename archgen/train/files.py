@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archgen.errors import ArchgenError, did_you_mean
+from archgen.errors import ArchgenError, did_you_mean, printable
 
 MAX_FILES = 100_000  # entries of one folder
 MAX_FILE_BYTES = 4 * 2**30
@@ -83,11 +83,11 @@ def list_cases(folder: Path, key: str, images: str = "images", masks: str = "mas
     lone_masks = sorted(n for n in mask_files if n not in image_files)
     if lone_images:
         name = lone_images[0]
-        raise DataError(f"has no mask: no {masks}/{name}.* beside it{did_you_mean(name, lone_masks)}",
+        raise DataError(printable(f"has no mask: no {masks}/{name}.* beside it{did_you_mean(name, lone_masks)}"),
                         path=f"data.{images}", value=_shown(image_files[name], folder))
     if lone_masks:
         name = lone_masks[0]
-        raise DataError(f"has no image: no {images}/{name}.* beside it{did_you_mean(name, lone_images)}",
+        raise DataError(printable(f"has no image: no {images}/{name}.* beside it{did_you_mean(name, lone_images)}"),
                         path=f"data.{masks}", value=_shown(mask_files[name], folder))
     return [Pair(name, image_files[name], mask_files[name]) for name in sorted(image_files)]
 
@@ -118,7 +118,8 @@ def _list_files(folder: Path, key: str, sub: str) -> dict[str, Path]:
                                     path=f"data.{sub}", value=shown)
                 name = split[0]
                 if name in out:
-                    raise DataError(f"and {sub}/{out[name].name} are the same case; keep one", path=f"data.{sub}",
+                    raise DataError(printable(f"and {sub}/{out[name].name} are the same case; keep one"),
+                                    path=f"data.{sub}",
                                     value=shown)
                 out[name] = Path(entry.path)
     except OSError as exc:
@@ -152,6 +153,58 @@ def read_array(path: Path, key: str, shown: str) -> np.ndarray:
     if array.dtype.kind not in "biuf":
         raise DataError(f"holds {array.dtype} values; expected numbers", path=key, value=shown)
     return array
+
+
+def declared_values(path: Path) -> int:
+    """How many values ``path`` declares in its header (.png, .tif/.tiff, .npy, .nii), read without
+    decoding the pixels; 0 where that cannot be told cheaply (a .nii.gz) or the file is not a regular,
+    readable one (``read_array`` then reports it in its turn). Opened without blocking: a FIFO is never
+    waited on."""
+    split = case_name(path.name)
+    if split is None or split[1] == ".nii.gz":
+        return 0
+    suffix = split[1]
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return 0
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return 0
+            shape = _header_shape(handle, suffix, path.name)
+    except Exception:  # noqa: BLE001 - a damaged header: read_array words it
+        return 0
+    return int(np.prod(shape, dtype=np.float64)) if shape is not None else 0
+
+
+def _header_shape(handle, suffix: str, name: str) -> tuple[int, ...] | None:
+    if suffix == ".png":
+        from PIL import Image
+
+        with Image.open(handle) as image:
+            return (image.size[1], image.size[0], len(image.getbands()))
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(handle, name=name) as tiff:  # the pages' tags only, not their data
+            return tuple(tiff.series[0].shape) if tiff.series else None
+    if suffix == ".npy":
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        return tuple(read_header(handle)[0])
+    if suffix == ".nii":
+        import nibabel
+
+        head = handle.read(540)
+        for kind in (nibabel.Nifti1Header, nibabel.Nifti2Header):
+            try:
+                with _quiet_nibabel():
+                    return tuple(kind.from_fileobj(io.BytesIO(head), check=False).get_data_shape())
+            except Exception:  # noqa: BLE001 - not this kind
+                continue
+    return None
 
 
 def _check_values(shape: tuple[int, ...]) -> None:

@@ -17,6 +17,12 @@ highest. Only the last checkpoint and the best one are kept. log.csv is rewritte
 epoch from the checkpoint's state. The end's three files are written together
 (``archgen.output.commit``). ``--force`` starts over in a run folder, removing only the files
 above; a folder that holds anything else is never written into.
+
+Nothing in a run folder is followed or removed unless archgen wrote it: a link, a folder where a
+file belongs (or a FIFO), or a ``step_N`` folder without archgen's ``.archgen`` marker is refused
+before any work. A checkpoint's state.json is checked whole (types, finite numbers, ranges, its
+step the one its folder names), and optimizer.npz's members are checked from their .npy headers
+against the network's optimizer variables before any array is read.
 """
 
 from __future__ import annotations
@@ -24,20 +30,28 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import shutil
+import stat
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from archgen.errors import ArchgenError, printable
+from archgen.errors import ArchgenError, format_value, printable
 
 MARKER = ".archgen-train"
 OWN = ("config.yaml", "log.csv", "checkpoints", "model.keras", "metrics.json", "validation.png")
 CHECKPOINTS = "checkpoints"
+CHECKPOINT_FILES = ("model.weights.h5", "optimizer.npz", "state.json")
+STEP_MARKER = ".archgen"  # archgen.output.MARKER: written into every checkpoint folder archgen makes
 MAX_STATE_BYTES = 64 * 2**20  # state.json: a row per epoch
+MAX_STEPS = 10**9  # train.steps may be at most this
+MAX_LOG_COLUMNS = 1_000  # of one row of state.json's log
+MAX_NPZ_BYTES = 16 * 2**30  # optimizer.npz: Adam keeps two values per weight
 
 
 class RunError(ArchgenError):
@@ -92,11 +106,43 @@ class RunDir:
         if foreign and force:
             raise RunError(f"holds {printable(foreign[0])}, which archgen train did not write; --force replaces only "
                            "a run's own files", path="--output", value=shown)
+        self.check_own_files()
         if not resume and not force:
             done = self.read_state()
             where = f"at step {done.step:,}" if done is not None else "not yet checkpointed"
             raise RunError(f"holds a run ({where}); pass --resume to continue it, or --force to start over",
                            path="--output", value=shown)
+
+    def check_own_files(self) -> None:
+        """Refuse a run folder where one of archgen's own names holds something archgen does not write
+        there: a link (it would be followed out of the folder), a folder where a file belongs, a FIFO or
+        device, or a checkpoint folder without archgen's marker. Nothing is removed or read through it."""
+        for name in OWN:
+            path = self.path / name
+            if name == CHECKPOINTS:
+                _check_kind(path, folder=True)
+            else:
+                _check_kind(path, folder=False)
+        try:
+            with os.scandir(self.checkpoints) as entries:
+                names = sorted(e.name for e in entries if e.name.startswith("step_"))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise RunError(f"cannot be listed: {exc.strerror}", path="--output",
+                           value=str(self.checkpoints)) from None
+        for name in names:
+            folder = self.checkpoints / name
+            if not (name[5:].isdigit() and name[5:].isascii()):
+                raise RunError("is not a checkpoint archgen train wrote (step_ and a number); move it out of the "
+                               "run folder", path="--output", value=str(folder))
+            _check_kind(folder, folder=True)
+            _check_kind(folder / STEP_MARKER, folder=False)
+            if not os.path.lexists(folder / STEP_MARKER):
+                raise RunError(f"has no {STEP_MARKER} marker: it is not a checkpoint archgen train wrote; move it "
+                               "out of the run folder", path="--output", value=str(folder))
+            for file in CHECKPOINT_FILES:
+                _check_kind(folder / file, folder=False)
 
     def start(self, config_text: str, *, force: bool) -> None:
         """Make the folder (or clear a run's own files with ``force``) and record the config."""
@@ -150,15 +196,15 @@ class RunDir:
         if not steps:
             return None
         path = self._folder(steps[-1]) / "state.json"
+        _check_kind(path, folder=False)
         raw = read_bounded_file(path, key="--resume", max_bytes=MAX_STATE_BYTES, expected="a state.json file",
                                 noun="a run's state")
         try:
-            data = json.loads(raw)
-            return State(int(data["epoch"]), int(data["step"]), float(data["seconds"]), dict(data["best"]),
-                         list(data["log"]))
-        except (ValueError, KeyError, TypeError):
-            raise RunError("its checkpoint's state.json is damaged; start over with --force", path="--resume",
-                           value=str(self.path)) from None
+            data = json.loads(raw, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            raise RunError("is not valid JSON: the checkpoint is damaged; start over with --force",
+                           path=_where(path)) from None
+        return parse_state(data, path, steps[-1])
 
     def save_checkpoint(self, model, state: State, *, best: bool) -> None:
         """The epoch's checkpoint folder, then the log; older checkpoints but the best are removed."""
@@ -172,29 +218,34 @@ class RunDir:
             _save_npz(folder / "optimizer.npz", arrays)
             (folder / "state.json").write_text(json.dumps(state.__dict__, indent=1))
 
-        write_atomic_dir(self._folder(state.step), write, force=True)
+        _check_kind(self.checkpoints, folder=True)
+        target = self._folder(state.step)
+        if os.path.lexists(target) and not _is_checkpoint(target):
+            raise RunError("is not a checkpoint archgen train wrote; it is left as it is", path="--output",
+                           value=str(target))
+        _check_kind(self.path / "log.csv", folder=False)
+        write_atomic_dir(target, write, force=True)
         write_atomic(self.path / "log.csv", lambda tmp: tmp.write_text(log_csv(state.log)), suffix=".csv")
         keep = {state.step, state.best.get("step")}
         for step in self._steps():
-            if step not in keep:
-                shutil.rmtree(self._folder(step), ignore_errors=True)
+            folder = self._folder(step)
+            if step not in keep and _is_checkpoint(folder):  # only a real folder with archgen's marker
+                shutil.rmtree(folder, ignore_errors=True)
 
     def restore(self, model) -> None:
         """The last checkpoint's weights and optimizer state into ``model`` (compiled, same network)."""
         folder = self._folder(self._steps()[-1])
         optimizer = model.optimizer
         optimizer.build(model.trainable_variables)  # its variables exist before anything is loaded into them
-        try:
-            model.load_weights(str(folder / "model.weights.h5"))
-            with np.load(folder / "optimizer.npz", allow_pickle=False) as saved:
-                values = [saved[f"v{i}"] for i in range(len(saved.files))]
-        except Exception as exc:  # noqa: BLE001 - a damaged or foreign checkpoint: one line
-            raise RunError(f"its last checkpoint cannot be read: {' '.join(str(exc).split())[:200]}; start over "
-                           "with --force", path="--resume", value=str(self.path)) from None
         variables = list(optimizer.variables)
-        if len(variables) != len(values) or any(tuple(v.shape) != a.shape for v, a in zip(variables, values)):
-            raise RunError("its checkpoint's optimizer state does not fit this network; start over with --force",
-                           path="--resume", value=str(self.path))
+        weights = folder / "model.weights.h5"
+        _check_readable_file(weights)  # a FIFO would block h5py's open for ever
+        values = _read_optimizer(folder / "optimizer.npz", variables)  # headers checked before any array
+        try:
+            model.load_weights(str(weights))
+        except Exception as exc:  # noqa: BLE001 - a damaged or foreign checkpoint: one line
+            raise RunError(f"its last checkpoint cannot be read: {printable(' '.join(str(exc).split()), 200)}; "
+                           "start over with --force", path="--resume", value=str(self.path)) from None
         for variable, value in zip(variables, values):
             variable.assign(value)
 
@@ -209,6 +260,8 @@ class RunDir:
         """model.keras, metrics.json and validation.png, all in place or none; {kind: path}."""
         from archgen.output import commit, stage
 
+        for name in ("model.keras", "metrics.json", "validation.png"):
+            _check_kind(self.path / name, folder=False)  # replaced below: only a file archgen wrote
         staged = [stage(self.path / "model.keras", lambda tmp: export_model.save(str(tmp)), suffix=".keras"),
                   stage(self.path / "metrics.json", lambda tmp: tmp.write_text(json.dumps(metrics, indent=2) + "\n"),
                         suffix=".json")]
@@ -220,6 +273,206 @@ class RunDir:
         if picture is not None:
             files["png"] = str(self.path / "validation.png")
         return files
+
+
+def _where(path: Path) -> str:
+    return printable(str(path), 1000)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "a FIFO, device or socket"
+
+
+def _check_kind(path: Path, *, folder: bool) -> None:
+    """Refuse ``path`` unless it is missing or a real folder (``folder``) or regular file: never a link."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise RunError(f"cannot be read: {exc.strerror}", path="--output", value=str(path)) from None
+    good = stat.S_ISDIR(mode) if folder else stat.S_ISREG(mode)
+    if not good:
+        expected = "a folder" if folder else "a file"
+        raise RunError(f"is {_kind(mode)}, where archgen train keeps {expected}; it is left as it is: move it out "
+                       "of the run folder, or choose another run folder", path="--output", value=str(path))
+
+
+def _is_checkpoint(folder: Path) -> bool:
+    """A real folder (not a link) holding archgen's marker file."""
+    try:
+        return stat.S_ISDIR(os.lstat(folder).st_mode) and stat.S_ISREG(os.lstat(folder / STEP_MARKER).st_mode)
+    except OSError:
+        return False
+
+
+def _check_readable_file(path: Path) -> None:
+    """A checkpoint file must be a regular file (not a link, FIFO or device), opened without blocking."""
+    _check_kind(path, folder=False)
+    if not os.path.lexists(path):
+        raise RunError("is missing: the checkpoint is damaged; start over with --force", path=_where(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise RunError(f"cannot be read: {exc.strerror}", path=_where(path)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunError("is not a regular file; expected a checkpoint file", path=_where(path))
+    finally:
+        os.close(fd)
+
+
+def _read_optimizer(path: Path, variables: list) -> list[np.ndarray]:
+    """The arrays of optimizer.npz, one per variable: every member's .npy header (its shape and type)
+    is checked against the variable before any array is read, so a small file cannot claim a huge one."""
+    _check_readable_file(path)
+    damaged = "start over with --force"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise RunError(f"cannot be read: {exc.strerror}", path=_where(path)) from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise RunError("is not a regular file; expected a checkpoint file", path=_where(path))
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise RunError(f"is not a readable .npz file ({printable(str(exc), 100)}); {damaged}",
+                           path=_where(path)) from None
+        with archive:
+            members = {info.filename: info for info in archive.infolist()}
+            expected_names = [f"v{i}.npy" for i in range(len(variables))]
+            if sorted(members) != sorted(expected_names):
+                raise RunError(f"holds {len(members):,} arrays where this network's optimizer has "
+                               f"{len(variables):,} variables (v0..v{len(variables) - 1}); it does not fit this "
+                               f"network; {damaged}", path=_where(path))
+            values = []
+            for name, variable in zip(expected_names, variables):
+                shape = tuple(int(n) for n in variable.shape)
+                dtype = np.dtype(_standard_dtype(variable.dtype))
+                info = members[name]
+                limit = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize + 64 * 1024  # the data and a header
+                if info.file_size > limit:
+                    raise RunError(f"{name} holds {info.file_size:,} bytes where variable {printable(variable.path)} "
+                                   f"takes {limit:,} at most; it does not fit this network; {damaged}",
+                                   path=_where(path))
+                try:
+                    with archive.open(info) as member:
+                        version = np.lib.format.read_magic(member)
+                        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                       else np.lib.format.read_array_header_2_0)
+                        got_shape, fortran, got_dtype = read_header(member, max_header_size=10_000)
+                        if tuple(got_shape) != shape or got_dtype != dtype:
+                            raise RunError(f"{name} declares {got_dtype} {format_value(list(got_shape))} where "
+                                           f"variable {printable(variable.path)} is {dtype} "
+                                           f"{format_value(list(shape))}; it does not fit this network; {damaged}",
+                                           path=_where(path))
+                        count = int(np.prod(shape, dtype=np.int64))
+                        data = member.read(count * dtype.itemsize)
+                except RunError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a damaged archive or header: one line
+                    raise RunError(f"{name} cannot be read ({printable(' '.join(str(exc).split()), 150)}); "
+                                   f"{damaged}", path=_where(path)) from None
+                if len(data) != count * dtype.itemsize:
+                    raise RunError(f"{name} is cut short; {damaged}", path=_where(path))
+                array = np.frombuffer(data, dtype=dtype)
+                values.append(array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape))
+    return values
+
+
+def _standard_dtype(dtype) -> str:
+    return getattr(dtype, "name", None) or str(dtype)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _whole(data: dict, key: str, low: int, high: int, path: Path, shown: str | None = None) -> int:
+    value = data.get(key, ...)
+    shown = shown or key
+    if value is ...:
+        raise RunError(f"{shown} is missing; the checkpoint is damaged; start over with --force", path=_where(path))
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise RunError(f"{shown}={_show(value)}: expected a whole number from {low:,} to {high:,}; the checkpoint "
+                       "is damaged; start over with --force", path=_where(path))
+    return value
+
+
+def _number(value: Any, shown: str, path: Path, *, low: float | None = None) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or \
+            (low is not None and value < low):
+        limit = f" of at least {low:g}" if low is not None else ""
+        raise RunError(f"{shown}={_show(value)}: expected a finite number{limit}; the checkpoint is damaged; start "
+                       "over with --force", path=_where(path))
+    return float(value)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):  # repr escapes control characters
+        return repr(value[:60]) + ("..." if len(value) > 60 else "")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return "a huge integer"
+    return format_value(value)
+
+
+def parse_state(data: Any, path: Path, folder_step: int) -> State:
+    """The checked contents of a checkpoint's state.json (``folder_step``: the step its folder names).
+    Every value is refused, naming its key, unless it is one archgen itself could have written."""
+    if not isinstance(data, dict):
+        raise RunError(f"holds {_show(data)}; expected a mapping (epoch, step, seconds, best, log); the checkpoint "
+                       "is damaged; start over with --force", path=_where(path))
+    if folder_step > MAX_STEPS:
+        raise RunError(f"names step {folder_step:,}; a run has at most {MAX_STEPS:,}", path=_where(path.parent))
+    step = _whole(data, "step", folder_step, folder_step, path)  # the step the checkpoint's folder names
+    epoch = _whole(data, "epoch", 1 if step else 0, step, path)
+    if "seconds" not in data:
+        raise RunError("seconds is missing; the checkpoint is damaged; start over with --force", path=_where(path))
+    seconds = _number(data["seconds"], "seconds", path, low=0)
+    best = data.get("best", ...)
+    if not isinstance(best, dict):
+        raise RunError(f"best={_show(best)}: expected a mapping (metric, value, epoch, step); the checkpoint is "
+                       "damaged; start over with --force", path=_where(path))
+    if best:
+        metric = best.get("metric")
+        if metric not in ("val_dice", "val_loss"):
+            raise RunError(f"best.metric={_show(metric)}: expected val_dice or val_loss; the checkpoint is damaged; "
+                           "start over with --force", path=_where(path))
+        _number(best.get("value"), "best.value", path)
+        _whole(best, "epoch", 1, epoch, path, "best.epoch")
+        _whole(best, "step", 1, step, path, "best.step")
+        extra = sorted(set(best) - {"metric", "value", "epoch", "step"}, key=str)
+        if extra:
+            raise RunError(f"best.{printable(str(extra[0]), 60)} is not a key archgen writes; the checkpoint is "
+                           "damaged; start over with --force", path=_where(path))
+    log = data.get("log", ...)
+    if not isinstance(log, list) or len(log) != epoch:
+        raise RunError(f"log={_show(log)}: expected a list of {epoch:,} rows (one per epoch); the checkpoint is "
+                       "damaged; start over with --force", path=_where(path))
+    for i, row in enumerate(log):
+        if not isinstance(row, dict) or len(row) > MAX_LOG_COLUMNS:
+            raise RunError(f"log[{i}]={_show(row)}: expected a mapping of column names to numbers; the checkpoint "
+                           "is damaged; start over with --force", path=_where(path))
+        for column, value in row.items():
+            if not (column and column.isprintable() and len(column) <= 200):
+                raise RunError(f"log[{i}] has column {_show(column)}; expected a printable name of at most 200 "
+                               "characters; the checkpoint is damaged; start over with --force", path=_where(path))
+            if value is not None:
+                _number(value, f"log[{i}].{column}", path)
+        for column in ("epoch", "step"):
+            _whole(row, column, 1, step, path, f"log[{i}].{column}")
+    extra = sorted(set(data) - {"epoch", "step", "seconds", "best", "log"}, key=str)
+    if extra:
+        raise RunError(f"{printable(str(extra[0]), 60)} is not a key archgen writes; the checkpoint is damaged; "
+                       "start over with --force", path=_where(path))
+    return State(epoch, step, seconds, dict(best), list(log))
 
 
 def _optimizer_values(model) -> list:

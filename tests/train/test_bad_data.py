@@ -100,3 +100,58 @@ def test_a_link_to_nothing(folder):
     os.remove(folder / "images" / "case_002.png")
     os.symlink("/nonexistent/case.png", folder / "images" / "case_002.png")
     assert message(folder) == "data.images=images/case_002.png: cannot be read: No such file or directory"
+
+
+def test_a_file_name_with_a_newline_or_escape_is_escaped_in_the_whole_message(folder):
+    os.rename(folder / "images" / "case_000.png", folder / "images" / "a\nb\x1b[31m.png")
+    text = message(folder)
+    assert "\n" not in text and "\x1b" not in text
+    assert text == "data.images='images/a\\nb\\x1b[31m.png': has no mask: no masks/a\\nb\\x1b[31m.* beside it"
+    os.rename(folder / "images" / "a\nb\x1b[31m.png", folder / "images" / "case_000.png")
+    os.rename(folder / "masks" / "case_000.png", folder / "masks" / "c\nd.png")
+    text = message(folder)
+    assert "\n" not in text
+    assert text.endswith("has no mask: no masks/case_000.* beside it")  # the lone image comes first by name
+    shutil.copy(folder / "images" / "case_001.png", folder / "images" / "case_001\n.npy")
+    os.rename(folder / "images" / "case_001\n.npy", folder / "images" / "x\ny.npy")
+    shutil.copy(folder / "images" / "x\ny.npy", folder / "images" / "x\ny.png")
+    text = message(folder)
+    assert "\n" not in text and "the same case" in text
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png", ".npy"])
+def test_images_whose_headers_declare_more_than_memory_are_refused_before_decoding(tmp_path, monkeypatch, suffix):
+    """Small compressed files declaring huge images: refused from their headers, before any is decoded."""
+    import archgen.model_file
+    from tests.train.helpers import write
+
+    monkeypatch.chdir(tmp_path)
+    for i in range(3):
+        for sub in ("images", "masks"):
+            write(tmp_path / "data" / sub / f"case_{i}{suffix}", np.zeros((300, 400), np.uint8))
+    monkeypatch.setattr(archgen.model_file, "available_memory", lambda: 2 * 3 * 300 * 400 * 4)  # images alone fit
+    import archgen.train.dataset
+
+    decoded = []
+    monkeypatch.setattr(archgen.train.dataset, "read_array",
+                        lambda *a: decoded.append(a) or np.zeros((300, 400), np.uint8))
+    on_disk = sum(f.stat().st_size for f in Path("data").glob("*/*"))
+    assert on_disk < 3 * 300 * 400 * 4  # the check of the files' sizes lets them through
+    assert message(Path("data")) == "--data=data: declares 1.7 MiB of images and masks in the files' headers; " \
+                                    "archgen train keeps them in memory, and 1.4 MiB (half the memory free) is the " \
+                                    "most it takes"
+    assert decoded == []
+
+
+def test_declared_values_reads_headers_only(tmp_path):
+    from tests.train.helpers import write
+
+    for suffix in (".tif", ".png", ".npy", ".nii"):
+        path = write(tmp_path / f"a{suffix}", np.zeros((30, 40), np.uint8 if suffix != ".nii" else np.float32))
+        assert files.declared_values(path) == 1200, suffix
+    assert files.declared_values(write(tmp_path / "b.nii.gz", np.zeros((3, 4), np.float32))) == 0
+    (tmp_path / "c.png").write_bytes(b"not a png")
+    assert files.declared_values(tmp_path / "c.png") == 0
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "d.tif")
+        assert files.declared_values(tmp_path / "d.tif") == 0  # not opened for reading: no blocking
