@@ -13,7 +13,8 @@ them while it rebuilds the model. So archgen reads the archive itself first:
   nesting at most ``MAX_DEPTH`` deep and ``MAX_VALUES`` values; every object that names a class
   names one archgen writes (``ALLOWED``, with the module Keras records for it), so no function,
   lambda, array or other layer kind is ever deserialized; layer sizes (filters, units, heads, ...)
-  at most ``MAX_WIDTH``;
+  at most ``MAX_WIDTH``, windows at most ``MAX_WINDOW``, a ``Resizing`` layer's height and width at
+  most ``MAX_RESIZE`` (and one channel of its output within free memory);
 - the input the model declares, against the memory this machine has free: a fixed input so
   large that one layer's output could not be held is refused before anything is allocated.
 
@@ -46,6 +47,7 @@ MAX_VALUES = 2_000_000
 MAX_DIGITS = 19  # an int64 has 19 digits
 MAX_WIDTH = 1 << 16  # filters, units, heads, ...: nnU-Net's widest level has 512, a ViT's MLP 3072
 MAX_WINDOW = 1 << 12  # each entry of a kernel, pool, stride, crop or up-sampling size
+MAX_RESIZE = 1 << 20  # a Resizing layer's height and width: a map's size (auto's image edges: 1,000,000)
 MEMBERS = {"metadata.json": MAX_METADATA_BYTES, "config.json": MAX_CONFIG_BYTES, "model.weights.h5": MAX_WEIGHTS_BYTES}
 
 _LAYERS = (
@@ -85,6 +87,7 @@ TENSOR = "__keras_tensor__"  # a reference to another layer's output, in a layer
 _WIDTH_KEYS = ("filters", "units", "num_heads", "key_dim", "value_dim", "groups", "depth_multiplier", "output_dim",
                "input_dim")
 _WINDOW_KEYS = ("kernel_size", "pool_size", "strides", "size", "dilation_rate", "cropping", "padding")
+_RESIZE_KEYS = ("height", "width")  # Resizing's output size
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ def check_model_file(path: str | os.PathLike, key: str = "model") -> ModelFile:
     _check_tree(config, key, shown)
     input_shape, outputs = _signature(config, key, shown)
     _check_input_memory(config, input_shape, key, shown)
+    _check_resize_memory(config, key, shown)
     return ModelFile(path, config, input_shape, outputs)
 
 
@@ -296,6 +300,8 @@ def _check_size_value(name: str, value: Any, where: str, key: str, shown: str) -
         limit = MAX_WIDTH
     elif name in _WINDOW_KEYS:
         limit = MAX_WINDOW
+    elif name in _RESIZE_KEYS:
+        limit = MAX_RESIZE
     else:
         return
     for v in _ints(value):
@@ -348,6 +354,32 @@ def _check_input_memory(config: dict[str, Any], shape: tuple[int | None, ...], k
         raise SpecError(f"declares a fixed input of {'x'.join(map(str, spatial))}x{shape[-1]}: the input and one "
                         f"{narrowest}-channel output of that size take {need / 2**30:,.1f} GiB, more than the "
                         f"{free / 2**30:,.1f} GiB this machine has free", path=key, value=shown)
+
+
+def _check_resize_memory(config: dict[str, Any], key: str, shown: str) -> None:
+    """A ``Resizing`` layer's output has its fixed height x width whatever the input: one channel of
+    it that could not be held in free memory is refused (a lower bound, as for the input)."""
+    free = available_memory()
+    stack: list[Any] = [config.get("config")]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        inner = node.get("config")
+        if node.get("class_name") == "Resizing" and isinstance(inner, dict):
+            sizes = [inner.get("height"), inner.get("width")]
+            if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
+                raise SpecError(f"its config.json gives the Resizing layer {_shown(inner.get('name'))} the size "
+                                f"{_shown(sizes)}; expected a positive height and width", path=key, value=shown)
+            need = sizes[0] * sizes[1] * 4  # float32, one channel
+            if need > free:
+                raise SpecError(f"its Resizing layer {_shown(inner.get('name'))} makes {sizes[0]:,}x{sizes[1]:,} "
+                                f"maps: one channel takes {need / 2**30:,.1f} GiB, more than the "
+                                f"{free / 2**30:,.1f} GiB this machine has free", path=key, value=shown)
+        stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
 
 
 def _width_values(config: dict[str, Any]) -> list[int]:

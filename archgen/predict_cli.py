@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import warnings
@@ -22,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from archgen.errors import ArchgenError, OutputError, SpecError
+from archgen.errors import ArchgenError, OutputError, PlanError, SpecError, printable
 
 OUTPUT_SUFFIXES = (".npy", ".npz")
+MAX_AXIS = 2**31 - 1  # per axis, as for a config's sizes
+MAX_HEADER_BYTES = 10_000  # numpy's own limit for a header read without allow_pickle
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,11 +75,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = load_model(checked.path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ApproximateTilingWarning)
-        result = predict_tiled(model, image, plan=plan, batch_size=args.batch_size, tile_size=tile_size,
-                               overlap=args.overlap, heads=args.heads)
+        try:
+            result = predict_tiled(model, image, plan=plan, batch_size=args.batch_size, tile_size=tile_size,
+                                   overlap=args.overlap, heads=args.heads)
+        except PlanError as exc:
+            raise _named(exc, args) from None
     for warning in caught:
         if issubclass(warning.category, ApproximateTilingWarning):
-            print(f"warning: {warning.message}", file=sys.stderr)
+            print(f"warning: {printable(warning.message, 2000)}", file=sys.stderr)
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     arrays = result if isinstance(result, dict) else {_only_head(model, plan): result}
@@ -86,8 +92,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(json.dumps(predict_json(args, image, model, arrays, target, time.perf_counter() - start), indent=2))
         return 0
     shapes = ", ".join(f"{name} {list(a.shape)}" for name, a in arrays.items())
-    print(f"wrote {target}: {shapes}")
+    print(f"wrote {printable(target, 4000)}: {printable(shapes, 2000)}")
     return 0
+
+
+def _named(exc: PlanError, args: argparse.Namespace) -> PlanError:
+    """``exc`` naming what the user typed: the plan is ``--config``'s, the model ``MODEL``'s file."""
+    if exc.path == "plan" and args.config is not None:
+        return PlanError(exc.message.replace("the plan does not describe", "the config does not describe"),
+                         path="--config", value=str(args.config), hint=exc.hint)
+    if exc.path == "model" and exc.message.startswith("is too large to run here"):
+        return PlanError(exc.message, path="model", value=str(args.model), hint=exc.hint)
+    return exc
 
 
 def predict_json(args: argparse.Namespace, image: np.ndarray, model, arrays: dict[str, np.ndarray], target: Path,
@@ -128,24 +144,89 @@ def _existing_file(path: Path, suffix: str, what: str) -> Path:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    """The array in ``path``, memory-mapped (read when tiles are cut); pickled objects are refused."""
+    """The array in ``path``, memory-mapped (read when tiles are cut); pickled objects are refused,
+    and so are a zip (``.npz``) and a header whose shape could not be mapped or held, before numpy
+    maps anything."""
+    shown = str(path)
+    header = _read_header(path)
+    if header is not None:
+        _check_shape(header[0], path)
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError, OverflowError, MemoryError) as exc:
         raise SpecError(f"is not a readable .npy array: {' '.join(str(exc).split())[:200]}", path="input",
-                        value=str(path)) from None
+                        value=shown) from None
+    if not isinstance(array, np.ndarray):  # numpy opened a zip as .npz after all
+        getattr(array, "close", lambda: None)()
+        raise SpecError("is a zip (.npz) archive, not a .npy array; save one array with numpy.save",
+                        path="input", value=shown)
+    _check_shape(array.shape, path)
+    return array
+
+
+def _read_header(path: Path) -> tuple[Any, np.dtype] | None:
+    """``(shape, dtype)`` from a ``.npy`` header, read without mapping anything; None where the
+    header is not one this reads (numpy's ``load`` then says what is wrong)."""
+    import ast
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            if head[:2] == b"PK":
+                raise SpecError("is a zip (.npz) archive, not a .npy array; save one array with numpy.save",
+                                path="input", value=str(path))
+            if head[:6] != b"\x93NUMPY" or len(head) < 12 or head[6] not in (1, 2, 3):
+                return None
+            if head[6] == 1:
+                length, start = struct.unpack("<H", head[8:10])[0], 10
+            else:
+                length, start = struct.unpack("<I", head[8:12])[0], 12
+            if length > MAX_HEADER_BYTES:
+                return None
+            handle.seek(start)
+            text = handle.read(length).decode("utf-8" if head[6] == 3 else "latin1")
+        fields = ast.literal_eval(text)
+        shape, dtype = fields["shape"], np.lib.format.descr_to_dtype(fields["descr"])
+    except SpecError:
+        raise
+    except Exception:  # noqa: BLE001  any header this does not read is numpy's to judge
+        return None
+    return shape, dtype
+
+
+def _check_shape(shape: Any, path: Path) -> None:
+    """Each axis a whole number from 0 to ``MAX_AXIS``, and the whole within the memory guard
+    (``_check_memory``), computed with Python ints (no numpy overflow warning)."""
+    shown = str(path)
+    if not isinstance(shape, tuple) or len(shape) > 32:
+        raise SpecError(f"its header gives the shape {printable(repr(shape), 120)}; expected a tuple of at most 32 "
+                        "axes", path="input", value=shown)
+    for axis, n in enumerate(shape):
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_AXIS:
+            shown_n = (f"{n:,}" if abs(n) < 10**30 else f"an integer of {len(str(abs(n)))} digits") \
+                if isinstance(n, int) and not isinstance(n, bool) else printable(repr(n), 40)
+            raise SpecError(f"its header gives axis {axis} the size {shown_n}; each axis holds 0 to {MAX_AXIS:,} "
+                            "values", path="input", value=shown)
+    _check_values(math.prod(shape), shown)
+
+
+def _check_values(size: int, shown: str) -> None:
+    from archgen.model_file import available_memory
+
+    need, free = int(size) * 4 * 2, available_memory()
+    if need > free:
+        raise SpecError(f"holds {size:,} values: as float32 with a prediction of its size that is "
+                        f"{need / 2**30:,.1f} GiB, more than the {free / 2**30:,.1f} GiB this machine has free",
+                        path="input", value=shown)
 
 
 def _check_memory(image: np.ndarray, path: Path) -> None:
     """The image is read whole as float32, and the prediction is at least as large: refuse one that
     cannot be held in the memory this machine has free, before reading it."""
-    from archgen.model_file import available_memory
-
-    need, free = image.size * 4 * 2, available_memory()
-    if need > free:
-        raise SpecError(f"holds {image.size:,} values: as float32 with a prediction of its size that is "
-                        f"{need / 2**30:,.1f} GiB, more than the {free / 2**30:,.1f} GiB this machine has free",
-                        path="input", value=str(path))
+    _check_values(math.prod(int(n) for n in image.shape), str(path))
 
 
 def _plan(args: argparse.Namespace, shape: tuple[int | None, ...]):

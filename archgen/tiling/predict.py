@@ -71,6 +71,9 @@ def predict_tiled(model_or_path: Any, image: Any, *, plan: Plan | None = None, c
                            overlap=overlap, max_tile=max_tile) for axis in range(geo.ndim)]
     if geo.whole_map:
         _warn_if_approximate(geo, heads_chosen, layouts, one_pass)
+    if plan is not None:
+        check_tile_outputs(model, geo, chosen, [lay.tile for lay in layouts], plan.name)
+    batch_size = check_run_memory(model, x.shape, geo, chosen, layouts, batch_size)
     stitched = _tile_and_stitch(model, x, geo, chosen, layouts, batch_size)
     results = {head.name: out if batched else out[0] for (_, head), out in zip(chosen, stitched)}
     return next(iter(results.values())) if len(geo.heads) == 1 else results
@@ -190,6 +193,127 @@ def check_image(shape: Sequence[int], dtype: Any, ndim: int, channels: int | Non
     if 0 in shape[:-1]:
         raise TilingError("is empty", path="image", value=list(shape))
     return len(shape) == ndim + 2
+
+
+def check_tile_outputs(model, geo: Geometry, chosen: Sequence[tuple[int, Head]], tile: Sequence[int],
+                       plan_name: Any) -> None:
+    """Refuse a plan whose outputs for a tile of size ``tile`` are not the model's: the model is run
+    symbolically (no data) on one tile, and each head's size compared with what the plan says. A
+    plan of other padding with the same parameter counts passes ``fitted_geometry`` (which sees
+    only the model's free sizes), and would otherwise fail while the tiles are put in place."""
+    from archgen.backend import import_keras
+
+    keras = import_keras()
+    shape = (1, *(int(n) for n in tile), geo.channels)
+    try:
+        spec = model.compute_output_spec(keras.KerasTensor(shape))
+    except Exception as exc:  # the model cannot take the planned tile at all
+        raise PlanError(f"the plan does not describe this model: the model cannot take a tile of "
+                        f"{'x'.join(map(str, shape[1:]))}, a size the plan calls legal "
+                        f"({' '.join(str(exc).split())[:200]})", path="plan", value=plan_name) from None
+    outs = list(spec.values()) if isinstance(spec, dict) else list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    for index, head in chosen:
+        if index >= len(outs):
+            raise PlanError(f"the plan does not describe this model: it has {len(outs)} outputs, the plan "
+                            f"{len(geo.heads)} heads", path="plan", value=plan_name)
+        got = tuple(outs[index].shape[1:-1])
+        want = tuple(int(head.size(n, axis)) for axis, n in enumerate(tile))
+        if got != want:
+            raise PlanError(f"the plan does not describe this model: for a tile of {'x'.join(map(str, tile))} "
+                            f"the model's output {head.name} is {'x'.join(map(str, got))}, the plan's "
+                            f"{'x'.join(map(str, want))} (built with other padding, crops or strides?)",
+                            path="plan", value=plan_name)
+
+
+def activation_bytes(model) -> int | None:
+    """Bytes per sample of the largest set of layer outputs alive at once while ``model`` runs:
+    layers in the order Keras runs them, each output held from its layer until the last layer that
+    reads it (a model's outputs to the end), a nested model (a backbone) counted by its own peak.
+    None where a size is not fixed (the model takes any size) or the graph cannot be read."""
+    try:
+        return _graph_peak(model, 0)
+    except (AttributeError, TypeError, ValueError, KeyError):
+        return None
+
+
+def _graph_peak(model, depth: int) -> int | None:
+    by_depth = getattr(model, "_nodes_by_depth", None)
+    if not by_depth or depth > 64:
+        return None
+    nodes = [node for level in sorted(by_depth, reverse=True) for node in by_depth[level]]
+    last: dict[int, int] = {}
+    for i, node in enumerate(nodes):
+        for tensor in node.input_tensors:
+            last[id(tensor)] = i
+    for tensor in model.outputs:
+        last[id(tensor)] = len(nodes)
+    live: dict[int, int] = {}
+    peak = 0
+    for i, node in enumerate(nodes):
+        sizes = [_tensor_bytes(tensor) for tensor in node.outputs]
+        if any(size is None for size in sizes):
+            return None
+        own = sum(sizes)
+        op = node.operation
+        if hasattr(op, "_nodes_by_depth") and op is not model:
+            inner = _graph_peak(op, depth + 1)
+            if inner is None:
+                return None
+            own = max(own, inner)
+        peak = max(peak, sum(live.values()) + own)
+        for tensor, size in zip(node.outputs, sizes):
+            if last.get(id(tensor), -1) > i:
+                live[id(tensor)] = size
+        for tensor in node.input_tensors:
+            if last.get(id(tensor)) == i:
+                live.pop(id(tensor), None)
+    return peak
+
+
+def _tensor_bytes(tensor) -> int | None:
+    """Bytes of one sample of a symbolic tensor (Python ints: no overflow), None where a size is free."""
+    shape = tuple(tensor.shape)[1:]
+    if any(not isinstance(n, int) for n in shape):
+        return None
+    try:
+        itemsize = np.dtype(str(getattr(tensor, "dtype", "float32"))).itemsize
+    except TypeError:
+        itemsize = 4
+    return math.prod(int(n) for n in shape) * max(itemsize, 1)
+
+
+def check_run_memory(model, shape: Sequence[int], geo: Geometry, chosen: Sequence[tuple[int, Head]],
+                     layouts: Sequence[AxisLayout], batch_size: int) -> int:
+    """The batch size to run with: ``batch_size``, or fewer tiles a call where that many would not
+    fit in the memory this machine has free. Refused (before anything is allocated) where the
+    padded image, the stitched outputs and one tile's layer outputs (``activation_bytes``) do not
+    fit. The layer outputs are known only for a model of a fixed input size: only such a model is
+    checked here (a free size's tile is the caller's choice, or capped by ``one_pass_size``)."""
+    from archgen.model_file import available_memory
+
+    per_tile = activation_bytes(model) if all(n is not None for n in geo.fixed) else None
+    if not per_tile:
+        return batch_size
+    images = int(shape[0])
+    jobs = images * math.prod(len(lay.starts) for lay in layouts)
+    blend = not geo.exact and jobs > images
+    padded = images * math.prod(int(lay.padded) for lay in layouts) * int(shape[-1]) * 4
+    outputs = 0
+    for index, head in chosen:
+        full = math.prod(int(head.size(lay.padded, axis)) for axis, lay in enumerate(layouts))
+        channels = model.outputs[index].shape[-1]
+        channels = channels if isinstance(channels, int) else 1
+        outputs += images * full * channels * 4 + (full * 4 if blend else 0)
+    free = available_memory()
+    held = padded + outputs
+    if held + per_tile > free:
+        tile = "x".join(str(lay.tile) for lay in layouts)
+        raise PlanError(f"is too large to run here: the mirror-padded image and the prediction "
+                        f"({held / 2**30:,.1f} GiB) and the layer outputs alive at once for one {tile} tile "
+                        f"({per_tile / 2**30:,.1f} GiB) take {(held + per_tile) / 2**30:,.1f} GiB, more than the "
+                        f"{free / 2**30:,.1f} GiB this machine has free", path="model",
+                        value=getattr(model, "name", "model"))
+    return max(1, min(batch_size, jobs, (free - held) // per_tile))
 
 
 def _run_model(model, batch: np.ndarray) -> list[np.ndarray]:
