@@ -344,6 +344,11 @@ class TransposeUp(Strict):
     conv_first: bool = False
     """A 1x1 conv without bias to the level's channels before the transposed conv, which then keeps
     them (layer ``dec<level>_upconv``): MONAI's SegResNet with ``upsample_mode="deconv"``."""
+    conv_after: Count | None = None
+    """The kernel size of a conv after the transposed conv (and its norm and activation), with the same
+    norm and activation (layers ``dec<level>_postconv``, ``_postnorm``, ``_postact``; no bias where a
+    norm follows): keras-unet-collection's conv before the concatenation under ``unpool=False``.
+    Null adds none."""
     norm: Norm = "none"
     """Normalisation after the transposed conv, before its activation (MONAI's UNet, AttentionUnet)."""
     norm_epsilon: Epsilon | None = None

@@ -7,7 +7,8 @@ against Keras's 0). A number as ``padding`` is therefore planned as a "valid" tr
 full output puts input i at i * stride, then a crop of ``padding`` rows before and
 ``padding - output_padding`` after (``{name}_crop``), which lands on PyTorch's positions exactly.
 A norm and the activation follow (MONAI's up-sampling is conv, norm, activation); ``conv_first``
-puts a 1x1 conv before it (MONAI's SegResNet in its deconv mode). ``output_padding``
+puts a 1x1 conv before it (MONAI's SegResNet in its deconv mode), ``conv_after`` a conv with the
+same norm and activation after it (keras-unet-collection's ``unpool=False``). ``output_padding``
 is one number for every level or one per decoder level, each a number or one per axis; as in PyTorch
 it stays below the level's stride on every axis (MONAI's UNet gives stride - 1, so 0 at a level that
 keeps the size and [1, 0] at one that strides [2, 1]).
@@ -73,4 +74,16 @@ def plan_transpose_up(g, up: TransposeUp, x: str, group: str, filters: int, fact
                    affine=up.norm_affine)
     if act != "linear" and not alone:
         x = g.activation(f"{name}_act", x, act, group=group, path=path)
+    if up.conv_after is not None:
+        if plain:
+            raise PlanError("the up-sampling into level 1 is its last layer, and a conv after it would follow the "
+                            "plain transposed conv; give level 1 convs, or remove conv_after",
+                            path="decoder.upsample.conv_after", value=up.conv_after)
+        x = g.conv(f"{group}_postconv", x, filters, kernel=up.conv_after, use_bias=norm == "none",
+                   activation=act if norm == "none" else "linear", group=group, path=path + ".conv_after")
+        if norm != "none":
+            x = g.norm(f"{group}_postnorm", x, norm, up.groups, group=group, path=path, epsilon=up.norm_epsilon,
+                       affine=up.norm_affine)
+            if act != "linear":
+                x = g.activation(f"{group}_postact", x, act, group=group, path=path)
     return x
