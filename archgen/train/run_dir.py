@@ -125,12 +125,19 @@ class RunDir:
                 _check_kind(path, folder=False)
         try:
             with os.scandir(self.checkpoints) as entries:
-                names = sorted(e.name for e in entries if e.name.startswith("step_"))
+                every = sorted(e.name for e in entries)
         except FileNotFoundError:
             return
         except OSError as exc:
             raise RunError(f"cannot be listed: {exc.strerror}", path="--output",
                            value=str(self.checkpoints)) from None
+        names = [name for name in every if name.startswith("step_")]
+        # archgen.output's temporary names (.<stem>.<pid>-<host>.<random>.tmp...): a killed writer's leftovers
+        stray = [name for name in every if not name.startswith("step_")
+                 and not (name.startswith(".step_") and ".tmp" in name)]
+        if stray:  # --force would remove checkpoints/ whole
+            raise RunError(f"holds {printable(stray[0], 200)}, which archgen train did not write; move it out of the "
+                           "run folder", path="--output", value=str(self.checkpoints))
         for name in names:
             folder = self.checkpoints / name
             if not (name[5:].isdigit() and name[5:].isascii()):

@@ -351,3 +351,15 @@ def test_a_run_without_resume_reports_a_tampered_state(cli, work):
     path.write_text(json.dumps(data))
     code, _, err = cli("train", "tiny.yaml", "--data", "data", "-o", "run", "-q")
     assert code == 2 and err.startswith(WHERE + "step=")
+
+
+def test_a_stray_file_in_checkpoints_is_refused_and_kept(cli, work):
+    """--force clears checkpoints/ whole: a file archgen did not write there stops it first."""
+    stray = work / "run" / "checkpoints" / "notes.txt"
+    stray.write_text("keep")
+    for extra in (["--resume", "--steps", "18"], ["--force"]):
+        code, out, err = cli("train", "tiny.yaml", "--data", "data", "-o", "run", "-q", *extra)
+        assert (code, out) == (2, "")
+        assert err == "error: --output=run/checkpoints: holds notes.txt, which archgen train did not write; move " \
+                      "it out of the run folder\n"
+    assert stray.read_text() == "keep"
