@@ -30,43 +30,32 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import shutil
-import stat
-import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from archgen.errors import ArchgenError, format_value, printable
+from archgen.errors import printable
+from archgen.train.checkpoint_files import (
+    STEP_MARKER,
+    RunError,
+    State,
+    check_kind,
+    check_readable_file,
+    is_checkpoint,
+    no_constant,
+    parse_state,
+    read_optimizer,
+    shown_path,
+)
 
 MARKER = ".archgen-train"
 OWN = ("config.yaml", "log.csv", "checkpoints", "model.keras", "metrics.json", "validation.png")
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_FILES = ("model.weights.h5", "optimizer.npz", "state.json")
-STEP_MARKER = ".archgen"  # archgen.output.MARKER: written into every checkpoint folder archgen makes
 MAX_STATE_BYTES = 64 * 2**20  # state.json: a row per epoch
-MAX_STEPS = 10**9  # train.steps may be at most this
-MAX_LOG_COLUMNS = 1_000  # of one row of state.json's log
-MAX_NPZ_BYTES = 16 * 2**30  # optimizer.npz: Adam keeps two values per weight
-
-
-class RunError(ArchgenError):
-    """A run folder that cannot be started, replaced or resumed."""
-
-
-@dataclass
-class State:
-    """Where a run stands after an epoch."""
-
-    epoch: int = 0  # epochs done
-    step: int = 0  # steps done
-    seconds: float = 0.0  # wall time of every session so far
-    best: dict[str, Any] = field(default_factory=dict)  # {"metric", "value", "epoch", "step"}
-    log: list[dict[str, Any]] = field(default_factory=list)  # the rows of log.csv
 
 
 class RunDir:
@@ -120,9 +109,9 @@ class RunDir:
         for name in OWN:
             path = self.path / name
             if name == CHECKPOINTS:
-                _check_kind(path, folder=True)
+                check_kind(path, folder=True)
             else:
-                _check_kind(path, folder=False)
+                check_kind(path, folder=False)
         try:
             with os.scandir(self.checkpoints) as entries:
                 every = sorted(e.name for e in entries)
@@ -143,13 +132,13 @@ class RunDir:
             if not (name[5:].isdigit() and name[5:].isascii()):
                 raise RunError("is not a checkpoint archgen train wrote (step_ and a number); move it out of the "
                                "run folder", path="--output", value=str(folder))
-            _check_kind(folder, folder=True)
-            _check_kind(folder / STEP_MARKER, folder=False)
+            check_kind(folder, folder=True)
+            check_kind(folder / STEP_MARKER, folder=False)
             if not os.path.lexists(folder / STEP_MARKER):
                 raise RunError(f"has no {STEP_MARKER} marker: it is not a checkpoint archgen train wrote; move it "
                                "out of the run folder", path="--output", value=str(folder))
             for file in CHECKPOINT_FILES:
-                _check_kind(folder / file, folder=False)
+                check_kind(folder / file, folder=False)
 
     def start(self, config_text: str, *, force: bool) -> None:
         """Make the folder (or clear a run's own files with ``force``) and record the config."""
@@ -203,14 +192,14 @@ class RunDir:
         if not steps:
             return None
         path = self._folder(steps[-1]) / "state.json"
-        _check_kind(path, folder=False)
+        check_kind(path, folder=False)
         raw = read_bounded_file(path, key="--resume", max_bytes=MAX_STATE_BYTES, expected="a state.json file",
                                 noun="a run's state")
         try:
-            data = json.loads(raw, parse_constant=_no_constant)
+            data = json.loads(raw, parse_constant=no_constant)
         except (ValueError, RecursionError):
             raise RunError("is not valid JSON: the checkpoint is damaged; start over with --force",
-                           path=_where(path)) from None
+                           path=shown_path(path)) from None
         return parse_state(data, path, steps[-1])
 
     def save_checkpoint(self, model, state: State, *, best: bool) -> None:
@@ -225,18 +214,18 @@ class RunDir:
             _save_npz(folder / "optimizer.npz", arrays)
             (folder / "state.json").write_text(json.dumps(state.__dict__, indent=1))
 
-        _check_kind(self.checkpoints, folder=True)
+        check_kind(self.checkpoints, folder=True)
         target = self._folder(state.step)
-        if os.path.lexists(target) and not _is_checkpoint(target):
+        if os.path.lexists(target) and not is_checkpoint(target):
             raise RunError("is not a checkpoint archgen train wrote; it is left as it is", path="--output",
                            value=str(target))
-        _check_kind(self.path / "log.csv", folder=False)
+        check_kind(self.path / "log.csv", folder=False)
         write_atomic_dir(target, write, force=True)
         write_atomic(self.path / "log.csv", lambda tmp: tmp.write_text(log_csv(state.log)), suffix=".csv")
         keep = {state.step, state.best.get("step")}
         for step in self._steps():
             folder = self._folder(step)
-            if step not in keep and _is_checkpoint(folder):  # only a real folder with archgen's marker
+            if step not in keep and is_checkpoint(folder):  # only a real folder with archgen's marker
                 shutil.rmtree(folder, ignore_errors=True)
 
     def restore(self, model) -> None:
@@ -246,8 +235,8 @@ class RunDir:
         optimizer.build(model.trainable_variables)  # its variables exist before anything is loaded into them
         variables = list(optimizer.variables)
         weights = folder / "model.weights.h5"
-        _check_readable_file(weights)  # a FIFO would block h5py's open for ever
-        values = _read_optimizer(folder / "optimizer.npz", variables)  # headers checked before any array
+        check_readable_file(weights)  # a FIFO would block h5py's open for ever
+        values = read_optimizer(folder / "optimizer.npz", variables)  # headers checked before any array
         try:
             model.load_weights(str(weights))
         except Exception as exc:  # noqa: BLE001 - a damaged or foreign checkpoint: one line
@@ -268,7 +257,7 @@ class RunDir:
         from archgen.output import commit, stage
 
         for name in ("model.keras", "metrics.json", "validation.png"):
-            _check_kind(self.path / name, folder=False)  # replaced below: only a file archgen wrote
+            check_kind(self.path / name, folder=False)  # replaced below: only a file archgen wrote
         staged = [stage(self.path / "model.keras", lambda tmp: export_model.save(str(tmp)), suffix=".keras"),
                   stage(self.path / "metrics.json", lambda tmp: tmp.write_text(json.dumps(metrics, indent=2) + "\n"),
                         suffix=".json")]
@@ -280,206 +269,6 @@ class RunDir:
         if picture is not None:
             files["png"] = str(self.path / "validation.png")
         return files
-
-
-def _where(path: Path) -> str:
-    return printable(str(path), 1000)
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISREG(mode):
-        return "a file"
-    return "a FIFO, device or socket"
-
-
-def _check_kind(path: Path, *, folder: bool) -> None:
-    """Refuse ``path`` unless it is missing or a real folder (``folder``) or regular file: never a link."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise RunError(f"cannot be read: {exc.strerror}", path="--output", value=str(path)) from None
-    good = stat.S_ISDIR(mode) if folder else stat.S_ISREG(mode)
-    if not good:
-        expected = "a folder" if folder else "a file"
-        raise RunError(f"is {_kind(mode)}, where archgen train keeps {expected}; it is left as it is: move it out "
-                       "of the run folder, or choose another run folder", path="--output", value=str(path))
-
-
-def _is_checkpoint(folder: Path) -> bool:
-    """A real folder (not a link) holding archgen's marker file."""
-    try:
-        return stat.S_ISDIR(os.lstat(folder).st_mode) and stat.S_ISREG(os.lstat(folder / STEP_MARKER).st_mode)
-    except OSError:
-        return False
-
-
-def _check_readable_file(path: Path) -> None:
-    """A checkpoint file must be a regular file (not a link, FIFO or device), opened without blocking."""
-    _check_kind(path, folder=False)
-    if not os.path.lexists(path):
-        raise RunError("is missing: the checkpoint is damaged; start over with --force", path=_where(path))
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        raise RunError(f"cannot be read: {exc.strerror}", path=_where(path)) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise RunError("is not a regular file; expected a checkpoint file", path=_where(path))
-    finally:
-        os.close(fd)
-
-
-def _read_optimizer(path: Path, variables: list) -> list[np.ndarray]:
-    """The arrays of optimizer.npz, one per variable: every member's .npy header (its shape and type)
-    is checked against the variable before any array is read, so a small file cannot claim a huge one."""
-    _check_readable_file(path)
-    damaged = "start over with --force"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        raise RunError(f"cannot be read: {exc.strerror}", path=_where(path)) from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise RunError("is not a regular file; expected a checkpoint file", path=_where(path))
-        try:
-            archive = zipfile.ZipFile(handle)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise RunError(f"is not a readable .npz file ({printable(str(exc), 100)}); {damaged}",
-                           path=_where(path)) from None
-        with archive:
-            members = {info.filename: info for info in archive.infolist()}
-            expected_names = [f"v{i}.npy" for i in range(len(variables))]
-            if sorted(members) != sorted(expected_names):
-                raise RunError(f"holds {len(members):,} arrays where this network's optimizer has "
-                               f"{len(variables):,} variables (v0..v{len(variables) - 1}); it does not fit this "
-                               f"network; {damaged}", path=_where(path))
-            values = []
-            for name, variable in zip(expected_names, variables):
-                shape = tuple(int(n) for n in variable.shape)
-                dtype = np.dtype(_standard_dtype(variable.dtype))
-                info = members[name]
-                limit = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize + 64 * 1024  # the data and a header
-                if info.file_size > limit:
-                    raise RunError(f"{name} holds {info.file_size:,} bytes where variable {printable(variable.path)} "
-                                   f"takes {limit:,} at most; it does not fit this network; {damaged}",
-                                   path=_where(path))
-                try:
-                    with archive.open(info) as member:
-                        version = np.lib.format.read_magic(member)
-                        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                       else np.lib.format.read_array_header_2_0)
-                        got_shape, fortran, got_dtype = read_header(member, max_header_size=10_000)
-                        if tuple(got_shape) != shape or got_dtype != dtype:
-                            raise RunError(f"{name} declares {got_dtype} {format_value(list(got_shape))} where "
-                                           f"variable {printable(variable.path)} is {dtype} "
-                                           f"{format_value(list(shape))}; it does not fit this network; {damaged}",
-                                           path=_where(path))
-                        count = int(np.prod(shape, dtype=np.int64))
-                        data = member.read(count * dtype.itemsize)
-                except RunError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a damaged archive or header: one line
-                    raise RunError(f"{name} cannot be read ({printable(' '.join(str(exc).split()), 150)}); "
-                                   f"{damaged}", path=_where(path)) from None
-                if len(data) != count * dtype.itemsize:
-                    raise RunError(f"{name} is cut short; {damaged}", path=_where(path))
-                array = np.frombuffer(data, dtype=dtype)
-                values.append(array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape))
-    return values
-
-
-def _standard_dtype(dtype) -> str:
-    return getattr(dtype, "name", None) or str(dtype)
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _whole(data: dict, key: str, low: int, high: int, path: Path, shown: str | None = None) -> int:
-    value = data.get(key, ...)
-    shown = shown or key
-    if value is ...:
-        raise RunError(f"{shown} is missing; the checkpoint is damaged; start over with --force", path=_where(path))
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise RunError(f"{shown}={_show(value)}: expected a whole number from {low:,} to {high:,}; the checkpoint "
-                       "is damaged; start over with --force", path=_where(path))
-    return value
-
-
-def _number(value: Any, shown: str, path: Path, *, low: float | None = None) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or \
-            (low is not None and value < low):
-        limit = f" of at least {low:g}" if low is not None else ""
-        raise RunError(f"{shown}={_show(value)}: expected a finite number{limit}; the checkpoint is damaged; start "
-                       "over with --force", path=_where(path))
-    return float(value)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):  # repr escapes control characters
-        return repr(value[:60]) + ("..." if len(value) > 60 else "")
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        return "a huge integer"
-    return format_value(value)
-
-
-def parse_state(data: Any, path: Path, folder_step: int) -> State:
-    """The checked contents of a checkpoint's state.json (``folder_step``: the step its folder names).
-    Every value is refused, naming its key, unless it is one archgen itself could have written."""
-    if not isinstance(data, dict):
-        raise RunError(f"holds {_show(data)}; expected a mapping (epoch, step, seconds, best, log); the checkpoint "
-                       "is damaged; start over with --force", path=_where(path))
-    if folder_step > MAX_STEPS:
-        raise RunError(f"names step {folder_step:,}; a run has at most {MAX_STEPS:,}", path=_where(path.parent))
-    step = _whole(data, "step", folder_step, folder_step, path)  # the step the checkpoint's folder names
-    epoch = _whole(data, "epoch", 1 if step else 0, step, path)
-    if "seconds" not in data:
-        raise RunError("seconds is missing; the checkpoint is damaged; start over with --force", path=_where(path))
-    seconds = _number(data["seconds"], "seconds", path, low=0)
-    best = data.get("best", ...)
-    if not isinstance(best, dict):
-        raise RunError(f"best={_show(best)}: expected a mapping (metric, value, epoch, step); the checkpoint is "
-                       "damaged; start over with --force", path=_where(path))
-    if best:
-        metric = best.get("metric")
-        if metric not in ("val_dice", "val_loss"):
-            raise RunError(f"best.metric={_show(metric)}: expected val_dice or val_loss; the checkpoint is damaged; "
-                           "start over with --force", path=_where(path))
-        _number(best.get("value"), "best.value", path)
-        _whole(best, "epoch", 1, epoch, path, "best.epoch")
-        _whole(best, "step", 1, step, path, "best.step")
-        extra = sorted(set(best) - {"metric", "value", "epoch", "step"}, key=str)
-        if extra:
-            raise RunError(f"best.{printable(str(extra[0]), 60)} is not a key archgen writes; the checkpoint is "
-                           "damaged; start over with --force", path=_where(path))
-    log = data.get("log", ...)
-    if not isinstance(log, list) or len(log) != epoch:
-        raise RunError(f"log={_show(log)}: expected a list of {epoch:,} rows (one per epoch); the checkpoint is "
-                       "damaged; start over with --force", path=_where(path))
-    for i, row in enumerate(log):
-        if not isinstance(row, dict) or len(row) > MAX_LOG_COLUMNS:
-            raise RunError(f"log[{i}]={_show(row)}: expected a mapping of column names to numbers; the checkpoint "
-                           "is damaged; start over with --force", path=_where(path))
-        for column, value in row.items():
-            if not (column and column.isprintable() and len(column) <= 200):
-                raise RunError(f"log[{i}] has column {_show(column)}; expected a printable name of at most 200 "
-                               "characters; the checkpoint is damaged; start over with --force", path=_where(path))
-            if value is not None:
-                _number(value, f"log[{i}].{column}", path)
-        for column in ("epoch", "step"):
-            _whole(row, column, 1, step, path, f"log[{i}].{column}")
-    extra = sorted(set(data) - {"epoch", "step", "seconds", "best", "log"}, key=str)
-    if extra:
-        raise RunError(f"{printable(str(extra[0]), 60)} is not a key archgen writes; the checkpoint is damaged; "
-                       "start over with --force", path=_where(path))
-    return State(epoch, step, seconds, dict(best), list(log))
 
 
 def _optimizer_values(model) -> list:

@@ -256,7 +256,7 @@ def test_an_optimizer_member_of_another_shape_is_refused_from_its_header(cli, wo
 
 def test_a_checkpoint_restores_its_optimizer_state(work):
     """The header-checked reader gives the arrays np.load gives."""
-    from archgen.train.run_dir import _read_optimizer
+    from archgen.train.checkpoint_files import read_optimizer
 
     target = last(work / "run") / "optimizer.npz"
     with np.load(target) as saved:
@@ -266,14 +266,14 @@ def test_a_checkpoint_restores_its_optimizer_state(work):
         def __init__(self, a):
             self.shape, self.dtype, self.path = a.shape, a.dtype.name, "v"
 
-    values = _read_optimizer(target, [Variable(a) for a in arrays])
+    values = read_optimizer(target, [Variable(a) for a in arrays])
     assert len(values) == len(arrays) and all(np.array_equal(a, b) and a.dtype == b.dtype
                                               for a, b in zip(values, arrays))
     fortran = np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3))
     with zipfile.ZipFile(target, "w") as archive:
         with archive.open("v0.npy", "w") as member:
             np.lib.format.write_array(member, fortran)
-    assert np.array_equal(_read_optimizer(target, [Variable(fortran)])[0], fortran)
+    assert np.array_equal(read_optimizer(target, [Variable(fortran)])[0], fortran)
 
 
 # 5: state.json is checked whole when it is read ------------------------------------------------
