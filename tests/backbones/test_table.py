@@ -19,7 +19,7 @@ keras = pytest.importorskip("keras")
 FAST = ("mobilenetv3small", "vgg16")
 REQUIRED = (  # the backbones archgen promises
     "vgg16", "vgg19", "resnet50", "resnet101", "resnet152", "resnet50v2", "resnet101v2", "resnet152v2",
-    "densenet121", "mobilenetv2", "mobilenetv3small", "mobilenetv3large",
+    "densenet121", "mobilenet", "mobilenetv2", "mobilenetv3small", "mobilenetv3large",
     *(f"efficientnetb{i}" for i in range(8)),
     "efficientnetv2b0", "efficientnetv2b1", "efficientnetv2b2", "efficientnetv2b3", "efficientnetv2s",
     "convnexttiny", "convnextsmall", "convnextbase",
