@@ -226,3 +226,21 @@ def test_keras_3_producer_names_the_layer_the_output_index_and_the_call_inputs()
     assert (layer.name, index, inputs[0] is x) == ("inner", 1, True)
     assert producer(x)[0].name == "x" and producer(x)[2] == []
     assert producer(object()) is None
+
+
+def test_keras_3_calls_come_in_run_order_with_their_tensors():
+    import keras
+
+    from archgen.compat.keras import calls_in_run_order
+
+    x = keras.Input((8, 8, 1), name="x")
+    a = keras.layers.Conv2D(2, 1, name="a")(x)
+    b = keras.layers.Conv2D(2, 1, name="b")(a)
+    y = keras.layers.Add(name="sum")([a, b])
+    model = keras.Model(x, y)
+    calls = calls_in_run_order(model)
+    names = [op.name for op, _, _ in calls]
+    assert names.index("x") < names.index("a") < names.index("b") < names.index("sum")
+    op, inputs, outputs = calls[names.index("sum")]
+    assert [t is a for t in inputs] == [True, False] and outputs[0] is y
+    assert calls_in_run_order(keras.layers.Dense(2)) is None

@@ -1,4 +1,5 @@
-"""Keras's internals: the sampling functions of its JAX back end (``keras.src.backend.jax.random``).
+"""Keras's internals: the sampling functions of its JAX back end (``keras.src.backend.jax.random``),
+and a functional model's graph (``_keras_history``, ``_inbound_nodes``, ``_nodes_by_depth``).
 
 Keras draws every initial weight on JAX through ``uniform``, ``normal`` and ``truncated_normal``
 of that module, and turns its seeds into JAX keys with ``jax_draw_seed``. Where a Keras release
@@ -55,3 +56,14 @@ def producer(tensor: Any) -> tuple[Any, int, list[Any]] | None:
     operation, node_index, tensor_index = history
     node = operation._inbound_nodes[node_index]
     return operation, tensor_index, list(node.input_tensors)
+
+
+def calls_in_run_order(model: Any) -> list[tuple[Any, list[Any], list[Any]]] | None:
+    """Each call of a functional ``model``'s graph as ``(operation, input tensors, output tensors)``,
+    in an order Keras can run them (inputs before what reads them; ``Functional._nodes_by_depth``,
+    deepest first); None for a model without such a graph."""
+    by_depth = getattr(model, "_nodes_by_depth", None)
+    if not by_depth:
+        return None
+    return [(node.operation, list(node.input_tensors), list(node.outputs))
+            for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]

@@ -237,34 +237,34 @@ def activation_bytes(model) -> int | None:
 
 
 def _graph_peak(model, depth: int) -> int | None:
-    by_depth = getattr(model, "_nodes_by_depth", None)
-    if not by_depth or depth > 64:
+    from archgen.compat.keras import calls_in_run_order
+
+    calls = calls_in_run_order(model) if depth <= 64 else None
+    if not calls:
         return None
-    nodes = [node for level in sorted(by_depth, reverse=True) for node in by_depth[level]]
     last: dict[int, int] = {}
-    for i, node in enumerate(nodes):
-        for tensor in node.input_tensors:
+    for i, (_, inputs, _) in enumerate(calls):
+        for tensor in inputs:
             last[id(tensor)] = i
     for tensor in model.outputs:
-        last[id(tensor)] = len(nodes)
+        last[id(tensor)] = len(calls)
     live: dict[int, int] = {}
     peak = 0
-    for i, node in enumerate(nodes):
-        sizes = [_tensor_bytes(tensor) for tensor in node.outputs]
+    for i, (op, inputs, outputs) in enumerate(calls):
+        sizes = [_tensor_bytes(tensor) for tensor in outputs]
         if any(size is None for size in sizes):
             return None
         own = sum(sizes)
-        op = node.operation
-        if hasattr(op, "_nodes_by_depth") and op is not model:
+        if op is not model and calls_in_run_order(op):  # a nested model: its own peak inside the call
             inner = _graph_peak(op, depth + 1)
             if inner is None:
                 return None
             own = max(own, inner)
         peak = max(peak, sum(live.values()) + own)
-        for tensor, size in zip(node.outputs, sizes):
+        for tensor, size in zip(outputs, sizes):
             if last.get(id(tensor), -1) > i:
                 live[id(tensor)] = size
-        for tensor in node.input_tensors:
+        for tensor in inputs:
             if last.get(id(tensor)) == i:
                 live.pop(id(tensor), None)
     return peak
