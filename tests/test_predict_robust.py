@@ -72,7 +72,7 @@ def test_a_fixed_input_whose_layer_outputs_do_not_fit_is_refused_before_running(
 
     monkeypatch.setattr("archgen.tiling.predict._run_model", run_model)
     err = one_error(*cli("predict", big, models / "img.npy", "-o", tmp_path / "k.npy"))
-    assert err.startswith(f"error: model={big}: is too large to run here: ")
+    assert err.startswith("error: model=") and ": is too large to run here: " in err  # the path may be shortened
     assert "layer outputs alive at once for one 4096x4096 tile" in err and "1.0 GiB this machine has free" in err
     assert not (tmp_path / "k.npy").exists()
 
@@ -155,7 +155,7 @@ def test_npy_headers_that_cannot_be_mapped_are_one_error(models, tmp_path, cli, 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         err = one_error(*cli("predict", models / "fixed.keras", image, "-o", tmp_path / "y.npy"))
-    assert err.startswith(f"error: input={image}: {message}"), err
+    assert err.startswith("error: input=") and f": {message}" in err, err  # a long path is shortened
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]  # no numpy overflow warning
 
 
@@ -163,8 +163,8 @@ def test_a_zip_passed_as_npy_is_refused(models, tmp_path, cli):
     with open(tmp_path / "x.npy", "wb") as handle:
         np.savez(handle, a=np.zeros((32, 32, 1), np.float32))
     err = one_error(*cli("predict", models / "fixed.keras", tmp_path / "x.npy", "-o", tmp_path / "y.npy"))
-    assert err == f"error: input={tmp_path / 'x.npy'}: is a zip (.npz) archive, not a .npy array; save one array " \
-                  "with numpy.save\n"
+    assert err.startswith("error: input=") and err.endswith(  # a long path is shortened
+        ": is a zip (.npz) archive, not a .npy array; save one array with numpy.save\n")
 
 
 def test_good_npy_files_of_every_version_still_load(models, tmp_path, cli):
