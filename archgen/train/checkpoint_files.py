@@ -76,8 +76,9 @@ def is_checkpoint(folder: Path) -> bool:
         return False
 
 
-def check_readable_file(path: Path) -> None:
-    """A checkpoint file must be a regular file (not a link, FIFO or device), opened without blocking."""
+def open_regular_file(path: Path):
+    """A checkpoint file opened for reading (binary), refused unless it is a regular file: not a link,
+    FIFO or device (opened without blocking and without following a link, then checked)."""
     check_kind(path, folder=False)
     if not os.path.lexists(path):
         raise RunError("is missing: the checkpoint is damaged; start over with --force", path=shown_path(path))
@@ -85,25 +86,22 @@ def check_readable_file(path: Path) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         raise RunError(f"cannot be read: {exc.strerror}", path=shown_path(path)) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise RunError("is not a regular file; expected a checkpoint file", path=shown_path(path))
-    finally:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
+        raise RunError("is not a regular file; expected a checkpoint file", path=shown_path(path))
+    return os.fdopen(fd, "rb")
+
+
+def check_readable_file(path: Path) -> None:
+    """``open_regular_file``'s checks, for a file another library opens by its path."""
+    open_regular_file(path).close()
 
 
 def read_optimizer(path: Path, variables: list) -> list[np.ndarray]:
     """The arrays of optimizer.npz, one per variable: every member's .npy header (its shape and type)
     is checked against the variable before any array is read, so a small file cannot claim a huge one."""
-    check_readable_file(path)
     damaged = "start over with --force"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        raise RunError(f"cannot be read: {exc.strerror}", path=shown_path(path)) from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise RunError("is not a regular file; expected a checkpoint file", path=shown_path(path))
+    with open_regular_file(path) as handle:
         try:
             archive = zipfile.ZipFile(handle)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
