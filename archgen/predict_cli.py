@@ -65,7 +65,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     image = _read_image(_existing_file(args.input, ".npy", "input"))
     input_shape = checked.input_shape
     check_image(image.shape, image.dtype, len(input_shape) - 2, input_shape[-1])
-    _check_memory(image, args.input)
     check_finite(image)
     _check_output_kind(target, len(set(args.heads)) if args.heads else len(checked.outputs))
     plan = _plan(args, input_shape[1:]) if args.config else None
@@ -199,7 +198,7 @@ def _read_header(path: Path) -> tuple[Any, np.dtype] | None:
 
 def _check_shape(shape: Any, path: Path) -> None:
     """Each axis a whole number from 0 to ``MAX_AXIS``, and the whole within the memory guard
-    (``_check_memory``), computed with Python ints (no numpy overflow warning)."""
+    (``_check_values``), computed with Python ints (no numpy overflow warning)."""
     shown = str(path)
     if not isinstance(shape, tuple) or len(shape) > 32:
         raise SpecError(f"its header gives the shape {printable(repr(shape), 120)}; expected a tuple of at most 32 "
@@ -221,12 +220,6 @@ def _check_values(size: int, shown: str) -> None:
         raise SpecError(f"holds {size:,} values: as float32 with a prediction of its size that is "
                         f"{need / 2**30:,.1f} GiB, more than the {free / 2**30:,.1f} GiB this machine has free",
                         path="input", value=shown)
-
-
-def _check_memory(image: np.ndarray, path: Path) -> None:
-    """The image is read whole as float32, and the prediction is at least as large: refuse one that
-    cannot be held in the memory this machine has free, before reading it."""
-    _check_values(math.prod(int(n) for n in image.shape), str(path))
 
 
 def _plan(args: argparse.Namespace, shape: tuple[int | None, ...]):
