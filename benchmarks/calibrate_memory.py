@@ -191,21 +191,26 @@ def child(backend: str, device: str, case: dict, mode: str, steps: int = 2) -> d
             reset_peak_rss()
     row = {"case": case["name"], "mode": mode, "batch": batch, "input": list(plan.input_shape), "baseline": base,
            "device_before": device_before, "peaks": peaks, "measured": max(peaks)}
-    if backend == "jax" and mode == "train":  # after the measured steps: XLA's own buffer assignment of the step
-        row["xla"] = _xla_memory(model, x, y)
+    if backend == "jax":  # after the measured steps: XLA's own buffer assignment of the step
+        row["xla"] = _xla_memory(model, x, y if mode == "train" else None)
     return row
 
 
-def _xla_memory(model, x, y) -> dict:
-    """XLA's memory analysis of the compiled training step (bytes): its temporaries are the
-    activations after fusion and rematerialisation. Compiles the step once more."""
+def _xla_memory(model, x, y=None) -> dict:
+    """XLA's memory analysis of the compiled training step (``y`` given) or inference (bytes): its
+    temporaries are the activations after fusion and rematerialisation. Compiles the step once more."""
     import jax
     from keras.src.backend.jax.trainer import _distribute_data
 
-    state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True, optimizer_variables=True,
-                                 metrics_variables=True, purge_model_variables=False)
-    compiled = jax.jit(model.train_step, donate_argnums=0).lower(state, _distribute_data((x, y, None))).compile()
-    analysis = compiled.memory_analysis()
+    if y is None:
+        state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True,
+                                     purge_model_variables=False)
+        lowered = jax.jit(model.predict_step).lower(tuple(state[:2]), (x,))
+    else:
+        state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True,
+                                     optimizer_variables=True, metrics_variables=True, purge_model_variables=False)
+        lowered = jax.jit(model.train_step, donate_argnums=0).lower(state, _distribute_data((x, y, None)))
+    analysis = lowered.compile().memory_analysis()
     return {name: int(getattr(analysis, f"{name}_size_in_bytes")) for name in ("argument", "output", "alias", "temp")}
 
 
@@ -390,6 +395,7 @@ STRUCTURE = {  # what the simulation keeps: searched over; the scales and consta
     "fuses_activations": (False, True),
     "grad_from_input": (False, True),
     "valid_im2col": (0, 1),
+    "max_pool_index_copies": (0, 1),
 }
 
 
@@ -417,10 +423,8 @@ def fit(rows: list[dict], by_name: dict, plans: dict, profile, scales_only: bool
     infer = [r for r in rows if r["mode"] == "infer"]
     best = None
     structure = ([[getattr(profile, name)] for name in STRUCTURE] if scales_only else STRUCTURE.values())
-    for conv, kept, temps, keeps, fuses, from_input, im2col in itertools.product(*structure):
-        trial = replace(profile, conv_copies=Fraction(conv), norm_kept=Fraction(kept), norm_temporaries=Fraction(temps),
-                        keeps_outputs=keeps, fuses_activations=fuses, grad_from_input=from_input,
-                        valid_im2col=Fraction(im2col),
+    for picked in itertools.product(*structure):
+        trial = replace(profile, **{name: v if isinstance(v, bool) else Fraction(v) for name, v in zip(STRUCTURE, picked)},
                         activation_scale=Fraction(1),
                         half_scale=Fraction(1), update_buffers=0, runtime_bytes=0)
         points = []
@@ -441,7 +445,7 @@ def fit(rows: list[dict], by_name: dict, plans: dict, profile, scales_only: bool
             worst = max(abs(estimate(by_name[r["case"]], "train", candidate, plans[r["case"]], r["batch"])
                             / r["measured"] - 1)
                         for r in train)
-            simpler = (conv, kept, temps, keeps, fuses, from_input, im2col, update)
+            simpler = (*picked, update)
             if best is None or (round(worst, 3), simpler) < (round(best[0], 3), best[2]):
                 best = (worst, candidate, simpler)
     worst, chosen, _ = best

@@ -31,6 +31,7 @@ from archgen.planner.profiles import (
     PROFILES,
     PROVISIONAL,
     TENSORFLOW_CPU,
+    MemoryProfile,
     memory_profile,
     profile_named,
 )
@@ -98,6 +99,18 @@ def test_each_constant_changes_what_it_says():
     eager = replace(tf, inference_input_copies=0, inference_same_output_copies=0, keeps_outputs=True,
                     inference_runtime_bytes=7)
     assert plan_cost(plan, 2, profile=eager).inference_peak_bytes == 29 * 4 + 7 + 2 * 68 * 4
+
+
+def test_a_max_pools_backward_holds_an_index_tensor_per_axis():
+    """XLA on CPU differentiates a max pool by a scatter with an int32 index tensor per axis of its input
+    (batch, rows, columns, channels: 4 of 32 elements in the tiny network), alive together: its backward
+    step (96, test_cost) grows by 128 and becomes the peak."""
+    plan, tf = _tiny_plan(), BY_HAND
+    elements = layer_elements(plan)
+    indexed = replace(tf, max_pool_index_copies=Fraction(1))
+    assert train_peak_elements(plan, elements, indexed) == 96 + 4 * 32
+    assert MemoryProfile("jax", "cpu", "calibrated").max_pool_index_copies == 0  # measured on JAX's CPU only
+    assert memory_profile("jax", "cpu").max_pool_index_copies == 1
 
 
 def test_what_a_running_layer_holds_at_inference():
