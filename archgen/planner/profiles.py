@@ -214,8 +214,9 @@ JAX_CPU = MemoryProfile(
              "2026-12-05) on the 15 networks of benchmarks/calibrate_memory.py (its 12 and memory.py's three U-Nets "
              "at full size): training 0.88-1.12 of the measured peak (a max pool's backward counted as XLA's "
              "buffer assignment shows it: an int32 index tensor per axis of its input), inference 0.63-1.37: "
-             "peak RSS sits up to 0.9 GiB above XLA's own buffers (memory_analysis) for valid-padded 2D convs "
-             "and below them for 3D ones, which the simulation does not follow",
+             "peak RSS sits up to 0.9 GiB above XLA's own buffers (memory_analysis) for the seed U-Net's "
+             "valid-padded 2D convs and from 0.1 GiB below to 0.35 GiB above them for the others: a conv's "
+             "own scratch, which the simulation does not follow",
     results=("benchmarks/results/memory_jax_cpu_2026-12-05.json",),
 )
 
