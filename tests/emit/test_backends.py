@@ -10,6 +10,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,8 +34,10 @@ CASES = [
     ("peers/monai_mednext_s_k3_3d.yaml", ["input.shape=[16,16,16,1]"]),
     ("peers/monai_segresnet_3d.yaml", ["input.shape=[32,32,32,1]"]),
 ]
+# One process per back end builds every case (importing a back end takes seconds; a case, less);
+# a case that fails writes its traceback, and only its test fails.
 SCRIPT = """
-import json, os, sys
+import json, os, sys, traceback
 import numpy as np
 from archgen.backend import import_keras, select_backend
 select_backend(sys.argv[1])
@@ -42,49 +45,71 @@ keras = import_keras()
 from archgen.emit import emit_model
 from archgen.planner import make_plan
 from archgen.config import load_spec
-config, overrides, folder = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
-plan = make_plan(load_spec(config, overrides))
-model = emit_model(plan)
-# A backbone outputs its taps, the deepest (the plan's shape for it) last.
-layers = {l.name: [list((l.output[-1] if isinstance(l.output, list) else l.output).shape[1:]), l.count_params()]
-          for l in model.layers}
-weights = os.path.join(folder, "weights.npz")
-if sys.argv[1] == "tensorflow":
-    np.savez(weights, *model.get_weights())
-else:
-    saved = np.load(weights)
-    model.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])
-y = model.predict(np.load(os.path.join(folder, "x.npy")), verbose=0)
-np.save(os.path.join(folder, sys.argv[1] + ".npy"), y)
-json.dump({"layers": layers, "total": model.count_params()}, open(os.path.join(folder, sys.argv[1] + ".json"), "w"))
+for config, overrides, folder in json.loads(sys.argv[2]):
+    try:
+        keras.backend.clear_session()
+        plan = make_plan(load_spec(config, overrides))
+        model = emit_model(plan)
+        # A backbone outputs its taps, the deepest (the plan's shape for it) last.
+        layers = {l.name: [list((l.output[-1] if isinstance(l.output, list) else l.output).shape[1:]),
+                           l.count_params()] for l in model.layers}
+        weights = os.path.join(folder, "weights.npz")
+        if sys.argv[1] == "tensorflow":
+            np.savez(weights, *model.get_weights())
+        else:
+            saved = np.load(weights)
+            model.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])
+        y = model.predict(np.load(os.path.join(folder, "x.npy")), verbose=0)
+        np.save(os.path.join(folder, sys.argv[1] + ".npy"), y)
+        result = {"layers": layers, "total": model.count_params()}
+    except Exception:
+        result = {"error": traceback.format_exc()}
+    json.dump(result, open(os.path.join(folder, sys.argv[1] + ".json"), "w"))
 """
 
 
-def build(backend: str, config: str, overrides: list[str], folder) -> dict:
-    result = subprocess.run([sys.executable, "-c", SCRIPT, backend, str(CONF / config), json.dumps(overrides),
-                             str(folder)], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads((folder / f"{backend}.json").read_text())
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict:
+    """Every case built on every installed back end: ``{(case, backend): (result, folder)}``."""
+    from archgen.config import load_spec
+    from archgen.planner import make_plan
+
+    jobs = []
+    for i, (config, overrides) in enumerate(CASES):
+        folder = tmp_path_factory.mktemp(f"case{i}")
+        plan = make_plan(load_spec(CONF / config, overrides))
+        np.save(folder / "x.npy", np.random.default_rng(3).normal(size=(1, *plan.input_shape)).astype("float32"))
+        jobs.append((str(CONF / config), overrides, str(folder)))
+    out = {}
+    for backend in ("tensorflow", *OTHERS):  # TensorFlow first: it writes the weights the others load
+        result = subprocess.run([sys.executable, "-c", SCRIPT, backend, json.dumps(jobs)], cwd=ROOT,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        for i, (_, _, folder) in enumerate(jobs):
+            out[i, backend] = json.loads((Path(folder) / f"{backend}.json").read_text()), Path(folder)
+    return out
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config, overrides", CASES, ids=[c for c, _ in CASES])
-def test_same_model_on_every_installed_back_end(config, overrides, tmp_path):
+@pytest.mark.parametrize("case", range(len(CASES)), ids=[c for c, _ in CASES])
+def test_same_model_on_every_installed_back_end(case, built):
     if not OTHERS:
         pytest.fail("no second Keras back end installed: pip install 'archgen[jax]' or torch==2.13.0")
-    from archgen.planner import make_plan
     from archgen.config import load_spec
+    from archgen.planner import make_plan
 
+    config, overrides = CASES[case]
     plan = make_plan(load_spec(CONF / config, overrides))
-    np.save(tmp_path / "x.npy", np.random.default_rng(3).normal(size=(1, *plan.input_shape)).astype("float32"))
-    reference = build("tensorflow", config, overrides, tmp_path)
     expected = {layer.name: [list(layer.shape), layer.params] for layer in plan.layers}
+    reference, folder = built[case, "tensorflow"]
+    assert "error" not in reference, reference.get("error")
     assert reference["layers"] == expected
     for backend in OTHERS:
-        built = build(backend, config, overrides, tmp_path)
-        assert built["layers"] == expected, backend
-        assert built["total"] == plan.total_params
-        np.testing.assert_allclose(np.load(tmp_path / f"{backend}.npy"), np.load(tmp_path / "tensorflow.npy"),
+        got, _ = built[case, backend]
+        assert "error" not in got, (backend, got.get("error"))
+        assert got["layers"] == expected, backend
+        assert got["total"] == plan.total_params
+        np.testing.assert_allclose(np.load(folder / f"{backend}.npy"), np.load(folder / "tensorflow.npy"),
                                    atol=1e-4, rtol=1e-4, err_msg=backend)
 
 
