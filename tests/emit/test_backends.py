@@ -33,6 +33,16 @@ CASES = [
     # archgen's DepthwiseConvTranspose (MedNeXt's up blocks) and LinearUpSampling (trilinear)
     ("peers/monai_mednext_s_k3_3d.yaml", ["input.shape=[16,16,16,1]"]),
     ("peers/monai_segresnet_3d.yaml", ["input.shape=[32,32,32,1]"]),
+    ("unet1d.yaml", []),
+    # several heads: instance's three, the deep supervision of UNet++ and UNet 3+
+    ("instance.yaml", ["input.shape=[64,64,3]"]),
+    ("unet_plus_plus.yaml", ["input.shape=[188,188,1]", "encoder.filters=8"]),
+    ("unet3plus.yaml", ["input.shape=[64,64,1]", "encoder.filters=8"]),
+    ("peers/monai_dynunet_2d.yaml", ["input.shape=[64,64,1]"]),
+    ("peers/monai_basicunet_2d.yaml", ["input.shape=[32,32,1]"]),
+    ("peers/monai_unet_2d_stride_one.yaml", []),  # per-axis output padding of a transposed conv
+    ("peers/monai_segresnet_2d.yaml", ["input.shape=[32,32,1]"]),
+    ("peers/smp_unet_seresnet18.yaml", ["input.shape=[64,64,3]"]),  # squeeze-and-excitation, pre-activation
 ]
 # One process per back end builds every case (importing a back end takes seconds; a case, less);
 # a case that fails writes its traceback, and only its test fails.
@@ -60,7 +70,8 @@ for config, overrides, folder in json.loads(sys.argv[2]):
             saved = np.load(weights)
             model.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])
         y = model.predict(np.load(os.path.join(folder, "x.npy")), verbose=0)
-        np.save(os.path.join(folder, sys.argv[1] + ".npy"), y)
+        heads = y if isinstance(y, dict) else dict(enumerate(y)) if isinstance(y, (list, tuple)) else {0: y}
+        np.savez(os.path.join(folder, sys.argv[1] + ".npz"), **{str(k): v for k, v in heads.items()})
         result = {"layers": layers, "total": model.count_params()}
     except Exception:
         result = {"error": traceback.format_exc()}
@@ -109,8 +120,11 @@ def test_same_model_on_every_installed_back_end(case, built):
         assert "error" not in got, (backend, got.get("error"))
         assert got["layers"] == expected, backend
         assert got["total"] == plan.total_params
-        np.testing.assert_allclose(np.load(folder / f"{backend}.npy"), np.load(folder / "tensorflow.npy"),
-                                   atol=1e-4, rtol=1e-4, err_msg=backend)
+        outputs, expected_outputs = np.load(folder / f"{backend}.npz"), np.load(folder / "tensorflow.npz")
+        assert sorted(outputs.files) == sorted(expected_outputs.files), backend
+        for head in expected_outputs.files:
+            np.testing.assert_allclose(outputs[head], expected_outputs[head], atol=1e-4, rtol=1e-4,
+                                       err_msg=f"{backend}, output {head}")
 
 
 def test_backend_not_installed_names_the_extra(monkeypatch):
