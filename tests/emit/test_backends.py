@@ -81,17 +81,18 @@ for config, overrides, folder in json.loads(sys.argv[2]):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict:
-    """Every case built on every installed back end: ``{(case, backend): (result, folder)}``."""
+    """Every case's plan, and the case built on every installed back end: ``{case: plan}`` under
+    ``"plans"``, ``{(case, backend): (result, folder)}`` beside it."""
     from archgen.config import load_spec
     from archgen.planner import make_plan
 
-    jobs = []
+    jobs, plans = [], {}
     for i, (config, overrides) in enumerate(CASES):
         folder = tmp_path_factory.mktemp(f"case{i}")
-        plan = make_plan(load_spec(CONF / config, overrides))
+        plan = plans[i] = make_plan(load_spec(CONF / config, overrides))
         np.save(folder / "x.npy", np.random.default_rng(3).normal(size=(1, *plan.input_shape)).astype("float32"))
         jobs.append((str(CONF / config), overrides, str(folder)))
-    out = {}
+    out: dict = {"plans": plans}
     for backend in ("tensorflow", *OTHERS):  # TensorFlow first: it writes the weights the others load
         result = subprocess.run([sys.executable, "-c", SCRIPT, backend, json.dumps(jobs)], cwd=ROOT,
                                 capture_output=True, text=True)
@@ -106,11 +107,7 @@ def built(tmp_path_factory) -> dict:
 def test_same_model_on_every_installed_back_end(case, built):
     if not OTHERS:
         pytest.fail("no second Keras back end installed: pip install 'archgen[jax]' or torch==2.13.0")
-    from archgen.config import load_spec
-    from archgen.planner import make_plan
-
-    config, overrides = CASES[case]
-    plan = make_plan(load_spec(CONF / config, overrides))
+    plan = built["plans"][case]
     expected = {layer.name: [list(layer.shape), layer.params] for layer in plan.layers}
     reference, folder = built[case, "tensorflow"]
     assert "error" not in reference, reference.get("error")
