@@ -24,6 +24,18 @@ def cli(capsys):
     return run
 
 
+@pytest.fixture(autouse=True)
+def omegaconf_env_resolver():
+    """A sweep run in-process makes ``${oc.env:...}`` an error for the rest of the process, as the
+    command line's own process should: the next test gets OmegaConf's own resolver back, whichever
+    tests ran before it in this worker."""
+    yield
+    from omegaconf import OmegaConf
+    from omegaconf.resolvers import oc
+
+    OmegaConf.register_new_resolver("oc.env", oc.env, replace=True)
+
+
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 # CI runs "ci"; `HYPOTHESIS_PROFILE=slow pytest -m slow` runs the long profile.
