@@ -215,8 +215,11 @@ JAX_CPU = MemoryProfile(
              "at full size): training 0.88-1.12 of the measured peak (a max pool's backward counted as XLA's "
              "buffer assignment shows it: an int32 index tensor per axis of its input), inference 0.63-1.37: "
              "peak RSS sits up to 0.9 GiB above XLA's own buffers (memory_analysis) for the seed U-Net's "
-             "valid-padded 2D convs and from 0.1 GiB below to 0.35 GiB above them for the others: a conv's "
-             "own scratch, which the simulation does not follow. Measured again 2026-12-06 with these constants, "
+             "valid-padded 2D convs: XLA hands them to YNNPACK, whose scratch benchmarks/conv_scratch.py "
+             "measures on single convs at 0.8-1.3 of an im2col matrix for small images but 0.1-0.25 at "
+             "256-570 pixels a side, and none at 16->16 channels or fewer; a same-padded conv has none. The networks "
+             "without a valid 2D conv sit 0.18-0.46 GiB above XLA's buffers, the runtime's among it. "
+             "Measured again 2026-12-06 with these constants, "
              "nothing fitted: training 0.87-1.10, inference 0.61-1.38",
     results=("benchmarks/results/memory_jax_cpu_2026-12-05.json",
              "benchmarks/results/memory_jax_cpu_2026-12-06.json"),
