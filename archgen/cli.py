@@ -412,7 +412,8 @@ def cmd_diagram(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     suffix = "." + args.format
-    target = check_target(args.output or Path(spec.name + suffix), force=args.force, suffix=suffix)
+    target = check_target(args.output or Path(spec.name + suffix), force=args.force, suffix=suffix,
+                          inputs={"config": args.config})
     if render is not None:
         write_atomic(target, lambda tmp: render(bytestring=text.encode("utf-8"), write_to=str(tmp)), suffix=suffix,
                      force=args.force)
@@ -464,7 +465,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     export.check_formats(formats)
     outputs = export.targets(args.output, spec.name, formats)
     for fmt, path in outputs.items():
-        check_target(path, force=args.force, suffix=export.SUFFIXES[fmt], folder=fmt == "saved_model")
+        check_target(path, force=args.force, suffix=export.SUFFIXES[fmt], folder=fmt == "saved_model",
+                     inputs={"config": args.config})
     from archgen.backend import select_backend
 
     backend = select_backend(args.backend)

@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from archgen.errors import ArchgenError, OutputError, printable
 from archgen.termination import check
@@ -31,8 +31,10 @@ from archgen.termination import check
 MARKER = ".archgen"  # inside a folder archgen wrote (a SavedModel): only such a folder is replaced
 
 
-def check_target(path: Path, *, force: bool, suffix: str, folder: bool = False) -> Path:
-    """Refuse early (before any expensive work) a target that cannot or must not be written."""
+def check_target(path: Path, *, force: bool, suffix: str, folder: bool = False,
+                 inputs: Mapping[str, Any] = {}) -> Path:
+    """Refuse early (before any expensive work) a target that cannot or must not be written:
+    ``inputs`` names the files the command reads ({what: path}), which --force does not replace."""
     shown = str(path)
     if path.name in ("", ".", "..") or shown.endswith(os.sep):
         raise OutputError("names a folder; expected a file name", path="--output", value=shown)
@@ -46,6 +48,9 @@ def check_target(path: Path, *, force: bool, suffix: str, folder: bool = False) 
     _remove(_make_tmp(path, suffix, folder))  # os.access says yes to root and in /proc: creating a file tells
     if not os.path.lexists(path):  # a dangling link counts as existing: it names something
         return path
+    for what, source in inputs.items():
+        if source is not None and _same_file(path, source):
+            raise OutputError(f"is the {what} this command reads; write elsewhere", path="--output", value=shown)
     if not force:
         raise OutputError("already exists; pass --force to overwrite it", path="--output", value=shown)
     real_dir = path.is_dir() and not path.is_symlink()
@@ -54,6 +59,13 @@ def check_target(path: Path, *, force: bool, suffix: str, folder: bool = False) 
     if not folder and real_dir:
         raise OutputError("is a directory", path="--output", value=shown)
     return path
+
+
+def _same_file(a: Any, b: Any) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one of them does not exist, or cannot be named
+        return False
 
 
 @dataclass

@@ -58,7 +58,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from archgen.output import check_target
     from archgen.tiling import check_finite, check_image, check_options
 
-    target = check_target(args.output, force=args.force, suffix=_output_suffix(args.output))
+    target = check_target(args.output, force=args.force, suffix=_output_suffix(args.output),
+                          inputs={"image": args.input, "model": args.model, "config": args.config})
     check_options(args.batch_size, args.overlap)
     tile_size = _tile_size(args)
     checked = check_model_file(args.model)
@@ -234,8 +235,8 @@ def _tile_sizes(text: str) -> list[int]:
         sizes = [int(part) for part in text.split(",")]
     except ValueError:
         raise ArchgenError("expected whole numbers separated by commas", path="--tile-size", value=text) from None
-    if any(n < 1 for n in sizes):
-        raise ArchgenError("must be positive", path="--tile-size", value=text)
+    if any(not 1 <= n <= MAX_AXIS for n in sizes):
+        raise ArchgenError(f"must be from 1 to {MAX_AXIS:,}", path="--tile-size", value=text)
     return sizes
 
 

@@ -76,6 +76,10 @@ def test_asymmetric_crop_when_difference_is_odd(cli):
     (["summary", CONF / "peers/monai_unet_2d.yaml", "decoder.upsample.output_padding=2"],
      "decoder.upsample.output_padding=2: output_padding above the padding (1)"),
     (["summary", CONF / "peers/monai_unet_2d.yaml", "encoder.stages.4.stride=2"], "encoder.stages[4].stride=[2, 2]: with decoder.merge_at"),
+    (["validate", UNET, "+x=" + "[" * 200 + "]" * 200], "x=[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["),
+    (["validate", UNET, "+x=" + "{a:" * 40 + "1" + "}" * 40], "nests deeper than 32 levels"),
+    (["summary", "-m", UNET, "encoder.depth=1,2", "+x=" + "[" * 200 + "]" * 200], "nests deeper than 32 levels"),
+    (["summary", UNET, "input.shape=[2147483646,2147483646,1]"], "2147483644 (output 2147483460)\n"),
 ])
 def test_errors_exit_2_with_one_clear_message(cli, argv, expected):
     code, out, err = cli(*argv)

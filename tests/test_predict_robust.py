@@ -201,3 +201,36 @@ def test_output_names_with_control_characters_are_printed_escaped(models, tmp_pa
     assert target.exists()
     assert "\x1b" not in out and "\x07" not in out and out.count("\n") == 1
     assert out.startswith("wrote ") and "e\\x1b]0;pwned\\x07\\nx.npy" in out
+
+
+# --- a tile far larger than the image; an output that is one of the inputs -----------------------
+
+def test_a_free_size_tile_whose_widest_layer_cannot_fit_is_refused_before_padding(models, tmp_path, cli):
+    """A tile of 2^30 a side would mirror-pad the image to 2^60 pixels: refused, one line, at once."""
+    free = str(models / "free.keras")
+    err = one_error(*cli("predict", free, models / "img.npy", "-o", tmp_path / "y.npy", "--config",
+                         "conf/unet.yaml", *sum((["--override", o] for o in TINY), []),
+                         "--override", "input.shape=[null,null,1]", "--tile-size", str(2**30)))
+    assert "too large to run here" in err and f"one {2**30}x{2**30} tile" in err
+    assert not (tmp_path / "y.npy").exists()
+
+
+@pytest.mark.parametrize("size", [2**31, 10**30])
+def test_a_tile_size_beyond_any_input_size_is_refused(models, tmp_path, cli, size):
+    err = one_error(*cli("predict", models / "free.keras", models / "img.npy", "-o", tmp_path / "y.npy",
+                         "--tile-size", str(size)))
+    assert "--tile-size" in err and "2,147,483,647" in err
+
+
+@pytest.mark.parametrize("link", [False, True])
+def test_the_output_may_not_be_the_image_it_reads_even_with_force(models, tmp_path, cli, link):
+    image = tmp_path / "img.npy"
+    image.write_bytes((models / "img.npy").read_bytes())
+    target = image
+    if link:
+        target = tmp_path / "link.npy"
+        target.symlink_to(image)
+    before = image.read_bytes()
+    err = one_error(*cli("predict", models / "fixed.keras", image, "-o", target, "--force"))
+    assert "--output" in err and "is the image this command reads" in err
+    assert image.read_bytes() == before

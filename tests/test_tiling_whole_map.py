@@ -82,13 +82,23 @@ def test_whole_map_networks_run_in_one_exact_pass_by_default(kind, padding):
 
 def test_one_pass_that_does_not_fit_in_memory_blends_and_warns(monkeypatch):
     plan, model, image, _ = setup("instance", "same")
-    monkeypatch.setattr("archgen.model_file.available_memory", lambda: 1000)
+    geo = plan_geometry(plan)
+    whole = np.prod([legal_at_least(rule, n) for rule, n in zip(geo.rules, image.shape[:-1])])
+    # one pass over the image would take more than half of it; a 64x64 tile's widest layer fits
+    monkeypatch.setattr("archgen.model_file.available_memory", lambda: int(whole * geo.pixel_elements * 4 * 1.5))
     _, warned = predict(model, image, plan, max_tile=None)
-    # with a tiny memory the whole image is still one default-capped tile here, but padded? No:
-    # the default cap (512) covers this image, so it is one pass at its legal size: exact, no warning.
-    assert not warned
+    assert not warned  # the default cap (512) covers this image: one pass at its legal size, exact
     _, warned = predict(model, image, plan, tile_size=64)
     assert warned and "overlapping tiles" in str(warned[0].message)
+
+
+def test_a_tile_whose_widest_layer_cannot_fit_is_refused_before_it_runs(monkeypatch):
+    plan, model, image, _ = setup("instance", "same")
+    geo = plan_geometry(plan)
+    monkeypatch.setattr("archgen.model_file.available_memory", lambda: int(64 * 64 * geo.widest_pixel_elements * 4))
+    with pytest.raises(archgen.errors.PlanError, match="too large to run here.*one 64x64 tile"):
+        predict(model, image, plan, tile_size=64)
+    assert geo.widest_pixel_elements < geo.pixel_elements
 
 
 def test_an_illegal_size_is_padded_and_said(tmp_path):

@@ -148,7 +148,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
 
     argv = getattr(args, "_argv", None)
     if args.output:  # refused before any work, as every command's output is
-        check_target(Path(args.output), force=args.force, suffix=".yaml")
+        check_target(Path(args.output), force=args.force, suffix=".yaml",
+                     inputs={"fingerprint": args.fingerprint, "dataset file": args.dataset})
     result, text = run(args, argv)
     if text is None:
         print(json.dumps(public(result), indent=2))

@@ -287,6 +287,28 @@ def _checked(rows: list[list], key: str, check, two_d: bool | None = None):
     raise AssertionError("a row out of range passed its check")  # pragma: no cover
 
 
+def check_labels(labels: dict) -> None:
+    """nnU-Net's label format: ``{name: value}`` with the background at 0 and the values 0, 1, 2, ...
+    (``auto`` writes a softmax head of one channel a label). Region-based training (a list of
+    values for a name, sigmoid outputs) is another head and is refused, as are other values."""
+    for name, value in labels.items():
+        if isinstance(value, list):
+            raise SpecError("is a region (a list of labels): nnU-Net's region-based training needs one sigmoid "
+                            "output a region, and auto writes a softmax head over plain labels; give "
+                            "each label one whole number, or write the head yourself", path=f"dataset.labels.{name}",
+                            value=_shown(value))
+        if isinstance(value, bool) or not isinstance(value, int) or isinstance(value, _Huge):
+            raise SpecError("must be a whole number (the label's value in the masks)", path=f"dataset.labels.{name}",
+                            value=_shown(value))
+    values = sorted(labels.values())
+    if values != list(range(len(labels))):
+        raise SpecError(f"must be the whole numbers 0 to {len(labels) - 1}, one a label (nnU-Net's labels are "
+                        "consecutive, the background 0)",
+                        path="dataset.labels", value=_shown(values))
+    if labels.get("background", 0) != 0:
+        raise SpecError("must be 0", path="dataset.labels.background", value=_shown(labels["background"]))
+
+
 def from_files(fingerprint_path: str, dataset_path: str | None, channels: int | None, classes: int | None,
                cases: int | None) -> Dataset:
     """nnU-Net's dataset_fingerprint.json (and dataset.json for channels, labels, numTraining)."""
@@ -334,6 +356,7 @@ def from_files(fingerprint_path: str, dataset_path: str | None, channels: int | 
         if len(labels) > MAX_CHANNELS:
             raise SpecError(f"has {len(labels):,} labels; at most {MAX_CHANNELS:,} (heads[].filters allows 1 to "
                             f"{MAX_CHANNELS:,})", path="dataset.labels")
+        check_labels(labels)
         num = dj.get("numTraining")
         if isinstance(num, _Huge) or isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= MAX_CASES:
             raise SpecError(f"must be a whole number from 1 to {MAX_CASES:,}", path="dataset.numTraining",

@@ -59,6 +59,7 @@ def compose_data(data: dict[str, Any], overrides: Sequence[str] = (), origin: st
     check_mapping(data, root)
     check_interpolations(data)  # before OmegaConf parses a single string
     overrides = list(overrides)
+    check_override_depth(overrides)
     if root is not None:
         check_override_groups(root, overrides)
     if not overrides and "defaults" not in data:
@@ -73,6 +74,29 @@ def compose_data(data: dict[str, Any], overrides: Sequence[str] = (), origin: st
             raise _compose_error(exc, ()) from None
         return resolve(cfg, origin)
     return resolve(hydra_compose(data, overrides, root), origin)
+
+
+def check_override_depth(overrides: Sequence[str]) -> None:
+    """Refuse an override whose value nests lists and mappings deeper than a config may, before
+    Hydra's parser recurses through it (it would run out of stack, which reads as a loop)."""
+    from archgen.config.read import MAX_DEPTH
+
+    for override in overrides:
+        depth, deepest, quote = 0, 0, None
+        for char in override:
+            if quote:
+                quote = None if char == quote else quote
+            elif char in "'\"":
+                quote = char
+            elif char in "[{(":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif char in "]})":
+                depth -= 1
+        if deepest > MAX_DEPTH:
+            key, value = override.split("=", 1) if "=" in override else ("overrides", override)
+            raise SpecError(f"nests deeper than {MAX_DEPTH} levels", path=key.lstrip("+~") or "overrides",
+                            value=value if len(value) <= 60 else value[:57] + "...")
 
 
 def check_override_groups(root: Path, overrides: Sequence[str]) -> None:

@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from archgen.kinds.attrs import Attrs
 
 
+LARGEST_SIZE = (1 << 31) - 1  # an input size along one axis, at most: the config's bound (config.fields.Size)
+
+
 @dataclass(frozen=True)
 class Node:
     """A layer before shapes are known: topology, channels and parameters only.
@@ -73,9 +76,10 @@ class SizeRule:
         return n >= self.first and (n - self.offset) % self.period == 0
 
     def nearest(self, n: int, count: int = 2) -> list[int]:
-        """The ``count`` legal sizes closest to ``n`` (smaller first on ties)."""
+        """The ``count`` legal sizes closest to ``n`` (smaller first on ties), none above ``LARGEST_SIZE``."""
         k = max(self.k_min, (n - self.offset) // self.period)
-        candidates = [self.period * j + self.offset for j in range(max(self.k_min, k - count), k + count + 2)]
+        candidates = [m for j in range(max(self.k_min, k - count), k + count + 2)
+                      if (m := self.period * j + self.offset) <= LARGEST_SIZE]
         return sorted(sorted(candidates, key=lambda m: (abs(m - n), m))[:count])
 
     def output_size(self, head: str, n: int) -> int:

@@ -23,12 +23,14 @@ from archgen.sweep.results import print_results, sweep_json, write_results
 def run_sweep(command: str, config: str, overrides: Sequence[str], options: SweepOptions | None = None) -> int:
     """Run ``command`` (build or summary) for every variant Hydra's sweeper makes of ``overrides``."""
     from archgen.config.guard import check_mapping
-    from archgen.config.load import check_config_path, check_override_groups, guard_resolvers, read_config_file
+    from archgen.config.load import (check_config_path, check_override_depth, check_override_groups, guard_resolvers,
+                                     read_config_file)
 
     options = options or SweepOptions()
     path = check_config_path(config)
     data = read_config_file(path)
     check_mapping(data, path.parent)
+    check_override_depth(overrides)
     check_override_groups(path.parent, overrides)
     check_launchers(path, overrides)
     guard_resolvers()

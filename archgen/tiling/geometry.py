@@ -85,6 +85,8 @@ class Geometry:
     exact: bool
     whole_map: tuple[str, ...] = ()  # "name (what it is)" of each layer that reads the whole map
     pixel_elements: float | None = None  # values all layers hold together, per input pixel (None: unknown)
+    widest_pixel_elements: float | None = None  # the most values one layer holds, per input pixel: a pass needs
+    # at least that much (None: unknown)
 
     def head(self, name: str | None) -> Head:
         """The head called ``name`` (``head_<name>`` accepted too); the first head for None."""
@@ -114,20 +116,23 @@ def plan_geometry(plan: Plan) -> Geometry:
     whole_map = tuple(f"{layer.name} ({why})" for layer in plan.layers if (why := _plan_layer_reads_whole_map(layer)))
     exact = not whole_map and not any(_plan_layer_sees_edges(layer) for layer in plan.layers)
     return Geometry(ndim, plan.input_shape[-1], period, heads, fixed, rules, exact, whole_map,
-                    _plan_pixel_elements(plan, ndim))
+                    *_plan_pixel_elements(plan, ndim))
 
 
-def _plan_pixel_elements(plan: Plan, ndim: int) -> float:
-    """Values all the plan's layers hold together per input pixel: an upper bound of a pass's
-    peak, for deciding whether a whole image fits in one pass. Each layer's resolution follows
-    its first input, as ``_plan_head_scale`` does."""
+def _plan_pixel_elements(plan: Plan, ndim: int) -> tuple[float, float]:
+    """Values all the plan's layers hold together per input pixel (an upper bound of a pass's
+    peak, for deciding whether a whole image fits in one pass), and the most one layer holds (a
+    lower bound, for refusing a tile that cannot fit). Each layer's resolution follows its first
+    input, as ``_plan_head_scale`` does."""
     scale: dict[str, float] = {}
-    total = 0.0
+    total = widest = 0.0
     for layer in plan.layers:
         parent = scale.get(layer.inputs[0], 1.0) if layer.inputs else 1.0
         scale[layer.name] = parent / math.prod(float(f) for f in _plan_layer_factor(layer.kind, layer.attrs, ndim))
-        total += scale[layer.name] * (layer.shape[-1] or 1)
-    return total
+        values = scale[layer.name] * (layer.shape[-1] or 1)
+        total += values
+        widest = max(widest, values)
+    return total, widest
 
 
 def static_head(name: str, sizes_in: Sequence[int], sizes_out: Sequence[int | None],

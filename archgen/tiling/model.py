@@ -5,6 +5,7 @@ Imports Keras only through the model it is given."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -194,8 +195,7 @@ def fitted_geometry(plan: Plan, model) -> Geometry:
         problem = _output_mismatch(plan, geo, model, fixed)
     if problem:
         raise PlanError(f"the plan does not describe this model: {problem}", path="plan", value=plan.name)
-    return Geometry(geo.ndim, geo.channels, geo.period, geo.heads, fixed, geo.rules, geo.exact, geo.whole_map,
-                    geo.pixel_elements)
+    return dataclasses.replace(geo, fixed=fixed)
 
 
 def _output_mismatch(plan: Plan, geo: Geometry, model, fixed: tuple[int | None, ...]) -> str | None:

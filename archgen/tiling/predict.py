@@ -172,7 +172,8 @@ def check_finite(array: np.ndarray, chunk: int = 1 << 22) -> None:
         if bad.any():
             count = int(bad.sum())
             index = [int(i) for i in np.unravel_index(start + int(np.argmax(bad)), array.shape)]
-            raise TilingError(f"holds NaN or infinite values ({count:,} in the first chunk with any, the first at "
+            raise TilingError(f"holds NaN or infinite values as float32 ({count:,} in the first chunk with any, the "
+                              f"first at "
                               f"{index}); replace them first (e.g. numpy.nan_to_num)", path="image",
                               value=list(array.shape))
 
@@ -286,14 +287,16 @@ def check_run_memory(model, shape: Sequence[int], geo: Geometry, chosen: Sequenc
                      layouts: Sequence[AxisLayout], batch_size: int) -> int:
     """The batch size to run with: ``batch_size``, or fewer tiles a call where that many would not
     fit in the memory this machine has free. Refused (before anything is allocated) where the
-    padded image, the stitched outputs and one tile's layer outputs (``activation_bytes``) do not
-    fit. The layer outputs are known only for a model of a fixed input size: only such a model is
-    checked here (a free size's tile is the caller's choice, or capped by ``one_pass_size``)."""
+    padded image, the stitched outputs and one tile's layer outputs do not fit: a fixed-size
+    model's own (``activation_bytes``); for a free size, the plan's widest layer at the tile's
+    size, the least a pass holds (a tile far larger than the image is the caller's choice, and
+    runs where it fits)."""
     from archgen.model_file import available_memory
 
-    per_tile = activation_bytes(model) if all(n is not None for n in geo.fixed) else None
-    if not per_tile:
-        return batch_size
+    if all(n is not None for n in geo.fixed):
+        per_tile = activation_bytes(model) or 0
+    else:
+        per_tile = int(math.prod(lay.tile for lay in layouts) * (geo.widest_pixel_elements or 0) * 4)
     images = int(shape[0])
     jobs = images * math.prod(len(lay.starts) for lay in layouts)
     blend = not geo.exact and jobs > images
@@ -313,7 +316,7 @@ def check_run_memory(model, shape: Sequence[int], geo: Geometry, chosen: Sequenc
                         f"({per_tile / 2**30:,.1f} GiB) take {(held + per_tile) / 2**30:,.1f} GiB, more than the "
                         f"{free / 2**30:,.1f} GiB this machine has free", path="model",
                         value=getattr(model, "name", "model"))
-    return max(1, min(batch_size, jobs, (free - held) // per_tile))
+    return max(1, min(batch_size, jobs, (free - held) // per_tile)) if per_tile else batch_size
 
 
 def _run_model(model, batch: np.ndarray) -> list[np.ndarray]:
