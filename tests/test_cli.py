@@ -80,6 +80,8 @@ def test_asymmetric_crop_when_difference_is_odd(cli):
     (["validate", UNET, "+x=" + "{a:" * 40 + "1" + "}" * 40], "nests deeper than 32 levels"),
     (["summary", "-m", UNET, "encoder.depth=1,2", "+x=" + "[" * 200 + "]" * 200], "nests deeper than 32 levels"),
     (["summary", UNET, "input.shape=[2147483646,2147483646,1]"], "2147483644 (output 2147483460)\n"),
+    (["summary", CONF / "unet_same.yaml", "encoder.downsample.factor=4", "decoder.upsample.factor=2"],
+     "decoder.upsample.factor=2: the decoder up-samples by the factor the encoder down-sampled with"),
 ])
 def test_errors_exit_2_with_one_clear_message(cli, argv, expected):
     code, out, err = cli(*argv)
@@ -299,3 +301,14 @@ def test_python_dash_m_archgen_is_the_same_command_line():
                          capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and bad.returncode == 2
     assert bad.stderr.startswith("error: encoder.depth=x") and "Traceback" not in bad.stderr
+
+
+def test_the_decoder_up_samples_by_the_encoders_factor_unless_told(cli, tmp_path):
+    config = tmp_path / "small.yaml"
+    config.write_text("input: {shape: [64, 64, 1]}\npadding: same\nencoder: {depth: 2, filters: 8}\n"
+                      "heads: [{name: out, filters: 2}]\n")
+    code, out, err = cli("summary", config, "encoder.downsample.factor=4")
+    assert code == 0, err
+    ups = [line.split() for line in out.splitlines() if line.split()[:1] in (["dec1_up"], ["dec2_up"])]
+    assert len(ups) == 2 and all("k4x4" in line for line in ups)
+    assert [line for line in out.splitlines() if "dec1_up" in line][0].split()[2].startswith("64x64")

@@ -319,7 +319,7 @@ class TransposeUp(Strict):
 
     type: Literal["transpose"] = "transpose"
     factor: int = Field(default=2, ge=2, le=64)
-    """Up-sampling factor on every spatial axis."""
+    """Up-sampling factor on every spatial axis; left out, the encoder's down-sampling factor."""
     kernel_size: Count | None = None
     """Kernel size; null means ``factor``."""
     activation: Activation = "linear"
@@ -364,7 +364,7 @@ class ResizeUp(Strict):
 
     type: Literal["resize"] = "resize"
     factor: int = Field(default=2, ge=2, le=64)
-    """Up-sampling factor on every spatial axis."""
+    """Up-sampling factor on every spatial axis; left out, the encoder's down-sampling factor."""
     interpolation: Literal["nearest", "bilinear", "linear"] = "nearest"
     """Interpolation of the up-sampling; bilinear works on 2D inputs only; linear is linear along
     every axis in 1D, 2D and 3D (PyTorch's linear, bilinear, trilinear with align_corners=False)."""
@@ -397,7 +397,7 @@ class InterpolateUp(Strict):
 
     type: Literal["interpolate"] = "interpolate"
     factor: int = Field(default=2, ge=2, le=64)
-    """Up-sampling factor on every spatial axis."""
+    """Up-sampling factor on every spatial axis; left out, the encoder's down-sampling factor."""
     interpolation: Literal["nearest", "bilinear", "linear"] = "nearest"
     """Interpolation of the up-sampling; bilinear works on 2D inputs only; linear along every axis
     in 1D, 2D and 3D (see ``resize``)."""
@@ -412,7 +412,7 @@ class BlockUp(Strict):
 
     type: Literal["block"] = "block"
     factor: int = Field(default=2, ge=2, le=64)
-    """Up-sampling factor on every spatial axis."""
+    """Up-sampling factor on every spatial axis; left out, the encoder's down-sampling factor."""
 
 
 Upsample = tagged("transpose", TransposeUp, ResizeUp, InterpolateUp, BlockUp)

@@ -152,7 +152,8 @@ def _decoder_stages(spec: ArchSpec, enc_stages: list[EncoderStage], ndim: int, o
     if "factor" in up.model_fields_set and spec.encoder.stages is not None:
         raise PlanError("the decoder up-samples by the strides of encoder.stages; remove decoder.upsample.factor",
                         path="decoder.upsample.factor", value=up.factor)
-    if spec.encoder.stages is None and up.factor != spec.encoder.downsample.factor and depth > 0:
+    if (spec.encoder.stages is None and "factor" in up.model_fields_set  # unset, it follows the encoder's
+            and up.factor != spec.encoder.downsample.factor and depth > 0):
         raise PlanError(f"the decoder up-samples by the factor the encoder down-sampled with, "
                         f"encoder.downsample.factor={spec.encoder.downsample.factor}; remove decoder.upsample.factor "
                         f"or make them equal", path="decoder.upsample.factor", value=up.factor)
