@@ -26,14 +26,16 @@ prediction, and for ``compile`` with settings of one's own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import stat
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 from archgen.errors import SpecError
 
@@ -127,14 +129,33 @@ def load_model(path: str | os.PathLike, key: str = "model"):
 
     config = {k: v for k, v in checked.config.items() if k != "compile_config"}
     try:
-        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
-        model.load_weights(checked.path)
+        with weights_loading(key, str(path)):
+            model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+            model.load_weights(checked.path)
+    except SpecError:
+        raise
     except MemoryError:
         raise SpecError("is too large to load into the memory this machine has free", path=key,
                         value=str(path)) from None
     except Exception as exc:  # Keras raises many kinds for a bad file; the user needs one line
         raise SpecError(f"cannot load it: {' '.join(str(exc).split())[:300]}", path=key, value=str(path)) from None
     return model
+
+
+@contextlib.contextmanager
+def weights_loading(key: str, shown: str) -> Iterator[None]:
+    """Keras warns once per layer it leaves without weights (hundreds of lines for a backbone) and
+    then fails, or goes on with those layers freshly initialised: either way the user gets one
+    line. Other warnings pass through."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield  # an exception leaves with the warnings dropped: the caller's error says what failed
+    skipped = [w for w in caught if "freshly-initialized" in str(w.message)]
+    if skipped:
+        raise SpecError(f"cannot load it: the file has no weights for {len(skipped)} part(s) of the model "
+                        f"(Keras: {' '.join(str(skipped[0].message).split())[:200]})", path=key, value=shown)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 # --- the file and the archive -----------------------------------------------------------------

@@ -234,3 +234,20 @@ def test_the_output_may_not_be_the_image_it_reads_even_with_force(models, tmp_pa
     err = one_error(*cli("predict", models / "fixed.keras", image, "-o", target, "--force"))
     assert "--output" in err and "is the image this command reads" in err
     assert image.read_bytes() == before
+
+
+def test_a_model_file_with_another_models_weights_is_one_line(models, tmp_path, cli):
+    """Keras warns once per layer it cannot fill, then fails: the user sees only archgen's line."""
+    archgen.build_model("conf/unet.yaml", ["encoder.depth=1", "encoder.filters=8", "padding=same",
+                                           "input.shape=[32,32,1]"]).save(tmp_path / "other.keras")
+    mixed = tmp_path / "mixed.keras"
+    with zipfile.ZipFile(models / "fixed.keras") as ours, zipfile.ZipFile(tmp_path / "other.keras") as other, \
+            zipfile.ZipFile(mixed, "w") as out:
+        for info in ours.infolist():
+            source = other if info.filename.endswith(".h5") else ours
+            out.writestr(info.filename, source.read(info.filename))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        err = one_error(*cli("predict", mixed, models / "img.npy", "-o", tmp_path / "y.npy"))
+    assert "cannot load it" in err
+    assert not [w for w in caught if "initialized" in str(w.message)]

@@ -14,7 +14,7 @@ from typing import Any
 
 from archgen.backend import import_keras
 from archgen.errors import EmitError
-from archgen.model_file import check_weights_file
+from archgen.model_file import check_weights_file, weights_loading
 from archgen.planner.ir import LayerPlan
 
 keras = import_keras()
@@ -44,7 +44,8 @@ def emit_backbone(layer: LayerPlan, xs: list[Any], ndim: int) -> list[Any]:
     shape = tuple(xs[0].shape[1:])
     build = getattr(keras.applications, a["constructor"])
     try:
-        base = build(include_top=False, weights=_weights(a), input_shape=shape)
+        with weights_loading("encoder.weights", str(a["weights"])):
+            base = build(include_top=False, weights=_weights(a), input_shape=shape)
     except (ValueError, OSError) as exc:
         raise EmitError(f"keras.applications.{a['constructor']} refused it: {' '.join(str(exc).split())[:400]}",
                         path="encoder.weights" if a["weights"] else "encoder", value=a["weights"]) from None
