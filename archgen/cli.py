@@ -343,7 +343,7 @@ def _print_plan(args: argparse.Namespace, spec, plan) -> int:
 
     profile = memory_profile(args.backend, args.device)
     cost = plan_cost(plan, args.batch, args.dtype, args.optimizer, profile)
-    fit = _fit(spec, plan, args, profile) if args.fit else None
+    fit = _fit(spec, plan, args, profile) if args.fit is not None else None
     if args.json:
         from archgen.report.data import plan_to_dict
 

@@ -233,6 +233,7 @@ def test_a_sweep_in_the_python_api_says_a_config_takes_one_value():
 @pytest.mark.parametrize("argv, expected", [
     (["summary", UNET, "--fit", "24"], "error: --fit=24: needs a unit, e.g. 24GiB, 24GB or 24MiB (24B for bytes)\n"),
     (["summary", UNET, "--fit", "1.5"], "error: --fit=1.5: needs a unit, e.g. 1.5GiB, 1.5GB or 1.5MiB\n"),
+    (["summary", UNET, "--fit", ""], "error: --fit='': expected a memory size such as 24GiB, 16GB or 512MiB\n"),
     (["build", UNET, "--max-memory", "300"],
      "error: --max-memory=300: needs a unit, e.g. 300GiB, 300GB or 300MiB (300B for bytes)\n"),
 ])

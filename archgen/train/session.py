@@ -9,6 +9,7 @@ imported, the network built and trained, and the final files written together.
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,9 @@ def train_config(data: dict[str, Any], request: Request) -> dict[str, Any]:
     if request.resume and run_dir.is_run():
         _check_same_config(run_dir, data)
         state = run_dir.read_state()
+    if request.resume and state is None:  # as a job that is requeued before its first checkpoint: go on, and say so
+        print(f"warning: --resume: {printable(str(run_dir.path))} holds no checkpoint yet; training starts from step 0",
+              file=sys.stderr)
     setup = plan_training(spec)
     check_size(setup.plan)
     dataset = _load_data(setup, folder, key)

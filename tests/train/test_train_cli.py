@@ -90,6 +90,14 @@ def test_an_existing_run_needs_resume_or_force(cli, workdir):
     assert [row["step"] for row in read_log(workdir / "run")] == ["6"]
 
 
+@pytest.mark.slow
+def test_resume_with_no_run_yet_starts_one_and_says_so(cli, workdir):
+    code, _, err = cli("train", "tiny.yaml", "--data", "data", "-o", "fresh", "-q", "--resume", "--steps", "6")
+    assert code == 0, err
+    assert err == "warning: --resume: fresh holds no checkpoint yet; training starts from step 0\n"
+    assert [row["step"] for row in read_log(workdir / "fresh")] == ["6"]
+
+
 def test_a_folder_archgen_did_not_write_is_never_written(cli, workdir):
     (workdir / "mine").mkdir()
     (workdir / "mine" / "notes.txt").write_text("keep")
