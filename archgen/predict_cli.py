@@ -148,6 +148,11 @@ def _read_image(path: Path) -> np.ndarray:
     and so are a zip (``.npz``) and a header whose shape could not be mapped or held, before numpy
     maps anything."""
     shown = str(path)
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):  # numpy would take anything else for a pickle
+        raise SpecError("is not a .npy array: it does not start with NumPy's header; save the image with numpy.save",
+                        path="input", value=shown)
     header = _read_header(path)
     if header is not None:
         _check_shape(header[0], path)

@@ -251,3 +251,11 @@ def test_a_model_file_with_another_models_weights_is_one_line(models, tmp_path, 
         err = one_error(*cli("predict", mixed, models / "img.npy", "-o", tmp_path / "y.npy"))
     assert "cannot load it" in err
     assert not [w for w in caught if "initialized" in str(w.message)]
+
+
+@pytest.mark.parametrize("content", [b"", b"hello\n", b"\x80\x04K\x01."])
+def test_a_file_without_numpys_header_is_not_read_as_a_pickle(models, tmp_path, cli, content):
+    image = tmp_path / "x.npy"
+    image.write_bytes(content)
+    err = one_error(*cli("predict", models / "fixed.keras", image, "-o", tmp_path / "y.npy"))
+    assert "does not start with NumPy's header" in err and "pickle" not in err
