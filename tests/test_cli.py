@@ -80,6 +80,11 @@ def test_asymmetric_crop_when_difference_is_odd(cli):
     (["validate", UNET, "+x=" + "{a:" * 40 + "1" + "}" * 40], "nests deeper than 32 levels"),
     (["summary", "-m", UNET, "encoder.depth=1,2", "+x=" + "[" * 200 + "]" * 200], "nests deeper than 32 levels"),
     (["summary", UNET, "input.shape=[2147483646,2147483646,1]"], "2147483644 (output 2147483460)\n"),
+    (["summary", UNET, "encoder.depth='3'"], "encoder.depth=3: input should be a valid integer, not the string '3' "
+                                             "(write it without quotes)\n"),
+    (["summary", UNET, "encoder.filters=[8,16,-1]"], "encoder.filters[2]=-1: input should be greater than or equal "
+                                                     "to 1\n"),
+    (["summary", UNET, "encoder.filters=[8,16,a]"], "encoder.filters[2]=a: input should be a valid integer\n"),
     (["summary", CONF / "unet_same.yaml", "encoder.downsample.factor=4", "decoder.upsample.factor=2"],
      "decoder.upsample.factor=2: the decoder up-samples by the factor the encoder down-sampled with"),
 ])

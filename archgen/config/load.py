@@ -292,6 +292,12 @@ def _spec_error(exc: ValidationError, data: Any) -> SpecError:
         loc = _real_loc(err["loc"], data, err["type"])
         groups.setdefault(dotted(loc), []).append((loc, err))
     path, errs = next(iter(groups.items()))
+    if all(e["type"].endswith("_type") and isinstance(e["input"], (list, dict)) for _, e in errs):
+        # a list or mapping where one branch of a union wants a number: the other branch's finding inside
+        # it (encoder.filters[2]) says what is wrong
+        inner = [(p, e) for p, e in groups.items() if p.startswith((path + "[", path + "."))]
+        if inner:
+            path, errs = inner[0]
     loc, first = errs[0]
     stray = _misindented(data, (*loc, "type") if first["type"] == "union_tag_invalid" else loc)
     if stray is not None:
@@ -319,9 +325,21 @@ def _spec_error(exc: ValidationError, data: Any) -> SpecError:
     messages = []
     for _, err in errs:
         msg = err["msg"].removeprefix("Value error, ")
+        if _quoted_number(err["type"], err["input"]):
+            msg += f", not the string {err['input']!r} (write it without quotes)"
         if msg not in messages:
             messages.append(msg)
     return SpecError("; or ".join(m[0].lower() + m[1:] for m in messages), path=path, value=first["input"])
+
+
+def _quoted_number(kind: str, value: Any) -> bool:
+    """A number or boolean written in quotes, where the schema wants the number itself."""
+    if not isinstance(value, str) or kind not in ("int_type", "float_type", "bool_type"):
+        return False
+    if kind == "bool_type":
+        return value.lower() in ("true", "false")
+    return bool(re.fullmatch(r"[+-]?\d+" if kind == "int_type" else r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?",
+                             value.strip()))
 
 
 def _misindented(data: Any, loc: tuple) -> SpecError | None:
