@@ -60,7 +60,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         add_train_arguments(p, _count_arg, DEFAULT_MAX_VARIANTS)
         return p
     p.add_argument("config", help="the YAML file (ending in .yaml)")
-    p.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, +key=value, ~key")
+    p.add_argument("overrides", nargs="*", default=[], help="Hydra overrides: key=value, +key=value, ~key")
     if command in ("summary", "build", "validate", "diagram"):
         p.add_argument("--json", action="store_true", help="print one JSON object instead of tables and text")
     if command in ("summary", "build"):

@@ -71,7 +71,7 @@ def test_asymmetric_crop_when_difference_is_odd(cli):
     (["summary", CONF / "missing.yaml"], "no such file"),
     (["summary", CONF], "is a directory"),
     (["sumary", UNET], "did you mean 'summary'?"),
-    (["summary"], "required"),
+    (["summary"], "the following arguments are required: config\n"),
     (["summary", UNET, "--nope"], "unrecognized arguments: --nope"),
     (["summary", CONF / "peers/monai_unet_2d.yaml", "decoder.upsample.output_padding=2"],
      "decoder.upsample.output_padding=2: output_padding above the padding (1)"),
