@@ -32,7 +32,7 @@ MARKER = ".archgen"  # inside a folder archgen wrote (a SavedModel): only such a
 
 
 def check_target(path: Path, *, force: bool, suffix: str, folder: bool = False,
-                 inputs: Mapping[str, Any] = {}) -> Path:
+                 inputs: Mapping[str, Any] | None = None) -> Path:
     """Refuse early (before any expensive work) a target that cannot or must not be written:
     ``inputs`` names the files the command reads ({what: path}), which --force does not replace."""
     shown = str(path)
@@ -48,7 +48,7 @@ def check_target(path: Path, *, force: bool, suffix: str, folder: bool = False,
     _remove(_make_tmp(path, suffix, folder))  # os.access says yes to root and in /proc: creating a file tells
     if not os.path.lexists(path):  # a dangling link counts as existing: it names something
         return path
-    for what, source in inputs.items():
+    for what, source in (inputs or {}).items():
         if source is not None and _same_file(path, source):
             raise OutputError(f"is the {what} this command reads; write elsewhere", path="--output", value=shown)
     if not force:

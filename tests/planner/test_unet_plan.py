@@ -79,6 +79,18 @@ def test_illegal_size_names_nearest_sizes():
     assert "H = 16k + 60, k >= 8" in text
 
 
+def test_nearest_sizes_stay_within_what_a_config_may_ask_for():
+    """Near the config's bound on a size, the suggestions are legal sizes a config can take."""
+    from archgen.config.fields import Size
+    from archgen.planner.ir import LARGEST_SIZE
+
+    assert LARGEST_SIZE == next(m.le for m in Size.__metadata__[0].metadata if hasattr(m, "le"))
+    rule = make_plan(load_spec(UNET, ["input.shape=[572,572,1]"])).sizes
+    for n in (LARGEST_SIZE - 20, LARGEST_SIZE - 1, LARGEST_SIZE):
+        nearest = rule.nearest(n)
+        assert nearest and all(m <= LARGEST_SIZE and rule.is_legal(m) for m in nearest)
+
+
 def test_too_small_size_is_refused():
     with pytest.raises(PlanError, match="nearest: 188 \\(output 4\\), 204"):
         make_plan(load_spec(UNET, ["input.shape=[100,100,1]"]))
