@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from archgen.errors import ArchgenError, OutputError, PlanError, SpecError, printable
+from archgen.planner.ir import LARGEST_SIZE
 
 OUTPUT_SUFFIXES = (".npy", ".npz")
-MAX_AXIS = 2**31 - 1  # per axis, as for a config's sizes
 MAX_HEADER_BYTES = 10_000  # numpy's own limit for a header read without allow_pickle
 
 
@@ -203,17 +203,17 @@ def _read_header(path: Path) -> tuple[Any, np.dtype] | None:
 
 
 def _check_shape(shape: Any, path: Path) -> None:
-    """Each axis a whole number from 0 to ``MAX_AXIS``, and the whole within the memory guard
+    """Each axis a whole number from 0 to ``LARGEST_SIZE``, and the whole within the memory guard
     (``_check_values``), computed with Python ints (no numpy overflow warning)."""
     shown = str(path)
     if not isinstance(shape, tuple) or len(shape) > 32:
         raise SpecError(f"its header gives the shape {printable(repr(shape), 120)}; expected a tuple of at most 32 "
                         "axes", path="input", value=shown)
     for axis, n in enumerate(shape):
-        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_AXIS:
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= LARGEST_SIZE:
             shown_n = (f"{n:,}" if abs(n) < 10**30 else f"an integer of {len(str(abs(n)))} digits") \
                 if isinstance(n, int) and not isinstance(n, bool) else printable(repr(n), 40)
-            raise SpecError(f"its header gives axis {axis} the size {shown_n}; each axis holds 0 to {MAX_AXIS:,} "
+            raise SpecError(f"its header gives axis {axis} the size {shown_n}; each axis holds 0 to {LARGEST_SIZE:,} "
                             "values", path="input", value=shown)
     _check_values(math.prod(shape), shown)
 
@@ -240,8 +240,8 @@ def _tile_sizes(text: str) -> list[int]:
         sizes = [int(part) for part in text.split(",")]
     except ValueError:
         raise ArchgenError("expected whole numbers separated by commas", path="--tile-size", value=text) from None
-    if any(not 1 <= n <= MAX_AXIS for n in sizes):
-        raise ArchgenError(f"must be from 1 to {MAX_AXIS:,}", path="--tile-size", value=text)
+    if any(not 1 <= n <= LARGEST_SIZE for n in sizes):
+        raise ArchgenError(f"must be from 1 to {LARGEST_SIZE:,}", path="--tile-size", value=text)
     return sizes
 
 

@@ -173,8 +173,7 @@ def check_finite(array: np.ndarray, chunk: int = 1 << 22) -> None:
             count = int(bad.sum())
             index = [int(i) for i in np.unravel_index(start + int(np.argmax(bad)), array.shape)]
             raise TilingError(f"holds NaN or infinite values as float32 ({count:,} in the first chunk with any, the "
-                              f"first at "
-                              f"{index}); replace them first (e.g. numpy.nan_to_num)", path="image",
+                              f"first at {index}); replace them first (e.g. numpy.nan_to_num)", path="image",
                               value=list(array.shape))
 
 
