@@ -266,4 +266,10 @@ def render(result: dict, configuration: str, dataset: Dataset, name: str, comman
         notes.append((0, "ResidualEncoderUNet: a stem (one conv to features_per_stage[0]) and BasicBlockD stages "
                          "(ResNet-D shortcuts: avg-pool + 1x1 conv + norm where the shape changes)."))
     lines = [line for level, text in notes for line in _comment(text, level)]
-    return "\n".join(lines) + "\n" + network_yaml(conf, family, dataset.channels, dataset.classes, name)
+    # The batch goes with the patch: `archgen train` on this file trains what the budget was planned for.
+    sized = ("nnU-Net's batch size" if why["memory_model"] == "nnunet" else
+             f"the batch archgen's memory model sized ({why['memory_dtype']}, {why['memory_optimizer']}: train's "
+             f"defaults)")
+    train = _comment(f"train.batch_size: {sized}; `archgen train` trains with it.", 0) + [dump_yaml({"train": {"batch_size": conf["batch_size"]}})]
+    return ("\n".join(lines) + "\n" + network_yaml(conf, family, dataset.channels, dataset.classes, name)
+            + "\n".join(train))

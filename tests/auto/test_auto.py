@@ -169,6 +169,7 @@ def test_yaml_stage_lists_equal_the_plan(tmp_path, case, family):
     assert [axes(s["kernel_size"]) for s in dec] == conf["kernel_sizes"][:-1]
     assert doc["input"]["shape"] == [*conf["patch_size"], 1]
     assert doc["heads"][0]["filters"] == 3 and doc["heads"][0]["deep_supervision"] == list(range(2, n))
+    assert doc["train"] == {"batch_size": conf["batch_size"]}  # archgen train trains the batch that was sized
     assert stage_lists(conf, FAMILIES[family]) == (enc, dec)
     assert text.startswith(str(out))
     assert "# Written by `archgen auto`" in out.read_text()

@@ -23,7 +23,8 @@ from tests.auto.fingerprints import dataset_json, fingerprint
 from tests.auto.test_auto import plans, run
 from tests.conftest import ROOT
 
-KEYS = ["name", "input", "padding", "encoder", "decoder", "heads"]
+NETWORK_KEYS = ["name", "input", "padding", "encoder", "decoder", "heads"]
+KEYS = [*NETWORK_KEYS, "train"]  # the written file: the network, then the batch it was sized for
 
 
 def _write(path: Path, content) -> Path:
@@ -418,7 +419,7 @@ def test_the_yaml_is_the_emitters_and_reads_back_as_the_data(family, spacing):
     for conf in confs.values():
         text = network_yaml(conf, FAMILIES[family], 2, 3, "net")
         data = network_data(conf, FAMILIES[family], 2, 3, "net")
-        assert yaml.safe_load(text) == data and list(data) == KEYS
+        assert yaml.safe_load(text) == data and list(data) == NETWORK_KEYS
         assert [line for line in text.splitlines() if line.startswith("    - {")] and all(
             len(line) <= COMMENT_WIDTH and line.count("[") == line.count("]") for line in text.splitlines())
 
