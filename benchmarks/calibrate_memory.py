@@ -37,16 +37,22 @@ import platform
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 from common import ROOT, parse_args, reset_peak_rss, rss_status
 
 MiB = 2**20
 
 
+def config_path(config: str):
+    """A case's config: a name under conf/ (``peers/nnunet_plain_2d``), or a YAML file's path."""
+    return Path(config) if config.endswith(".yaml") else ROOT / "conf" / f"{config}.yaml"
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
-    config: str  # under conf/
+    config: str  # under conf/, or a .yaml path
     overrides: tuple[str, ...]
     batch: int  # training batch
     infer_batch: int | None = None  # inference batch (None: no inference case)
@@ -170,7 +176,7 @@ def child(backend: str, device: str, case: dict, mode: str, steps: int = 2) -> d
     reset_peak_rss()
     device_before = _device_peak(backend) if device == "gpu" else 0
 
-    plan = make_plan(load_spec(ROOT / "conf" / f"{case['config']}.yaml", list(case["overrides"])))
+    plan = make_plan(load_spec(config_path(case["config"]), list(case["overrides"])))
     batch = case["batch"] if mode == "train" else case["infer_batch"]
     model = emit_model(plan, case["precision"])
     rng = np.random.default_rng(0)
@@ -239,7 +245,7 @@ def plan_of(case: Case):
     from archgen.planner import make_plan
     from archgen.config import load_spec
 
-    return make_plan(load_spec(ROOT / "conf" / f"{case.config}.yaml", list(case.overrides)))
+    return make_plan(load_spec(config_path(case.config), list(case.overrides)))
 
 
 def estimate(case: Case, mode: str, profile, plan=None, batch: int | None = None) -> int:
