@@ -115,31 +115,45 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> tuple[di
     gb = parse_gb(args.fit) if args.fit is not None else family.default_gb
     profile = _profile(args)
     dataset = _dataset(args)
-    try:
-        result = plan_dataset(dataset, family, gb, args.memory, profile)
-    except SpecError as exc:
+    result = plan_dataset(dataset, family, gb, args.memory, profile)
+    configs = result["configurations"]
+    conf = args.configuration or default_configuration(result)
+    if conf in result["_not_made"]:
+        exc = result["_not_made"][conf]
         if exc.path == "--fit" and args.fit is not None:  # the budget as typed, not as nnU-Net's GB
             raise SpecError(exc.message, path="--fit", value=args.fit, hint=exc.hint) from None
-        raise
-    configs = result["configurations"]
-    conf = args.configuration or ("3d_fullres" if "3d_fullres" in configs else "2d")
+        raise exc
     if conf not in configs:
-        why = ("the dataset is 2D" if conf.startswith("3d") and "3d_fullres" not in configs else
-               result["_why_no_3d_lowres"])
-        raise SpecError(f"was not made: {why}; made: {', '.join(configs)}", path="--configuration", value=conf)
+        why = "the dataset is 2D" if default_configuration(result) == "2d" else result["_why_no_3d_lowres"]
+        raise SpecError(f"was not made: {why}; made: {', '.join(configs) or 'none'}", path="--configuration",
+                        value=conf)
     if args.json:
         return result, None
     command = "archgen auto " + " ".join(shlex.quote(a) for a in (argv or []))
     return result, render(result, conf, dataset, args.name or f"auto_{conf}", command.strip())
 
 
+def default_configuration(result: dict) -> str:
+    """3d_fullres for a 3D dataset (made or not: a 2D plan is not what a 3D dataset asked for), else 2d."""
+    return "2d" if result["median_shape_after_resampling"][0] == 1 else "3d_fullres"
+
+
+def _one_line(exc: SpecError) -> str:
+    return f"{exc.path}: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+
+
 def public(result: dict) -> dict:
-    """The JSON answer: nnU-Net's keys per configuration, archgen's reasons under ``archgen``."""
+    """The JSON answer: nnU-Net's keys per configuration, archgen's reasons under ``archgen``, and
+    why each configuration that is missing was not made."""
     out = {k: v for k, v in result.items() if k != "configurations" and not k.startswith("_")}
     out["configurations"] = {}
     for name, conf in result["configurations"].items():
         conf = dict(conf)
         out["configurations"][name] = {**{k: v for k, v in conf.items() if k != "_why"}, "archgen": conf["_why"]}
+    made = result["configurations"]
+    out["not_made"] = {name: _one_line(result["_not_made"][name]) if name in result["_not_made"] else
+                       "the dataset is 2D" if default_configuration(result) == "2d" else result["_why_no_3d_lowres"]
+                       for name in CONFIGURATIONS if name not in made}
     return out
 
 
@@ -160,7 +174,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
             write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=".yaml", force=args.force)
         except OSError as exc:
             raise ArchgenError(f"cannot be written: {exc.strerror or exc}", path="--output", value=str(path)) from None
-        conf = args.configuration or ("3d_fullres" if "3d_fullres" in result["configurations"] else "2d")
+        conf = args.configuration or default_configuration(result)
         c = result["configurations"][conf]
         why = c["_why"]
         memory = (f"memory model archgen, profile {why['memory_profile']}: {why['memory_estimate_bytes'] / 2**30:.2f} GiB of "

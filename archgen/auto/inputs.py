@@ -17,7 +17,7 @@ import re
 from itertools import chain
 from typing import Any
 
-from archgen.auto.nnunet import MIN_EDGE, Dataset
+from archgen.auto.nnunet import Dataset
 from archgen.errors import SpecError, dotted
 from archgen.config.read import MAX_DEPTH, read_bounded_file
 
@@ -100,16 +100,13 @@ def _check_spacing(values: list, path: str) -> list[float]:
     return [float(v) for v in values]
 
 
-def _check_shape(values: list, path: str, two_d: bool) -> list[int]:
+def _check_shape(values: list, path: str) -> list[int]:
     for i, v in enumerate(values):
         if isinstance(v, _Huge) and not v.negative or _is_number(v) and v > MAX_EDGE:  # inf too
             raise SpecError(f"is too large: {_EDGE_RULE}", path=f"{path}[{i}]", value=str(v))
         if not _is_number(v) or not math.isfinite(v) or v != int(v) or v < 1:
             raise SpecError("every size must be a positive whole number of voxels", path=f"{path}[{i}]",
                             value=_shown(v))
-        if v < MIN_EDGE and not (two_d and i == 0 and v == 1):
-            raise SpecError(f"is smaller than the minimum feature-map edge ({MIN_EDGE} voxels): no network can be "
-                            "planned on it", path=f"{path}[{i}]", value=int(v))
     return [int(v) for v in values]
 
 
@@ -125,9 +122,9 @@ def from_figures(shape: str, spacing: str, channels: int, classes: int, cases: i
     for i, v in enumerate(dims):
         if v > MAX_EDGE:
             raise SpecError(f"axis {i} is {v:,}: {_EDGE_RULE}", path="--shape", value=shape)
-        if v < MIN_EDGE:
-            raise SpecError(f"axis {i} is {v}, smaller than the minimum feature-map edge ({MIN_EDGE} voxels): "
-                            "no network can be planned on it", path="--shape", value=shape)
+        if v < 1:
+            raise SpecError(f"axis {i} is {v}: every size must be a positive whole number of voxels", path="--shape",
+                            value=shape)
     _check_counts(channels, classes, cases)
     if len(dims) == 2:  # a 2D dataset, as nnU-Net stores one: a singleton first axis of spacing 999
         dims, sp = [1, *dims], [SPACING_2D, *sp]
@@ -265,23 +262,21 @@ def _check_json_tree(data: Any, what: str) -> None:
         stack.extend(reversed([(v, (*loc, k)) for k, v in items if not _plain(v)]))
 
 
-def _checked(rows: list[list], key: str, check, two_d: bool | None = None):
+def _checked(rows: list[list], key: str, check, shapes: bool = False):
     """``[check(row, f"{key}[i]") for each row]``, with numpy where every value is a plain number in
-    range (the common case: a fingerprint may list ~100,000 cases); ``two_d`` (given for shapes):
-    whole numbers of voxels, the first axis 1 in a 2D dataset."""
+    range (the common case: a fingerprint may list ~100,000 cases); ``shapes``: whole numbers of
+    voxels, else spacings. A case may be thinner than a feature map's least edge: nnU-Net plans from
+    the medians."""
     import numpy as np
 
     if set(map(type, chain.from_iterable(rows))) <= {int, float}:
         arr = np.array(rows, dtype=np.float64)
-        if two_d is None:
-            ok = (arr >= MIN_SPACING) & (arr <= MAX_SPACING)
+        if shapes:
+            ok = (arr >= 1) & (arr <= MAX_EDGE) & (arr == np.floor(arr))
         else:
-            low = np.full(3, float(MIN_EDGE))
-            if two_d:
-                low[0] = 1.0
-            ok = (arr >= low) & (arr <= MAX_EDGE) & (arr == np.floor(arr))
+            ok = (arr >= MIN_SPACING) & (arr <= MAX_SPACING)
         if ok.all():  # arrays: the planner reads them as numpy arrays
-            return arr if two_d is None else arr.astype(np.int64)
+            return arr.astype(np.int64) if shapes else arr
     for i, row in enumerate(rows):  # the first row that is not: its message
         check(row, f"{key}[{i}]")
     raise AssertionError("a row out of range passed its check")  # pragma: no cover
@@ -332,9 +327,8 @@ def from_files(fingerprint_path: str, dataset_path: str | None, channels: int | 
             if type(v) is not list or len(v) != 3:
                 raise SpecError("must list 3 values (nnU-Net stores 2D images as 1 x H x W)",
                                 path=f"fingerprint.{key}[{i}]", value=v)
-    two_d = all(s[0] == 1 for s in shapes)
     spacings = _checked(spacings, "fingerprint.spacings", _check_spacing)
-    shapes = _checked(shapes, "fingerprint.shapes_after_crop", lambda v, p: _check_shape(v, p, two_d), two_d)
+    shapes = _checked(shapes, "fingerprint.shapes_after_crop", _check_shape, shapes=True)
     source = f"--fingerprint {fingerprint_path}"
     n_channels, n_classes, n_cases = channels, classes, cases
     if dataset_path is not None:

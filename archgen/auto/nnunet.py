@@ -193,6 +193,10 @@ def plan_configuration(family: Family, spacing, median_shape, n_voxels_dataset: 
                         f"the {dim}D initial patch (1/spacing aspect) would have 0 voxels on axis {axis}; nnU-Net's "
                         "rules need the axes' spacings within a factor of ~10,000", path=keys[1])
     topo = pool_and_conv_props(spacing, initial)
+    if len(topo.strides) == 1:  # nnU-Net would plan a network with no decoder, whose forward pass fails
+        raise SpecError(f"is too small for a U-Net: the {dim}D median image {[int(m) for m in median]} at the spacing "
+                        f"{[round(float(v), 6) for v in spacing]} allows no down-sampling (an axis pools while its "
+                        f"feature map stays >= {MIN_EDGE})", path=keys[0], value=[int(m) for m in median])
     blocks_enc, blocks_dec = family.blocks_encoder, family.blocks_decoder
 
     def estimate_of(t: Topology) -> int:
@@ -227,15 +231,16 @@ def plan_configuration(family: Family, spacing, median_shape, n_voxels_dataset: 
         step = pool_and_conv_props(spacing, trial).divisible_by
         patch[axis] -= step[axis]
         shrunk = pool_and_conv_props(spacing, patch)
-        if patch[axis] < MIN_EDGE or (len(shrunk.strides) == 1 and len(topo.strides) > 1):
-            # nnU-Net would go on to a network without a single down-sampling (or an empty patch)
+        if patch[axis] < 1 or len(shrunk.strides) == 1:
+            # nnU-Net would go on to an empty patch (and divide by 0), or to a network without a decoder
             needs = (f"{estimate:,} feature-map elements (budget {reference:,.0f})" if memory is None else
                      f"{memory.training_bytes(topo, MIN_BATCH):,} bytes for a batch of {MIN_BATCH} by archgen's "
                      f"training estimate (budget {memory.budget:,})")
             raise SpecError(
                 f"no patch fits: at {gpu_gb:g} GB the {'2D' if dim == 2 else '3D'} {family.name} network "
                 f"still needs {needs} with the patch "
-                f"{topo.patch}; a smaller patch leaves no down-sampling (axis {axis} would be {patch[axis]})",
+                f"{topo.patch}; a smaller patch " + (f"is empty (axis {axis} would be {patch[axis]})" if patch[axis] < 1 else
+                                       f"leaves no down-sampling ({patch})"),
                 path="--fit", value=f"{gpu_gb:g}GB", hint="give a larger --fit")
         previous, topo = topo.patch, shrunk
         estimate = estimate_of(topo)
@@ -323,10 +328,18 @@ def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str =
     median_t = np.median(new_shapes, 0)[forward]
     n_vox = float(np.prod(median_t, dtype=np.float64) * ds.num_training)
     configs: dict[str, Any] = {}
+    not_made: dict[str, SpecError] = {}  # a configuration nnU-Net's rules cannot plan: the others still can
     lowres_trail = []
+    no_lowres = "the dataset is 2D"
+    full = None
     if median_t[0] != 1:
-        full = plan_configuration(family, fullres_t, median_t, n_vox, ds.channels, ds.classes, gpu_gb, cache,
-                                  memory, ds.keys)
+        try:
+            full = plan_configuration(family, fullres_t, median_t, n_vox, ds.channels, ds.classes, gpu_gb, cache,
+                                      memory, ds.keys)
+        except SpecError as exc:
+            not_made["3d_fullres"] = exc
+            no_lowres = "3d_fullres was not made"
+    if full is not None:
         median_vox = np.prod(median_t, dtype=np.float64)
         patch_vox = np.prod(full["patch_size"], dtype=np.float64)
         lowres = None
@@ -344,9 +357,13 @@ def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str =
                 lowres, no_lowres = None, (f"at the spacing {[round(float(v), 6) for v in low_spacing]} the median "
                                            f"image would be {list(low_median)} voxels")
                 break
-            lowres = plan_configuration(family, low_spacing, low_median,
-                                        float(np.prod(median_vox) * ds.num_training), ds.channels, ds.classes,
-                                        gpu_gb, cache, memory, ds.keys)
+            try:
+                lowres = plan_configuration(family, low_spacing, low_median,
+                                            float(np.prod(median_vox) * ds.num_training), ds.channels, ds.classes,
+                                            gpu_gb, cache, memory, ds.keys)
+            except SpecError as exc:  # nnU-Net's search would fail here: no cascade
+                lowres, no_lowres = None, f"at the spacing {[round(float(v), 6) for v in low_spacing]}: {exc.message}"
+                break
             patch_vox = np.prod(lowres["patch_size"], dtype=np.int64)
             lowres_trail.append([float(s) for s in low_spacing])
         if lowres is not None and np.prod(median_t, dtype=np.float64) / median_vox < 2:
@@ -356,10 +373,11 @@ def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str =
             lowres["_why"]["lowres_spacing_steps"] = len(lowres_trail)
             configs["3d_lowres"] = lowres
         configs["3d_fullres"] = full
-    else:
-        no_lowres = "the dataset is 2D"
-    configs["2d"] = plan_configuration(family, fullres_t[1:], median_t[1:], n_vox, ds.channels, ds.classes,
-                                       gpu_gb, cache, memory, ds.keys)
+    try:
+        configs["2d"] = plan_configuration(family, fullres_t[1:], median_t[1:], n_vox, ds.channels, ds.classes,
+                                           gpu_gb, cache, memory, ds.keys)
+    except SpecError as exc:
+        not_made["2d"] = exc
     return {
         "planner": family.planner,
         "family": family.name,
@@ -370,5 +388,6 @@ def plan_dataset(ds: Dataset, family: Family, gpu_gb: float, memory_model: str =
         "median_shape_after_resampling": [float(m) for m in median_t],
         "approximate_n_voxels_dataset": n_vox,
         "configurations": {k: configs[k] for k in ("2d", "3d_fullres", "3d_lowres") if k in configs},
-        "_why_no_3d_lowres": None if "3d_lowres" in configs else no_lowres,  # archgen's note, not in --json
+        "_why_no_3d_lowres": None if "3d_lowres" in configs else no_lowres,
+        "_not_made": not_made,  # the error each configuration that could not be planned raised
     }

@@ -72,3 +72,15 @@ def random_datasets(seed: int, count: int) -> list[dict]:
         out.append({"name": f"random_{seed}_{k}", "fingerprint": fingerprint(sp, sh, channels),
                     "dataset_json": dataset_json(channels, classes, n), "planners": [[family, gb]]})
     return out
+
+
+def thin_datasets() -> list[dict]:
+    """Axes thinner than a feature map's least edge: a slab whose patch nnU-Net shrinks below 4
+    voxels, a thin case among ordinary ones, and a 2D set 3 pixels wide."""
+    def one(name, spacings, shapes, planners, channels=1):
+        return {"name": name, "fingerprint": fingerprint(spacings, shapes, channels),
+                "dataset_json": dataset_json(channels, 2, len(shapes)), "planners": planners}
+
+    return [one("thin_slab", [[10.0, 1.0, 1.0]], [[4, 400, 400]], [["plain", 2], ["resenc_m", 8]]),
+            one("thin_case", [[1.0, 1.0, 1.0]] * 6, [[100, 100, 100]] * 5 + [[3, 100, 100]], [["plain", 8]]),
+            one("images_2d_thin", [[999.0, 1.0, 1.0]] * 4, [[1, 3000, 3]] * 4, [["plain", 8]])]

@@ -55,6 +55,9 @@ def main(job_path: str, out_path: str) -> None:
     for i, ds in enumerate(job["datasets"]):
         name = write_dataset(root, 100 + i, ds["fingerprint"], ds["dataset_json"])
         for family, gb in ds["planners"]:
+            # nnU-Net merges a plans file already there into what it returns: each planner starts clean
+            for old in (root / "preprocessed" / name).glob("nnUNet*Plans*.json"):
+                old.unlink()
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
                 plans = classes[family](name, gpu_memory_target_in_gb=gb).plan_experiment()

@@ -204,13 +204,51 @@ def test_generated_plain_config_builds_plainconvunets_parameter_count(tmp_path, 
     assert plan.output_shapes["logits"] == (*conf["patch_size"], 3)
 
 
+def test_thin_images_plan_as_nnunet_plans_them():
+    """Axes thinner than a feature map's least edge (4) are nnU-Net's to plan: it never pools them,
+    and the patch may shrink below 4 there (nnU-Net 2.8.1: a 4x400x400 slab at 10 mm, 2 GB, gives
+    3x384x384 with 7 stages). A case thinner than that among others changes only the medians."""
+    slab = nnunet_plans("--shape", "4,400,400", "--spacing", "10,1,1", "--classes", "2", "--fit", "2GB",
+                        "--cases", "1")["3d_fullres"]
+    assert slab["patch_size"] == [3, 384, 384] and slab["n_stages"] == 7
+    assert all(s[0] == 1 for s in slab["strides"])
+    thin = nnunet_plans("--shape", "2,500,500", "--spacing", "1,1,1", "--classes", "2")["3d_fullres"]
+    assert thin["patch_size"][0] == 2 and all(s[0] == 1 for s in thin["strides"])
+
+
+def test_a_configuration_that_cannot_be_planned_leaves_the_others():
+    """nnU-Net 2.8.1 shrinks this 3d_fullres patch to a one-stage network with no decoder (its forward
+    pass fails); archgen refuses that configuration, names why, and still plans 2d."""
+    argv = ["--shape", "360,460,17", "--spacing", "2.4,1.5,0.4", "--classes", "2", "--fit", "2GB", "--memory",
+            "nnunet"]
+    code, out, err = run(*argv)
+    assert code == 2 and err.startswith("error: --fit=2GB: no patch fits") and "leaves no down-sampling" in err
+    code, out, err = run(*argv, "--configuration", "2d", "--json")
+    answer = json.loads(out)
+    assert code == 0 and list(answer["configurations"]) == ["2d"]
+    assert answer["not_made"]["3d_fullres"].startswith("--fit: no patch fits")
+    assert answer["not_made"]["3d_lowres"] == "3d_fullres was not made"
+    code, out, err = run(*argv, "--configuration", "3d_lowres")
+    assert code == 2 and "3d_lowres: was not made: 3d_fullres was not made; made: 2d" in err
+
+
+def test_json_says_why_3d_lowres_was_not_made():
+    answer = json.loads(run("--shape", "128,128,128", "--spacing", "1,1,1", "--classes", "2", "--json")[1])
+    assert answer["not_made"] == {"3d_lowres": "the 3d_fullres patch already covers 25% of the median image"}
+    answer = json.loads(run("--shape", "512,512", "--spacing", "1,1", "--classes", "2", "--json")[1])
+    assert answer["not_made"] == {"3d_fullres": "the dataset is 2D", "3d_lowres": "the dataset is 2D"}
+
+
 # --- bad input: one message, exit 2 ------------------------------------------------------------
 
 BAD = [
     (["--shape", "128,128,128", "--spacing", "1,0,1", "--classes", "2"], "--spacing=1,0,1: axis 1 is 0"),
     (["--shape", "128,128,128", "--spacing", "1,-2,1", "--classes", "2"], "--spacing=1,-2,1: axis 1 is -2"),
-    (["--shape", "128,3,128", "--spacing", "1,1,1", "--classes", "2"],
-     "--shape=128,3,128: axis 1 is 3, smaller than the minimum feature-map edge (4 voxels)"),
+    (["--shape", "128,0,128", "--spacing", "1,1,1", "--classes", "2"],
+     "--shape=128,0,128: axis 1 is 0: every size must be a positive whole number of voxels"),
+    (["--shape", "3,3,3", "--spacing", "1,1,1", "--classes", "2"],
+     "--shape=[3, 3, 3]: is too small for a U-Net: the 3D median image [3, 3, 3] at the spacing [1.0, 1.0, 1.0] "
+     "allows no down-sampling"),
     (["--shape", "128,128", "--spacing", "1,1,1", "--classes", "2"], "--spacing=1,1,1: has 3 values; --shape has 2"),
     (["--shape", "a,b", "--spacing", "1,1", "--classes", "2"], "--shape=a,b: expected integers"),
     (["--shape", "128,128,128", "--spacing", "1,1,1", "--classes", "2", "--fit", "1MB"], "--fit=1MB: no patch fits"),
@@ -237,8 +275,8 @@ def _fingerprint(spacings, shapes):
 
 BAD_FILES = [
     (_fingerprint([[1, 1, 1]] * 3 + [[1, 0, 1]], [[64, 64, 64]] * 4), "fingerprint.spacings[3][1]=0: every spacing"),
-    (_fingerprint([[1, 1, 1]] * 2, [[64, 64, 64], [64, 2, 64]]),
-     "fingerprint.shapes_after_crop[1][1]=2: is smaller than the minimum feature-map edge"),
+    (_fingerprint([[1, 1, 1]] * 2, [[64, 64, 64], [64, 0, 64]]),
+     "fingerprint.shapes_after_crop[1][1]=0: every size must be a positive whole number of voxels"),
     (_fingerprint([[1, 1, 1]], [[64, 64, 64]] * 2), "fingerprint.spacings=1 cases: has 1 cases but shapes_after_crop has 2"),
     (_fingerprint([[1, 1]], [[64, 64, 64]]), "fingerprint.spacings[0]=[1, 1]: must list 3 values"),
     ({"spacings": [[1, 1, 1]]}, "fingerprint.shapes_after_crop: is missing"),

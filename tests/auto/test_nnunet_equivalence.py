@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.auto.fingerprints import named_datasets, random_datasets
+from tests.auto.fingerprints import named_datasets, random_datasets, thin_datasets
 
 pytest.importorskip("nnunetv2")
 pytest.importorskip("nibabel")
@@ -87,6 +87,11 @@ def test_small_and_2d_datasets_match_nnunet(tmp_path):
     """The fast case: a small volume (plain and ResEnc M) and a 2D dataset."""
     datasets = [d for d in named_datasets() if d["name"] in ("small_volume", "images_2d")]
     assert compare(tmp_path, datasets) == []
+
+
+def test_thin_axes_match_nnunet(tmp_path):
+    """Axes under a feature map's least edge: never pooled, a patch shrunk below 4 voxels."""
+    assert compare(tmp_path, thin_datasets()) == []
 
 
 @pytest.mark.slow
