@@ -2,8 +2,9 @@
 work, shared by ``archgen train`` and each variant of a training sweep.
 
 Everything that can be refused is refused before the run folder is touched: the config, the
-run folder itself, the plan, the size guard, and every file of the data folder. Then Keras is
-imported, the network built and trained, and the final files written together.
+run folder itself, the plan, the size guard, every file of the data folder, and (Keras imported,
+on the CPU) a step's memory against the memory free. Then the network is built and trained, and
+the final files written together.
 """
 
 from __future__ import annotations
@@ -76,8 +77,10 @@ def train_config(data: dict[str, Any], request: Request) -> dict[str, Any]:
     from archgen.train.augment import make_augment
     from archgen.train.distribute import data_parallel
     from archgen.train.loop import run
+    from archgen.train.memory import check_training_memory
     from archgen.train.progress import Progress
 
+    check_training_memory(setup, backend)  # on the CPU, a step past the free memory is a silent kill
     start = time.perf_counter()
     with data_parallel(setup.train.distribute, setup.train.batch_size) as devices:
         if state is None:

@@ -182,3 +182,37 @@ def test_volumes_train_in_3d(cli, workdir):
                          "encoder.depth=1", "heads.0.filters=2", "+augment.flip=true", "+augment.rotate90=true")
     assert code == 0, err
     assert json.loads(out)["input_shape"] == [8, 8, 8, 1]
+
+
+def test_a_step_past_the_free_memory_is_refused_before_the_run_starts(cli, workdir):
+    """On the CPU such a step is the kernel's out-of-memory kill, not an error: refused with the batch
+    that fits, nothing written."""
+    code, out, err = cli("train", "tiny.yaml", "--data", "data", "-o", "run", "-q", "encoder.filters=256",
+                         "train.batch_size=4096")
+    assert code == 2 and out == ""
+    assert err.startswith("error: train.batch_size=4096: a training step of 32x32 patches at this batch takes ~"), err
+    assert "GiB this machine has free; the largest batch that fits is " in err and "Traceback" not in err
+    assert not (workdir / "run").exists()
+
+
+def test_the_memory_check_takes_the_precision_and_optimizer_of_the_run():
+    import yaml
+
+    from archgen.config.load import validate
+    from archgen.planner.cost import training_bytes
+    from archgen.planner.profiles import memory_profile
+    from archgen.train.memory import check_training_memory
+    from archgen.train.setup import plan_training
+
+    data = yaml.safe_load(CONFIG)
+    data["train"].update(batch_size=8, precision="mixed_bfloat16", optimizer={"type": "sgd"})
+    setup = plan_training(validate(data))
+    need = training_bytes(setup.plan, 8, "bfloat16", "momentum", memory_profile("tensorflow", "cpu"))
+    check_training_memory(setup, "tensorflow", free=need)  # fits exactly
+    with pytest.raises(Exception) as refused:
+        check_training_memory(setup, "tensorflow", free=need - 1)
+    assert refused.value.path == "train.batch_size" and "the largest batch that fits is 7" in refused.value.message
+    assert "mixed_bfloat16, sgd; memory profile tensorflow/cpu" in refused.value.message
+    with pytest.raises(Exception) as refused:
+        check_training_memory(setup, "tensorflow", free=1)
+    assert "not even a batch of 1 fits: train on a smaller patch than 32x32 (data.patch_size)" in refused.value.message

@@ -1,0 +1,58 @@
+"""Refuse a training step that cannot fit the memory this machine has free, before Keras builds it.
+
+On the CPU a step past the machine's memory is not an error but the kernel's out-of-memory kill
+(or a machine swapping for minutes), with nothing said. archgen's training estimate of the plan
+(``archgen summary --fit`` reports the same; the memory profile of the back end on the CPU) is
+compared with the memory free once the back end is imported and the data read. On a GPU the
+allocator raises its own out-of-memory error, and the host's free memory says nothing of it.
+"""
+
+from __future__ import annotations
+
+from archgen.errors import SpecError
+
+DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}  # train.precision
+SLOTS = {"adam": "adam", "adamw": "adam", "sgd": "momentum"}  # train.optimizer.type -> the slots it keeps
+
+
+def on_accelerator(backend: str) -> bool:
+    """Whether the back end (imported) computes on a GPU or TPU rather than this machine's CPU."""
+    if backend == "jax":
+        import jax
+
+        return jax.devices()[0].platform != "cpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def check_training_memory(setup, backend: str, free: int | None = None) -> None:
+    """``SpecError`` at ``train.batch_size`` where a step's estimate exceeds ``free`` bytes (default:
+    this machine's free memory); a step on a GPU is not checked."""
+    from archgen.model_file import available_memory
+    from archgen.planner.cost import training_bytes
+    from archgen.planner.fit import max_batch
+    from archgen.planner.profiles import memory_profile
+
+    if free is None:
+        if on_accelerator(backend):
+            return
+        free = available_memory()
+    train = setup.train
+    dtype, optimizer = DTYPES[train.precision], SLOTS[train.optimizer.type]
+    profile = memory_profile(backend, "cpu")
+    need = training_bytes(setup.plan, train.batch_size, dtype, optimizer, profile)
+    if need is None or need <= free:
+        return
+    largest = max_batch(setup.plan, free, dtype, optimizer, profile)
+    patch = "x".join(str(n) for n in setup.plan.input_shape[:-1])
+    what = (f"the largest batch that fits is {largest}" if largest else
+            f"not even a batch of 1 fits: train on a smaller patch than {patch} (data.patch_size)")
+    raise SpecError(f"a training step of {patch} patches at this batch takes ~{need / 2**30:,.1f} GiB by archgen's "
+                    f"estimate ({train.precision}, {train.optimizer.type}; memory profile {profile.key}), more than "
+                    f"the {free / 2**30:,.1f} GiB this machine has free; {what}", path="train.batch_size",
+                    value=train.batch_size)
