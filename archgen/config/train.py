@@ -323,12 +323,20 @@ def check_training(spec: Any) -> None:
                 raise SpecError(f"segments classes, but head {name} has activation {head.activation}; give the head "
                                 "softmax, sigmoid or linear (logits), or this head a regression loss (mse, mae, huber) "
                                 "in train.heads", path=path + ".type", value=loss.type)
-            metrics = entry.metrics if entry is not None and entry.metrics is not None else None
+            own_metrics = entry is not None and entry.metrics is not None
+            metrics = entry.metrics if own_metrics else (None if loss.type in REGRESSION_LOSSES else train.metrics)
+            where = f"train.heads[{i}].metrics" if own_metrics else "train.metrics"
             if metrics is not None and loss.type in REGRESSION_LOSSES:
                 wrong = [m for m in metrics if m in CLASS_METRICS]
                 if wrong:
                     raise SpecError(f"head {name} trains as regression ({loss.type}); its metrics may be mae and mse",
-                                    path=f"train.heads[{i}].metrics", value=metrics)
+                                    path=where, value=metrics)
+            elif metrics is not None:
+                wrong = [m for m in metrics if m not in CLASS_METRICS]
+                if wrong:  # mae and mse compare a map with the mask's values, which a class head does not output
+                    raise SpecError(f"head {name} segments classes ({loss.type}); its metrics may be "
+                                    f"{', '.join(CLASS_METRICS)} (mae and mse are for regression heads)", path=where,
+                                    value=metrics)
     if data is not None and data.patch_size is not None and len(data.patch_size) != spec.ndim:
         raise SpecError(f"has {len(data.patch_size)} entries; the input is {spec.ndim}D", path="data.patch_size",
                         value=data.patch_size)

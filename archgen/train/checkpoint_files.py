@@ -149,6 +149,43 @@ def read_optimizer(path: Path, variables: list) -> list[np.ndarray]:
     return values
 
 
+def check_weights_file(path: Path, model) -> None:
+    """model.weights.h5 read through its HDF5 metadata only: no more arrays than the network's weights
+    and an optimizer's slots for each (Keras saves a compiled model's optimizer too; Adam keeps two a
+    weight, and a step counter), none larger than the network's largest weight, and no more bytes in
+    all than those take, so a small file that declares a huge array is refused before Keras reads
+    (or allocates) it."""
+    import h5py
+
+    damaged = "start over with --force"
+    weights = list(model.weights)
+    most = 4 * len(weights) + 16  # the weights, up to three slots each, the optimizer's scalars
+    largest = max((int(np.prod(w.shape, dtype=np.int64)) for w in weights), default=0)
+    total = (4 * sum(int(np.prod(w.shape, dtype=np.int64)) for w in weights) + 16) * 8  # 8: float64, the widest
+    arrays: list[tuple[str, int, int]] = []
+    try:
+        with open_regular_file(path) as handle, h5py.File(handle, "r") as h5:
+            def visit(name, item):
+                if isinstance(item, h5py.Dataset):
+                    arrays.append((name, int(np.prod(item.shape, dtype=np.int64)), item.dtype.itemsize))
+                    if len(arrays) > most:
+                        raise RunError(f"holds more than {most:,} arrays, where this network has {len(weights):,} "
+                                       f"weights; it does not fit this network; {damaged}", path=shown_path(path))
+            h5.visititems(visit)
+    except RunError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - not HDF5, or damaged: one line
+        raise RunError(f"is not a readable weights file ({printable(' '.join(str(exc).split()), 150)}); {damaged}",
+                       path=shown_path(path)) from None
+    for name, count, itemsize in arrays:
+        if count > largest:
+            raise RunError(f"array {printable(name, 200)} declares {count:,} values where this network's largest "
+                           f"weight has {largest:,}; it does not fit this network; {damaged}", path=shown_path(path))
+    if sum(count * itemsize for _, count, itemsize in arrays) > total:
+        raise RunError(f"declares more bytes than this network's weights and optimizer take; it does not fit this "
+                       f"network; {damaged}", path=shown_path(path))
+
+
 def _standard_dtype(dtype) -> str:
     return getattr(dtype, "name", None) or str(dtype)
 

@@ -21,7 +21,7 @@ import numpy as np
 from archgen.backend import import_keras
 from archgen.train.compile import compile_model, head_weights, make_loss
 from archgen.train.dataset import Dataset
-from archgen.train.run_dir import RunDir, State
+from archgen.train.run_dir import RunDir, RunError, State
 from archgen.train.setup import Setup
 from archgen.train.validate import Validation, validate
 
@@ -48,12 +48,15 @@ def best_metric(setup: Setup) -> tuple[str, str]:
 
 
 class Schedule:
-    """Steps per epoch and epochs for ``train.total_steps``."""
+    """Steps per epoch and epochs for ``train.total_steps``, from ``state``: a resumed run whose last
+    epoch was cut short (an earlier, smaller ``--steps``) has its remaining steps in whole epochs
+    after the ones done, the last one cut short again at the total."""
 
-    def __init__(self, setup: Setup):
+    def __init__(self, setup: Setup, state: State | None = None):
         self.total = setup.train.total_steps
         self.per_epoch = min(setup.train.steps_per_epoch, self.total)
-        self.epochs = math.ceil(self.total / self.per_epoch)
+        done_steps, done_epochs = (state.step, state.epoch) if state is not None else (0, 0)
+        self.epochs = done_epochs + math.ceil(max(self.total - done_steps, 0) / self.per_epoch)
 
 
 def build(setup: Setup):
@@ -71,7 +74,7 @@ def run(setup: Setup, data: Dataset, run_dir: RunDir, state: State | None, progr
     """Train from ``state`` (None: from scratch) to ``train.total_steps``; checkpoints in ``run_dir``."""
     from archgen.train.pipeline import TrainBatches
 
-    schedule = Schedule(setup)
+    schedule = Schedule(setup, state)
     model = build(setup)
     if state is not None:
         run_dir.restore(model)
@@ -92,7 +95,7 @@ def run(setup: Setup, data: Dataset, run_dir: RunDir, state: State | None, progr
                       shuffle=False, verbose=0, callbacks=callbacks)  # batches in order: see pipeline.py
         finally:
             progress.stop()
-    model.load_weights(str(run_dir.best_weights(state)))
+    run_dir.load_best(model, state)
     validation = recorder.best_validation  # scored this session on exactly these weights
     if validation is None and data.validation:  # the best epoch was an earlier session's
         validation = validate(model, setup, data.validation, losses, weights)
@@ -133,9 +136,14 @@ class Recorder(keras.callbacks.Callback):
         self.fit_seconds = time.perf_counter() - self._started
         self.state.epoch = epoch + 1
         self.state.seconds = self._session_base + self.fit_seconds
+        loss = logs.get("loss")
+        if loss is not None and not _is_number(loss):  # diverged: its weights are no checkpoint to keep
+            raise RunError(f"the training loss became {float(loss)} in epoch {self.state.epoch} (by step "
+                           f"{self.state.step:,}): training diverged; lower train.optimizer.learning_rate or check "
+                           "the loss settings (the run's earlier checkpoints are kept)", path="train")
         value = logs.get(self.metric)
         best = self.state.best.get("value")
-        improved = value is not None and (best is None or (value > best if self.mode == "max" else value < best))
+        improved = _is_number(value) and (best is None or (value > best if self.mode == "max" else value < best))
         if improved:
             self.state.best = {"metric": self.metric, "value": float(value), "epoch": self.state.epoch,
                                "step": self.state.step}

@@ -15,8 +15,10 @@ A checkpoint is a folder written under a temporary name and renamed into place, 
 at any moment (SIGKILL included) leaves every ``step_N`` whole; ``--resume`` continues from the
 highest. Only the last checkpoint and the best one are kept. log.csv is rewritten after each
 epoch from the checkpoint's state. The end's three files are written together
-(``archgen.output.commit``). ``--force`` starts over in a run folder, removing only the files
-above; a folder that holds anything else is never written into.
+(``archgen.output.commit``). ``--force`` starts over in a run folder, replacing only the files
+above: they are set aside in ``.archgen-replaced/`` and removed at the new run's first checkpoint,
+or put back where it fails (or is interrupted) before one; a folder that holds anything else is
+never written into.
 
 Nothing in a run folder is followed or removed unless archgen wrote it: a link, a folder where a
 file belongs (or a FIFO), or a ``step_N`` folder without archgen's ``.archgen`` marker is refused
@@ -37,13 +39,14 @@ from typing import Any
 
 import numpy as np
 
-from archgen.errors import printable
+from archgen.errors import ArchgenError, printable
 from archgen.train.checkpoint_files import (
     STEP_MARKER,
     RunError,
     State,
     check_kind,
     check_readable_file,
+    check_weights_file,
     is_checkpoint,
     no_constant,
     parse_state,
@@ -52,6 +55,7 @@ from archgen.train.checkpoint_files import (
 )
 
 MARKER = ".archgen-train"
+ASIDE = ".archgen-replaced"  # --force: the replaced run's files, until the new run's first checkpoint
 OWN = ("config.yaml", "log.csv", "checkpoints", "model.keras", "metrics.json", "validation.png")
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_FILES = ("model.weights.h5", "optimizer.npz", "state.json")
@@ -141,16 +145,11 @@ class RunDir:
                 check_kind(folder / file, folder=False)
 
     def start(self, config_text: str, *, force: bool) -> None:
-        """Make the folder (or clear a run's own files with ``force``) and record the config."""
+        """Make the folder (or, with ``force``, set a run's own files aside) and record the config."""
         from archgen.output import write_atomic
 
         if force and self.is_run():
-            for name in OWN:
-                target = self.path / name
-                if target.is_dir() and not target.is_symlink():
-                    shutil.rmtree(target)
-                elif os.path.lexists(target):
-                    target.unlink()
+            self._set_aside()
         try:
             self.checkpoints.mkdir(parents=True, exist_ok=True)
             (self.path / MARKER).write_text("a run folder of archgen train\n")
@@ -158,6 +157,43 @@ class RunDir:
             raise RunError(f"cannot be written: {exc.strerror}", path="--output", value=str(self.path)) from None
         write_atomic(self.path / "config.yaml", lambda tmp: tmp.write_text(config_text, encoding="utf-8"),
                      suffix=".yaml")
+
+    # --force: the run it replaces stays until the new one has a checkpoint -------------------------
+
+    def _set_aside(self) -> None:
+        """The replaced run's own files into ASIDE. Where ASIDE is there already (a replacement
+        killed before its first checkpoint), it holds the run that finished: the killed one's files go."""
+        aside = self.path / ASIDE
+        check_kind(aside, folder=True)
+        older = os.path.lexists(aside)
+        try:
+            if not older:
+                aside.mkdir()
+            for name in OWN:
+                target = self.path / name
+                if older:
+                    _remove(target)
+                elif os.path.lexists(target):
+                    os.rename(target, aside / name)
+        except OSError as exc:
+            raise RunError(f"cannot be written: {exc.strerror}", path="--output", value=str(self.path)) from None
+
+    def settle(self) -> None:
+        """The new run has a checkpoint: the run it replaced goes."""
+        aside = self.path / ASIDE
+        if aside.is_dir() and not aside.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
+
+    def put_back(self) -> None:
+        """The new run failed before its first checkpoint: the run it replaced comes back whole."""
+        aside = self.path / ASIDE
+        if not aside.is_dir() or aside.is_symlink():
+            return
+        for name in OWN:
+            if os.path.lexists(aside / name):
+                _remove(self.path / name)
+                os.rename(aside / name, self.path / name)
+        shutil.rmtree(aside, ignore_errors=True)
 
     def recorded_config(self) -> str | None:
         from archgen.config.read import read_bounded_file
@@ -221,6 +257,7 @@ class RunDir:
                            value=str(target))
         check_kind(self.path / "log.csv", folder=False)
         write_atomic_dir(target, write, force=True)
+        self.settle()
         write_atomic(self.path / "log.csv", lambda tmp: tmp.write_text(log_csv(state.log)), suffix=".csv")
         keep = {state.step, state.best.get("step")}
         for step in self._steps():
@@ -237,18 +274,17 @@ class RunDir:
         weights = folder / "model.weights.h5"
         check_readable_file(weights)  # a FIFO would block h5py's open for ever
         values = read_optimizer(folder / "optimizer.npz", variables)  # headers checked before any array
-        try:
-            model.load_weights(str(weights))
-        except Exception as exc:  # noqa: BLE001 - a damaged or foreign checkpoint: one line
-            raise RunError(f"its last checkpoint cannot be read: {printable(' '.join(str(exc).split()), 200)}; "
-                           "start over with --force", path="--resume", value=str(self.path)) from None
+        _load_weights(model, weights, "last", self.path)
         for variable, value in zip(variables, values):
             variable.assign(value)
 
-    def best_weights(self, state: State) -> Path:
-        """The weights of the best checkpoint (the last where none was best)."""
+    def load_best(self, model, state: State) -> None:
+        """The weights of the best checkpoint (the last where none was best) into ``model``."""
         best = self._folder(state.best.get("step") or -1) / "model.weights.h5"
-        return best if best.is_file() else self._folder(self._steps()[-1]) / "model.weights.h5"
+        which = "best"
+        if not best.is_file():
+            best, which = self._folder(self._steps()[-1]) / "model.weights.h5", "last"
+        _load_weights(model, best, which, self.path)
 
     # --- the end ------------------------------------------------------------------------------
 
@@ -269,6 +305,31 @@ class RunDir:
         if picture is not None:
             files["png"] = str(self.path / "validation.png")
         return files
+
+
+def _remove(path: Path) -> None:
+    """A file or a real folder (never a link's target)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def _load_weights(model, path: Path, which: str, run: Path) -> None:
+    """A checkpoint's weights into ``model``: the file's arrays checked from its metadata first, and
+    a file Keras cannot load (damaged, or another network's) one line, without Keras's warnings."""
+    from archgen.model_file import weights_loading
+
+    check_readable_file(path)  # a FIFO would block h5py's open for ever
+    check_weights_file(path, model)
+    try:
+        with weights_loading("--resume", str(run)):  # Keras's warning per layer it could not fill: one line
+            model.load_weights(str(path))
+    except ArchgenError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign checkpoint: one line
+        raise RunError(f"its {which} checkpoint cannot be read: {printable(' '.join(str(exc).split()), 200)}; "
+                       "start over with --force", path="--resume", value=str(run)) from None
 
 
 def _optimizer_values(model) -> list:

@@ -10,6 +10,7 @@ the final files written together.
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -82,15 +83,19 @@ def train_config(data: dict[str, Any], request: Request) -> dict[str, Any]:
 
     check_training_memory(setup, backend)  # on the CPU, a step past the free memory is a silent kill
     start = time.perf_counter()
-    with data_parallel(setup.train.distribute, setup.train.batch_size) as devices:
-        if state is None:
-            run_dir.start(config_text, force=request.force)
-        outcome = run(setup, dataset, run_dir, state, Progress(request.quiet), make_augment(setup.augment, setup.ndim),
-                      devices)
-        metrics = _metrics(setup, dataset, outcome, backend, time.perf_counter() - start)
-        picture = _picture(outcome.model, setup, dataset)
-        export = _export(outcome.model, setup)
-    metrics["files"] = run_dir.finish(export, metrics, picture)
+    try:
+        with data_parallel(setup.train.distribute, setup.train.batch_size) as devices:
+            if state is None:
+                run_dir.start(config_text, force=request.force)
+            outcome = run(setup, dataset, run_dir, state, Progress(request.quiet),
+                          make_augment(setup.augment, setup.ndim), devices)
+            metrics = _metrics(setup, dataset, outcome, backend, time.perf_counter() - start)
+            picture = _picture(outcome.model, setup, dataset)
+            export = _export(outcome.model, setup)
+        metrics["files"] = run_dir.finish(export, metrics, picture)
+    except BaseException:  # Ctrl-C included: a run replaced with --force is not lost to one that did not start
+        run_dir.put_back()
+        raise
     return metrics
 
 
@@ -201,7 +206,18 @@ def _metrics(setup, dataset, outcome, backend: str, seconds: float) -> dict[str,
     if state.log:
         last = state.log[-1]
         metrics["train_loss"] = last.get("loss")
-    return metrics
+    return _json_safe(metrics)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinity as None: metrics.json and ``--json`` stay strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _picture(model, setup, dataset) -> bytes | None:

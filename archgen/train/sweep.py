@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,13 +34,20 @@ COLUMNS = ("val_dice", "val_loss", "params", "flops", "seconds", "steps", "best_
 TABLE_ROWS = 100
 
 
+def _finite(value: Any) -> float | None:
+    try:
+        return float(value) if math.isfinite(float(value)) else None
+    except (TypeError, ValueError):
+        return None
+
+
 def ranked(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Finished variants best first (``val_dice`` highest, else ``val_loss`` lowest), then the failed ones by job."""
     ok = [r for r in rows if r.get("status") == "ok"]
     failed = sorted((r for r in rows if r.get("status") != "ok"), key=lambda r: r.get("job", 0))
 
     def key(row: dict[str, Any]) -> tuple:
-        dice, loss = row.get("val_dice"), row.get("val_loss")
+        dice, loss = _finite(row.get("val_dice")), _finite(row.get("val_loss"))  # NaN would sort anywhere
         return (-(dice if dice is not None else -1.0), loss if loss is not None else float("inf"), row.get("job", 0))
 
     return sorted(ok, key=key) + failed

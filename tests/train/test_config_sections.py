@@ -25,3 +25,17 @@ def test_the_sections_change_nothing_in_the_network():
 def test_a_loss_by_name_and_by_mapping_are_one():
     by_name = archgen.load(EXAMPLE, ["train.loss=dice"]).train.loss
     assert by_name == archgen.load(EXAMPLE, ["train.loss={type: dice}"]).train.loss
+
+
+def test_a_regression_metric_on_a_class_head_is_refused_where_it_is_set():
+    import pytest
+
+    from archgen.errors import SpecError
+
+    with pytest.raises(SpecError) as refused:
+        archgen.load(EXAMPLE, ["train.metrics=[dice,mae]"])
+    assert refused.value.path == "train.metrics" and "mae and mse are for regression heads" in refused.value.message
+    with pytest.raises(SpecError) as refused:
+        archgen.load(EXAMPLE, ["+train.heads=[{name: logits, metrics: [mse]}]"])
+    assert refused.value.path == "train.heads[0].metrics"
+    assert archgen.load(EXAMPLE, ["train.metrics=[dice,iou_per_class]"]).train.metrics == ["dice", "iou_per_class"]

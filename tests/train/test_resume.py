@@ -64,3 +64,19 @@ def test_a_killed_run_resumes_and_ends_as_an_unbroken_one(tmp_path):
         assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-5)
     leftovers = [p.name for p in (tmp_path / "run").rglob(".*tmp*")]
     assert leftovers == []
+
+
+@pytest.mark.slow
+def test_resume_after_a_short_last_epoch_trains_to_the_steps_asked(cli, tmp_path, monkeypatch):
+    """6 steps in epochs of 4 end with a short epoch; resumed to 12, then 13, the run trains exactly
+    to each total (the epochs left are counted from the steps left)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(CONFIG)
+    shapes(tmp_path / "data", count=8)
+    common = ["train", "tiny.yaml", "--data", "data", "-o", "run", "-q", "--json", "train.steps_per_epoch=4"]
+    for steps, resume, epochs in ((6, [], 2), (12, ["--resume"], 4), (13, ["--resume"], 5)):
+        code, out, err = cli(*common, "--steps", str(steps), *resume)
+        assert code == 0, err
+        result = json.loads(out)
+        assert (result["steps"], result["epochs"]) == (steps, epochs)
+    assert [int(row["step"]) for row in log(tmp_path / "run")] == [4, 6, 10, 12, 13]

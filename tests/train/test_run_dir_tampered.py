@@ -363,3 +363,47 @@ def test_a_stray_file_in_checkpoints_is_refused_and_kept(cli, work):
         assert err == "error: --output=run/checkpoints: holds notes.txt, which archgen train did not write; move " \
                       "it out of the run folder\n"
     assert stray.read_text() == "keep"
+
+
+def test_a_weights_file_declaring_a_huge_array_is_refused_from_its_metadata(cli, work):
+    """A 28000x28000 float32 array in a few KB (chunked, never written): refused before Keras reads it."""
+    import h5py
+
+    target = last(work / "run") / "model.weights.h5"
+    target.unlink()
+    with h5py.File(target, "w") as h5:
+        h5.create_dataset("layers/x/vars/0", shape=(28000, 28000), dtype="float32", chunks=(1000, 1000))
+    assert target.stat().st_size < 64 * 1024
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    code, _, err = resume(cli, "--steps", "18")
+    assert code == 2 and err.startswith("error: run/checkpoints/step_000000012/model.weights.h5: array ")
+    assert "declares 784,000,000 values where this network's largest weight has" in err
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) < 600 * 1024
+
+
+def test_a_damaged_best_checkpoint_is_one_line(cli, work):
+    """Resuming reads the last checkpoint; the end loads the best one's weights: a damaged best is an
+    error of its own, not an internal one."""
+    state = json.loads((last(work / "run") / "state.json").read_text())
+    best = work / "run" / "checkpoints" / f"step_{state['best']['step']:09d}" / "model.weights.h5"
+    if best.parent == last(work / "run"):
+        pytest.skip("the module's run was best at its last epoch")  # the seed makes it the earlier one
+    best.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    code, _, err = resume(cli, "--steps", "12")
+    assert code == 2 and "checkpoint" in err and "internal error" not in err and "Traceback" not in err
+
+
+def test_force_keeps_the_run_it_replaces_until_the_new_one_checkpoints(cli, work):
+    """A replacement that fails before its first checkpoint (here it diverges) puts the old run back."""
+    before = {p.relative_to(work / "run"): p.read_bytes() for p in (work / "run").rglob("*") if p.is_file()}
+    code, _, err = cli("train", "tiny.yaml", "--data", "data", "-o", "run", "-q", "--force",
+                       "train.loss={type: tversky, alpha: 0, beta: 0, smooth: 0}")
+    assert code == 2 and "training diverged" in err, err
+    after = {p.relative_to(work / "run"): p.read_bytes() for p in (work / "run").rglob("*") if p.is_file()}
+    assert after == before
+    code, _, err = cli("train", "tiny.yaml", "--data", "data", "-o", "run", "-q", "--force", "--steps", "6")
+    assert code == 0, err
+    assert not (work / "run" / ".archgen-replaced").exists()
+    assert sorted(p.name for p in (work / "run" / "checkpoints").iterdir()) == ["step_000000006"]

@@ -119,6 +119,10 @@ def test_ranking_puts_the_best_dice_first_then_the_failures():
     regression = [{"job": 0, "status": "ok", "val_dice": None, "val_loss": 3.0},
                   {"job": 1, "status": "ok", "val_dice": None, "val_loss": 2.0}]
     assert [r["job"] for r in ranked(regression)] == [1, 0]
+    diverged = [{"job": 0, "status": "ok", "val_dice": None, "val_loss": float("nan")},
+                {"job": 1, "status": "ok", "val_dice": None, "val_loss": 2.0},
+                {"job": 2, "status": "ok", "val_dice": float("nan"), "val_loss": 1.0}]
+    assert [r["job"] for r in ranked(diverged)] == [2, 1, 0]  # NaN counts as no figure: last among the finished
 
 
 def test_a_worker_keeps_to_one_gpu(monkeypatch):
