@@ -4,6 +4,7 @@
 
     RUN_DIR/
       .archgen-train          marks a folder archgen train writes (only such a folder is resumed or replaced)
+      .archgen-train.lock     locked while a process writes the run: a second one into the folder is refused
       config.yaml             the composed config of the run (after overrides)
       log.csv                 one row per epoch: step, seconds, learning rate, losses, metrics, validation
       checkpoints/step_N/     a checkpoint: weights.h5, optimizer.npz, state.json (the last, and the best)
@@ -29,6 +30,7 @@ against the network's optimizer variables before any array is read.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -55,6 +57,7 @@ from archgen.train.checkpoint_files import (
 )
 
 MARKER = ".archgen-train"
+LOCK = ".archgen-train.lock"  # held (flock) by the process that writes the run
 ASIDE = ".archgen-replaced"  # --force: the replaced run's files, until the new run's first checkpoint
 OWN = ("config.yaml", "log.csv", "checkpoints", "model.keras", "metrics.json", "validation.png")
 CHECKPOINTS = "checkpoints"
@@ -89,7 +92,7 @@ class RunDir:
             return
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise RunError("is not writable", path="--output", value=shown)
-        entries = [e for e in os.listdir(self.path)]
+        entries = [e for e in os.listdir(self.path) if e != LOCK]
         if not entries:
             return
         if not self.is_run():
@@ -143,6 +146,39 @@ class RunDir:
                                "out of the run folder", path="--output", value=str(folder))
             for file in CHECKPOINT_FILES:
                 check_kind(folder / file, folder=False)
+
+    def claim(self, *, resume: bool, force: bool) -> None:
+        """Hold the folder for this process (an advisory lock, released at exit) and check it again
+        under the lock: two runs started into one folder would otherwise both pass ``check`` and mix
+        their files. Makes the folder where there is none."""
+        import fcntl
+
+        self._made = not os.path.lexists(self.path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise RunError(f"cannot be written: {exc.strerror}", path="--output", value=str(self.path)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise RunError("is being written by another archgen train; wait for it, or choose another folder",
+                           path="--output", value=str(self.path)) from None
+        self._lock = fd
+        self.check(resume=resume, force=force)
+
+    def release(self) -> None:
+        """Drop the lock; a folder this run made and never started a run in goes again."""
+        fd = getattr(self, "_lock", None)
+        if fd is None:
+            return
+        if self._made and not self.is_run():
+            with contextlib.suppress(OSError):
+                (self.path / LOCK).unlink()
+                self.path.rmdir()
+        os.close(fd)  # closing the descriptor drops the lock
+        self._lock = None
 
     def start(self, config_text: str, *, force: bool) -> None:
         """Make the folder (or, with ``force``, set a run's own files aside) and record the config."""

@@ -83,6 +83,7 @@ def train_config(data: dict[str, Any], request: Request) -> dict[str, Any]:
 
     check_training_memory(setup, backend)  # on the CPU, a step past the free memory is a silent kill
     start = time.perf_counter()
+    run_dir.claim(resume=request.resume, force=request.force)  # the last refusal: the folder exists from here
     try:
         with data_parallel(setup.train.distribute, setup.train.batch_size) as devices:
             if state is None:
@@ -96,6 +97,8 @@ def train_config(data: dict[str, Any], request: Request) -> dict[str, Any]:
     except BaseException:  # Ctrl-C included: a run replaced with --force is not lost to one that did not start
         run_dir.put_back()
         raise
+    finally:
+        run_dir.release()
     return metrics
 
 

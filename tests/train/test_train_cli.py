@@ -216,3 +216,24 @@ def test_the_memory_check_takes_the_precision_and_optimizer_of_the_run():
     with pytest.raises(Exception) as refused:
         check_training_memory(setup, "tensorflow", free=1)
     assert "not even a batch of 1 fits: train on a smaller patch than 32x32 (data.patch_size)" in refused.value.message
+
+
+@pytest.mark.slow
+def test_a_folder_another_run_is_writing_is_refused(cli, workdir):
+    """Two runs into one folder would both pass the checks and mix their files: the one that finds
+    the folder locked stops, touching nothing."""
+    import fcntl
+    import os
+
+    (workdir / "run").mkdir()
+    fd = os.open(workdir / "run" / ".archgen-train.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the other run holds it
+    try:
+        code, out, err = cli("train", "tiny.yaml", "--data", "data", "-o", "run", "-q", "--steps", "6")
+        assert code == 2 and err == "error: --output=run: is being written by another archgen train; wait for it, " \
+                                    "or choose another folder\n"
+        assert sorted(p.name for p in (workdir / "run").iterdir()) == [".archgen-train.lock"]
+    finally:
+        os.close(fd)
+    code, out, err = cli("train", "tiny.yaml", "--data", "data", "-o", "run", "-q", "--steps", "6")
+    assert code == 0, err
