@@ -28,7 +28,6 @@ Importing this module imports neither TensorFlow nor Keras; ``build_model`` does
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 from contextlib import contextmanager
@@ -122,11 +121,38 @@ def _spec(config: Any, overrides: list[str]) -> ArchSpec:
     elif _is_dictconfig(config):
         data = _dictconfig_data(config)
     elif isinstance(config, Mapping):
-        data = copy.deepcopy(dict(config))  # never change the caller's object
+        data = _copy_data(config)  # never change the caller's object
     else:
         raise SpecError("expected a path, a mapping, YAML text, an omegaconf DictConfig or an ArchSpec",
                         path="config", value=type(config).__name__)
     return validate(_compose(data, overrides))
+
+
+def _copy_data(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the caller's mapping, checked first by the config reader's rules (nesting at most
+    ``MAX_DEPTH``, at most ``MAX_NODES`` values, only mappings, lists, strings, numbers, booleans and
+    null): ``copy.deepcopy`` would recurse through any depth and refuse whatever cannot be pickled
+    (a generator, a lock) with Python's own error. Shared sub-trees are copied once per use, as
+    they are counted."""
+    from archgen.config.read import check_tree
+
+    try:
+        data = dict(config)
+    except Exception as exc:  # a Mapping whose keys or items fail
+        raise SpecError(f"cannot be read as a mapping: its items raise {type(exc).__name__}", path="config",
+                        value=type(config).__name__) from None
+    check_tree(data)
+    return _copy_tree(data)
+
+
+def _copy_tree(node: Any) -> Any:
+    """Dicts and lists copied, the rest shared (strings, numbers, booleans, None: immutable).
+    Only for a tree ``check_tree`` passed: its depth is bounded and it holds no cycle."""
+    if isinstance(node, dict):
+        return {k: _copy_tree(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_copy_tree(v) for v in node]
+    return node
 
 
 def _check_no_hydra_keys(data: Any) -> None:

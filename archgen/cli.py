@@ -277,7 +277,7 @@ def _sweep(command: str, args: argparse.Namespace) -> int:
         from archgen.backend import select_backend
 
         formats = list(dict.fromkeys(args.format or ["keras"]))
-        export.check_formats(formats)
+        export.check_formats(formats, args.backend)
         select_backend(args.backend)  # jobs in other processes inherit KERAS_BACKEND
         options.formats, options.precision, options.max_params = formats, args.precision, args.max_params
         options.max_memory = _max_memory(args)
@@ -462,7 +462,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     check_size(plan, args.max_params, _max_memory(args))
     formats = list(dict.fromkeys(args.format or ["keras"]))
-    export.check_formats(formats)
+    export.check_formats(formats, args.backend)
     outputs = export.targets(args.output, spec.name, formats)
     for fmt, path in outputs.items():
         check_target(path, force=args.force, suffix=export.SUFFIXES[fmt], folder=fmt == "saved_model",

@@ -57,10 +57,30 @@ def format_value(value: Any) -> str:
         items = list(value.items())
         shown = ", ".join(f"{format_value(k)}: {format_value(v)}" for k, v in items[:8])
         return "{" + shown + (f", ... ({len(items):,} keys)" if len(items) > 8 else "") + "}"
-    if isinstance(value, int) and abs(value) >= 10**60:  # str() of a huge int is slow and long
-        return f"an integer of {len(str(abs(value)))} digits" if value.bit_length() < 20000 else "a huge integer"
-    text = printable(str(value), 60)
-    return text
+    if isinstance(value, int) and abs(value) >= 10**60:  # str() of a huge int is slow, long, or refused
+        return ("a negative " + _huge_int(-value)[3:]) if value < 0 else _huge_int(value)
+    try:
+        text = str(value)
+    except Exception:  # a caller's object whose __str__ fails: its type says enough
+        return f"a {printable(type(value).__name__, 60)}"
+    return printable(text, 60)
+
+
+_EXACT_DIGITS_BITS = 1 << 20  # up to ~315,000 digits the count is exact (a few powers of ten)
+
+
+def _huge_int(n: int) -> str:
+    """"an integer of 5,000 digits" for a positive ``n``, counted from its bit length: ``str(n)`` is
+    quadratic and, beyond 4,300 digits, refused by Python (``sys.get_int_max_str_digits``)."""
+    bits = n.bit_length()
+    digits = int((bits - 1) * 0.30102999566398120) + 1  # log10(2): exact or one short
+    if bits > _EXACT_DIGITS_BITS:
+        return f"an integer of about {digits:,} digits"
+    while n >= 10**digits:
+        digits += 1
+    while digits > 1 and n < 10 ** (digits - 1):
+        digits -= 1
+    return f"an integer of {digits:,} digits"
 
 
 def printable(text: str, limit: int = 300) -> str:

@@ -177,6 +177,54 @@ def test_an_unknown_backend_is_named_as_the_argument():
         archgen.build_model(SMALL, backend="nope")
 
 
+@pytest.mark.parametrize("value, shown", [
+    (10**4300, "an integer of 4,301 digits"),  # the first past Python's int-to-str limit (4,300 digits)
+    (-10**4400, "a negative integer of 4,401 digits"),
+    (10**5000, "an integer of 5,001 digits"),
+    (10**6000 - 1, "an integer of 6,000 digits"),
+    (10**100_000, "an integer of 100,001 digits"),
+], ids=["4301", "neg4401", "5001", "6000", "100001"])  # pytest's own str() of such ids would fail
+def test_a_huge_integer_is_shown_by_its_digit_count(value, shown):
+    from archgen.errors import format_value
+
+    assert format_value(value) == shown
+    with pytest.raises(SpecError) as info:
+        archgen.plan({**SMALL, "encoder": {"depth": 2, "filters": value}})
+    assert str(info.value).startswith(f"encoder.filters={shown}: ")
+
+
+def test_a_value_whose_str_fails_is_shown_by_its_type():
+    from archgen.errors import format_value
+
+    class Boom:
+        def __str__(self):
+            raise RuntimeError("str boom")
+
+    assert format_value(Boom()) == "a Boom"
+
+
+def test_a_dict_nested_past_the_limit_is_refused_before_it_is_copied():
+    deep = node = {}
+    for _ in range(5000):  # past Python's recursion limit: copy.deepcopy would raise RecursionError
+        node["a"] = {}
+        node = node["a"]
+    with pytest.raises(SpecError, match=r"^extra\.a(\.a)+: nests deeper than 32 levels"):
+        archgen.plan({**SMALL, "extra": deep})
+
+
+@pytest.mark.parametrize("value, kind", [((n for n in (64, 64, 1)), "generator"), (iter([64, 64, 1]), "list_iterator")])
+def test_a_value_that_is_not_data_is_refused_naming_its_key(value, kind):
+    with pytest.raises(SpecError, match=rf"^input\.shape: is a YAML {kind}; a config holds only"):
+        archgen.plan({**SMALL, "input": {"shape": value}})
+
+
+def test_a_shared_subtree_is_copied_not_aliased():
+    block = {"type": "conv", "convs": 2}
+    config = {**SMALL, "encoder": {"depth": 2, "filters": 4, "block": block}}
+    spec = archgen.load(config, ["encoder.block.convs=1"])
+    assert spec.encoder.block.convs == 1 and block == {"type": "conv", "convs": 2}
+
+
 # Building models: Keras from here on.
 
 
@@ -244,3 +292,61 @@ def test_config_data_may_not_reach_hydra_with_or_without_overrides(extra, messag
     with pytest.raises(SpecError) as info:
         archgen.load({**SMALL, **extra}, overrides)
     assert str(info.value).startswith(message)
+
+
+# predict_tiled's own arguments
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    pytest.importorskip("keras")
+    config = {**SMALL, "input": {"shape": [16, 16, 1]}, "padding": "same",
+              "encoder": {"depth": 1, "filters": 2}, "heads": [{"name": "logits", "filters": 3}]}
+    return config, archgen.build_model(config)
+
+
+def test_predict_tiled_takes_any_form_of_config(tiny_model):
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    config, model = tiny_model
+    image = np.random.default_rng(0).random((20, 24, 1), dtype="float32")
+    expected = archgen.predict_tiled(model, image, plan=archgen.plan(config))
+    for form in (config, OmegaConf.create(config), archgen.load(config)):
+        np.testing.assert_allclose(archgen.predict_tiled(model, image, config=form), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("config, message", [
+    (3, r"^config=int: expected a path, a mapping"),
+    ({**SMALL, "encoder": {"depth": 1, "filters": "x"}}, r"^encoder\.filters=x: "),
+])
+def test_predict_tiled_names_a_bad_config(tiny_model, config, message):
+    import numpy as np
+
+    with pytest.raises(archgen.ArchgenError, match=message):
+        archgen.predict_tiled(tiny_model[1], np.zeros((16, 16, 1), "float32"), config=config)
+
+
+@pytest.mark.parametrize("model, shown", [(None, "null"), (3, "3"), (object(), "object"), (b"m.keras", "b'm.keras'")])
+@pytest.mark.parametrize("with_config", [False, True])
+def test_predict_tiled_names_a_model_that_is_not_one(tiny_model, model, shown, with_config):
+    import numpy as np
+
+    extra = {"config": tiny_model[0]} if with_config else {}
+    with pytest.raises(archgen.ArchgenError) as info:
+        archgen.predict_tiled(model, np.zeros((16, 16, 1), "float32"), **extra)
+    assert str(info.value) == f"model_or_path={shown}: expected a Keras model or the path of a .keras file"
+
+
+def test_predict_tiled_names_a_plan_that_is_not_one(tiny_model):
+    import numpy as np
+
+    with pytest.raises(archgen.ArchgenError, match=r"^plan=dict: expected a plan from archgen.plan"):
+        archgen.predict_tiled(tiny_model[1], np.zeros((16, 16, 1), "float32"), plan=tiny_model[0])
+
+
+def test_predict_tiled_shows_a_string_tile_size_as_given(tiny_model):
+    import numpy as np
+
+    with pytest.raises(archgen.ArchgenError, match=r"^tile_size='?16'?: "):
+        archgen.predict_tiled(tiny_model[1], np.zeros((16, 16, 1), "float32"), tile_size="16")

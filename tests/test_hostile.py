@@ -164,6 +164,53 @@ def test_a_file_over_the_size_cap_is_refused(cli, tmp_path):
     assert code == 2 and "a config may be at most 1,048,576 bytes (1 MiB)" in err
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS as Linux counts it")
+def test_a_small_file_is_read_without_reserving_the_bound(tmp_path):
+    """A read reserves what it asks for: asking for the 4 GiB bound of a data file (not the 200
+    bytes the file holds) failed with "out of memory" under ``ulimit -v 4000000``."""
+    path = tmp_path / "case_0.npy"
+    path.write_bytes(b"\x93NUMPY" + bytes(range(200)))
+    code = ("import resource, sys; from archgen.config.read import read_bounded_file\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
+            f"raw = read_bounded_file({str(path)!r}, key='data.images', max_bytes=4 << 30)\n"
+            "print(len(raw))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout, proc.stderr[-300:]) == (0, "206\n", "")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="no /proc here")
+def test_a_file_that_states_no_size_is_read_to_its_end_and_no_further_than_the_bound():
+    from archgen.config.read import read_bounded_file
+    from archgen.errors import SpecError
+
+    assert os.stat("/proc/self/maps").st_size == 0  # it grows as it is read: chunks until its end
+    raw = read_bounded_file("/proc/self/maps", key="k", max_bytes=1 << 30)
+    assert len(raw) > 1000 and raw.endswith(b"\n") and b"[stack]" in raw
+    with pytest.raises(SpecError, match="^k=/proc/self/maps: is over 100 bytes; a config may be at most 100 bytes"):
+        read_bounded_file("/proc/self/maps", key="k", max_bytes=100)
+
+
+def test_a_file_that_grows_after_its_size_is_read_is_read_to_the_bound(tmp_path, monkeypatch):
+    from archgen.config import read
+    from archgen.errors import SpecError
+
+    path = tmp_path / "grows.yaml"
+    path.write_bytes(b"a: 1\n" * 50_000)  # 250,000 bytes, stated as 10: it grew after both stats
+    real_stat, real_fstat = os.stat, os.fstat
+
+    def small(info):
+        return os.stat_result((*info[:6], 10, *info[7:]))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(read.os, "stat", lambda p, *a, **k: small(real_stat(p, *a, **k)) if str(p) == str(path)
+                      else real_stat(p, *a, **k))
+        patch.setattr(read.os, "fstat", lambda fd: small(real_fstat(fd)))
+        whole = read.read_bounded_file(path, key="k", max_bytes=300_000)
+        with pytest.raises(SpecError, match=r"^k=.*: is over 200,000 bytes; a config may be at most"):
+            read.read_bounded_file(path, key="k", max_bytes=200_000)
+    assert whole == path.read_bytes()
+
+
 def test_an_alias_bomb_is_refused_when_overrides_would_copy_the_tree(cli, monkeypatch):
     monkeypatch.chdir(CORPUS)
     code, _, err = cli("summary", "alias_bomb.yaml", "-m", "encoder.depth=1,2")

@@ -46,15 +46,37 @@ def read_bounded_file(path: Path | str, *, key: str, max_bytes: int = MAX_BYTES,
     check_regular_file(path, key=key, max_bytes=max_bytes, expected=expected, noun=noun)
     try:
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
                 raise SpecError(f"is not a regular file; expected {expected}", path=key, value=shown)
-            raw = fh.read(max_bytes + 1)
+            raw = _read_at_most(fh, info.st_size, max_bytes)
     except OSError as exc:
         raise SpecError(f"cannot be read: {exc.strerror}", path=key, value=shown) from None
     if len(raw) > max_bytes:  # it grew after the stat
         raise SpecError(f"is over {max_bytes:,} bytes; {noun} may be at most {_size(max_bytes)}", path=key,
                         value=shown)
     return raw
+
+
+_CHUNK = 1 << 20  # what one read asks for beyond the size the file states
+
+
+def _read_at_most(fh, size: int, max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes of ``fh`` (one more than allowed tells a file that grew).
+
+    A read reserves the memory it asks for, so the first asks for the size the file states (capped at
+    the bound), not the bound itself (4 GiB for a data file: every 16x16 .npy would reserve that).
+    A file that grew since, or states no size (``/proc`` files say 0), is read on in 1 MiB chunks
+    until its end or the bound."""
+    parts = [fh.read(min(size, max_bytes) + 1)]
+    total = len(parts[0])
+    while parts[-1] and total <= max_bytes:
+        part = fh.read(min(_CHUNK, max_bytes + 1 - total))
+        if not part:
+            break
+        parts.append(part)
+        total += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def check_regular_file(path: Path | str, *, key: str = "config", max_bytes: int = MAX_BYTES,

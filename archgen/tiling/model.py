@@ -27,6 +27,28 @@ def load_model(path: str | os.PathLike):
     return load_checked(path)
 
 
+def check_model(model) -> None:
+    """Refuse, naming ``predict_tiled``'s argument, what is not a Keras model with symbolic inputs
+    (None, a number, a subclassed model never called): reading its geometry would fail deep inside
+    with Python's own error. Keras is not imported here: a Keras model exists only once it is."""
+    import sys
+
+    keras = sys.modules.get("keras")
+    if keras is None or not isinstance(model, keras.Model):
+        shown = model if model is None or isinstance(model, (bool, int, float, bytes)) else type(model).__name__
+        raise PlanError("expected a Keras model or the path of a .keras file", path="model_or_path", value=shown)
+    try:
+        inputs = list(model.inputs)
+        shape = tuple(inputs[0].shape)
+        list(model.outputs)
+    except Exception:
+        inputs, shape = [], ()
+    if not inputs or not shape:
+        raise PlanError("has no symbolic inputs (a subclassed model, or one never built); tiling reads the "
+                        "layer graph of a functional model such as archgen builds", path="model_or_path",
+                        value=getattr(model, "name", type(model).__name__))
+
+
 def output_names(model) -> list[str]:
     """The model's output names in output order (archgen names them after the heads)."""
     from archgen.compat.keras import producer
@@ -47,6 +69,7 @@ def model_geometry(model) -> Geometry:
     such as a backbone, from the output the head reads), as archgen lays out a U-Net: encoder,
     bottleneck, then each decoder level's up-sampling first.
     """
+    check_model(model)
     shape = tuple(model.inputs[0].shape)
     ndim = len(shape) - 2
     fixed = tuple(shape[1:-1])
@@ -175,6 +198,9 @@ def _chain_factor(tensor, kinds: dict, ndim: int, memo: dict) -> tuple[Fraction,
 
 def fitted_geometry(plan: Plan, model) -> Geometry:
     """The plan's geometry, checked against the model, with the model's own fixed sizes."""
+    check_model(model)
+    if not isinstance(plan, Plan):
+        raise PlanError("expected a plan from archgen.plan(config)", path="plan", value=type(plan).__name__)
     geo = plan_geometry(plan)
     shape = tuple(model.inputs[0].shape)
     fixed = tuple(shape[1:-1])
@@ -211,18 +237,27 @@ def _output_mismatch(plan: Plan, geo: Geometry, model, fixed: tuple[int | None, 
     return None
 
 
-def plan_for_model(config: str | os.PathLike, model, overrides: Sequence[str] = ()) -> Plan:
+def plan_for_model(config: Any, model, overrides: Sequence[str] = ()) -> Plan:
     """Plan ``config`` (with ``overrides``) at the model's own input shape."""
+    check_model(model)
     return plan_for_shape(config, tuple(model.inputs[0].shape[1:]), overrides)
 
 
-def plan_for_shape(config: str | os.PathLike, shape: Sequence[int | None], overrides: Sequence[str] = ()) -> Plan:
-    """Plan ``config`` (with ``overrides``) at input ``shape`` = ``(*spatial, C)``, None for a free size."""
-    from archgen.config import load_spec
+def plan_for_shape(config: Any, shape: Sequence[int | None], overrides: Sequence[str] = ()) -> Plan:
+    """Plan ``config`` (with ``overrides``) at input ``shape`` = ``(*spatial, C)``, None for a free size.
+
+    ``config`` is a config file's path, or any other form ``archgen.plan`` takes (a mapping, a
+    DictConfig, an ArchSpec); anything else is refused naming ``config``."""
     from archgen.planner import make_plan
 
     text = "[" + ",".join("null" if n is None else str(int(n)) for n in shape) + "]"
-    return make_plan(load_spec(config, [*overrides, f"input.shape={text}"]))
+    if isinstance(config, (str, os.PathLike)):
+        from archgen.config import load_spec
+
+        return make_plan(load_spec(config, [*overrides, f"input.shape={text}"]))
+    from archgen.api import _check_overrides, plan
+
+    return plan(config, [*_check_overrides(overrides), f"input.shape={text}"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -134,6 +134,8 @@ def check_options(batch_size: int, overlap: float) -> None:
 def _per_axis(value: int | Sequence[int] | None, ndim: int) -> list[int | None]:
     if value is None or isinstance(value, int):
         return [value] * ndim
+    if isinstance(value, (str, bytes)):  # list("16") would be ["1", "6"]
+        raise ArchgenError("expected a whole number, or one per axis", path="tile_size", value=value)
     values = list(value)
     if len(values) != ndim:
         raise ArchgenError(f"has {len(values)} entries; a {ndim}D model needs one, or {ndim}", path="tile_size",
