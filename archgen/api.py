@@ -28,6 +28,7 @@ Importing this module imports neither TensorFlow nor Keras; ``build_model`` does
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from contextlib import contextmanager
@@ -195,14 +196,20 @@ def _is_path(text: str) -> bool:
     return Path(text).is_file() or text.endswith((".yaml", ".yml")) or ":" not in text
 
 
+MAX_OVERRIDES = 10_000  # a config has far fewer keys
+
+
 def _check_overrides(overrides: Any) -> list[str]:
     if isinstance(overrides, str):  # one override, not a sequence of its characters
         overrides = [overrides]
     try:
-        items = list(overrides)
+        items = list(itertools.islice(overrides, MAX_OVERRIDES + 1))  # an endless iterator stops here
     except TypeError:
         raise SpecError("expected a list of strings such as 'encoder.depth=3'", path="overrides",
                         value=type(overrides).__name__) from None
+    if len(items) > MAX_OVERRIDES:
+        raise SpecError(f"holds more than {MAX_OVERRIDES:,} overrides", path="overrides",
+                        value=type(overrides).__name__)
     for item in items:
         if not isinstance(item, str):
             raise SpecError("expected a list of strings such as 'encoder.depth=3'", path="overrides", value=item)

@@ -108,3 +108,15 @@ def test_a_hydra_app_refuses_the_environment_in_its_model(tmp_path):
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "model.name" in result.stderr and "oc.env" in result.stderr and "s3cr3t" not in result.stderr
+
+
+def test_an_endless_iterator_of_overrides_is_refused_not_read_for_ever():
+    import itertools
+
+    import pytest
+
+    import archgen
+    from tests.conftest import CONF
+
+    with pytest.raises(archgen.ArchgenError, match=r"^overrides=.*: holds more than 10,000 overrides"):
+        archgen.load(CONF / "unet.yaml", itertools.repeat("encoder.depth=3"))
