@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from archgen.config.fields import Name, Size, Strict, tagged
 
@@ -46,6 +46,13 @@ class DiceCELoss(_Overlap):
     """Weight of the Dice term."""
     ce_weight: Weight = 1.0
     """Weight of the cross-entropy term."""
+
+    @model_validator(mode="after")
+    def _not_always_zero(self) -> "DiceCELoss":
+        if self.dice_weight == 0 and self.ce_weight == 0:
+            raise ValueError("dice_weight and ce_weight are both 0: the loss would be 0 whatever the network "
+                             "outputs; give one of them a weight")
+        return self
 
 
 class DiceLoss(_Overlap):
@@ -306,6 +313,9 @@ def check_training(spec: Any) -> None:
     if train is not None:
         if train.steps is not None and train.epochs is not None:
             raise SpecError("train.steps is set too; set one of them", path="train.epochs", value=train.epochs)
+        if train.total_steps > 10**9:  # as train.steps: a run's checkpoints count at most this many
+            raise SpecError(f"x train.steps_per_epoch ({train.steps_per_epoch:,}) is {train.total_steps:,} steps; "
+                            "a run has at most 1,000,000,000", path="train.epochs", value=train.epochs)
         seen: set[str] = set()
         for i, entry in enumerate(train.heads):
             if entry.name not in heads:

@@ -39,3 +39,16 @@ def test_a_regression_metric_on_a_class_head_is_refused_where_it_is_set():
         archgen.load(EXAMPLE, ["+train.heads=[{name: logits, metrics: [mse]}]"])
     assert refused.value.path == "train.heads[0].metrics"
     assert archgen.load(EXAMPLE, ["train.metrics=[dice,iou_per_class]"]).train.metrics == ["dice", "iou_per_class"]
+
+
+def test_a_loss_that_is_always_zero_and_a_run_past_the_step_bound_are_refused():
+    import pytest
+
+    from archgen.errors import SpecError
+
+    with pytest.raises(SpecError, match="dice_weight and ce_weight are both 0"):
+        archgen.load(EXAMPLE, ["train.loss={type: dice_ce, dice_weight: 0, ce_weight: 0}"])
+    with pytest.raises(SpecError) as refused:
+        archgen.load(EXAMPLE, ["~train.steps", "train.epochs=1000000", "train.steps_per_epoch=1000000"])
+    assert refused.value.path == "train.epochs" and "a run has at most 1,000,000,000" in refused.value.message
+    assert archgen.load(EXAMPLE, ["train.loss={type: dice_ce, dice_weight: 0}"]).train.loss.ce_weight == 1.0
