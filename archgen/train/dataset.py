@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archgen.train.files import DataError, Pair, declared_values, list_cases, read_array
+from archgen.train.files import DECODED_COPIES, DataError, Pair, case_name, declared, list_cases, read_array
 
 LOCATIONS_PER_CLASS = 10_000  # foreground pixels remembered per class and case (nnU-Net samples as many)
 MEMORY_SHARE = 0.5  # at most this share of the free memory holds the data
@@ -64,17 +64,28 @@ def load_dataset(folder: Path, key: str, *, ndim: int, channels: int, min_size: 
 
     pairs = list_cases(folder, key, images, masks)
     budget = int(available_memory() * MEMORY_SHARE)
-    on_disk = sum(_file_size(p.image, folder, images) + _file_size(p.mask, folder, masks) for p in pairs)
+    sizes = [(_file_size(p.image, "data.images", images), _file_size(p.mask, "data.masks", masks)) for p in pairs]
+    on_disk = sum(image + mask for image, mask in sizes)
     if on_disk > budget:
         raise DataError(f"holds {_bytes(on_disk)} of images and masks; archgen train keeps them in memory, "
                         f"and {_bytes(budget)} (half the memory free) is the most it takes", path=key,
                         value=str(folder))
-    # what the headers declare, before anything is decoded: a few KB of zlib can declare gigabytes
-    declared = sum(declared_values(p.image) * 4 + declared_values(p.mask) for p in pairs)  # float32, >= 1 byte
-    if declared > budget:
-        raise DataError(f"declares {_bytes(declared)} of images and masks in the files' headers; archgen train "
-                        f"keeps them in memory, and {_bytes(budget)} (half the memory free) is the most it takes",
-                        path=key, value=str(folder))
+    # what the headers declare, before anything is decoded: a few KB of zlib can declare gigabytes.
+    # Held: each image as float32, each mask as labels (or float32 targets). And while a case is
+    # read, beside what is held: a file's bytes and the decoder's copies of its array in the file's
+    # own type, in each of the `workers` threads at once.
+    label = 4 if targets.classes is None else 1 if targets.classes <= 256 else 2 if targets.classes <= 65536 else 4
+    held, reading = 0, []
+    for pair, (image_size, mask_size) in zip(pairs, sizes):
+        (image_values, image_item), (mask_values, mask_item) = declared(pair.image), declared(pair.mask)
+        held += image_values * 4 + mask_values * label
+        reading.append(max(image_size + image_values * image_item * DECODED_COPIES[case_name(pair.image.name)[1]],
+                           mask_size + mask_values * mask_item * DECODED_COPIES[case_name(pair.mask.name)[1]]))
+    peak = held + sum(sorted(reading)[-max(1, workers):])
+    if peak > budget:
+        raise DataError(f"declares images and masks that take {_bytes(peak)} to decode and hold (from the files' "
+                        f"headers); archgen train keeps them in memory, and {_bytes(budget)} (half the memory free) "
+                        "is the most it takes", path=key, value=str(folder))
     val_names = _validation_names([p.name for p in pairs], validation, seed)
     reader = _Reader(folder, ndim, channels, min_size, targets, images, masks)
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -94,11 +105,11 @@ def load_dataset(folder: Path, key: str, *, ndim: int, channels: int, min_size: 
     return Dataset(train, val, normalization)
 
 
-def _file_size(path: Path, folder: Path, sub: str) -> int:
+def _file_size(path: Path, key: str, sub: str) -> int:
     try:
         return path.stat().st_size
     except OSError as exc:  # a link to nothing, a file gone since the listing
-        raise DataError(f"cannot be read: {exc.strerror}", path=f"data.{sub}", value=f"{sub}/{path.name}") from None
+        raise DataError(f"cannot be read: {exc.strerror}", path=key, value=f"{sub}/{path.name}") from None
 
 
 def _validation_names(names: list[str], validation: float | list[str], seed: int) -> set[str]:
@@ -139,7 +150,7 @@ class _Reader:
 
     def read(self, pair: Pair) -> Case:
         image_shown, mask_shown = f"{self.images}/{pair.image.name}", f"{self.masks}/{pair.mask.name}"
-        image_key, mask_key = f"data.{self.images}", f"data.{self.masks}"
+        image_key, mask_key = "data.images", "data.masks"  # the options' keys, whatever the folders are called
         image = self._image(read_array(pair.image, image_key, image_shown), image_key, image_shown)
         raw = read_array(pair.mask, mask_key, mask_shown)
         target = self._labels(raw, mask_key, mask_shown) if self.targets.classes is not None else \
@@ -167,10 +178,7 @@ class _Reader:
         if array.shape[-1] != self.channels:
             raise DataError(f"has {array.shape[-1]} channel{'s' if array.shape[-1] != 1 else ''}, but the network's "
                             f"input has {self.channels} (input.shape)", path=key, value=shown)
-        image = np.asarray(array, dtype=np.float32)
-        if not np.isfinite(image).all():
-            raise DataError("holds NaN or infinite values", path=key, value=shown)
-        return image
+        return _float32(array, key, shown)
 
     def _labels(self, array: np.ndarray, key: str, shown: str) -> np.ndarray:
         self._spatial_rank(array, key, shown, "mask")
@@ -179,13 +187,16 @@ class _Reader:
                 raise DataError(f"has {array.shape[-1]} channels; a mask holds one integer label per pixel",
                                 path=key, value=shown)
             array = array[..., 0]
-        if array.dtype.kind == "f" and (not np.isfinite(array).all() or (array != np.round(array)).any()):
+        if array.dtype.kind == "f" and (not _finite(array) or
+                                        any((block != np.round(block)).any() for block in _blocks(array))):
             raise DataError("holds values that are not whole numbers; a mask holds integer labels", path=key,
                             value=shown)
-        low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+        low, high = (array.min(), array.max()) if array.size else (0, 0)
         classes = self.targets.classes
         if low < 0 or high >= classes:
             bad = low if low < 0 else high
+            # a float's digits bounded: 1e300 is 1e+300, not 301 digits
+            bad = int(bad) if array.dtype.kind != "f" or abs(bad) < 1e15 else f"{bad:.6g}"
             raise DataError(f"holds label {bad}; {self.targets.heads} takes labels 0 to {classes - 1}", path=key,
                             value=shown)
         return array.astype(np.uint8 if classes <= 256 else np.uint16 if classes <= 65536 else np.int32)
@@ -197,13 +208,31 @@ class _Reader:
         if array.shape[-1] != self.targets.channels:
             raise DataError(f"has {array.shape[-1]} channels; {self.targets.heads} has {self.targets.channels}",
                             path=key, value=shown)
-        target = np.asarray(array, dtype=np.float32)
-        if not np.isfinite(target).all():
-            raise DataError("holds NaN or infinite values", path=key, value=shown)
-        return target
+        return _float32(array, key, shown)
+
+
+def _float32(array: np.ndarray, key: str, shown: str) -> np.ndarray:
+    """``array`` as a writable float32 array of finite values (a .npy is read as a read-only view of
+    its file's bytes)."""
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range: refused below, not warned of
+        out = np.asarray(array, dtype=np.float32)
+    if not _finite(out):
+        if _finite(array):
+            raise DataError(f"holds values beyond float32's range (±{np.finfo(np.float32).max:.1e}); archgen "
+                            "trains in float32: rescale them", path=key, value=shown)
+        raise DataError("holds NaN or infinite values", path=key, value=shown)
+    return out if out.flags.writeable else out.copy()
+
+
+def _finite(array: np.ndarray) -> bool:
+    """Whether every value is finite, read without a copy (NaN spreads to the minimum and maximum,
+    and an infinity is one of them): ``np.isfinite`` would hold a boolean of every value."""
+    return array.dtype.kind != "f" or not array.size or bool(np.isfinite(array.min()) and np.isfinite(array.max()))
 
 
 def _bytes(n: int) -> str:
+    if n >= 2**50:  # a damaged header's dims: a few digits, not a hundred
+        return f"{n / 2**50:.3g} PiB"
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
             return f"{n / scale:,.1f} {unit}"
@@ -240,10 +269,10 @@ def normalize_cases(train: list[Case], val: list[Case], scheme: str, classes: bo
         return {"scheme": "none"}
     if scheme == "zscore":
         for case in train + val:
-            mean = case.image.mean(axis=tuple(range(case.image.ndim - 1)), dtype=np.float64)
-            std = case.image.std(axis=tuple(range(case.image.ndim - 1)), dtype=np.float64)
-            case.image -= mean.astype(np.float32)
-            case.image /= np.maximum(std, 1e-8).astype(np.float32)
+            axes, count = tuple(range(case.image.ndim - 1)), case.image.size // case.image.shape[-1]
+            mean = sum(block.sum(axis=axes, dtype=np.float64) for block in _blocks(case.image)) / count
+            var = sum(np.square(block - mean).sum(axis=axes) for block in _blocks(case.image)) / count
+            _standardize(case.image, mean, np.sqrt(var))
         return {"scheme": "zscore"}
     rng = np.random.default_rng([seed, 2])
     samples = []
@@ -253,7 +282,8 @@ def normalize_cases(train: list[Case], val: list[Case], scheme: str, classes: bo
         if len(values) > LOCATIONS_PER_CLASS:
             values = values[rng.choice(len(values), LOCATIONS_PER_CLASS, replace=False)]
         samples.append(values)
-    pooled = np.concatenate(samples) if samples else np.zeros((0, 1), np.float32)
+    # in float64: the percentiles' interpolation overflows float32 between values near ±3.4e38
+    pooled = np.concatenate(samples).astype(np.float64) if samples else np.zeros((0, 1))
     if len(pooled) == 0:
         raise DataError("needs foreground intensities, and the training masks hold no foreground (label above 0)",
                         path="data.normalize", value="ct")
@@ -261,6 +291,20 @@ def normalize_cases(train: list[Case], val: list[Case], scheme: str, classes: bo
     mean, std = pooled.mean(axis=0, dtype=np.float64), pooled.std(axis=0, dtype=np.float64)
     for case in train + val:
         np.clip(case.image, low.astype(np.float32), high.astype(np.float32), out=case.image)
-        case.image -= mean.astype(np.float32)
-        case.image /= np.maximum(std, 1e-8).astype(np.float32)
+        _standardize(case.image, mean, std)
     return {"scheme": "ct", "clip": [low.tolist(), high.tolist()], "mean": mean.tolist(), "std": std.tolist()}
+
+
+def _standardize(image: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:
+    """``image = (image - mean) / std`` in place (std floored at 1e-8), computed in float64: in
+    float32 the difference overflows for finite values near ±3.4e38 (the result is at most the
+    square root of the pixel count)."""
+    for block in _blocks(image):
+        block[...] = (block - mean) / np.maximum(std, 1e-8)
+
+
+def _blocks(image: np.ndarray, values: int = 1 << 20) -> list[np.ndarray]:
+    """Views of ``image`` along its first axis of about ``values`` values each: float64 work on one
+    block at a time, never a float64 copy of the whole image."""
+    step = max(1, values // max(1, image[0].size)) if len(image) else 1
+    return [image[start:start + step] for start in range(0, len(image), step)]

@@ -13,10 +13,11 @@ from archgen.train.setup import plan_training
 from tests.train.helpers import TINY, shapes, volumes, write
 
 
-def load(folder, *, ndim=2, channels=1, min_size=(32, 32), classes=3, validation=0.25, normalize="zscore", seed=0):
+def load(folder, *, ndim=2, channels=1, min_size=(32, 32), classes=3, validation=0.25, normalize="zscore", seed=0,
+         images="images", masks="masks"):
     return load_dataset(folder, "--data", ndim=ndim, channels=channels, min_size=min_size,
                         targets=Targets(classes, heads="head logits (softmax, 3 channels)"), validation=validation,
-                        normalize=normalize, seed=seed)
+                        normalize=normalize, seed=seed, images=images, masks=masks)
 
 
 def test_png_cases_pair_split_and_normalise(tmp_path):
@@ -88,6 +89,105 @@ def test_float_masks_of_whole_numbers_are_labels(tmp_path):
         write(tmp_path / "images" / f"c{i}.npy", np.zeros((32, 32), np.float32))
         write(tmp_path / "masks" / f"c{i}.npy", np.full((32, 32), 2.0, np.float64))
     assert load(tmp_path).train[0].target.max() == 2
+
+
+def test_a_huge_float_label_is_shown_in_a_few_digits(tmp_path):
+    """int(1e300) is 301 digits: the message shows 1e+300."""
+    for i in range(4):
+        write(tmp_path / "images" / f"c{i}.npy", np.zeros((32, 32), np.float32))
+        write(tmp_path / "masks" / f"c{i}.npy", np.zeros((32, 32), np.float64))
+    write(tmp_path / "masks" / "c0.npy", np.full((32, 32), 1e300))
+    with pytest.raises(DataError) as info:
+        load(tmp_path)
+    assert info.value.render() == "data.masks=masks/c0.npy: holds label 1e+300; head logits (softmax, 3 channels) " \
+                                  "takes labels 0 to 2"
+
+
+@pytest.mark.parametrize("normalize", ["zscore", "ct"])
+def test_float32_images_near_their_range_normalise_without_overflow(tmp_path, normalize):
+    """In float32, 3e38 - (-3e38) is infinite: a RuntimeWarning, then training on NaN. In float64 the
+    normalised values are finite, and equal to NumPy's own mean and std (a block at a time: this
+    image is two blocks)."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(3):
+        image = np.full((1100, 1000), 3.0e38, np.float32)  # the mean near 3e38 ...
+        image[::50] = -3.0e38  # ... and 2% of the values (past ct's 0.5 percentile) 6e38 below it
+        image[:, ::7] = rng.uniform(1e38, 3e38, (1100, 143))
+        images.append(image)
+        write(tmp_path / "images" / f"c{i}.npy", image)
+        write(tmp_path / "masks" / f"c{i}.npy", (np.arange(1000) % 3 == 0)[None].repeat(1100, 0).astype(np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = load(tmp_path, min_size=(16, 16), normalize=normalize, validation=0.34)
+    for case in data.train + data.validation:
+        assert np.isfinite(case.image).all()
+    if normalize == "zscore":
+        image = images[int(data.train[0].name[1:])].astype(np.float64)
+        expected = (image - image.mean()) / image.std()
+        assert np.allclose(data.train[0].image[..., 0], expected, atol=1e-5)
+
+
+def test_a_float64_image_beyond_float32s_range_is_refused_without_a_warning(tmp_path):
+    import warnings
+
+    for i in range(4):
+        write(tmp_path / "images" / f"c{i}.npy", np.zeros((32, 32)))
+        write(tmp_path / "masks" / f"c{i}.npy", np.zeros((32, 32), np.uint8))
+    write(tmp_path / "images" / "c1.npy", np.full((32, 32), 1e300))
+    with warnings.catch_warnings(), pytest.raises(DataError) as info:
+        warnings.simplefilter("error")
+        load(tmp_path)
+    assert info.value.render() == "data.images=images/c1.npy: holds values beyond float32's range (±3.4e+38); " \
+                                  "archgen trains in float32: rescale them"
+    write(tmp_path / "images" / "c1.npy", np.full((32, 32), np.inf))
+    with pytest.raises(DataError, match="images/c1.npy: holds NaN or infinite values$"):
+        load(tmp_path)
+
+
+def test_errors_name_the_options_keys_whatever_the_folders_are_called(tmp_path):
+    """data.images: imgs names the folder; the key is still data.images, not data.imgs."""
+    import shutil
+
+    def error(**kwargs):
+        with pytest.raises(DataError) as info:
+            load(tmp_path, images="imgs", masks="pics", **kwargs)
+        return info.value.render()
+
+    for i in range(4):
+        write(tmp_path / "imgs" / f"c{i}.npy", np.zeros((32, 32), np.float32))
+    assert error() == "data.masks=pics: no such folder"
+    for i in range(3):
+        write(tmp_path / "pics" / f"c{i}.npy", np.zeros((32, 32), np.uint8))
+    assert error() == "data.images=imgs/c3.npy: has no mask: no pics/c3.* beside it"
+    write(tmp_path / "pics" / "c3.npy", np.zeros((32, 30), np.uint8))
+    assert error() == "data.masks=pics/c3.npy: is 32x30, but its image imgs/c3.npy is 32x32; an image and its mask " \
+                      "must have one size"
+    write(tmp_path / "imgs" / "c2.npy", np.full((32, 32), np.nan, np.float32))
+    assert error() == "data.images=imgs/c2.npy: holds NaN or infinite values"
+    (tmp_path / "pics" / "c0.jpg").write_bytes(b"")
+    assert error() == "data.masks=pics/c0.jpg: is not a format archgen reads; expected .nii.gz, .png, .tif, .tiff, " \
+                      ".npy, .nii"
+    (tmp_path / "pics" / "c0.jpg").unlink()
+    shutil.rmtree(tmp_path / "imgs")
+    (tmp_path / "imgs").mkdir()
+    assert error() == "data.images=imgs: holds no images (.nii.gz, .png, .tif, .tiff, .npy, .nii)"
+
+
+def test_a_png_over_pillows_warning_size_loads_without_its_warning(tmp_path, monkeypatch):
+    """Pillow warns of a "decompression bomb" past 89M pixels (here: 1,000); archgen checks the size
+    itself, and its stderr is one line."""
+    import warnings
+
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the 32x32 shapes: 1,024 pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = load(shapes(tmp_path, count=4))
+    assert data.train[0].image.shape == (32, 32, 1)
 
 
 # --- patches ------------------------------------------------------------------------------------
