@@ -78,7 +78,12 @@ class Staged:
 
     def discard(self) -> None:
         if self.folder:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            # an exporter interrupted mid-write may still have a thread adding files: remove until gone
+            for _ in range(50):
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                if not os.path.lexists(self.tmp):
+                    break
+                time.sleep(0.1)
         else:
             try:
                 self.tmp.unlink(missing_ok=True)
@@ -140,10 +145,10 @@ def stage(path: Path, write: Callable[[Path], None], *, suffix: str, folder: boo
     """Call ``write(tmp)`` for a temporary file (or folder) beside ``path``."""
     _remove_leftovers(path, suffix, folder)
     tmp = _make_tmp(path, suffix, folder)
-    if folder:
-        os.rmdir(tmp)  # exporters want to create the folder themselves
     staged = Staged(path, tmp, folder)
     try:
+        if folder:
+            os.rmdir(tmp)  # exporters want to create the folder themselves
         write(tmp)
         check()  # terminated while writing: the file may be whole, but the command is not
         if folder:
