@@ -30,7 +30,7 @@ from archgen.tiling.model import (
 )
 
 
-def predict_tiled(model_or_path: Any, image: Any, *, plan: Plan | None = None, config: str | os.PathLike | None = None,
+def predict_tiled(model_or_path: Any, image: Any, *, plan: Plan | None = None, config: Any = None,
                   overrides: Sequence[str] = (), batch_size: int = 4, tile_size: int | Sequence[int] | None = None,
                   overlap: float = 0.5, heads: Sequence[str] | None = None,
                   max_tile: int | None = None) -> np.ndarray | dict[str, np.ndarray]:
@@ -39,8 +39,8 @@ def predict_tiled(model_or_path: Any, image: Any, *, plan: Plan | None = None, c
     ``model_or_path``: a Keras model or a ``.keras`` file (loaded with ``safe_mode=True``).
     ``image``: ``(*spatial, C)`` or ``(B, *spatial, C)``, channels last, any spatial size
     (mirror-padded as needed, also when smaller than the margin).
-    ``plan`` / ``config`` (+ ``overrides``): where the model takes any legal input size, what the
-    legal sizes are; without them the model must have a fixed input size, and the margin,
+    ``plan`` / ``config`` (a path, a mapping or a DictConfig, + ``overrides``): where the model
+    takes any legal input size, what the legal sizes are; without them the model must have a fixed input size, and the margin,
     period and head resolutions are read from its layers. ``tile_size``: tile input size (one
     per axis, or one for all) for a free input size; by default the smallest legal size that
     covers the image in one tile, else the largest up to ``max_tile`` (``DEFAULT_MAX_TILE``).
