@@ -103,7 +103,8 @@ def compile_model(model, setup: Setup) -> None:
             metrics[target.name] = make_metrics(setup.metrics[target.head], target)
     single = len(setup.outputs) == 1
     name = setup.outputs[0].name
+    # a lone head's weight counts as it does in val_loss (a float: Keras takes no dict for one output)
     model.compile(optimizer=make_optimizer(setup.train.optimizer, setup.train.total_steps),
                   loss=loss[name] if single else loss,
-                  loss_weights=None if single else weights,
+                  loss_weights=weights[name] if single else weights,
                   metrics=metrics.get(name, []) if single else metrics)

@@ -52,3 +52,20 @@ def test_a_loss_that_is_always_zero_and_a_run_past_the_step_bound_are_refused():
         archgen.load(EXAMPLE, ["~train.steps", "train.epochs=1000000", "train.steps_per_epoch=1000000"])
     assert refused.value.path == "train.epochs" and "a run has at most 1,000,000,000" in refused.value.message
     assert archgen.load(EXAMPLE, ["train.loss={type: dice_ce, dice_weight: 0}"]).train.loss.ce_weight == 1.0
+
+
+def test_a_lone_heads_weight_scales_its_training_loss_as_its_validation_loss():
+    import numpy as np
+    import pytest
+
+    from archgen.train.loop import build
+    from archgen.train.setup import plan_training
+
+    def loss_of(weight: float) -> float:
+        spec = archgen.load(EXAMPLE, [f"+train.heads=[{{name: logits, weight: {weight}}}]"])
+        model = build(plan_training(spec))
+        x = np.random.default_rng(0).normal(size=(2, 64, 64, 1)).astype("float32")
+        y = np.random.default_rng(1).integers(0, 3, size=(2, 64, 64)).astype("int32")
+        return float(np.ravel(model.evaluate(x, y, verbose=0))[0])
+
+    assert loss_of(2.0) == pytest.approx(2 * loss_of(1.0), rel=1e-5)
