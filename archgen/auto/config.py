@@ -271,5 +271,8 @@ def render(result: dict, configuration: str, dataset: Dataset, name: str, comman
              f"the batch archgen's memory model sized ({why['memory_dtype']}, {why['memory_optimizer']}: train's "
              f"defaults)")
     train = _comment(f"train.batch_size: {sized}; `archgen train` trains with it.", 0) + [dump_yaml({"train": {"batch_size": conf["batch_size"]}})]
+    if dataset.normalize is not None:  # nnU-Net's scheme for the channels dataset.json names
+        train = _comment(f"data.normalize: nnU-Net's scheme for its channel names ({dataset.normalize}).", 0) + [
+            dump_yaml({"data": {"normalize": dataset.normalize}}).rstrip("\n")] + train
     return ("\n".join(lines) + "\n" + network_yaml(conf, family, dataset.channels, dataset.classes, name)
             + "\n".join(train))

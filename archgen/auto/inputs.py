@@ -331,6 +331,7 @@ def from_files(fingerprint_path: str, dataset_path: str | None, channels: int | 
     shapes = _checked(shapes, "fingerprint.shapes_after_crop", _check_shape, shapes=True)
     source = f"--fingerprint {fingerprint_path}"
     n_channels, n_classes, n_cases = channels, classes, cases
+    normalize, why = None, None
     if dataset_path is not None:
         dj = read_json_file(dataset_path, "dataset")
         if not isinstance(dj, dict):
@@ -359,7 +360,8 @@ def from_files(fingerprint_path: str, dataset_path: str | None, channels: int | 
         n_classes = classes or len(labels)
         n_cases = cases or num
         source += f" --dataset {dataset_path}"
-    notes = []
+        normalize, why = normalization(names, n_channels)
+    notes = [why] if why else []
     if n_channels is None:
         n_channels = 1
         notes.append("no dataset.json and no --channels: 1 input channel assumed")
@@ -370,4 +372,23 @@ def from_files(fingerprint_path: str, dataset_path: str | None, channels: int | 
         n_cases = len(spacings)
         notes.append(f"no dataset.json and no --cases: the fingerprint's {n_cases} cases used as numTraining")
     return Dataset(spacings, shapes, n_channels, n_classes, n_cases, source=source, notes=notes,
-                   keys=("fingerprint.shapes_after_crop", "fingerprint.spacings"))
+                   keys=("fingerprint.shapes_after_crop", "fingerprint.spacings"),
+                   normalize=normalize)
+
+
+# nnU-Net's scheme per channel name (nnunetv2's get_normalization_scheme, by casefold); any other
+# name is z-score, archgen's default
+SCHEMES = {"ct": "ct", "nonorm": "none"}
+
+
+def normalization(names: dict, channels: int) -> tuple[str | None, str | None]:
+    """(data.normalize for nnU-Net's channel names, or None for the default; a note where the
+    channels ask for different schemes, which archgen applies to every channel alike)."""
+    schemes = {SCHEMES.get(str(name).casefold(), "zscore") for name in names.values()}
+    if len(names) != channels:  # --channels replaced dataset.json's
+        return None, None
+    if len(schemes) > 1:
+        return None, (f"channels ask for different normalizations ({', '.join(sorted(schemes))}); archgen "
+                      "normalizes every channel alike: zscore (data.normalize)")
+    scheme = schemes.pop()
+    return (None if scheme == "zscore" else scheme), None

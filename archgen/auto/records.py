@@ -53,6 +53,7 @@ class Dataset:
     source: str = ""
     notes: list[str] = field(default_factory=list)
     keys: tuple[str, str] = ("--shape", "--spacing")  # where the shapes and spacings came from, for errors
+    normalize: str | None = None  # data.normalize as nnU-Net's channel names ask: ct, none; None: the default
 
 
 @dataclass

@@ -344,3 +344,22 @@ def test_a_resenc_m_plan_builds_nnunets_residual_encoder_unet(tmp_path, cli):
                        "--family", "resenc_m", "--memory", "nnunet", "-o", out)
     assert code == 0, err
     assert archgen.plan(out).total_params == 102_350_575
+
+
+@pytest.mark.parametrize("names,normalize", [({"0": "CT"}, "ct"), ({"0": "noNorm"}, "none"), ({"0": "T2"}, None),
+                                             ({"0": "CT", "1": "T2"}, None)])
+def test_the_written_config_normalizes_as_nnunet_names_its_channels(tmp_path, names, normalize):
+    """nnU-Net's scheme per channel name (CT, noNorm, else z-score): one for every channel in archgen."""
+    from tests.conftest import ROOT
+
+    dataset = json.loads((ROOT / "examples" / "auto" / "dataset.json").read_text())
+    dataset["channel_names"] = names
+    (tmp_path / "dataset.json").write_text(json.dumps(dataset))
+    out = tmp_path / "plan.yaml"
+    code, _, err = run("--fingerprint", ROOT / "examples" / "auto" / "dataset_fingerprint.json", "--dataset",
+                       tmp_path / "dataset.json", "-o", out)
+    assert code == 0, err
+    text = out.read_text()
+    doc = yaml.safe_load(text)
+    assert doc.get("data") == ({"normalize": normalize} if normalize else None)
+    assert ("channels ask for different normalizations (ct, zscore)" in " ".join(text.split())) == (len(names) > 1)
