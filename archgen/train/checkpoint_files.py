@@ -149,7 +149,7 @@ def read_optimizer(path: Path, variables: list) -> list[np.ndarray]:
     return values
 
 
-def check_weights_file(path: Path, model) -> None:
+def check_weights_arrays(path: Path, model) -> None:
     """model.weights.h5 read through its HDF5 metadata only: no more arrays than the network's weights
     and an optimizer's slots for each (Keras saves a compiled model's optimizer too; Adam keeps two a
     weight, and a step counter), none larger than the network's largest weight, and no more bytes in

@@ -48,7 +48,7 @@ from archgen.train.checkpoint_files import (
     State,
     check_kind,
     check_readable_file,
-    check_weights_file,
+    check_weights_arrays,
     is_checkpoint,
     no_constant,
     parse_state,
@@ -307,10 +307,8 @@ class RunDir:
         optimizer = model.optimizer
         optimizer.build(model.trainable_variables)  # its variables exist before anything is loaded into them
         variables = list(optimizer.variables)
-        weights = folder / "model.weights.h5"
-        check_readable_file(weights)  # a FIFO would block h5py's open for ever
         values = read_optimizer(folder / "optimizer.npz", variables)  # headers checked before any array
-        _load_weights(model, weights, "last", self.path)
+        _load_weights(model, folder / "model.weights.h5", "last", self.path)
         for variable, value in zip(variables, values):
             variable.assign(value)
 
@@ -357,7 +355,7 @@ def _load_weights(model, path: Path, which: str, run: Path) -> None:
     from archgen.model_file import weights_loading
 
     check_readable_file(path)  # a FIFO would block h5py's open for ever
-    check_weights_file(path, model)
+    check_weights_arrays(path, model)
     try:
         with weights_loading("--resume", str(run)):  # Keras's warning per layer it could not fill: one line
             model.load_weights(str(path))
