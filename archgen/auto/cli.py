@@ -124,9 +124,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> tuple[di
             raise SpecError(exc.message, path="--fit", value=args.fit, hint=exc.hint) from None
         raise exc
     if conf not in configs:
-        why = "the dataset is 2D" if default_configuration(result) == "2d" else result["_why_no_3d_lowres"]
-        raise SpecError(f"was not made: {why}; made: {', '.join(configs) or 'none'}", path="--configuration",
-                        value=conf)
+        raise SpecError(f"was not made: {why_not_made(result, conf)}; made: {', '.join(configs) or 'none'}",
+                        path="--configuration", value=conf)
     if args.json:
         return result, None
     command = "archgen auto " + " ".join(shlex.quote(a) for a in (argv or []))
@@ -138,8 +137,12 @@ def default_configuration(result: dict) -> str:
     return "2d" if result["median_shape_after_resampling"][0] == 1 else "3d_fullres"
 
 
-def _one_line(exc: SpecError) -> str:
-    return f"{exc.path}: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+def why_not_made(result: dict, name: str) -> str:
+    """Why configuration ``name`` is missing from ``result``, in one line."""
+    exc = result["_not_made"].get(name)
+    if exc is not None:
+        return f"{exc.path}: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+    return "the dataset is 2D" if default_configuration(result) == "2d" else result["_why_no_3d_lowres"]
 
 
 def public(result: dict) -> dict:
@@ -151,9 +154,7 @@ def public(result: dict) -> dict:
         conf = dict(conf)
         out["configurations"][name] = {**{k: v for k, v in conf.items() if k != "_why"}, "archgen": conf["_why"]}
     made = result["configurations"]
-    out["not_made"] = {name: _one_line(result["_not_made"][name]) if name in result["_not_made"] else
-                       "the dataset is 2D" if default_configuration(result) == "2d" else result["_why_no_3d_lowres"]
-                       for name in CONFIGURATIONS if name not in made}
+    out["not_made"] = {name: why_not_made(result, name) for name in CONFIGURATIONS if name not in made}
     return out
 
 
