@@ -194,11 +194,6 @@ def declared(path: Path) -> tuple[int, int]:
     return max(0, math.prod(int(n) for n in shape)), itemsize  # Python's integers: no overflow
 
 
-def declared_values(path: Path) -> int:
-    """How many values ``path`` declares in its header; 0 where that cannot be told (see ``declared``)."""
-    return declared(path)[0]
-
-
 def _header(handle, suffix: str, name: str) -> tuple[tuple[int, ...], int] | None:
     """The shape and bytes a value the header of an open file declares."""
     if suffix == ".png":
