@@ -84,18 +84,11 @@ def _current_backend() -> str:
 def write_all(model: Any, targets: dict[str, Path], *, force: bool) -> None:
     """Write ``model`` in every format of ``targets``: all under temporary names first, then all
     put in place together, so a failing export leaves no partial set."""
-    from archgen.output import commit, stage
+    from archgen.output import Output, write_together
 
     check_formats(list(targets))  # the back end the model was built on: before any file is started
-    staged = []
-    try:
-        for fmt, target in targets.items():
-            staged.append(stage(target, _writer(model, fmt), suffix=SUFFIXES[fmt], folder=fmt == "saved_model"))
-    except BaseException:
-        for item in staged:
-            item.discard()
-        raise
-    commit(staged, force=force)
+    write_together([Output(target, _writer(model, fmt), SUFFIXES[fmt], folder=fmt == "saved_model")
+                    for fmt, target in targets.items()], force=force)
 
 
 def _writer(model: Any, fmt: str):

@@ -23,10 +23,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from archgen.errors import ArchgenError, OutputError, printable
-from archgen.termination import check
+from archgen.termination import check, held
 
 MARKER = ".archgen"  # inside a folder archgen wrote (a SavedModel): only such a folder is replaced
 
@@ -45,7 +45,8 @@ def check_target(path: Path, *, force: bool, suffix: str, folder: bool = False,
         raise OutputError(f"folder {str(parent)!r} does not exist", path="--output", value=shown)
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"folder {str(parent)!r} is not writable", path="--output", value=shown)
-    _remove(_make_tmp(path, suffix, folder))  # os.access says yes to root and in /proc: creating a file tells
+    with held():  # os.access says yes to root and in /proc: creating a file tells
+        _remove(_make_tmp(path, suffix, folder))
     if not os.path.lexists(path):  # a dangling link counts as existing: it names something
         return path
     for what, source in (inputs or {}).items():
@@ -141,12 +142,17 @@ def _named(path: Path, message: str) -> OutputError:
     return OutputError(f"{printable(shown, 1000)}: {message}", path="--output")
 
 
-def stage(path: Path, write: Callable[[Path], None], *, suffix: str, folder: bool = False) -> Staged:
-    """Call ``write(tmp)`` for a temporary file (or folder) beside ``path``."""
+def stage(path: Path, write: Callable[[Path], None], *, suffix: str, folder: bool = False,
+          into: list[Staged]) -> None:
+    """Call ``write(tmp)`` for a temporary file (or folder) beside ``path``; the staged output is
+    appended to ``into`` as its file is created, so a caller can always take back what exists."""
     _remove_leftovers(path, suffix, folder)
-    tmp = _make_tmp(path, suffix, folder)
-    staged = Staged(path, tmp, folder)
+    staged = None
     try:
+        with held():  # a SIGTERM between creating the file and naming it here would leave it behind
+            staged = Staged(path, _make_tmp(path, suffix, folder), folder)
+            into.append(staged)
+        tmp = staged.tmp
         if folder:
             os.rmdir(tmp)  # exporters want to create the folder themselves
         write(tmp)
@@ -158,12 +164,13 @@ def stage(path: Path, write: Callable[[Path], None], *, suffix: str, folder: boo
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
     except BaseException as exc:
-        staged.discard()
+        if staged is not None:
+            with held():
+                staged.discard()
         reason = storage_error(exc) if isinstance(exc, Exception) and not isinstance(exc, ArchgenError) else None
         if reason is not None:
             raise _refused(path, reason) from None
         raise
-    return staged
 
 
 def commit(items: list[Staged], *, force: bool) -> None:
@@ -174,33 +181,36 @@ def commit(items: list[Staged], *, force: bool) -> None:
         check()
         for item in items:
             current = item.path
-            old = None
-            if force and os.path.lexists(item.path):
-                old = item.path.with_name(f"{item.tmp.name}.old")
-                os.rename(item.path, old)
-            try:
-                _claim(item)
-            except BaseException:
+            with held():  # each output is moved and recorded whole, so that it can be taken back
+                old = None
+                if force and os.path.lexists(item.path):
+                    old = item.path.with_name(f"{item.tmp.name}.old")
+                    os.rename(item.path, old)
+                try:
+                    _claim(item)
+                except BaseException:
+                    if old is not None:
+                        os.rename(old, item.path)
+                    raise
+                placed.append((item, old))
+    except BaseException as exc:
+        with held():
+            for item, old in reversed(placed):
+                _remove(item.path)
                 if old is not None:
                     os.rename(old, item.path)
-                raise
-            placed.append((item, old))
-    except BaseException as exc:
-        for item, old in reversed(placed):
-            _remove(item.path)
-            if old is not None:
-                os.rename(old, item.path)
-        for item in items:
-            item.discard()
+            for item in items:
+                item.discard()
         if isinstance(exc, FileExistsError):
             raise OutputError("was created by another process meanwhile; pass --force to overwrite it",
                               path="--output", value=str(exc.filename or "")) from None
         if isinstance(exc, OSError):  # renaming or linking refused: the targets are as they were
             raise _refused(current, exc.strerror or type(exc).__name__) from None
         raise
-    for _, old in placed:
-        if old is not None:
-            _remove(old)
+    with held():
+        for _, old in placed:
+            if old is not None:
+                _remove(old)
 
 
 def _claim(item: Staged) -> None:
@@ -325,12 +335,36 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+class Output(NamedTuple):
+    """One output of ``write_together``: ``write(tmp)`` fills a temporary file (folder) for ``path``."""
+
+    path: Path
+    write: Callable[[Path], None]
+    suffix: str
+    folder: bool = False
+
+
+def write_together(outputs: list[Output], *, force: bool) -> None:
+    """Write every output under a temporary name, then put them all in place together: a failure
+    (or SIGTERM) anywhere leaves no temporary file and no partial set."""
+    staged: list[Staged] = []
+    try:
+        for out in outputs:
+            stage(out.path, out.write, suffix=out.suffix, folder=out.folder, into=staged)
+    except BaseException:
+        with held():
+            for item in staged:
+                item.discard()
+        raise
+    commit(staged, force=force)
+
+
 def write_atomic(path: Path, write: Callable[[Path], None], *, suffix: str, force: bool = True) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then put it in place (replacing an
     existing file only with ``force``). On any failure nothing is left and ``path`` is untouched."""
-    commit([stage(path, write, suffix=suffix)], force=force)
+    write_together([Output(path, write, suffix)], force=force)
 
 
 def write_atomic_dir(path: Path, write: Callable[[Path], None], *, force: bool = True) -> None:
     """Like ``write_atomic`` for a folder (e.g. a SavedModel)."""
-    commit([stage(path, write, suffix="", folder=True)], force=force)
+    write_together([Output(path, write, "", folder=True)], force=force)

@@ -502,8 +502,9 @@ def test_a_commit_that_loses_a_race_takes_back_what_it_placed(tmp_path):
     from archgen.output import commit, stage
 
     (tmp_path / "b.onnx").write_text("another process got here first")
-    staged = [stage(tmp_path / "a.keras", lambda p: p.write_text("a"), suffix=".keras"),
-              stage(tmp_path / "b.onnx", lambda p: p.write_text("b"), suffix=".onnx")]
+    staged = []
+    stage(tmp_path / "a.keras", lambda p: p.write_text("a"), suffix=".keras", into=staged)
+    stage(tmp_path / "b.onnx", lambda p: p.write_text("b"), suffix=".onnx", into=staged)
     with pytest.raises(OutputError, match="created by another process"):
         commit(staged, force=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.onnx"]
@@ -575,7 +576,8 @@ def test_a_full_disk_while_putting_the_file_in_place_restores_the_old_one(tmp_pa
 
     target = tmp_path / "out.svg"
     target.write_text("old")
-    staged = output.stage(target, lambda tmp: tmp.write_text("new"), suffix=".svg")
+    staged = []
+    output.stage(target, lambda tmp: tmp.write_text("new"), suffix=".svg", into=staged)
     real = getattr(os, call)
 
     def full(src, dst, *args, **kwargs):  # linking the new file in, or moving the old one aside
@@ -585,7 +587,7 @@ def test_a_full_disk_while_putting_the_file_in_place_restores_the_old_one(tmp_pa
 
     monkeypatch.setattr(os, call, full)
     with pytest.raises(OutputError, match="out.svg: cannot be written: No space left on device"):
-        output.commit([staged], force=True)
+        output.commit(staged, force=True)
     assert [p.name for p in tmp_path.iterdir()] == ["out.svg"] and target.read_text() == "old"
 
 
@@ -742,6 +744,41 @@ def test_sigterm_leaves_no_temporary_file(tmp_path):
     assert proc.returncode == 143, err
     assert "error: terminated" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.yaml"]
+
+
+@pytest.mark.parametrize("moment", ["probe", "create", "link", "rename"])
+def test_a_sigterm_at_any_step_of_a_write_leaves_nothing(tmp_path, monkeypatch, moment):
+    """The signal lands just after a system call made something on disk, before Python has kept
+    its name: the file is still removed (the handler's raise waits for the step to end)."""
+    import tempfile
+
+    from archgen import output, termination
+
+    monkeypatch.setattr(termination, "_requested", False)
+    target, other = tmp_path / "out.keras", tmp_path / "model.onnx"
+    other.write_text("old")
+    made = []  # the step about to be interrupted: ("mkstemp", 1) is check_target's probe file
+
+    def interrupted_after(module, name):
+        real = getattr(module, name)
+
+        def call(*args, **kwargs):
+            result = real(*args, **kwargs)
+            made.append(name)
+            if (name, made.count(name)) == {"probe": ("mkstemp", 1), "create": ("mkstemp", 2),
+                                             "link": ("link", 1), "rename": ("rename", 1)}[moment]:
+                termination.on_sigterm()  # as if SIGTERM arrived just as the call returned
+            return result
+        monkeypatch.setattr(module, name, call)
+
+    interrupted_after(tempfile, "mkstemp")
+    interrupted_after(os, "link")
+    interrupted_after(os, "rename")
+    with pytest.raises(termination.Terminated):
+        output.check_target(target, force=False, suffix=".keras")
+        output.write_together([output.Output(target, lambda tmp: tmp.write_text("new"), ".keras"),
+                               output.Output(other, lambda tmp: tmp.write_text("new"), ".onnx")], force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"] and other.read_text() == "old"
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

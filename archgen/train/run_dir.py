@@ -324,16 +324,16 @@ class RunDir:
 
     def finish(self, export_model, metrics: dict[str, Any], picture: bytes | None) -> dict[str, str]:
         """model.keras, metrics.json and validation.png, all in place or none; {kind: path}."""
-        from archgen.output import commit, stage
+        from archgen.output import Output, write_together
 
         for name in ("model.keras", "metrics.json", "validation.png"):
             check_kind(self.path / name, folder=False)  # replaced below: only a file archgen wrote
-        staged = [stage(self.path / "model.keras", lambda tmp: export_model.save(str(tmp)), suffix=".keras"),
-                  stage(self.path / "metrics.json", lambda tmp: tmp.write_text(json.dumps(metrics, indent=2) + "\n"),
-                        suffix=".json")]
+        outputs = [Output(self.path / "model.keras", lambda tmp: export_model.save(str(tmp)), ".keras"),
+                   Output(self.path / "metrics.json", lambda tmp: tmp.write_text(json.dumps(metrics, indent=2) + "\n"),
+                          ".json")]
         if picture is not None:
-            staged.append(stage(self.path / "validation.png", lambda tmp: tmp.write_bytes(picture), suffix=".png"))
-        commit(staged, force=True)
+            outputs.append(Output(self.path / "validation.png", lambda tmp: tmp.write_bytes(picture), ".png"))
+        write_together(outputs, force=True)
         files = {"keras": str(self.path / "model.keras"), "metrics": str(self.path / "metrics.json"),
                  "log": str(self.path / "log.csv"), "config": str(self.path / "config.yaml")}
         if picture is not None:
