@@ -81,7 +81,7 @@ def train_config(data: dict[str, Any], request: Request) -> dict[str, Any]:
     from archgen.train.memory import check_training_memory
     from archgen.train.progress import Progress
 
-    check_training_memory(setup, backend)  # on the CPU, a step past the free memory is a silent kill
+    check_training_memory(setup, backend, dataset.train[0])  # on the CPU, a step past the free memory is a silent kill
     start = time.perf_counter()
     run_dir.claim(resume=request.resume, force=request.force)  # the last refusal: the folder exists from here
     try:

@@ -195,26 +195,35 @@ def test_a_step_past_the_free_memory_is_refused_before_the_run_starts(cli, workd
     assert not (workdir / "run").exists()
 
 
-def test_the_memory_check_takes_the_precision_and_optimizer_of_the_run():
+def test_the_memory_check_takes_the_precision_optimizer_and_input_queue_of_the_run():
+    import numpy as np
     import yaml
 
     from archgen.config.load import validate
     from archgen.planner.cost import training_bytes
     from archgen.planner.profiles import memory_profile
+    from archgen.train.dataset import Case
     from archgen.train.memory import check_training_memory
     from archgen.train.setup import plan_training
 
     data = yaml.safe_load(CONFIG)
     data["train"].update(batch_size=8, precision="mixed_bfloat16", optimizer={"type": "sgd"})
+    data["data"]["workers"] = 3
     setup = plan_training(validate(data))
-    need = training_bytes(setup.plan, 8, "bfloat16", "momentum", memory_profile("tensorflow", "cpu"))
-    check_training_memory(setup, "tensorflow", free=need)  # fits exactly
+    sample = Case("a", np.zeros((40, 40, 1), np.float32), np.zeros((40, 40), np.uint8))
+    patch = int(np.prod(setup.window.patch))
+    queue = (2 * 3 + 2 * 3 + 1) * patch * (4 + 1)  # per sample: 13 batches of float32 images and uint8 labels
+    need = training_bytes(setup.plan, 8, "bfloat16", "momentum", memory_profile("tensorflow", "cpu")) + 8 * queue
+    check_training_memory(setup, "tensorflow", sample, free=need)  # fits exactly
     with pytest.raises(Exception) as refused:
-        check_training_memory(setup, "tensorflow", free=need - 1)
+        check_training_memory(setup, "tensorflow", sample, free=need - 1)
     assert refused.value.path == "train.batch_size" and "the largest batch that fits is 7" in refused.value.message
-    assert "mixed_bfloat16, sgd; memory profile tensorflow/cpu" in refused.value.message
+    assert "mixed_bfloat16, sgd; memory profile tensorflow/cpu; with the 13 batches" in refused.value.message
+    with pytest.raises(Exception) as refused:  # the step alone fits; with the queue it does not
+        check_training_memory(setup, "tensorflow", sample, free=need - queue)
+    assert "the largest batch that fits is 7" in refused.value.message
     with pytest.raises(Exception) as refused:
-        check_training_memory(setup, "tensorflow", free=1)
+        check_training_memory(setup, "tensorflow", sample, free=1)
     assert "not even a batch of 1 fits: train on a smaller patch than 32x32 (data.patch_size)" in refused.value.message
 
 
