@@ -28,7 +28,6 @@ Importing this module imports neither TensorFlow nor Keras; ``build_model`` does
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 from contextlib import contextmanager
@@ -99,7 +98,9 @@ def build_model(config: Config, overrides: Sequence[str] = (), *, backend: str |
 
 def _load(config: Any, overrides: Sequence[str]) -> tuple[ArchSpec, str]:
     """The spec and the prefix its error paths get (a DictConfig's own key, else nothing)."""
-    overrides = _check_overrides(overrides)
+    from archgen.config.load import check_overrides
+
+    overrides = check_overrides(overrides)
     prefix = _full_key(config) if _is_dictconfig(config) else ""
     with _errors_under(prefix):
         return _spec(config, overrides), prefix
@@ -194,26 +195,6 @@ def _is_path(text: str) -> bool:
     if "\n" in text:
         return False
     return Path(text).is_file() or text.endswith((".yaml", ".yml")) or ":" not in text
-
-
-MAX_OVERRIDES = 10_000  # a config has far fewer keys
-
-
-def _check_overrides(overrides: Any) -> list[str]:
-    if isinstance(overrides, str):  # one override, not a sequence of its characters
-        overrides = [overrides]
-    try:
-        items = list(itertools.islice(overrides, MAX_OVERRIDES + 1))  # an endless iterator stops here
-    except TypeError:
-        raise SpecError("expected a list of strings such as 'encoder.depth=3'", path="overrides",
-                        value=type(overrides).__name__) from None
-    if len(items) > MAX_OVERRIDES:
-        raise SpecError(f"holds more than {MAX_OVERRIDES:,} overrides", path="overrides",
-                        value=type(overrides).__name__)
-    for item in items:
-        if not isinstance(item, str):
-            raise SpecError("expected a list of strings such as 'encoder.depth=3'", path="overrides", value=item)
-    return items
 
 
 def _is_dictconfig(config: Any) -> bool:

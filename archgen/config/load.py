@@ -5,6 +5,7 @@ Pydantic's ``loc`` tuples become dotted config paths here and nowhere else.
 
 from __future__ import annotations
 
+import itertools
 import re
 import warnings
 from pathlib import Path
@@ -16,6 +17,28 @@ from archgen.errors import SpecError, did_you_mean, dotted
 from archgen.config.guard import ALLOW_ENV, check_group_override, check_interpolations, check_mapping
 from archgen.config.model import ArchSpec
 from archgen.config.read import check_regular_file, check_tree, read_config_file, read_yaml_text  # noqa: F401
+
+
+MAX_OVERRIDES = 10_000  # a config has far fewer keys
+
+
+def check_overrides(overrides: Any) -> list[str]:
+    """``overrides`` as a list of strings (one string is one override), refused naming ``overrides``
+    when it is anything else; an endless iterator is cut at ``MAX_OVERRIDES``."""
+    if isinstance(overrides, str):  # one override, not a sequence of its characters
+        overrides = [overrides]
+    try:
+        items = list(itertools.islice(overrides, MAX_OVERRIDES + 1))  # an endless iterator stops here
+    except TypeError:
+        raise SpecError("expected a list of strings such as 'encoder.depth=3'", path="overrides",
+                        value=type(overrides).__name__) from None
+    if len(items) > MAX_OVERRIDES:
+        raise SpecError(f"holds more than {MAX_OVERRIDES:,} overrides", path="overrides",
+                        value=type(overrides).__name__)
+    for item in items:
+        if not isinstance(item, str):
+            raise SpecError("expected a list of strings such as 'encoder.depth=3'", path="overrides", value=item)
+    return items
 
 
 def load_spec(config: str | Path, overrides: Sequence[str] = ()) -> ArchSpec:

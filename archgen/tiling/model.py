@@ -255,9 +255,10 @@ def plan_for_shape(config: Any, shape: Sequence[int | None], overrides: Sequence
         from archgen.config import load_spec
 
         return make_plan(load_spec(config, [*overrides, f"input.shape={text}"]))
-    from archgen.api import _check_overrides, plan
+    from archgen.api import plan
+    from archgen.config.load import check_overrides
 
-    return plan(config, [*_check_overrides(overrides), f"input.shape={text}"])
+    return plan(config, [*check_overrides(overrides), f"input.shape={text}"])
 
 
 # --------------------------------------------------------------------------------------------
