@@ -111,11 +111,15 @@ def _spec(config: Any, overrides: list[str]) -> ArchSpec:
     from archgen.config.model import ArchSpec
 
     if isinstance(config, ArchSpec):
-        if not overrides:
-            return config
-        # Only the keys it was made with: a dump of every default would pin, e.g., a transposed
-        # conv's bias and refuse an override to type=resize, which has no bias.
-        return validate(_compose(config.model_dump(exclude_unset=True), overrides))
+        # Validated again: the caller may have changed it since, or made it without validation
+        # (model_construct). Only the keys it was made with: a dump of every default would pin,
+        # e.g., a transposed conv's bias and refuse an override to type=resize, which has no bias.
+        try:
+            data = config.model_dump(exclude_unset=True)
+        except Exception as exc:  # noqa: BLE001 - a hand-made object pydantic cannot serialise
+            raise SpecError(f"is an ArchSpec that cannot be read back ({type(exc).__name__}); make it with "
+                            "archgen.load_spec or ArchSpec.model_validate", path="config") from None
+        return validate(_compose(data, overrides))
     if isinstance(config, os.PathLike) or (isinstance(config, str) and _is_path(config)):
         return load_spec(config, overrides)
     if isinstance(config, str):

@@ -82,12 +82,21 @@ def test_a_dict_config_is_not_changed_by_overrides():
 
 def test_a_spec_takes_overrides_on_the_keys_it_was_made_with():
     spec = archgen.load(UNET)
-    assert archgen.load(spec) is spec
+    assert archgen.load(spec) == spec  # validated again: it may have been made without validation
     # conf/unet.yaml leaves the transposed conv's bias at its default; a full dump would pin it and
     # resize (which has no bias) would be refused.
     resized = archgen.load(spec, ["decoder.upsample.type=resize", "encoder.depth=3"])
     assert resized.decoder.upsample.type == "resize" and resized.encoder.depth == 3
     assert spec.encoder.depth == 4
+
+
+def test_a_spec_made_without_validation_is_validated():
+    from archgen.config.model import ArchSpec
+
+    with pytest.raises(SpecError, match="input: is required"):
+        archgen.plan(ArchSpec.model_construct())
+    with pytest.raises(SpecError, match="encoder.depth"):
+        archgen.plan(ArchSpec.model_construct(**{**dict(archgen.load(UNET)), "encoder": {"depth": -1}}))
 
 
 @pytest.mark.parametrize("text, message", [
