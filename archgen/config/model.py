@@ -42,6 +42,15 @@ class InputSpec(Strict):
         return self
 
 
+def _slope_needs_leaky_relu(slope: float | None, info: ValidationInfo) -> float | None:
+    """A ``negative_slope`` beside an activation that takes none would be silently ignored."""
+    activation = info.data.get("activation")
+    if slope is not None and activation is not None and activation != "leaky_relu":
+        raise ValueError(f"only leaky_relu takes a negative slope, and the activation here is {activation}; "
+                         "remove negative_slope or set activation: leaky_relu")
+    return slope
+
+
 class SqueezeExcite(Strict):
     """Channel gating: global average pool, a 1x1 conv reducing the channels by ``ratio``, its
     activation, a 1x1 conv back to the channels, sigmoid, and the block's output multiplied by it."""
@@ -64,6 +73,7 @@ class _BlockBase(Strict):
     negative_slope: Slope | None = None
     """Slope of leaky_relu below zero; null means Keras's 0.2 (PyTorch's default is 0.01, MONAI's
     BasicUNet uses 0.1). Only with ``activation: leaky_relu``."""
+    _slope = field_validator("negative_slope")(_slope_needs_leaky_relu)
     norm: Norm = "none"
     """Normalisation after each conv: batch, group (``groups``), layer, or instance (a group norm
     with one group per channel, as PyTorch's InstanceNorm: statistics per sample and channel)."""
@@ -211,6 +221,7 @@ class ConvNeXtBlock(Strict):
     """Activation after the expanding 1x1 conv (ConvNeXt, MedNeXt: gelu)."""
     negative_slope: Slope | None = None
     """Slope of leaky_relu below zero; null means Keras's 0.2. Only with ``activation: leaky_relu``."""
+    _slope = field_validator("negative_slope")(_slope_needs_leaky_relu)
     norm: Norm = "none"
     """Normalisation after the depthwise conv (MedNeXt: group with ``groups`` equal to the channels,
     which is instance with ``norm_affine: true``; ConvNeXt: layer)."""
@@ -276,6 +287,10 @@ class StridedConv(Strict):
     """Kernel size; null means ``factor``."""
     activation: Activation = "relu"
     """Activation after the strided conv."""
+    negative_slope: Slope | None = None
+    """Slope of leaky_relu below zero; null means Keras's 0.2 (PyTorch's default is 0.01). Only with
+    ``activation: leaky_relu``."""
+    _slope = field_validator("negative_slope")(_slope_needs_leaky_relu)
     change_channels: bool = False
     """Change the channels to the next level's filters (SegResNet's strided conv) instead of keeping
     the level's, which the next stage's first conv then changes."""
@@ -324,6 +339,10 @@ class TransposeUp(Strict):
     """Kernel size; null means ``factor``."""
     activation: Activation = "linear"
     """Activation of the transposed conv (the seed U-Net uses relu)."""
+    negative_slope: Slope | None = None
+    """Slope of leaky_relu below zero; null means Keras's 0.2 (PyTorch's default is 0.01). Only with
+    ``activation: leaky_relu``."""
+    _slope = field_validator("negative_slope")(_slope_needs_leaky_relu)
     bias: bool = True
     """Whether the transposed conv has a bias."""
     keep_channels: bool = False
@@ -372,6 +391,10 @@ class ResizeUp(Strict):
     """Kernel size of the conv after the resize."""
     activation: Activation = "linear"
     """Activation of the conv after the resize."""
+    negative_slope: Slope | None = None
+    """Slope of leaky_relu below zero; null means Keras's 0.2 (PyTorch's default is 0.01). Only with
+    ``activation: leaky_relu``."""
+    _slope = field_validator("negative_slope")(_slope_needs_leaky_relu)
     keep_channels: bool = False
     """Keep the input's channels instead of taking the target level's."""
     conv_first: bool = False

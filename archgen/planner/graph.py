@@ -69,7 +69,8 @@ class Graph:
 
     def conv(self, name: str, x: str, filters: int, *, kernel: Axes, group: str, path: str,
              stride: Axes = 1, dilation: int = 1, padding: str = "same", activation: str = "linear",
-             use_bias: bool = True, transpose: bool = False, depthwise: bool = False) -> str:
+             use_bias: bool = True, transpose: bool = False, depthwise: bool = False,
+             negative_slope: float | None = None) -> str:
         """A conv (or transposed conv). A strided "same" conv pads as PyTorch does, (k - 1) // 2 on
         both sides, where Keras's "same" would pad less before than after: an explicit ``{name}_pad``
         then precedes a valid conv. ``depthwise``: one filter per channel (``filters`` must be the
@@ -89,13 +90,15 @@ class Graph:
         cin = self.channels(x)
         assert not depthwise or filters == cin, (name, filters, cin)
         params = prod(kernel) * (1 if depthwise else cin) * filters + (filters if use_bias else 0)
-        learned = activation == "prelu"  # a layer of its own (it has a weight), after the conv
+        learned = not fusable(activation, negative_slope)  # a layer of its own (a weight, a slope), after the conv
         kind = ("depthwise_" if depthwise else "") + ("conv_transpose" if transpose else "conv")
         out = self.add(name, kind, (x,), filters, group=group,
                        path=path, params=params, filters=filters, kernel=compact(kernel), stride=compact(stride),
                        dilation=dilation, padding=padding, activation="linear" if learned else activation,
                        use_bias=use_bias, **extra)
-        return self.activation(f"{name}_act", out, activation, group=group, path=path) if learned else out
+        if not learned:
+            return out
+        return self.activation(f"{name}_act", out, activation, group=group, path=path, negative_slope=negative_slope)
 
     def norm(self, name: str, x: str, kind: str, groups: int, *, group: str, path: str,
              epsilon: float | None = None, affine: bool = True) -> str:
@@ -278,13 +281,15 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
     filters = into.filters if down.change_channels else g.channels(x)
     alone = down.norm == "none"  # nothing between the conv and its activation
     x = g.conv(f"enc{level}_down", x, filters, kernel=kernel, stride=factor, padding="same",
-               activation=down.activation if alone else "linear", use_bias=down.bias, group=group, path=path)
+               activation=down.activation if alone else "linear", use_bias=down.bias, group=group, path=path,
+               negative_slope=down.negative_slope)
     if alone:
         return x
     x = g.norm(f"enc{level}_down_norm", x, down.norm, down.groups, group=group, path=path, epsilon=down.norm_epsilon,
                affine=down.norm_affine)
     if down.activation != "linear":
-        x = g.activation(f"enc{level}_down_act", x, down.activation, group=group, path=path)
+        x = g.activation(f"enc{level}_down_act", x, down.activation, group=group, path=path,
+                         negative_slope=down.negative_slope)
     return x
 
 
@@ -330,7 +335,8 @@ def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, facto
         if up.norm != "none" and not plain:
             return plan_normed_upconv(g, r, x, group, filters)
         return g.conv(f"{group}_upconv", x, filters, kernel=up.kernel_size, use_bias=up.bias,
-                      activation="linear" if plain else up.activation, group=group, path=path)
+                      activation="linear" if plain else up.activation, group=group, path=path,
+                      negative_slope=up.negative_slope)
 
     return resize(conv(x)) if up.conv_first else conv(resize(x))
 
@@ -345,7 +351,7 @@ def plan_normed_upconv(g: Graph, r: ArchSpec, x: str, group: str, filters: int) 
                affine=up.norm_affine)
     if up.activation == "linear":
         return x
-    return g.activation(f"{group}_upact", x, up.activation, group=group, path=path)
+    return g.activation(f"{group}_upact", x, up.activation, group=group, path=path, negative_slope=up.negative_slope)
 
 
 def plan_merge(g: Graph, r: ArchSpec, up: str, skip: str, level: int, align: str) -> str:

@@ -64,8 +64,10 @@ def plan_transpose_up(g, up: TransposeUp, x: str, group: str, filters: int, fact
     alone = norm == "none" and not explicit  # nothing between the conv and its activation
     if up.conv_first:
         x = g.conv(f"{group}_upconv", x, filters, kernel=1, use_bias=False, group=group, path=path + ".conv_first")
+    slope = up.negative_slope
     x = g.conv(name, x, filters, kernel=kernel, stride=factor, padding="valid" if explicit else "same",
-               activation=act if alone else "linear", use_bias=up.bias, transpose=True, group=group, path=path)
+               activation=act if alone else "linear", use_bias=up.bias, transpose=True, group=group, path=path,
+               negative_slope=slope)
     if explicit:
         amounts = tuple((up.padding, up.padding - p) for p in output_padding)
         x = g.add(f"{name}_crop", "crop", (x,), filters, group=group, path=path + ".padding", amounts=amounts)
@@ -73,17 +75,18 @@ def plan_transpose_up(g, up: TransposeUp, x: str, group: str, filters: int, fact
         x = g.norm(f"{name}_norm", x, norm, up.groups, group=group, path=path, epsilon=up.norm_epsilon,
                    affine=up.norm_affine)
     if act != "linear" and not alone:
-        x = g.activation(f"{name}_act", x, act, group=group, path=path)
+        x = g.activation(f"{name}_act", x, act, group=group, path=path, negative_slope=slope)
     if up.conv_after is not None:
         if plain:
             raise PlanError("the up-sampling into level 1 is its last layer, and a conv after it would follow the "
                             "plain transposed conv; give level 1 convs, or remove conv_after",
                             path="decoder.upsample.conv_after", value=up.conv_after)
         x = g.conv(f"{group}_postconv", x, filters, kernel=up.conv_after, use_bias=norm == "none",
-                   activation=act if norm == "none" else "linear", group=group, path=path + ".conv_after")
+                   activation=act if norm == "none" else "linear", group=group, path=path + ".conv_after",
+                   negative_slope=slope)
         if norm != "none":
             x = g.norm(f"{group}_postnorm", x, norm, up.groups, group=group, path=path, epsilon=up.norm_epsilon,
                        affine=up.norm_affine)
             if act != "linear":
-                x = g.activation(f"{group}_postact", x, act, group=group, path=path)
+                x = g.activation(f"{group}_postact", x, act, group=group, path=path, negative_slope=slope)
     return x

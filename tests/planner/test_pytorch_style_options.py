@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import archgen
-from archgen.errors import PlanError
+from archgen.errors import PlanError, SpecError
 from archgen.config.unused import unused_options
 
 TINY = """
@@ -164,3 +164,34 @@ def test_last_conv_only_refuses_interpolate_as_the_last_layer():
     with pytest.raises(PlanError) as info:
         archgen.plan(text)
     assert info.value.path == "decoder.last_conv_only" and "interpolate has no conv" in str(info.value)
+
+
+SLOPED = """
+input: {shape: [32, 32, 1]}
+encoder:
+  depth: 2
+  filters: 4
+  downsample: {type: conv, activation: leaky_relu, negative_slope: 0.01%(down_norm)s}
+decoder:
+  upsample: {type: %(up)s, activation: leaky_relu, negative_slope: 0.01%(up_norm)s}
+heads: [{name: out, filters: 1}]
+"""
+
+
+@pytest.mark.parametrize("up", ["transpose", "resize"])
+@pytest.mark.parametrize("norm", ["", ", norm: instance"])
+def test_the_sampling_layers_take_a_leaky_relu_slope(up, norm):
+    """PyTorch's LeakyReLU slope is 0.01, Keras's 0.2: a strided conv's or an up-sampling's slope
+    is the one given, on a layer of its own (a conv cannot carry a slope)."""
+    plan = archgen.plan(SLOPED % {"down_norm": norm, "up": up, "up_norm": norm})
+    slopes = [(n.name, n.attrs.get("negative_slope")) for n in plan.layers if n.attrs.get("activation") == "leaky_relu"]
+    assert {name.split("_")[0] for name, _ in slopes} == {"enc1", "enc2", "dec1", "dec2"}
+    assert all(slope == 0.01 for _, slope in slopes) and all(n.kind == "activation" for n in plan.layers
+                                                                if n.attrs.get("activation") == "leaky_relu")
+
+
+def test_a_slope_beside_another_activation_is_refused():
+    config = SLOPED % {"down_norm": "", "up": "transpose", "up_norm": ""}
+    with pytest.raises(SpecError, match=r"decoder.upsample.negative_slope=0.01: only leaky_relu takes a negative "
+                                        r"slope, and the activation here is linear; remove negative_slope"):
+        archgen.plan(config.replace("transpose, activation: leaky_relu", "transpose"))
