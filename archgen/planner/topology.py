@@ -10,7 +10,10 @@ the decoder once the encoder's outputs are known, then the heads.
   ``x{L-1}_{depth-L+1}``; level 1 is ``x0_{depth}``.
 - UNet 3+ (Huang et al. 2020). Decoder level ``L`` reads, coarsest first, the bottleneck and every
   deeper decoder level (resized up to its scale), the encoder's skip at its own level and every
-  finer skip level (max-pooled down to its scale); each input passes one conv to ``cat_channels``
+  finer skip level (brought down to its scale as the encoder down-samples: a max or average pool of
+  the scale, or a strided conv of kernel and stride the scale to ``cat_channels`` with the
+  down-sampling's norm and activation, as keras-unet-collection's ``pool=False``; a max pool for
+  the kinds without a layer of their own); each input passes one conv to ``cat_channels``
   (the decoder block's conv, norm and activation), then the concatenation is fused by the stage's
   convs (``cat_channels`` x the number of inputs filters, unless the stages say otherwise).
 
@@ -26,7 +29,7 @@ from math import prod
 from archgen.errors import PlanError
 from archgen.planner.graph import (Graph, compact, plan_block, plan_head_pre_conv, plan_head_preactivation,
                                    plan_heads, plan_stage, plan_upsample)
-from archgen.config.model import ArchSpec, ConcatMerge, ConvBlock
+from archgen.config.model import ArchSpec, AvgPool, ConcatMerge, ConvBlock, StridedConv
 
 
 def plan_topology(g: Graph, r: ArchSpec, skips: dict[int, str]) -> Graph:
@@ -142,12 +145,37 @@ def _plan_unet_3plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
                 continue
             x, label = skips[finer], f"enc{finer}"
             if finer < level:
-                x = g.add(f"{node}_from_{label}_pool", "maxpool", (x,), g.channels(x), group=node,
-                          path="decoder.skips", factor=compact(scale_between(r, finer, level)), **floor)
+                x = _down_to(g, r, x, f"{node}_from_{label}", scale_between(r, finer, level), node, floor)
             parts.append((label, plan_block(g, r, x, f"{node}_from_{label}", cat, 1, kernel, (1,) * r.ndim,
                                             decoder=True, group=node, stage_path=path, block=plain)))
         features[level] = _stage(g, r, _join(g, r, node, level, parts), node, level, fusion)
     return features, [(level, features[level]) for level in range(2, depth + 2)]
+
+
+def _down_to(g: Graph, r: ArchSpec, x: str, name: str, scale: tuple[int, ...], group: str, floor: dict) -> str:
+    """A finer skip brought down by ``scale`` as the encoder down-samples (see the module's docstring)."""
+    down, path = r.encoder.downsample, "encoder.downsample"
+    if not isinstance(down, StridedConv):
+        kind = "avgpool" if isinstance(down, AvgPool) else "maxpool"
+        return g.add(f"{name}_pool", kind, (x,), g.channels(x), group=group, path=path, factor=compact(scale),
+                     **floor)
+    if down.kernel_size not in (None, down.factor):
+        raise PlanError(f"unet3+ brings finer skips down by strided convs whose kernel is the scale (the "
+                        f"down-sampling's own kernel equals its factor); a kernel of {down.kernel_size} with factor "
+                        f"{down.factor} has no such rule: leave kernel_size out", path="encoder.downsample.kernel_size",
+                        value=down.kernel_size)
+    alone = down.norm == "none"
+    x = g.conv(f"{name}_down", x, r.decoder.cat_channels, kernel=scale, stride=scale, padding="valid",
+               activation=down.activation if alone else "linear", use_bias=down.bias, group=group, path=path,
+               negative_slope=down.negative_slope)
+    if alone:
+        return x
+    x = g.norm(f"{name}_down_norm", x, down.norm, down.groups, group=group, path=path, epsilon=down.norm_epsilon,
+               affine=down.norm_affine)
+    if down.activation == "linear":
+        return x
+    return g.activation(f"{name}_down_act", x, down.activation, group=group, path=path,
+                        negative_slope=down.negative_slope)
 
 
 def _plan_deep_supervision(g: Graph, r: ArchSpec, top: list[tuple[int, str]], depth: int) -> dict[str, str]:

@@ -50,6 +50,46 @@ def test_unet_3plus_matches_keras_unet_collection(deep, capsys):
     assert sum(isinstance(layer, keras.layers.Concatenate) for layer in model.layers) == 4
 
 
+SMALL_3PLUS = """
+input: {shape: [64, 64, 3]}
+padding: same
+encoder:
+  block: {norm: %(norm)s, activation: relu}
+  downsample: %(down)s
+  stages: [{filters: 16}, {filters: 32, stride: 2}, {filters: 64, stride: 2}, {filters: 128, stride: 2}]
+decoder:
+  type: unet3+
+  skips: [2, 3]
+  cat_channels: 16
+  fusion_norm: batch
+  block: {norm: %(norm)s, activation: relu}
+  upsample: {type: resize, interpolation: bilinear}
+  stages: [{filters: 64, convs: 1}, {filters: 64, convs: 1}, {filters: 64, convs: 1}]
+heads: [{name: logits, filters: 2, activation: sigmoid, kernel_size: 3}]
+"""
+
+
+@pytest.mark.parametrize("pool, batch_norm", [(True, False), ("ave", False), (False, False), (False, True)])
+def test_unet_3plus_brings_finer_skips_down_as_its_encoder_does(pool, batch_norm):
+    """keras-unet-collection's ``pool`` is the encoder's down-sampling and the full-scale skips' alike:
+    a max pool, an average pool, or a strided conv (kernel = stride = the scale) with its norm."""
+    import yaml
+
+    from archgen.config.load import validate
+
+    norm = "batch" if batch_norm else "none"
+    down = {True: "{type: maxpool}", "ave": "{type: avgpool}"}.get(
+        pool, f"{{type: conv, bias: {str(not batch_norm).lower()}, norm: {norm}, activation: relu, "
+              f"change_channels: true}}")
+    ours = make_plan(validate(yaml.safe_load(SMALL_3PLUS % {"norm": norm, "down": down})))
+    theirs = kuc.unet_3plus_2d((64, 64, 3), 2, [16, 32, 64, 128], pool=pool, batch_norm=batch_norm)
+    model = emit_model(ours)
+    assert_model_matches_plan(model, ours)
+    assert keras_counts(model) == keras_counts(theirs)
+    for kind in (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.Conv2D):
+        assert sum(isinstance(x, kind) for x in model.layers) == sum(isinstance(x, kind) for x in theirs.layers), kind
+
+
 def test_unet_plus_matches_the_reference():
     from tests.reference.kuc_unet_plus import kuc_unet_plus
 
