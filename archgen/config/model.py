@@ -890,6 +890,18 @@ class HeadSpec(Strict):
     deep_supervision: list[Count] = Field(default=[], max_length=64)
     """Deeper decoder levels that get a copy of this head (nnU-Net's deep supervision);
     each output is named ``<name>_dec<level>``."""
+
+    @field_validator("deep_supervision")
+    @classmethod
+    def _deeper_levels_once_each(cls, levels: list[int], info: ValidationInfo) -> list[int]:
+        level = info.data.get("level")
+        for j, lv in enumerate(levels):
+            if level is not None and lv <= level:
+                raise ValueError(f"entry {j} is level {lv}, which is not deeper than the head's own level {level}: "
+                                 f"deep supervision copies the head onto deeper levels ({level + 1} and up)")
+            if lv in levels[:j]:
+                raise ValueError(f"level {lv} is listed twice: each level gets one copy of the head")
+        return levels
     fuse: FusedSides | None = None
     """A fused output (U-Net 2): side outputs on several levels, concatenated, then the head's conv
     (``kernel_size``, usually 1) on them; null means the head's conv reads its level directly."""

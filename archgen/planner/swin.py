@@ -18,6 +18,7 @@ before the decoder reads it; the stages go on from the un-normed output. A block
 
 from __future__ import annotations
 
+from archgen.errors import PlanError
 from archgen.config.model import ArchSpec
 from archgen.kinds.transformer import window_attention_params
 from archgen.planner.graph import Graph, plan_block, plan_decoder, plan_heads
@@ -31,6 +32,9 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, i: int, group: str) -> str:
     enc, nd = r.encoder, r.ndim
     c, heads, window = g.channels(x), enc.heads[i - 1], (enc.window_size,) * nd
     hidden = int(c * enc.mlp_ratio)
+    if hidden < 1:
+        raise PlanError(f"stage {i}'s MLP would have {c} x {enc.mlp_ratio} = {c * enc.mlp_ratio:g} units, less than "
+                        f"one; give a ratio of at least {1 / c:g}", path=PATH + ".mlp_ratio", value=enc.mlp_ratio)
     for j in range(1, enc.depths[i - 1] + 1):
         p = f"swin{i}_block{j}"
         shift = tuple(w // 2 for w in window) if j % 2 == 0 else (0,) * nd
