@@ -283,8 +283,10 @@ class StridedConv(Strict):
     type: Literal["conv"] = "conv"
     factor: int = Field(default=2, ge=2, le=64)
     """Down-sampling factor on every spatial axis."""
-    kernel_size: Count | None = None
-    """Kernel size; null means ``factor``."""
+    kernel_size: Count | Annotated[list[Count], Field(min_length=1, max_length=3)] | Literal["level"] | None = None
+    """Kernel size (one, or one per axis); null means ``factor``; ``level``: the kernel of the level
+    it leaves (MONAI's SegResNetDS, whose anisotropic levels have kernel 1 on an axis they do not
+    stride)."""
     activation: Activation = "relu"
     """Activation after the strided conv."""
     negative_slope: Slope | None = None
@@ -335,8 +337,9 @@ class TransposeUp(Strict):
     type: Literal["transpose"] = "transpose"
     factor: int = Field(default=2, ge=2, le=64)
     """Up-sampling factor on every spatial axis; left out, the encoder's down-sampling factor."""
-    kernel_size: Count | None = None
-    """Kernel size; null means ``factor``."""
+    kernel_size: Count | Annotated[list[Count], Field(min_length=1, max_length=3)] | Literal["level"] | None = None
+    """Kernel size (one, or one per axis); null means ``factor``; ``level``: the kernel of the decoder
+    level it up-samples into."""
     activation: Activation = "linear"
     """Activation of the transposed conv (the seed U-Net uses relu)."""
     negative_slope: Slope | None = None
@@ -347,10 +350,12 @@ class TransposeUp(Strict):
     """Whether the transposed conv has a bias."""
     keep_channels: bool = False
     """Keep the input's channels (as the 3D U-Net does) instead of taking the target level's."""
-    padding: Literal["same"] | Annotated[int, Field(ge=0, le=64)] = "same"
+    padding: Literal["same", "centered"] | Annotated[int, Field(ge=0, le=64)] = "same"
     """same: the output is exactly ``factor`` times the input (Keras's "same"); a number is PyTorch's
     ``padding`` of a ConvTranspose: that many rows dropped from each side of the full output, whose
-    size is then (n - 1) * factor + kernel - 2 * padding + output_padding."""
+    size is then (n - 1) * factor + kernel - 2 * padding + output_padding; centered: per axis,
+    PyTorch's padding (kernel - 1) // 2 and output_padding factor - 1 - (kernel - 1) % 2, so the
+    output is ``factor`` times the input (MONAI's UpSample given a kernel)."""
     output_padding: Annotated[int, Field(ge=0, le=64)] | Annotated[
         list[Annotated[int, Field(ge=0, le=64)] | Annotated[list[Annotated[int, Field(ge=0, le=64)]],
                                                            Field(min_length=1, max_length=3)]],

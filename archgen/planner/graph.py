@@ -277,7 +277,8 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
         return plan_block(g, r, x, f"enc{level}_down", into.filters, leaves.convs, tuple(leaves.kernel_size),
                           factor, decoder=False, group=group, stage_path=path)
     assert isinstance(down, StridedConv)
-    kernel = factor if down.kernel_size is None else down.kernel_size
+    leaves = r.encoder.stages[level - first - 1] if level > first else r.encoder.stem
+    kernel = sampling_kernel(down.kernel_size, factor, leaves.kernel_size, path + ".kernel_size")
     filters = into.filters if down.change_channels else g.channels(x)
     alone = down.norm == "none"  # nothing between the conv and its activation
     x = g.conv(f"enc{level}_down", x, filters, kernel=kernel, stride=factor, padding="same",
@@ -293,6 +294,20 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
     return x
 
 
+def sampling_kernel(given, factor: tuple[int, ...], level_kernel, path: str) -> tuple[int, ...]:
+    """A strided or transposed conv's kernel per axis: ``given``, or the factor (null), or the level's
+    own kernel (``level``)."""
+    if given is None:
+        return tuple(factor)
+    ndim = len(factor)
+    if given == "level":
+        return axes_of(level_kernel, ndim)
+    if isinstance(given, list) and len(given) != ndim:
+        raise PlanError(f"has {len(given)} entries; the input has {ndim} spatial ax{'is' if ndim == 1 else 'es'}, "
+                        f"so give {ndim} (or one number for all)", path=path, value=given)
+    return axes_of(given, ndim)
+
+
 def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, factor: tuple[int, ...],
                   prefix: str | None = None, plain: bool = False) -> str:
     """The up-sampling into decoder ``level`` (``dec{level}_up``; ``{prefix}_up`` for a nested node).
@@ -300,7 +315,8 @@ def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, facto
     up = r.decoder.upsample
     group, path = prefix or f"dec{level}", "decoder.upsample"
     if isinstance(up, TransposeUp):
-        return plan_transpose_up(g, up, x, group, filters, factor, plain, level, len(r.decoder.stages))
+        kernel = sampling_kernel(up.kernel_size, factor, r.decoder.stages[level - 1].kernel_size, path + ".kernel_size")
+        return plan_transpose_up(g, up, x, group, filters, factor, kernel, plain, level, len(r.decoder.stages))
     if isinstance(up, BlockUp):  # the decoder's block, up-sampling, with the level's kernel
         if plain:
             raise PlanError("the up-sampling into level 1 is its last layer, and a block up-sampling ends in an "

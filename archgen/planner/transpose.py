@@ -35,10 +35,10 @@ def output_padding_at(up: TransposeUp, level: int, levels: int, factor: tuple[in
         raise PlanError(f"has {len(value)} entries; the input has {ndim} spatial ax{'is' if ndim == 1 else 'es'}, "
                         f"so give {ndim} (or one number for all)", path=where, value=shown)
     per_axis = tuple(value) if isinstance(value, list) else (value,) * ndim
-    if up.padding == "same" and any(per_axis):
-        raise PlanError("applies with a number as decoder.upsample.padding (PyTorch's), not with same; remove it "
-                        "or give the padding", path=where, value=shown)
-    if up.padding != "same" and max(per_axis) > up.padding:
+    if up.padding in ("same", "centered") and any(per_axis):
+        raise PlanError(f"applies with a number as decoder.upsample.padding (PyTorch's), not with {up.padding}; "
+                        "remove it or give the padding", path=where, value=shown)
+    if isinstance(up.padding, int) and max(per_axis) > up.padding:
         raise PlanError(f"output_padding above the padding ({up.padding}) would add rows that only the bias "
                         f"reaches; use at most {up.padding}", path=where, value=shown)
     if any(p >= f for p, f in zip(per_axis, factor)):
@@ -52,13 +52,22 @@ def output_padding_at(up: TransposeUp, level: int, levels: int, factor: tuple[in
 
 
 def plan_transpose_up(g, up: TransposeUp, x: str, group: str, filters: int, factor: tuple[int, ...],
-                      plain: bool = False, level: int = 1, levels: int = 1) -> str:
+                      kernel: tuple[int, ...], plain: bool = False, level: int = 1, levels: int = 1) -> str:
     """``{group}_up`` (and ``_crop``, ``_norm``, ``_act``) into decoder ``level`` of ``levels``;
     ``plain``: no norm, no activation."""
     path, name = "decoder.upsample", f"{group}_up"
     explicit = up.padding != "same"
     output_padding = output_padding_at(up, level, levels, factor)
-    kernel = factor if up.kernel_size is None else up.kernel_size
+    if up.padding == "centered":  # MONAI's UpSample given a kernel: the output is factor x the input
+        if any(k < s for k, s in zip(kernel, factor)):
+            raise PlanError(f"centered padding needs a kernel of at least the stride on every axis (PyTorch would "
+                            f"add rows only the bias reaches); the up-sampling into level {level} has kernel "
+                            f"{list(kernel)} and stride {list(factor)}", path=path + ".kernel_size",
+                            value=up.kernel_size)
+        padding = tuple((k - 1) // 2 for k in kernel)
+        output_padding = tuple(s - 1 - (k - 1) % 2 for k, s in zip(kernel, factor))
+    else:
+        padding = (up.padding,) * len(kernel)
     act = "linear" if plain else up.activation
     norm = "none" if plain else up.norm
     alone = norm == "none" and not explicit  # nothing between the conv and its activation
@@ -69,7 +78,7 @@ def plan_transpose_up(g, up: TransposeUp, x: str, group: str, filters: int, fact
                activation=act if alone else "linear", use_bias=up.bias, transpose=True, group=group, path=path,
                negative_slope=slope)
     if explicit:
-        amounts = tuple((up.padding, up.padding - p) for p in output_padding)
+        amounts = tuple((p, p - o) for p, o in zip(padding, output_padding))
         x = g.add(f"{name}_crop", "crop", (x,), filters, group=group, path=path + ".padding", amounts=amounts)
     if norm != "none":
         x = g.norm(f"{name}_norm", x, norm, up.groups, group=group, path=path, epsilon=up.norm_epsilon,

@@ -149,6 +149,37 @@ def test_segresnetds_weights_copied_give_the_same_outputs():
     compare_outputs(model, net, (1, 16, 16, 24), lambda n, x: [n(x)])
 
 
+def anisotropic_config(shape: list[int]) -> dict:
+    """SegResNetDS(init_filters=8, resolution=(1, 1, 4)): levels 1 and 2 stride [2, 2, 1] and take
+    kernel [3, 3, 1] (their blocks, the conv that leaves them, the transposed conv into them)."""
+    data = with_init_filters("monai_segresnetds_3d", 8, shape)
+    flat = [3, 3, 1]
+    data["encoder"]["stem"]["kernel_size"] = flat
+    data["encoder"]["downsample"]["kernel_size"] = "level"
+    for stage, kernel, stride in zip(data["encoder"]["stages"], [flat, flat, 3, 3], [1, [2, 2, 1], [2, 2, 1], 2]):
+        stage.update(kernel_size=kernel, stride=stride)
+    for stage, kernel in zip(data["decoder"]["stages"], [flat, flat, 3]):
+        stage["kernel_size"] = kernel
+    data["decoder"]["upsample"] = {"type": "transpose", "kernel_size": "level", "padding": "centered", "bias": False}
+    return data
+
+
+@pytest.mark.parametrize("size", [[32, 32, 8], [16, 48, 12]])
+def test_anisotropic_segresnetds_weights_copied_give_the_same_outputs(size):
+    """Kernels per axis and per level on the strided and transposed convs (``kernel_size: level``),
+    padded as MONAI's UpSample pads a given kernel (``padding: centered``)."""
+    from archgen.emit import emit_model
+
+    net = SegResNetDS(init_filters=8, resolution=(1.0, 1.0, 4.0)).eval()
+    randomize(net)
+    plan = make_plan(validate(anisotropic_config([*size, 1])))
+    assert plan_counts(plan) == torch_counts(net) == (1_190_618, 1_664)
+    assert plan.layer("enc1_down").attrs["kernel"] == (3, 3, 1) and plan.layer("dec1_up").attrs["kernel"] == (3, 3, 1)
+    model = emit_model(plan)
+    copy_weights(model, segresnetds_pairs(net))
+    compare_outputs(model, net, (1, *size), lambda n, x: [n(x)])
+
+
 def deconv_config(shape: list[int]) -> dict:
     """SegResNet's ``upsample_mode="deconv"``: the 1x1 conv without bias, then a transposed conv of
     kernel 2 and stride 2 with bias that keeps the channels."""
