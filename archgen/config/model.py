@@ -765,9 +765,10 @@ class SwinEncoder(Strict):
     """Blocks per stage."""
     heads: list[Channels] = Field(default=[3, 6, 12, 24], min_length=1, max_length=6)
     """Attention heads per stage, one entry per entry of ``depths``."""
-    window_size: Count = 7
-    """Window edge on every spatial axis; a level not larger than it on an axis is one window there,
-    without a shift. A size that is not a whole number of windows is padded with zeros at the end."""
+    window_size: PerAxis = 7
+    """Window edge on every spatial axis, or one per axis; a level not larger than it on an axis is
+    one window there, without a shift. A size that is not a whole number of windows is padded with
+    zeros at the end."""
     mlp_ratio: float = Field(default=4.0, gt=0, le=64)
     """Hidden units of each block's MLP, as a multiple of its channels (rounded down)."""
     mlp_activation: Activation = "gelu"

@@ -21,6 +21,7 @@ from __future__ import annotations
 from archgen.errors import PlanError
 from archgen.config.model import ArchSpec
 from archgen.kinds.transformer import window_attention_params
+from archgen.planner.axes import axes_of
 from archgen.planner.graph import Graph, plan_block, plan_decoder, plan_heads
 from archgen.planner.vit import kernel_of
 
@@ -30,7 +31,11 @@ PATH = "encoder"
 def plan_stage(g: Graph, r: ArchSpec, x: str, i: int, group: str) -> str:
     """Stage ``i`` (1 = the first)'s blocks from ``x``."""
     enc, nd = r.encoder, r.ndim
-    c, heads, window = g.channels(x), enc.heads[i - 1], (enc.window_size,) * nd
+    c, heads = g.channels(x), enc.heads[i - 1]
+    if isinstance(enc.window_size, list) and len(enc.window_size) != nd:
+        raise PlanError(f"has {len(enc.window_size)} entries; the input has {nd} spatial ax{'is' if nd == 1 else 'es'}, "
+                        f"so give {nd} (or one number for all)", path=PATH + ".window_size", value=enc.window_size)
+    window = axes_of(enc.window_size, nd)
     hidden = int(c * enc.mlp_ratio)
     if hidden < 1:
         raise PlanError(f"stage {i}'s MLP would have {c} x {enc.mlp_ratio} = {c * enc.mlp_ratio:g} units, less than "

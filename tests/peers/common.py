@@ -11,9 +11,9 @@ from tests.conftest import CONF
 PEERS = CONF / "peers"
 
 
-def plan_of(name: str, shape: list[int] | None = None):
-    overrides = [f"input.shape=[{','.join(map(str, shape))}]"] if shape else []
-    return make_plan(load_spec(PEERS / f"{name}.yaml", overrides))
+def plan_of(name: str, shape: list[int] | None = None, overrides: list[str] = ()):
+    given = [f"input.shape=[{','.join(map(str, shape))}]"] if shape else []
+    return make_plan(load_spec(PEERS / f"{name}.yaml", [*given, *overrides]))
 
 
 def torch_counts(module) -> tuple[int, int]:

@@ -21,8 +21,8 @@ def swin_3d():
     return SwinUNETR(in_channels=1, out_channels=14, feature_size=48)
 
 
-def swin_2d():
-    return SwinUNETR(in_channels=1, out_channels=2, feature_size=24, spatial_dims=2)
+def swin_2d(window_size=7):
+    return SwinUNETR(in_channels=1, out_channels=2, feature_size=24, spatial_dims=2, window_size=window_size)
 
 
 def swin_v2_3d(feature_size: int = 48):
@@ -101,7 +101,8 @@ def test_swin_unetr_v2_3d_keras_counts_as_the_plan():
 
 @pytest.mark.parametrize("sizes, window, shifted", [
     ((9, 10), 4, False), ((9, 10), 4, True), ((8, 8), 4, True), ((3, 5), 4, True), ((14, 12), 7, True),
-    ((6, 5, 7), 3, True), ((6, 6, 6), 7, True), ((5, 4, 6), 3, False)])
+    ((6, 5, 7), 3, True), ((6, 6, 6), 7, True), ((5, 4, 6), 3, False), ((9, 10), (4, 3), True),
+    ((6, 5, 7), (3, 2, 4), True)])
 def test_window_attention_is_monais(sizes, window, shifted):
     """MONAI's block between its norm and the addition: padding, cyclic shift, windows, bias table
     (also where a small map makes the window smaller), the shifted windows' mask."""
@@ -109,7 +110,7 @@ def test_window_attention_is_monais(sizes, window, shifted):
 
     torch.manual_seed(0)
     nd, c, heads = len(sizes), 12, 3
-    window_size = (window,) * nd
+    window_size = (window,) * nd if isinstance(window, int) else window
     shift = tuple(w // 2 for w in window_size) if shifted else (0,) * nd
     block = SwinTransformerBlock(c, heads, window_size, shift).eval()
     block.norm1 = torch.nn.Identity()
@@ -210,14 +211,15 @@ def copy_swin(model, net, ndim: int) -> list[str]:
     return done
 
 
-@pytest.mark.parametrize("size", [(64, 64), (64, 96)])
-def test_swin_unetr_2d_weights_copied_give_the_same_outputs(size):
+@pytest.mark.parametrize("size, window", [((64, 64), 7), ((64, 96), 7), ((64, 96), (7, 4))])
+def test_swin_unetr_2d_weights_copied_give_the_same_outputs(size, window):
     from archgen.emit import emit_model
     from tests.emit.test_emit_plan_agree import assert_model_matches_plan
 
-    net = swin_2d().eval()
+    net = swin_2d(window).eval()
     randomize(net)
-    plan = plan_of("monai_swin_unetr_2d", [*size, 1])
+    shown = list(window) if isinstance(window, tuple) else window
+    plan = plan_of("monai_swin_unetr_2d", [*size, 1], [f"encoder.window_size={shown}".replace(" ", "")])
     model = emit_model(plan)
     assert_model_matches_plan(model, plan)
     assert keras_counts(model)[0] == torch_counts(net)[0]
