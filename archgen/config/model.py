@@ -769,6 +769,8 @@ class SwinEncoder(Strict):
     """Window edge on every spatial axis, or one per axis; a level not larger than it on an axis is
     one window there, without a shift. A size that is not a whole number of windows is padded with
     zeros at the end."""
+    patch_norm: bool = False
+    """A layer norm on the patches (``swin_patch_norm``; MONAI's ``patch_norm``)."""
     mlp_ratio: float = Field(default=4.0, gt=0, le=64)
     """Hidden units of each block's MLP, as a multiple of its channels (rounded down)."""
     mlp_activation: Activation = "gelu"

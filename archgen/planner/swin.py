@@ -3,7 +3,8 @@
 Levels, for 4 stages (``depths``)::
 
     level 1  enc1                       the encoder's block on the input
-    level 2  swin_patch                 conv, kernel and stride 2, to embed_dim (the patches)
+    level 2  swin_patch                 conv, kernel and stride 2, to embed_dim (the patches);
+             swin_patch_norm            a layer norm on them, where ``patch_norm``
              swin1_block{j}_*           the first stage's blocks, at this size
     level 3  swin1_merge, _merge_norm, swin1_reduce   patch merging into the next level
              swin2_block{j}_* ...
@@ -88,6 +89,8 @@ def build_swin_graph(r: ArchSpec) -> Graph:
                            group="enc1", stage_path=PATH + ".block")}
     h = g.conv("swin_patch", x, enc.embed_dim, kernel=twos, stride=twos, padding="valid", group="enc2",
                path=PATH + ".embed_dim")
+    if enc.patch_norm:  # MONAI's patch_norm: a layer norm on the patches
+        h = g.norm("swin_patch_norm", h, "layer", 1, group="enc2", path=PATH + ".patch_norm", epsilon=enc.norm_epsilon)
     outputs = {2: h}
     for i in range(1, stages + 1):
         if enc.stage_blocks:  # SwinUNETR v2: a residual conv block on the stage's input

@@ -21,8 +21,9 @@ def swin_3d():
     return SwinUNETR(in_channels=1, out_channels=14, feature_size=48)
 
 
-def swin_2d(window_size=7):
-    return SwinUNETR(in_channels=1, out_channels=2, feature_size=24, spatial_dims=2, window_size=window_size)
+def swin_2d(window_size=7, patch_norm=False):
+    return SwinUNETR(in_channels=1, out_channels=2, feature_size=24, spatial_dims=2, window_size=window_size,
+                     patch_norm=patch_norm)
 
 
 def swin_v2_3d(feature_size: int = 48):
@@ -168,6 +169,8 @@ def res_block_pairs(prefix: str, block) -> list:
 def swin_pairs(net) -> list:
     vit = net.swinViT
     out = [("swin_patch", vit.patch_embed.proj)]
+    if vit.patch_embed.norm is not None:
+        out.append(("swin_patch_norm", vit.patch_embed.norm))
     for i in range(1, 5):
         layer = getattr(vit, f"layers{i}")[0]
         if vit.use_v2:  # v2's block on the stage's input
@@ -211,15 +214,17 @@ def copy_swin(model, net, ndim: int) -> list[str]:
     return done
 
 
-@pytest.mark.parametrize("size, window", [((64, 64), 7), ((64, 96), 7), ((64, 96), (7, 4))])
-def test_swin_unetr_2d_weights_copied_give_the_same_outputs(size, window):
+@pytest.mark.parametrize("size, window, patch_norm", [((64, 64), 7, False), ((64, 96), 7, False),
+                                                      ((64, 96), (7, 4), True)])
+def test_swin_unetr_2d_weights_copied_give_the_same_outputs(size, window, patch_norm):
     from archgen.emit import emit_model
     from tests.emit.test_emit_plan_agree import assert_model_matches_plan
 
-    net = swin_2d(window).eval()
+    net = swin_2d(window, patch_norm).eval()
     randomize(net)
     shown = list(window) if isinstance(window, tuple) else window
-    plan = plan_of("monai_swin_unetr_2d", [*size, 1], [f"encoder.window_size={shown}".replace(" ", "")])
+    plan = plan_of("monai_swin_unetr_2d", [*size, 1], [f"encoder.window_size={shown}".replace(" ", ""),
+                                                      f"encoder.patch_norm={str(patch_norm).lower()}"])
     model = emit_model(plan)
     assert_model_matches_plan(model, plan)
     assert keras_counts(model)[0] == torch_counts(net)[0]
