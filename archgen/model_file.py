@@ -84,6 +84,7 @@ ALLOWED: dict[tuple[str, str], tuple[str | None, ...]] = {
     ("archgen.emit.own_layers", "LinearUpSampling"): ("archgen>LinearUpSampling",),  # linear up-sampling, 1D/3D
     ("archgen.emit.own_layers", "WindowAttention"): ("archgen>WindowAttention",),  # Swin's window attention
     ("archgen.emit.own_layers", "PatchMerge"): ("archgen>PatchMerge",),  # Swin's patch merging
+    ("archgen.emit.own_layers", "GlobalResponseNorm"): ("archgen>GlobalResponseNorm",),  # MedNeXt's GRN
 }
 TENSOR = "__keras_tensor__"  # a reference to another layer's output, in a layer's inbound nodes
 _WIDTH_KEYS = ("filters", "units", "num_heads", "key_dim", "value_dim", "groups", "depth_multiplier", "output_dim",

@@ -192,9 +192,9 @@ def spec_dicts(draw):
                             "interpolation": draw(st.sampled_from(interpolations))}
         elif draw(st.integers(0, 4)) == 0:  # V-Net's output transition: a conv, norm and activation first
             head["pre_conv_kernel_size"] = draw(st.sampled_from([1, 3]))
-        elif depth >= 2 and draw(st.booleans()):
-            head["deep_supervision"] = draw(st.lists(st.integers(2, depth), min_size=1, max_size=depth - 1,
-                                                     unique=True))
+        elif head["level"] < depth and draw(st.booleans()):  # copies on deeper levels, each once
+            head["deep_supervision"] = draw(st.lists(st.integers(head["level"] + 1, depth), min_size=1,
+                                                     max_size=depth - head["level"], unique=True))
         heads.append(head)
     encoder = {
         "depth": depth,

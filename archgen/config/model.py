@@ -238,6 +238,11 @@ class ConvNeXtBlock(Strict):
     or one per level as ``kernel_size`` (level 1 first, bottleneck last; a decoder's block reads its
     levels' and not the last). A block that down-samples out of a level, or up-samples into one,
     takes that level's."""
+    global_resp_norm: bool = False
+    """ConvNeXt v2's global response normalisation after the expanding conv's activation
+    (``<block>_grn``: each channel scaled by its L2 norm over the map relative to the channels' mean,
+    learned ``gamma`` and ``beta`` per channel, starting as the identity): MedNeXt's and MONAI's
+    ``global_resp_norm``."""
     residual: bool = True
     """Whether the block's input is added to its output (MedNeXt's ``use_residual_connection``)."""
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -326,6 +331,9 @@ class BlockDown(Strict):
     type: Literal["block"] = "block"
     factor: int = Field(default=2, ge=2, le=64)
     """Down-sampling factor on every spatial axis (with ``encoder.stages``, each stage's ``stride``)."""
+    global_resp_norm: bool | None = None
+    """A convnext block's global response normalisation in the down block: null as the block says;
+    MONAI's MedNeXt leaves it out of its down blocks (false)."""
 
 
 Downsample = tagged("maxpool", MaxPool, AvgPool, StridedConv, StrideFirstConv, BlockDown)
@@ -441,6 +449,8 @@ class BlockUp(Strict):
     type: Literal["block"] = "block"
     factor: int = Field(default=2, ge=2, le=64)
     """Up-sampling factor on every spatial axis; left out, the encoder's down-sampling factor."""
+    global_resp_norm: bool | None = None
+    """A convnext block's global response normalisation in the up block: null as the block says."""
 
 
 Upsample = tagged("transpose", TransposeUp, ResizeUp, InterpolateUp, BlockUp)

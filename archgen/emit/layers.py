@@ -11,7 +11,8 @@ from archgen.backend import import_keras
 from archgen.emit.backbone import emit_backbone, emit_tap  # noqa: F401  (named by the backbone kinds)
 from archgen.emit.blocks import (emit_attention, emit_bias, emit_dense, emit_global_pool,  # noqa: F401
                                  emit_position_embedding, emit_scale)
-from archgen.emit.own_layers import DepthwiseConvTranspose, LinearUpSampling, PatchMerge, WindowAttention
+from archgen.emit.own_layers import (DepthwiseConvTranspose, GlobalResponseNorm, LinearUpSampling, PatchMerge,
+                                     WindowAttention)
 from archgen.planner.ir import LayerPlan
 
 keras = import_keras()
@@ -86,6 +87,8 @@ def emit_upsample(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
 def emit_norm(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
     a = layer.attrs
     kind, affine = a["norm"], a.get("affine", True)
+    if kind == "grn":
+        return GlobalResponseNorm(name=layer.name)(xs[0])
     options = {"center": a.get("center", affine), "scale": a.get("scale", affine), "name": layer.name}
     if a.get("epsilon") is not None:
         options["epsilon"] = a["epsilon"]

@@ -8,6 +8,7 @@
 
 - ``WindowAttention``: Swin's (shifted) window self-attention with its relative position bias.
 - ``PatchMerge``: Swin's patch merging before its norm and reduction (2x2(x2) blocks to channels).
+- ``GlobalResponseNorm``: ConvNeXt v2's (MedNeXt's) global response normalisation.
 
 All are registered with Keras as ``archgen>...``, so a saved model loads with ``safe_mode=True``
 once this module is imported (``import archgen.emit`` does it).
@@ -269,3 +270,29 @@ class PatchMerge(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         sizes = [None if n is None else (n + 1) // 2 for n in input_shape[1:-1]]
         return (input_shape[0], *sizes, input_shape[-1] * 2 ** len(sizes))
+
+
+@keras.saving.register_keras_serializable(package="archgen")
+class GlobalResponseNorm(keras.layers.Layer):
+    """ConvNeXt v2's global response normalisation, as MedNeXt's (MONAI's ``global_resp_norm``):
+    each channel's L2 norm over the whole map, divided by its mean over the channels (+ 1e-6),
+    scales the input, ``gamma * (x * n) + beta + x``; ``gamma`` and ``beta`` start at zero, so the
+    layer starts as the identity. The statistics are taken in float32 whatever the compute dtype."""
+
+    epsilon = 1e-6
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.gamma = self.add_weight(shape=(channels,), initializer="zeros", name="gamma")
+        self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        axes = tuple(range(1, len(inputs.shape) - 1))
+        gx = ops.sqrt(ops.sum(ops.square(x), axis=axes, keepdims=True))
+        nx = gx / (ops.mean(gx, axis=-1, keepdims=True) + self.epsilon)
+        gamma, beta = ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32")
+        return ops.cast(gamma * (x * nx) + beta + x, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -26,7 +26,8 @@ from archgen.kinds.memory import GRAD_FROM_OUTPUT, NORM_KEPT, NORM_TEMPORARIES
 
 @dataclass(frozen=True)
 class NormAttrs(Attrs):
-    """``norm``: batch | instance | group | layer; ``scale``/``center`` None follow ``affine``."""
+    """``norm``: batch | instance | group | layer | grn (global response normalisation, MedNeXt's);
+    ``scale``/``center`` None follow ``affine``."""
 
     norm: str
     groups: int
@@ -49,9 +50,11 @@ class DropoutAttrs(Attrs):
 
 def norm_locality(a) -> tuple[Locality, str]:
     """Batch norm (at inference) and archgen's layer norm (each pixel over its channels) are per
-    pixel; instance and group norm take statistics over the whole map."""
+    pixel; instance and group norm and the global response norm take statistics over the whole map."""
     if a["norm"] in ("instance", "group"):
         return Locality.WHOLE_MAP, f"{a['norm']} norm: statistics over the whole map"
+    if a["norm"] == "grn":
+        return Locality.WHOLE_MAP, "global response norm: each channel's norm over the whole map"
     return Locality.PIXEL, ""
 
 
@@ -70,6 +73,8 @@ def norm_from_keras(layer) -> dict:
         return {"norm": "batch"}
     if cls == "GroupNormalization":
         return {"norm": "instance" if layer.groups == -1 else "group"}
+    if cls == "GlobalResponseNorm":
+        return {"norm": "grn"}
     if tuple(each_axis(layer.axis, 1)) not in ((-1,), (len(layer.input.shape) - 1,)):
         raise NotThisKind("a layer norm over spatial axes")
     return {"norm": "layer"}
@@ -80,7 +85,8 @@ KINDS = (
               saved=norm_saved, workspace=lambda layer, elements: NORM_TEMPORARIES * elements[layer.name],
               locality=norm_locality, sees_edges=no_edges, note=lambda layer: layer.attrs["norm"],
               emitter="emit_norm",
-              keras=KerasForm(("BatchNormalization", "GroupNormalization", "LayerNormalization"), norm_from_keras)),
+              keras=KerasForm(("BatchNormalization", "GroupNormalization", "LayerNormalization", "GlobalResponseNorm"),
+                              norm_from_keras)),
     LayerKind("activation", ActivationAttrs, size=first_input, factor=unit_factor, params=known_params, flops=no_flops,
               span=same_span, saved=activation_saved, workspace=no_workspace, locality=pixel, sees_edges=no_edges,
               note=lambda layer: layer.attrs["activation"], emitter="emit_activation",

@@ -29,6 +29,7 @@ from archgen.config.model import (
     BlockDown,
     BlockUp,
     ConvBlock,
+    ConvNeXtBlock,
     InterpolateUp,
     MaxPool,
     ResizeUp,
@@ -275,7 +276,8 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
     if isinstance(down, BlockDown):  # the encoder's block, strided, to the next level's filters
         leaves = r.encoder.stages[level - first - 1] if level > first else r.encoder.stem
         return plan_block(g, r, x, f"enc{level}_down", into.filters, leaves.convs, tuple(leaves.kernel_size),
-                          factor, decoder=False, group=group, stage_path=path)
+                          factor, decoder=False, group=group, stage_path=path,
+                          block=with_grn(r.encoder.block, down.global_resp_norm, path))
     assert isinstance(down, StridedConv)
     leaves = r.encoder.stages[level - first - 1] if level > first else r.encoder.stem
     kernel = sampling_kernel(down.kernel_size, factor, leaves.kernel_size, path + ".kernel_size")
@@ -292,6 +294,16 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
         x = g.activation(f"enc{level}_down_act", x, down.activation, group=group, path=path,
                          negative_slope=down.negative_slope)
     return x
+
+
+def with_grn(block, global_resp_norm: bool | None, path: str):
+    """``block`` as a down or up block with its own ``global_resp_norm`` (null: the block's)."""
+    if global_resp_norm is None:
+        return block
+    if not isinstance(block, ConvNeXtBlock):
+        raise PlanError(f"only a convnext block has a global response normalisation; this {path.split('.')[0]}'s "
+                        f"block is {block.type}", path=path + ".global_resp_norm", value=global_resp_norm)
+    return block.model_copy(update={"global_resp_norm": global_resp_norm})
 
 
 def sampling_kernel(given, factor: tuple[int, ...], level_kernel, path: str) -> tuple[int, ...]:
@@ -325,7 +337,7 @@ def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, facto
         stage = r.decoder.stages[level - 1]
         site = BlockSite(f"{group}_up", filters, stage.convs, tuple(stage.kernel_size), tuple(factor), group,
                          "decoder.block", "same")
-        return plan_up_block_at(g, site, r.decoder.block, x)
+        return plan_up_block_at(g, site, with_grn(r.decoder.block, up.global_resp_norm, path), x)
     if isinstance(up, InterpolateUp):  # no learned layer: the channels stay
         if plain:
             raise PlanError("the up-sampling into level 1 is its last layer, and interpolate has no conv to leave "

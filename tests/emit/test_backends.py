@@ -30,8 +30,8 @@ CASES = [
     ("peers/monai_unetr_2d.yaml", ["input.shape=[32,48,1]", "encoder.layers=10"]),
     # archgen's WindowAttention (padded, shifted windows) and PatchMerge
     ("peers/monai_swin_unetr_2d.yaml", ["input.shape=[64,96,1]"]),
-    # archgen's DepthwiseConvTranspose (MedNeXt's up blocks) and LinearUpSampling (trilinear)
-    ("peers/monai_mednext_s_k3_3d.yaml", ["input.shape=[16,16,16,1]"]),
+    # archgen's DepthwiseConvTranspose (MedNeXt's up blocks), GlobalResponseNorm and LinearUpSampling (trilinear)
+    ("peers/monai_mednext_s_k3_3d.yaml", ["input.shape=[16,16,16,1]", "encoder.block.global_resp_norm=true"]),
     ("peers/monai_segresnet_3d.yaml", ["input.shape=[32,32,32,1]"]),
     ("unet1d.yaml", []),
     # several heads: instance's three, the deep supervision of UNet++ and UNet 3+

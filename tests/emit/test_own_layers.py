@@ -8,7 +8,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
-from archgen.emit.own_layers import DepthwiseConvTranspose, LinearUpSampling  # noqa: E402
+from archgen.emit.own_layers import DepthwiseConvTranspose, GlobalResponseNorm, LinearUpSampling  # noqa: E402
 
 
 @pytest.mark.parametrize("ndim, kernel, stride", [(1, 3, 3), (2, 5, 2), (2, 4, 2), (3, 3, 2), (3, 1, 2)])
@@ -38,6 +38,19 @@ def test_linear_up_sampling_is_pytorchs_interpolate_without_aligned_corners(ndim
     np.testing.assert_allclose(y, np.moveaxis(expected, 1, -1), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_global_response_norm_is_the_convnext_v2_formula(ndim):
+    """gamma * (x * n) + beta + x, n = each channel's L2 norm over the map / its mean over channels."""
+    x = np.random.default_rng(4).normal(size=(2, *[5, 4, 3][:ndim], 6)).astype("float32")
+    layer = GlobalResponseNorm()
+    layer.build(x.shape)
+    gamma, beta = np.random.default_rng(5).normal(size=(2, 6)).astype("float32")
+    layer.set_weights([gamma, beta])
+    gx = np.sqrt((x.astype("float64") ** 2).sum(axis=tuple(range(1, ndim + 1)), keepdims=True))
+    nx = gx / (gx.mean(axis=-1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(np.asarray(layer(x)), gamma * (x * nx) + beta + x, atol=1e-5, rtol=0)
+
+
 def test_a_model_with_them_saves_and_loads_through_the_checked_loader(tmp_path):
     """A 3D convnext network with up blocks and linear up-sampling: the saved file names only layer
     classes archgen allows, and loads with the same outputs."""
@@ -56,9 +69,13 @@ def test_a_model_with_them_saves_and_loads_through_the_checked_loader(tmp_path):
               "heads": [{"name": "logits", "filters": 2}]}
     linear = {**config, "decoder": {**config["decoder"], "stages": [{"filters": 4}, {"filters": 4}],
                                     "upsample": {"type": "interpolate", "interpolation": "linear"}}}
-    for data, own in ((config, "DepthwiseConvTranspose"), (linear, "LinearUpSampling")):
+    grn = {**config, "encoder": {**config["encoder"], "block": {**config["encoder"]["block"], "global_resp_norm": True}}}
+    for data, own in ((config, "DepthwiseConvTranspose"), (linear, "LinearUpSampling"), (grn, "GlobalResponseNorm")):
         model = emit_model(make_plan(validate(data)))
         assert own in {type(layer).__name__ for layer in model.layers}
+        for layer in model.layers:  # away from the zeros a GRN starts at, which make it the identity
+            if isinstance(layer, GlobalResponseNorm):
+                layer.set_weights([np.random.default_rng(3).normal(size=w.shape) for w in layer.get_weights()])
         path = tmp_path / "model.keras"
         model.save(path)
         x = np.random.default_rng(2).normal(size=(1, 8, 8, 8, 1)).astype("float32")

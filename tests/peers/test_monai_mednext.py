@@ -26,12 +26,15 @@ FACTORIES = {"S": MedNeXtS, "B": MedNeXtB, "M": MedNeXtM, "L": MedNeXtL}
 
 
 def mednext_data(variant: str = "S", kernel: int = 3, *, shape=(16, 16, 16, 1), residual: bool = True,
-                 deep_supervision: bool = False) -> dict:
+                 deep_supervision: bool = False, global_resp_norm: bool = False) -> dict:
     """conf/peers/monai_mednext_s_k3_3d.yaml made into another variant, kernel, size or head set."""
     data = yaml.safe_load((PEERS / "monai_mednext_s_k3_3d.yaml").read_text())
     down, bottleneck, up, expansion = VARIANTS[variant]
     data["input"]["shape"] = list(shape)
     data["encoder"]["block"].update(expansion=expansion, residual=residual)
+    if global_resp_norm:
+        data["encoder"]["block"]["global_resp_norm"] = True  # the decoder's block is the same (a YAML alias)
+        data["encoder"]["downsample"]["global_resp_norm"] = False  # MONAI's down blocks have none
     for stage, blocks in zip(data["encoder"]["stages"], [*down, bottleneck]):
         stage.update(blocks=blocks, kernel_size=kernel)
     for stage, blocks in zip(data["decoder"]["stages"], up):
@@ -172,3 +175,47 @@ def test_mednext_l_k5_3d_weights_copied_give_the_same_outputs():
     model = emit_model(plan_of("monai_mednext_l_k5_3d", [16, 16, 32, 1]))
     copy_weights(model, pairs(net))
     compare_outputs(model, net, (1, 16, 16, 32), training_outputs)
+
+
+def test_global_response_norm_weights_copied_give_the_same_outputs():
+    """MONAI's ``global_resp_norm=True`` (every block, down and up blocks included), its gamma and
+    beta random so that the normalisation is not the identity it starts as."""
+    import numpy as np
+
+    from archgen.emit import emit_model
+
+    net = MedNeXt(spatial_dims=2, in_channels=1, out_channels=2, kernel_size=3, use_residual_connection=True,
+                  global_resp_norm=True).eval()  # MedNeXtS with it (create_mednext does not pass it on)
+    randomize(net)
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if "global_resp" in name:
+                param.normal_(0.0, 0.5)
+    plan = make_plan(validate(mednext_data("S", 3, shape=(32, 48, 1), global_resp_norm=True)))
+    assert plan.total_params == torch_counts(net)[0] == 5_487_618
+    model = emit_model(plan)
+    blocks = {name[: -len("_dwconv")]: module for name, module in _dwconv_blocks(net) if module.global_resp_norm}
+    for prefix, block in blocks.items():
+        model.get_layer(f"{prefix}_grn").set_weights([block.global_resp_gamma.detach().numpy().reshape(-1),
+                                                      block.global_resp_beta.detach().numpy().reshape(-1)])
+    copy_weights(model, pairs(net), copied=[f"{prefix}_grn" for prefix in blocks])
+    assert len(blocks) == sum(type(x).__name__ == "GlobalResponseNorm" for x in model.layers) > 20
+    compare_outputs(model, net, (1, 32, 48), lambda n, x: [n(x)])
+    assert np.isfinite(model.predict(np.zeros((1, 32, 48, 1), np.float32), verbose=0)).all()
+
+
+def _dwconv_blocks(net):
+    """(archgen's depthwise conv name, MONAI's block) for every block, in ``pairs``' order."""
+    n = len(net.enc_stages)
+
+    def named(prefix, blocks):
+        blocks = list(blocks)
+        return [(f"{prefix if len(blocks) == 1 else f'{prefix}_block{j + 1}'}_dwconv", b) for j, b in enumerate(blocks)]
+
+    out = []
+    for i in range(n):
+        out += named(f"enc{i + 1}", net.enc_stages[i]) + [(f"enc{i + 1}_down_dwconv", net.down_blocks[i])]
+    out += named("bottleneck", net.bottleneck)
+    for i in range(n):
+        out += [(f"dec{n - i}_up_dwconv", net.up_blocks[i])] + named(f"dec{n - i}", net.dec_stages[i])
+    return out

@@ -6,6 +6,7 @@ Layers of a block named ``enc2`` (C input channels, ``expansion: 2``, the level'
     enc2_dwconv      depthwise conv of the block's kernel, C channels (strided in a down block)
     enc2_norm        the block's norm
     enc2_expand      1x1 conv to 2C, with the activation (``enc2_act`` where it is a layer of its own)
+    enc2_grn         global response normalisation, where ``global_resp_norm``
     enc2_compress    1x1 conv to F
     enc2_se_*        squeeze-and-excitation, where the block asks for it
     enc2_proj        1x1 conv (strided where the block strides) where C != F or the size changes
@@ -84,6 +85,8 @@ def _plan(g, site: BlockSite, block: ConvNeXtBlock, x: str, *, up: bool) -> str:
                use_bias=block.bias, group=group, path=path)
     if act != "linear" and not fused:
         h = g.activation(f"{p}_act", h, act, group=group, path=path, negative_slope=slope)
+    if block.global_resp_norm:
+        h = g.norm(f"{p}_grn", h, "grn", 1, group=group, path=path)
     h = g.conv(f"{p}_compress", h, site.filters, kernel=1, use_bias=block.bias, group=group, path=path)
     if block.se is not None:
         h = plan_se(g, h, p, block.se, group=group, path=path)
