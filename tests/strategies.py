@@ -31,6 +31,7 @@ def block_dicts(draw, depth: int, ndim: int, decoder: bool = False):
         block["expansion"] = draw(st.one_of(st.integers(1, 3), st.lists(st.integers(1, 3), min_size=depth + 1,
                                                                          max_size=depth + 1)))
         block["residual"] = draw(st.booleans())
+        block["global_resp_norm"] = draw(st.booleans())
     if block["type"] == "rsu":  # a small U-Net inside: one pooling, or none and dilated convs
         del block["convs"]
         heights = st.sampled_from([1, "dilated"])
@@ -145,9 +146,12 @@ def spec_dicts(draw):
     if up_type == "interpolate":  # no learned layer: neither channels nor an activation of its own
         upsample = {"type": up_type, "factor": factor, "interpolation": draw(st.sampled_from(interpolations))}
     elif up_type == "transpose":
-        upsample["kernel_size"] = draw(st.sampled_from([factor, factor + 1]))
+        upsample["kernel_size"] = draw(st.sampled_from([factor, factor + 1, "level", [factor + 1] * ndim]))
         upsample["bias"] = draw(st.booleans())
-        if draw(st.booleans()):  # PyTorch's padding and output_padding
+        centered = upsample["kernel_size"] != "level" and draw(st.booleans())
+        if centered:  # MONAI's UpSample given a kernel
+            upsample["padding"] = "centered"
+        elif upsample["kernel_size"] != "level" and draw(st.booleans()):  # PyTorch's padding and output_padding
             upsample["padding"] = draw(st.integers(0, 2))
             below = st.integers(0, min(upsample["padding"], factor - 1))  # below the stride
             upsample["output_padding"] = draw(st.one_of(below, st.lists(below, min_size=max(depth, 1),
@@ -208,6 +212,10 @@ def spec_dicts(draw):
         encoder["downsample"]["odd_sizes"] = "floor"
     if down == "conv" and draw(st.booleans()):  # SegResNet's: to the next level's filters, no bias
         encoder["downsample"].update(change_channels=True, bias=draw(st.booleans()))
+    if down == "conv" and draw(st.booleans()):  # a kernel per axis, or the level's own (SegResNetDS)
+        encoder["downsample"]["kernel_size"] = draw(st.sampled_from(["level", [factor] * ndim, factor + 1]))
+    if down == "conv" and draw(st.booleans()):
+        encoder["downsample"].update(activation="leaky_relu", negative_slope=0.01)
     if down == "conv" and draw(st.booleans()):  # V-Net's down transition: a norm after the strided conv
         encoder["downsample"].update(norm=draw(st.sampled_from(["batch", "instance", "group", "layer"])), groups=2,
                                      norm_affine=draw(st.booleans()), norm_epsilon=draw(st.sampled_from([None, 1e-5])))

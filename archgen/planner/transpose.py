@@ -59,11 +59,11 @@ def plan_transpose_up(g, up: TransposeUp, x: str, group: str, filters: int, fact
     explicit = up.padding != "same"
     output_padding = output_padding_at(up, level, levels, factor)
     if up.padding == "centered":  # MONAI's UpSample given a kernel: the output is factor x the input
-        if any(k < s for k, s in zip(kernel, factor)):
-            raise PlanError(f"centered padding needs a kernel of at least the stride on every axis (PyTorch would "
-                            f"add rows only the bias reaches); the up-sampling into level {level} has kernel "
-                            f"{list(kernel)} and stride {list(factor)}", path=path + ".kernel_size",
-                            value=up.kernel_size)
+        if any(s - 1 - (k - 1) % 2 > (k - 1) // 2 for k, s in zip(kernel, factor)):
+            raise PlanError(f"centered padding of kernel {list(kernel)} at stride {list(factor)} (the up-sampling into "
+                            f"level {level}) needs PyTorch's output_padding stride - 1 - (kernel - 1) % 2 above its "
+                            f"padding (kernel - 1) // 2: rows only the bias reaches; give a kernel of at least "
+                            f"2 x stride - 2 on each axis", path=path + ".kernel_size", value=up.kernel_size)
         padding = tuple((k - 1) // 2 for k in kernel)
         output_padding = tuple(s - 1 - (k - 1) % 2 for k, s in zip(kernel, factor))
     else:

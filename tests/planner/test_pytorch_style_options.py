@@ -195,3 +195,24 @@ def test_a_slope_beside_another_activation_is_refused():
     with pytest.raises(SpecError, match=r"decoder.upsample.negative_slope=0.01: only leaky_relu takes a negative "
                                         r"slope, and the activation here is linear; remove negative_slope"):
         archgen.plan(config.replace("transpose, activation: leaky_relu", "transpose"))
+
+
+@pytest.mark.parametrize("kernel, factor, ok", [(3, 2, True), (2, 2, True), (4, 3, True), (5, 3, True),
+                                                (3, 3, False), (1, 2, False), (4, 4, False), (6, 4, True)])
+def test_centered_padding_gives_factor_times_the_input_or_is_refused(kernel, factor, ok):
+    """PyTorch's padding (k - 1) // 2 and output_padding s - 1 - (k - 1) % 2 (MONAI's UpSample given a
+    kernel): the output is s x the input wherever the output_padding stays within the padding."""
+    config = (f"input: {{shape: [48, 1]}}\npadding: same\nencoder: {{depth: 1, filters: 2, downsample: {{factor: "
+              f"{factor}}}}}\ndecoder:\n  upsample: {{type: transpose, kernel_size: {kernel}, padding: centered}}\n"
+              f"heads: [{{name: out, filters: 1}}]\n")
+    if not ok:
+        with pytest.raises(PlanError, match=r"decoder.upsample.kernel_size=\d: centered padding .* rows only the bias "
+                                            r"reaches; give a kernel of at least 2 x stride - 2"):
+            archgen.plan(config)
+        return
+    plan = archgen.plan(config)
+    amounts = ((kernel - 1) // 2, (kernel - 1) // 2 - (factor - 1 - (kernel - 1) % 2))
+    last = "dec1_up_crop" if any(amounts) else "dec1_up"  # a crop of nothing is left out
+    assert plan.layer(last).shape == (48, 2)
+    if any(amounts):
+        assert plan.layer(last).attrs["amounts"] == (amounts,)
