@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 Padding = Literal["valid", "same"]
 Norm = Literal["none", "batch", "group", "layer", "instance"]
 # Keras activation names; "linear" means none. prelu learns its slope (one parameter, as PyTorch's
-# nn.PReLU()); leaky_relu takes the block's ``negative_slope``.
+# nn.PReLU()), prelu_channel one slope per channel (nn.PReLU(num_parameters=C), MONAI's VNet);
+# leaky_relu takes the block's ``negative_slope``.
 Activation = Literal[
-    "linear", "relu", "relu6", "leaky_relu", "prelu", "elu", "selu", "gelu", "silu", "swish",
+    "linear", "relu", "relu6", "leaky_relu", "prelu", "prelu_channel", "elu", "selu", "gelu", "silu", "swish",
     "mish", "tanh", "sigmoid", "hard_sigmoid", "softplus", "softsign", "softmax",
 ]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]

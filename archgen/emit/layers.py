@@ -101,8 +101,9 @@ def emit_norm(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
 
 def emit_activation(layer: LayerPlan, xs: list[Any], ndim: int) -> Any:
     a = layer.attrs
-    if a["activation"] == "prelu":  # one slope for the whole tensor, as PyTorch's nn.PReLU()
-        return L.PReLU(shared_axes=list(range(1, ndim + 2)), alpha_initializer=keras.initializers.Constant(0.25),
+    if a["activation"] in ("prelu", "prelu_channel"):  # PyTorch's nn.PReLU(): one slope, or one per channel
+        shared = list(range(1, ndim + 2 if a["activation"] == "prelu" else ndim + 1))
+        return L.PReLU(shared_axes=shared, alpha_initializer=keras.initializers.Constant(0.25),
                        name=layer.name)(xs[0])
     if a.get("negative_slope") is not None:
         return L.LeakyReLU(negative_slope=a["negative_slope"], name=layer.name)(xs[0])

@@ -20,6 +20,10 @@ def axes_of(value: Axes, ndim: int) -> tuple[int, ...]:
     return (value,) * ndim if isinstance(value, int) else tuple(value)
 
 
+# Activations that learn their slopes, and how many for C channels: a layer of their own.
+LEARNED_SLOPES = {"prelu": lambda channels: 1, "prelu_channel": lambda channels: channels}
+
+
 def fusable(activation: str, negative_slope: float | None) -> bool:
     """Whether a conv can apply the activation itself (a Keras activation name without arguments)."""
-    return activation != "prelu" and not (activation == "leaky_relu" and negative_slope is not None)
+    return activation not in LEARNED_SLOPES and not (activation == "leaky_relu" and negative_slope is not None)

@@ -18,7 +18,7 @@ from archgen.planner.blocks import BlockSite, plan_block_at, plan_up_block_at
 from archgen.planner.blocks.residual import plan_stage_output
 from archgen.planner.blocks.rsu import inner_factor
 from archgen.planner.fused_head import level_strides, plan_fused_head
-from archgen.planner.axes import Axes, axes_of, compact, fusable, on_axis  # noqa: F401  (re-exported)
+from archgen.planner.axes import LEARNED_SLOPES, Axes, axes_of, compact, fusable, on_axis  # noqa: F401  (re-exported)
 from archgen.planner.ir import Node
 from archgen.planner.transpose import plan_transpose_up
 from archgen.config.model import (
@@ -116,7 +116,7 @@ class Graph:
                    negative_slope: float | None = None) -> str:
         attrs = {"negative_slope": negative_slope} if fn == "leaky_relu" and negative_slope is not None else {}
         return self.add(name, "activation", (x,), self.channels(x), group=group, path=path,
-                        params=1 if fn == "prelu" else 0, activation=fn, **attrs)
+                        params=LEARNED_SLOPES.get(fn, lambda c: 0)(self.channels(x)), activation=fn, **attrs)
 
 
 def plan_decoder(g: Graph, r: ArchSpec, x: str, skips: dict[int, str], strides: list[tuple[int, ...]]) -> dict[int, str]:
@@ -441,10 +441,10 @@ def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, 
         for name, level, where in [(head.name, head.level, path + ".level"), *extra]:
             if name in outputs:
                 raise PlanError("two outputs share this name", path=path + ".name", value=name)
-            if head.activation == "prelu":
-                raise PlanError("a head's layer is named after its output and must make it itself; prelu needs a "
-                                "layer of its own, so use linear (or another activation)",
-                                path=path + ".activation", value="prelu")
+            if head.activation in LEARNED_SLOPES:
+                raise PlanError(f"a head's layer is named after its output and must make it itself; "
+                                f"{head.activation} needs a layer of its own, so use linear (or another activation)",
+                                path=path + ".activation", value=head.activation)
             if head.activation == "softmax" and head.filters == 1:
                 raise PlanError("a softmax over 1 channel always outputs 1; use sigmoid for one class, "
                                 "or filters >= 2", path=path + ".activation", value="softmax")

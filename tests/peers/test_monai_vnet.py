@@ -130,3 +130,37 @@ def test_bias_true_gives_the_encoder_and_the_output_transition_biases():
     compare_outputs(model, net, (4, 32, 48), lambda n, x: [n(x)])
     del data["heads"][0]["pre_conv_bias"]  # as the decoder block's convs: none
     assert plan_counts(make_plan(validate(data)))[0] == torch_counts(net)[0] - 2
+
+
+def prelu_pairs(net) -> list:
+    """archgen's activation layers and MONAI's PReLUs (one slope per channel, ``num_parameters=nchan``)."""
+    out = [("enc1_act", net.in_tr.act_function)]
+    downs = (net.down_tr32, net.down_tr64, net.down_tr128, net.down_tr256)
+    ups = (net.up_tr256, net.up_tr128, net.up_tr64, net.up_tr32)
+    for level, (down, prefix) in enumerate(zip(downs, ("enc2", "enc3", "enc4", "bottleneck")), start=1):
+        out += [(f"enc{level}_down_act", down.act_function1), (f"{prefix}_act", down.act_function2)]
+        out += [(f"{prefix}_act{j + 1}", lu.act_function) for j, lu in enumerate(down.ops)]
+    for level, up in zip((4, 3, 2, 1), ups):
+        out += [(f"dec{level}_up_act", up.act_function1), (f"dec{level}_act", up.act_function2)]
+        out += [(f"dec{level}_act{j + 1}", lu.act_function) for j, lu in enumerate(up.ops)]
+    return out + [("logits_pre_act", net.out_tr.act_function1)]
+
+
+def test_prelu_with_a_slope_per_channel_gives_the_same_outputs():
+    """MONAI's ``VNet(act="prelu")``: every PReLU learns a slope per channel (``prelu_channel``)."""
+    from archgen.emit import emit_model
+
+    net = VNet(spatial_dims=2, in_channels=1, out_channels=2, act="prelu").eval()
+    randomize(net)
+    with torch.no_grad():
+        randomize_statistics(net)
+        for m in net.modules():
+            if isinstance(m, torch.nn.PReLU):
+                m.weight.uniform_(-0.5, 0.5)
+    overrides = ["input.shape=[32,48,1]"] + [f"{key}.activation=prelu_channel" for key in
+                                             ("encoder.block", "encoder.downsample", "decoder.upsample")]
+    model = emit_model(make_plan(load_spec(PEERS / "monai_vnet_3d.yaml", overrides)))
+    assert keras_counts(model) == torch_counts(net)
+    assert len(prelu_pairs(net)) == sum(isinstance(m, torch.nn.PReLU) for m in net.modules()) == 32
+    copy_weights(model, pairs(net) + prelu_pairs(net))
+    compare_outputs(model, net, (1, 32, 48), lambda n, x: [n(x)])
