@@ -753,6 +753,9 @@ class ViTEncoder(Strict):
     """The block of level 1 and of every step of the taps' paths."""
     up_bias: bool = False
     """Whether the transposed convs of the taps' paths have a bias (MONAI's have none)."""
+    tap_blocks: bool = True
+    """``block`` after each further transposed conv of a tap's path (``enc{L}_prup{j}``); false: the
+    transposed convs alone (MONAI's ``UNETR(conv_block=False)``)."""
 
 
 class SwinEncoder(Strict):

@@ -63,8 +63,9 @@ def plan_tap_path(g: Graph, r: ArchSpec, x: str, level: int, depth: int) -> str:
         prefix = f"{group}_prup{j}"
         x = g.conv(f"{prefix}_up", x, filters, kernel=twos, stride=twos, use_bias=enc.up_bias, transpose=True,
                    group=group, path=PATH + ".up_bias")
-        x = plan_block(g, r, x, prefix, filters, enc.block.convs, kernel_of(r, level), (1,) * r.ndim,
-                       decoder=False, group=group, stage_path=PATH + ".block")
+        if enc.tap_blocks:
+            x = plan_block(g, r, x, prefix, filters, enc.block.convs, kernel_of(r, level), (1,) * r.ndim,
+                           decoder=False, group=group, stage_path=PATH + ".block")
     return x
 
 

@@ -24,8 +24,8 @@ def unetr_3d(size=(96, 96, 96)):
     return UNETR(in_channels=1, out_channels=14, img_size=tuple(size), feature_size=16, hidden_size=768)
 
 
-def unetr_2d(size=(64, 64)):
-    return UNETR(in_channels=1, out_channels=3, img_size=tuple(size), spatial_dims=2, **SMALL)
+def unetr_2d(size=(64, 64), conv_block=True):
+    return UNETR(in_channels=1, out_channels=3, img_size=tuple(size), spatial_dims=2, conv_block=conv_block, **SMALL)
 
 
 def unused_params(net) -> int:
@@ -113,8 +113,12 @@ def unetr_pairs(net) -> list:
     out += res_block_pairs("enc1", net.encoder1.layer)
     for level, encoder in ((2, net.encoder2), (3, net.encoder3), (4, net.encoder4)):
         out.append((f"enc{level}_proj", encoder.transp_conv_init.conv))
-        for j, (up, block) in enumerate(encoder.blocks, start=1):
-            out += [(f"enc{level}_prup{j}_up", up.conv), *res_block_pairs(f"enc{level}_prup{j}", block)]
+        for j, step in enumerate(encoder.blocks, start=1):
+            if hasattr(step, "conv"):  # conv_block=False: the transposed conv (MONAI's Convolution) alone
+                out.append((f"enc{level}_prup{j}_up", step.conv))
+            else:  # a transposed conv and its block
+                up, block = step
+                out += [(f"enc{level}_prup{j}_up", up.conv), *res_block_pairs(f"enc{level}_prup{j}", block)]
     for level, decoder in ((4, net.decoder5), (3, net.decoder4), (2, net.decoder3), (1, net.decoder2)):
         out += [(f"dec{level}_up", decoder.transp_conv.conv), *res_block_pairs(f"dec{level}", decoder.conv_block)]
     return out + [("logits", net.out.conv.conv)]
@@ -142,14 +146,14 @@ def copy_transformer(model, net, grid: tuple[int, ...]) -> list[str]:
     return done
 
 
-@pytest.mark.parametrize("size", [(64, 64), (32, 48)])
-def test_unetr_2d_weights_copied_give_the_same_outputs(size):
+@pytest.mark.parametrize("size, conv_block", [((64, 64), True), ((32, 48), True), ((32, 48), False)])
+def test_unetr_2d_weights_copied_give_the_same_outputs(size, conv_block):
     from archgen.emit import emit_model
     from tests.emit.test_emit_plan_agree import assert_model_matches_plan
 
-    net = unetr_2d(size).eval()
+    net = unetr_2d(size, conv_block).eval()
     randomize(net)
-    plan = plan_of("monai_unetr_2d", [*size, 1])
+    plan = plan_of("monai_unetr_2d", [*size, 1], [f"encoder.tap_blocks={str(conv_block).lower()}"])
     model = emit_model(plan)
     assert_model_matches_plan(model, plan)  # layer by layer: shapes and parameters
     assert keras_counts(model)[0] == torch_counts(net)[0] - unused_params(net)
