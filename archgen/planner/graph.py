@@ -282,16 +282,23 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
     leaves = r.encoder.stages[level - first - 1] if level > first else r.encoder.stem
     kernel = sampling_kernel(down.kernel_size, factor, leaves.kernel_size, path + ".kernel_size")
     filters = into.filters if down.change_channels else g.channels(x)
+    return plan_strided_conv(g, down, x, f"enc{level}_down", filters, kernel, factor, "same", group)
+
+
+def plan_strided_conv(g: Graph, down: StridedConv, x: str, name: str, filters: int, kernel: tuple[int, ...],
+                      stride: tuple[int, ...], padding: str, group: str) -> str:
+    """``name``: ``down``'s strided conv, then its norm (``{name}_norm``) and activation (``{name}_act``)."""
+    path = "encoder.downsample"
     alone = down.norm == "none"  # nothing between the conv and its activation
-    x = g.conv(f"enc{level}_down", x, filters, kernel=kernel, stride=factor, padding="same",
+    x = g.conv(name, x, filters, kernel=kernel, stride=stride, padding=padding,
                activation=down.activation if alone else "linear", use_bias=down.bias, group=group, path=path,
                negative_slope=down.negative_slope)
     if alone:
         return x
-    x = g.norm(f"enc{level}_down_norm", x, down.norm, down.groups, group=group, path=path, epsilon=down.norm_epsilon,
+    x = g.norm(f"{name}_norm", x, down.norm, down.groups, group=group, path=path, epsilon=down.norm_epsilon,
                affine=down.norm_affine)
     if down.activation != "linear":
-        x = g.activation(f"enc{level}_down_act", x, down.activation, group=group, path=path,
+        x = g.activation(f"{name}_act", x, down.activation, group=group, path=path,
                          negative_slope=down.negative_slope)
     return x
 

@@ -28,7 +28,7 @@ from math import prod
 
 from archgen.errors import PlanError
 from archgen.planner.graph import (Graph, compact, plan_block, plan_head_pre_conv, plan_head_preactivation,
-                                   plan_heads, plan_stage, plan_upsample)
+                                   plan_heads, plan_stage, plan_strided_conv, plan_upsample)
 from archgen.config.model import ArchSpec, AvgPool, ConcatMerge, ConvBlock, StridedConv
 
 
@@ -164,18 +164,7 @@ def _down_to(g: Graph, r: ArchSpec, x: str, name: str, scale: tuple[int, ...], g
                         f"down-sampling's own kernel equals its factor); a kernel of {down.kernel_size} with factor "
                         f"{down.factor} has no such rule: leave kernel_size out", path="encoder.downsample.kernel_size",
                         value=down.kernel_size)
-    alone = down.norm == "none"
-    x = g.conv(f"{name}_down", x, r.decoder.cat_channels, kernel=scale, stride=scale, padding="valid",
-               activation=down.activation if alone else "linear", use_bias=down.bias, group=group, path=path,
-               negative_slope=down.negative_slope)
-    if alone:
-        return x
-    x = g.norm(f"{name}_down_norm", x, down.norm, down.groups, group=group, path=path, epsilon=down.norm_epsilon,
-               affine=down.norm_affine)
-    if down.activation == "linear":
-        return x
-    return g.activation(f"{name}_down_act", x, down.activation, group=group, path=path,
-                        negative_slope=down.negative_slope)
+    return plan_strided_conv(g, down, x, f"{name}_down", r.decoder.cat_channels, scale, scale, "valid", group)
 
 
 def _plan_deep_supervision(g: Graph, r: ArchSpec, top: list[tuple[int, str]], depth: int) -> dict[str, str]:
