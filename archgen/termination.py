@@ -10,6 +10,7 @@ file behind; ``held()`` keeps SIGTERM back over such a step and raises when it e
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -43,8 +44,12 @@ def check() -> None:
 def held() -> Iterator[None]:
     """Run the block whole: SIGTERM arriving inside it is raised (as ``Terminated``) when it ends.
     Python runs signal handlers in the main thread only, so this holds whichever thread the
-    operating system delivered the signal to."""
+    operating system delivered the signal to; in another thread it holds nothing (the main thread's
+    raise is not its to delay)."""
     global _holding
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _holding += 1
     try:
         yield

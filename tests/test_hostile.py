@@ -803,3 +803,27 @@ def test_a_sigterm_whose_exception_was_dropped_still_stops_the_write(tmp_path, m
     with pytest.raises(termination.Terminated):
         write_atomic(target, write, suffix=".bin")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_in_another_thread_does_not_hold_the_main_threads_sigterm(monkeypatch):
+    import threading
+
+    from archgen import termination
+
+    monkeypatch.setattr(termination, "_requested", False)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with termination.held():
+            inside.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    inside.wait(10)
+    try:
+        with pytest.raises(termination.Terminated):
+            termination.on_sigterm()  # the handler, in the main thread, while the worker holds
+    finally:
+        release.set()
+        worker.join(10)
