@@ -311,16 +311,21 @@ def topology(draw, config: dict, ndim: int) -> dict:
         decoder["skips"] = "all"
         if up["type"] == "resize" and draw(st.booleans()):
             up.update(norm=draw(st.sampled_from(["batch", "instance", "group"])), groups=1)
+    elif draw(st.integers(0, 3)) == 0:  # keras-unet-collection's unpool=False: a transposed conv per scale
+        up = {"type": "transpose", "factor": up["factor"], "kernel_size": draw(st.sampled_from([None, 3])),
+              "norm": draw(st.sampled_from(["none", "batch"])), "activation": draw(st.sampled_from(["relu", "linear"]))}
     else:
         up = {"type": "resize", "factor": up["factor"],
               "interpolation": draw(st.sampled_from(["nearest", "bilinear", "linear"] if ndim == 2
                                                     else ["nearest", "linear"]))}
+    if kind == "unet3+":
         decoder["skips"] = draw(st.one_of(st.just("all"), st.lists(st.integers(1, max(depth, 1)), max_size=depth,
                                                                     unique=True)))
         if depth == 0:
             decoder["skips"] = "all"
         if draw(st.booleans()):
-            decoder["cat_channels"] = draw(st.sampled_from([2, 3]))
+            decoder["cat_channels"] = draw(st.one_of(st.sampled_from([2, 3]), st.lists(
+                st.integers(2, 3), min_size=max(depth, 1), max_size=max(depth, 1))))
         if draw(st.booleans()):  # keras-unet-collection's: batch norm on the fusion convs whatever the block's
             decoder["fusion_norm"] = draw(st.sampled_from(["none", "batch", "layer"]))
     decoder["upsample"] = up

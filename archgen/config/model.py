@@ -819,8 +819,9 @@ class DecoderSpec(Strict):
     the up-sampled ``x{i+1}_{j-1}``); unet3+ (Huang et al. 2020: each level reads every skip level at
     its scale or finer, max-pooled, and every deeper level, resized up, each through a conv to
     ``cat_channels``, then fuses their concatenation with the stage's convs)."""
-    cat_channels: Channels | None = None
-    """unet3+: filters of the conv every full-scale input passes; null means encoder level 1's."""
+    cat_channels: Channels | Annotated[list[Channels], Field(min_length=1, max_length=64)] | None = None
+    """unet3+: filters of the conv every full-scale input passes, or one per decoder level (level 1
+    first); null means encoder level 1's."""
     fusion_norm: Norm | None = None
     """unet3+: the norm of each level's fusion convs (the stage's convs on the concatenation); null
     means the decoder block's. keras-unet-collection's ``unet_3plus_2d`` always gives them batch norm,

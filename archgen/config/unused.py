@@ -39,7 +39,7 @@ def unused_options(spec: ArchSpec) -> list[tuple[str, Any, str]]:
     if spec.decoder.cat_channels is not None and spec.decoder.type != "unet3+":
         found.append(("decoder.cat_channels", spec.decoder.cat_channels,
                       f"cat_channels applies to decoder.type unet3+ only (type is {spec.decoder.type})"))
-    if spec.decoder.type == "unet3+":
+    if spec.decoder.type == "unet3+" and spec.decoder.upsample.type == "resize":
         up = spec.decoder.upsample
         for key in ("kernel_size", "activation", "norm"):  # unet3+ gives each input a conv of its own
             if key in up.model_fields_set:

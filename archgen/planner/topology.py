@@ -28,8 +28,9 @@ from math import prod
 
 from archgen.errors import PlanError
 from archgen.planner.graph import (Graph, compact, plan_block, plan_head_pre_conv, plan_head_preactivation,
-                                   plan_heads, plan_stage, plan_strided_conv, plan_upsample)
-from archgen.config.model import ArchSpec, AvgPool, ConcatMerge, ConvBlock, StridedConv
+                                   plan_heads, plan_stage, plan_strided_conv, plan_upsample, sampling_kernel)
+from archgen.config.model import ArchSpec, AvgPool, ConcatMerge, ConvBlock, StridedConv, TransposeUp
+from archgen.config.resolve_unet3p import cat_at
 
 
 def plan_topology(g: Graph, r: ArchSpec, skips: dict[int, str]) -> Graph:
@@ -116,8 +117,9 @@ def _plan_unet_plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
 
 
 def _plan_unet_3plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
-    up, cat = r.decoder.upsample, r.decoder.cat_channels
-    if up.interpolation == "bilinear" and r.ndim != 2:
+    up = r.decoder.upsample
+    transpose = isinstance(up, TransposeUp)
+    if not transpose and up.interpolation == "bilinear" and r.ndim != 2:
         raise PlanError(f"bilinear up-sampling works on 2D inputs only (Keras UpSampling{r.ndim}D has no "
                         f"interpolation); use nearest", path="decoder.upsample.interpolation", value="bilinear")
     block = r.decoder.block
@@ -131,13 +133,16 @@ def _plan_unet_3plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
     features = {depth + 1: skips[depth + 1]}
     for level in range(depth, 0, -1):
         node, kernel = f"dec{level}", tuple(r.decoder.stages[level - 1].kernel_size)
-        path = f"decoder.stages[{level - 1}]"
+        path, cat = f"decoder.stages[{level - 1}]", cat_at(r.decoder.cat_channels, level)
         parts = []
         for deeper in range(depth + 1, level, -1):  # the bottleneck first, then the deeper decoder levels
-            label = "bottleneck" if deeper == depth + 1 else f"dec{deeper}"
-            x = g.add(f"{node}_from_{label}_up", "upsample", (features[deeper],), g.channels(features[deeper]),
-                      group=node, path="decoder.upsample", factor=compact(scale_between(r, level, deeper)),
-                      interpolation=up.interpolation)
+            label, scale = "bottleneck" if deeper == depth + 1 else f"dec{deeper}", scale_between(r, level, deeper)
+            if transpose:  # keras-unet-collection's unpool=False: a transposed conv of stride the scale
+                x = plan_strided_conv(g, up, features[deeper], f"{node}_from_{label}_up", cat,
+                                      _up_kernel(r, scale, level), scale, "same", node)
+            else:
+                x = g.add(f"{node}_from_{label}_up", "upsample", (features[deeper],), g.channels(features[deeper]),
+                          group=node, path="decoder.upsample", factor=compact(scale), interpolation=up.interpolation)
             parts.append((label, plan_block(g, r, x, f"{node}_from_{label}", cat, 1, kernel, (1,) * r.ndim,
                                             decoder=True, group=node, stage_path=path, block=plain)))
         for finer in range(level, 0, -1):  # the skip at this level, then the finer ones
@@ -145,14 +150,22 @@ def _plan_unet_3plus(g: Graph, r: ArchSpec, skips: dict[int, str], depth: int):
                 continue
             x, label = skips[finer], f"enc{finer}"
             if finer < level:
-                x = _down_to(g, r, x, f"{node}_from_{label}", scale_between(r, finer, level), node, floor)
+                x = _down_to(g, r, x, f"{node}_from_{label}", scale_between(r, finer, level), node, floor, cat)
             parts.append((label, plan_block(g, r, x, f"{node}_from_{label}", cat, 1, kernel, (1,) * r.ndim,
                                             decoder=True, group=node, stage_path=path, block=plain)))
         features[level] = _stage(g, r, _join(g, r, node, level, parts), node, level, fusion)
     return features, [(level, features[level]) for level in range(2, depth + 2)]
 
 
-def _down_to(g: Graph, r: ArchSpec, x: str, name: str, scale: tuple[int, ...], group: str, floor: dict) -> str:
+def _up_kernel(r: ArchSpec, scale: tuple[int, ...], level: int) -> tuple[int, ...]:
+    """A unet3+ transposed conv's kernel into ``level``: ``decoder.upsample.kernel_size`` whatever the
+    scale (keras-unet-collection's 3), the scale itself where it is null."""
+    return sampling_kernel(r.decoder.upsample.kernel_size, scale, r.decoder.stages[level - 1].kernel_size,
+                           "decoder.upsample.kernel_size")
+
+
+def _down_to(g: Graph, r: ArchSpec, x: str, name: str, scale: tuple[int, ...], group: str, floor: dict,
+             cat: int) -> str:
     """A finer skip brought down by ``scale`` as the encoder down-samples (see the module's docstring)."""
     down, path = r.encoder.downsample, "encoder.downsample"
     if not isinstance(down, StridedConv):
@@ -164,7 +177,7 @@ def _down_to(g: Graph, r: ArchSpec, x: str, name: str, scale: tuple[int, ...], g
                         f"down-sampling's own kernel equals its factor); a kernel of {down.kernel_size} with factor "
                         f"{down.factor} has no such rule: leave kernel_size out", path="encoder.downsample.kernel_size",
                         value=down.kernel_size)
-    return plan_strided_conv(g, down, x, f"{name}_down", r.decoder.cat_channels, scale, scale, "valid", group)
+    return plan_strided_conv(g, down, x, f"{name}_down", cat, scale, scale, "valid", group)
 
 
 def _plan_deep_supervision(g: Graph, r: ArchSpec, top: list[tuple[int, str]], depth: int) -> dict[str, str]:
@@ -190,8 +203,13 @@ def _plan_deep_supervision(g: Graph, r: ArchSpec, top: list[tuple[int, str]], de
             feature = plan_head_pre_conv(g, r, i, name, plan_head_preactivation(g, r, i, name, feature))
             x = g.conv(f"{name}_conv", feature, head.filters, kernel=head.kernel_size, padding=r.padding,
                        group="head", path=path)
-            x = g.add(name if last else f"{name}_up", "upsample", (x,), head.filters, group="head", path=path,
-                      factor=compact(scale_between(r, 1, level)), interpolation=r.decoder.upsample.interpolation)
+            scale, up = scale_between(r, 1, level), r.decoder.upsample
+            if isinstance(up, TransposeUp):  # keras-unet-collection's unpool=False: a plain transposed conv
+                x = g.conv(name if last else f"{name}_up", x, head.filters, kernel=_up_kernel(r, scale, 1),
+                           stride=scale, transpose=True, group="head", path=path)
+            else:
+                x = g.add(name if last else f"{name}_up", "upsample", (x,), head.filters, group="head", path=path,
+                          factor=compact(scale), interpolation=up.interpolation)
             outputs[name] = x if last else g.activation(name, x, head.activation, group="head", path=path)
     return outputs
 

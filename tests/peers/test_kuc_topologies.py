@@ -90,6 +90,34 @@ def test_unet_3plus_brings_finer_skips_down_as_its_encoder_does(pool, batch_norm
         assert sum(isinstance(x, kind) for x in model.layers) == sum(isinstance(x, kind) for x in theirs.layers), kind
 
 
+@pytest.mark.parametrize("unpool, batch_norm, skip, deep", [(False, False, "auto", False), (False, True, "auto", True),
+                                                        (True, False, [8, 16, 24], False)])
+def test_unet_3plus_up_samples_and_widens_as_keras_unet_collection(unpool, batch_norm, skip, deep):
+    """``unpool=False``: each deeper level through a transposed conv (kernel 3, stride the scale) to
+    the skip width, its norm and activation (the deep-supervision outputs through a plain one);
+    ``filter_num_skip`` per level (theirs deepest first, archgen's ``cat_channels`` level 1 first)."""
+    import yaml
+
+    from archgen.config.load import validate
+
+    norm = "batch" if batch_norm else "none"
+    data = yaml.safe_load(SMALL_3PLUS % {"norm": norm, "down": "{type: maxpool}"})
+    if not unpool:
+        data["decoder"]["upsample"] = {"type": "transpose", "kernel_size": 3, "norm": norm, "activation": "relu"}
+    if skip != "auto":
+        data["decoder"]["cat_channels"] = skip[::-1]
+    data["decoder"]["deep_supervision"] = deep
+    ours = make_plan(validate(data))
+    theirs = kuc.unet_3plus_2d((64, 64, 3), 2, [16, 32, 64, 128], filter_num_skip=skip, filter_num_aggregate=64,
+                               unpool=unpool, batch_norm=batch_norm, deep_supervision=deep)
+    model = emit_model(ours)
+    assert_model_matches_plan(model, ours)
+    assert keras_counts(model) == keras_counts(theirs)
+    assert sorted(shapes(model)) == sorted(shapes(theirs))
+    transposed = keras.layers.Conv2DTranspose
+    assert sum(isinstance(x, transposed) for x in model.layers) == sum(isinstance(x, transposed) for x in theirs.layers)
+
+
 def test_unet_plus_matches_the_reference():
     from tests.reference.kuc_unet_plus import kuc_unet_plus
 

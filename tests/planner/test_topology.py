@@ -130,7 +130,7 @@ def test_resolved_form_round_trips():
     ("unet++", {"merge": {"type": "add"}}, "decoder.merge.type"),
     ("unet3+", {"align": "pad"}, "decoder.align"),
     ("unet3+", {"align": ["crop", "resize", "crop"]}, "decoder.align[1]"),
-    ("unet3+", {"upsample": {"type": "transpose"}}, "decoder.upsample.type"),
+    ("unet3+", {"upsample": {"type": "transpose", "conv_first": True}}, "decoder.upsample.conv_first"),
 ])
 def test_bad_combinations_name_the_key(topology, decoder, path):
     with pytest.raises(PlanError) as info:
