@@ -486,6 +486,12 @@ class AttentionMerge(Strict):
     """Whether the gate's conv on the skip has a bias (Oktay et al.: no; MONAI: yes)."""
     order: Literal["up_skip", "skip_up"] = "up_skip"
     """Channel order of the concatenation after the gate (see ``concat``; MONAI: skip_up)."""
+    combine: Literal["add", "multiply"] = "add"
+    """How the gate joins its two 1x1 convs: added (Oktay et al.'s additive attention) or multiplied
+    (keras-unet-collection's ``attention="multiply"``)."""
+    activation: Activation = "relu"
+    """Activation of the joined convs, before the sigmoid's conv (keras-unet-collection's
+    ``atten_activation``)."""
 
 
 Merge = tagged("concat", ConcatMerge, AddMerge, AttentionMerge)

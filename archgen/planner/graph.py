@@ -419,7 +419,8 @@ def plan_merge(g: Graph, r: ArchSpec, up: str, skip: str, level: int, align: str
 def plan_attention_gate(g: Graph, gate: str, skip: str, p: str, inter: int, path: str,
                         merge: AttentionMerge | None = None) -> str:
     """Additive attention gate (Oktay et al. 2018): skip * sigmoid(psi(relu(Wx skip + Wg gate))); with
-    ``merge.norm`` each of the three convs is normalised (MONAI's AttentionBlock)."""
+    ``merge.norm`` each of the three convs is normalised (MONAI's AttentionBlock); ``merge.combine``
+    and ``merge.activation`` replace the addition and the relu."""
     merge = merge or AttentionMerge()
     norm = merge.norm
 
@@ -430,8 +431,9 @@ def plan_attention_gate(g: Graph, gate: str, skip: str, p: str, inter: int, path
 
     theta = conv(f"{p}_attn_x", skip, inter, use_bias=merge.skip_bias)
     phi = conv(f"{p}_attn_g", gate, inter)
-    s = g.add(f"{p}_attn_add", "add", (theta, phi), inter, group=p, path=path)
-    s = g.activation(f"{p}_attn_relu", s, "relu", group=p, path=path)
+    s = g.add(f"{p}_attn_{merge.combine}", merge.combine, (theta, phi), inter, group=p, path=path)
+    if merge.activation != "linear":
+        s = g.activation(f"{p}_attn_{merge.activation}", s, merge.activation, group=p, path=path)
     if norm == "none":
         psi = g.conv(f"{p}_attn_psi", s, 1, kernel=1, activation="sigmoid", group=p, path=path)
     else:
