@@ -131,6 +131,16 @@ def test_a_fixed_size_model_without_a_plan_is_judged_from_its_layers(tmp_path):
     assert warned
 
 
+def test_a_fixed_size_model_with_its_plan_says_the_size_is_why_it_tiles():
+    overrides = ["encoder.depth=2", "encoder.filters=4", "input.shape=[64,64,1]", "padding=same",
+                 *BLOCKS["instance"]]
+    plan, model = archgen.plan("conf/unet.yaml", overrides), archgen.build_model("conf/unet.yaml", overrides)
+    image = np.random.default_rng(0).random((70, 90, 1)).astype(np.float32)
+    _, warned = predict(model, image, plan)
+    assert warned and "(the model takes a fixed 64x64 input)" in str(warned[0].message)
+    assert "memory" not in str(warned[0].message)
+
+
 # A model with a fixed input size and no config is judged from its layers, each mapped back to its
 # kind: the verdict must be the plan's, for every network archgen describes.
 FIXED = {

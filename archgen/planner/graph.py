@@ -473,6 +473,14 @@ def plan_heads(g: Graph, spec: ArchSpec, features: dict[int, str]) -> dict[str, 
             x = plan_head_pre_conv(g, spec, i, name, x)
             if not head.conv:  # the level's features passed on, through a layer named after the output
                 channels = g.channels(x)
+                if head.filters != channels and head.deep_supervision:
+                    each = {lv: g.channels(features[lv]) for _, lv, _ in [(None, head.level, None), *extra]
+                            if lv in features}
+                    raise PlanError(f"with conv: false each output passes its level's features on, and the head's "
+                                    f"levels have {', '.join(f'{c} (level {lv})' for lv, c in each.items())} channels; "
+                                    f"filters must equal all of them: let the head conv (conv: true), or give "
+                                    f"deep_supervision levels of {head.filters} channels", path=path + ".filters",
+                                    value=head.filters)
                 if head.filters != channels:
                     raise PlanError(f"with conv: false the head passes on decoder level {level}'s features, which "
                                     f"have {channels} channels; set filters: {channels} (or let the head conv)",

@@ -19,6 +19,8 @@ before the decoder reads it; the stages go on from the un-normed output. A block
 
 from __future__ import annotations
 
+import math
+
 from archgen.errors import PlanError
 from archgen.config.model import ArchSpec
 from archgen.kinds.transformer import window_attention_params
@@ -39,8 +41,9 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, i: int, group: str) -> str:
     window = axes_of(enc.window_size, nd)
     hidden = int(c * enc.mlp_ratio)
     if hidden < 1:
-        raise PlanError(f"stage {i}'s MLP would have {c} x {enc.mlp_ratio} = {c * enc.mlp_ratio:g} units, less than "
-                        f"one; give a ratio of at least {1 / c:g}", path=PATH + ".mlp_ratio", value=enc.mlp_ratio)
+        least = math.ceil(1e6 / c) / 1e6  # 1 / c rounded up at six decimals: c x least is at least one
+        raise PlanError(f"stage {i}'s MLP would have {c} x {enc.mlp_ratio} rounded down, 0 units; give a ratio of at "
+                        f"least {least:g}", path=PATH + ".mlp_ratio", value=enc.mlp_ratio)
     for j in range(1, enc.depths[i - 1] + 1):
         p = f"swin{i}_block{j}"
         shift = tuple(w // 2 for w in window) if j % 2 == 0 else (0,) * nd

@@ -40,6 +40,11 @@ def plan_topology(g: Graph, r: ArchSpec, skips: dict[int, str]) -> Graph:
     """
     depth = len(r.encoder.stages) - 1
     _check_joins(r)
+    for i, head in enumerate(r.heads):
+        if r.decoder.deep_supervision and head.deep_supervision:
+            raise PlanError("decoder.deep_supervision already copies the level-1 heads onto the deeper outputs; "
+                            "give deep supervision in one of the two places", path=f"heads[{i}].deep_supervision",
+                            value=head.deep_supervision)
     if r.decoder.type == "unet++":
         features, top = _plan_unet_plus(g, r, skips, depth)
     else:

@@ -114,7 +114,10 @@ def _warn_if_approximate(geo: Geometry, heads: Sequence[Head], layouts: Sequence
     layers = ", ".join(geo.whole_map[:2]) + (f" and {len(geo.whole_map) - 2} more" if len(geo.whole_map) > 2 else "")
     if tiles > 1:
         how = f"the image is predicted in {tiles} overlapping tiles, blended"
-        if one_pass is not None and not one_pass[1] and geo.pixel_elements is not None:
+        if any(f is not None for f in geo.fixed):
+            fixed = "x".join("any" if f is None else str(f) for f in geo.fixed)
+            how += f" (the model takes a fixed {fixed} input)"
+        elif one_pass is not None and not one_pass[1] and geo.pixel_elements is not None:
             how += " (one pass would not fit in half the memory this machine has free)"
     else:
         how = (f"the image is mirror-padded beyond its margins, from {'x'.join(map(str, needed))} to "
