@@ -118,7 +118,7 @@ def _spec(config: Any, overrides: list[str]) -> ArchSpec:
             data = config.model_dump(exclude_unset=True)
         except Exception as exc:  # noqa: BLE001 - a hand-made object pydantic cannot serialise
             raise SpecError(f"is an ArchSpec that cannot be read back ({type(exc).__name__}); make it with "
-                            "archgen.load_spec or ArchSpec.model_validate", path="config") from None
+                            "archgen.load or ArchSpec.model_validate", path="config") from None
         return validate(_compose(data, overrides))
     if isinstance(config, os.PathLike) or (isinstance(config, str) and _is_path(config)):
         return load_spec(config, overrides)

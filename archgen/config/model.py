@@ -823,8 +823,9 @@ class DecoderSpec(Strict):
     """Topology: unet (each level joins the up-sampled level below and the skip of its own level);
     unet++ (Zhou et al. 2018: nested dense skips, node ``x{i}_{j}`` reads ``x{i}_0..x{i}_{j-1}`` and
     the up-sampled ``x{i+1}_{j-1}``); unet3+ (Huang et al. 2020: each level reads every skip level at
-    its scale or finer, max-pooled, and every deeper level, resized up, each through a conv to
-    ``cat_channels``, then fuses their concatenation with the stage's convs)."""
+    its scale or finer, brought down as the encoder down-samples, and every deeper level, resized up
+    or through a transposed conv, each through a conv to ``cat_channels``, then fuses their
+    concatenation with the stage's convs)."""
     cat_channels: Channels | Annotated[list[Channels], Field(min_length=1, max_length=64)] | None = None
     """unet3+: filters of the conv every full-scale input passes, or one per decoder level (level 1
     first); null means encoder level 1's."""

@@ -285,23 +285,23 @@ def plan_downsample(g: Graph, r: ArchSpec, x: str, level: int, factor: tuple[int
     return plan_strided_conv(g, down, x, f"enc{level}_down", filters, kernel, factor, "same", group)
 
 
-def plan_strided_conv(g: Graph, down: StridedConv | TransposeUp, x: str, name: str, filters: int,
+def plan_strided_conv(g: Graph, spec: StridedConv | TransposeUp, x: str, name: str, filters: int,
                       kernel: tuple[int, ...], stride: tuple[int, ...], padding: str, group: str) -> str:
-    """``name``: ``down``'s strided conv (transposed for an up-sampling), then its norm (``{name}_norm``)
+    """``name``: ``spec``'s strided conv (transposed for an up-sampling), then its norm (``{name}_norm``)
     and activation (``{name}_act``)."""
-    up = isinstance(down, TransposeUp)
+    up = isinstance(spec, TransposeUp)
     path = "decoder.upsample" if up else "encoder.downsample"
-    alone = down.norm == "none"  # nothing between the conv and its activation
+    alone = spec.norm == "none"  # nothing between the conv and its activation
     x = g.conv(name, x, filters, kernel=kernel, stride=stride, padding=padding,
-               activation=down.activation if alone else "linear", use_bias=down.bias, group=group, path=path,
-               negative_slope=down.negative_slope, transpose=up)
+               activation=spec.activation if alone else "linear", use_bias=spec.bias, group=group, path=path,
+               negative_slope=spec.negative_slope, transpose=up)
     if alone:
         return x
-    x = g.norm(f"{name}_norm", x, down.norm, down.groups, group=group, path=path, epsilon=down.norm_epsilon,
-               affine=down.norm_affine)
-    if down.activation != "linear":
-        x = g.activation(f"{name}_act", x, down.activation, group=group, path=path,
-                         negative_slope=down.negative_slope)
+    x = g.norm(f"{name}_norm", x, spec.norm, spec.groups, group=group, path=path, epsilon=spec.norm_epsilon,
+               affine=spec.norm_affine)
+    if spec.activation != "linear":
+        x = g.activation(f"{name}_act", x, spec.activation, group=group, path=path,
+                         negative_slope=spec.negative_slope)
     return x
 
 
