@@ -21,6 +21,7 @@ from archgen.planner.fused_head import level_strides, plan_fused_head
 from archgen.planner.axes import LEARNED_SLOPES, Axes, axes_of, compact, fusable, on_axis  # noqa: F401  (re-exported)
 from archgen.planner.ir import Node
 from archgen.planner.transpose import plan_transpose_up
+from archgen.config.short_form import per_axis
 from archgen.config.model import (
     AddMerge,
     ArchSpec,
@@ -320,13 +321,9 @@ def sampling_kernel(given, factor: tuple[int, ...], level_kernel, path: str) -> 
     own kernel (``level``)."""
     if given is None:
         return tuple(factor)
-    ndim = len(factor)
     if given == "level":
-        return axes_of(level_kernel, ndim)
-    if isinstance(given, list) and len(given) != ndim:
-        raise PlanError(f"has {len(given)} entries; the input has {ndim} spatial ax{'is' if ndim == 1 else 'es'}, "
-                        f"so give {ndim} (or one number for all)", path=path, value=given)
-    return axes_of(given, ndim)
+        return axes_of(level_kernel, len(factor))
+    return tuple(per_axis(given, len(factor), path))
 
 
 def plan_upsample(g: Graph, r: ArchSpec, x: str, level: int, filters: int, factor: tuple[int, ...],

@@ -24,7 +24,7 @@ import math
 from archgen.errors import PlanError
 from archgen.config.model import ArchSpec
 from archgen.kinds.transformer import window_attention_params
-from archgen.planner.axes import axes_of
+from archgen.config.short_form import per_axis
 from archgen.planner.graph import Graph, plan_block, plan_decoder, plan_heads
 from archgen.planner.vit import kernel_of
 
@@ -35,10 +35,7 @@ def plan_stage(g: Graph, r: ArchSpec, x: str, i: int, group: str) -> str:
     """Stage ``i`` (1 = the first)'s blocks from ``x``."""
     enc, nd = r.encoder, r.ndim
     c, heads = g.channels(x), enc.heads[i - 1]
-    if isinstance(enc.window_size, list) and len(enc.window_size) != nd:
-        raise PlanError(f"has {len(enc.window_size)} entries; the input has {nd} spatial ax{'is' if nd == 1 else 'es'}, "
-                        f"so give {nd} (or one number for all)", path=PATH + ".window_size", value=enc.window_size)
-    window = axes_of(enc.window_size, nd)
+    window = tuple(per_axis(enc.window_size, nd, PATH + ".window_size"))
     hidden = int(c * enc.mlp_ratio)
     if hidden < 1:
         least = math.ceil(1e6 / c) / 1e6  # 1 / c rounded up at six decimals: c x least is at least one
