@@ -60,7 +60,7 @@ def check_keras_model_equals_plan(config, data):
         assume(config["encoder"].get("downsample", {}).get("odd_sizes") != "floor")
         assume(config["encoder"].get("type") != "swin")
         with pytest.raises(PlanError) as info:
-            make_plan(validate({**config, "input": {"shape": [64] * spec.ndim + [1]}}))
+            make_plan(validate({**config, "input": {"shape": [64] * spec.ndim + config["input"]["shape"][-1:]}}))
         assert info.value.path == "input.shape"
         assume(False)
     assume(all(rule is not None and rule.first <= MAX_FIRST[spec.ndim] for rule in rules))
